@@ -1,0 +1,85 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Transport connects the hubs of one app across nodes. The hub always
+// serves its own connections first and uses the Transport only to reach the
+// other nodes; a nil Transport means a single node.
+//
+// Delivery between nodes is at-most-once: a message lost on the way (a node
+// restarting, a pub/sub connection dropping) is not retried by the
+// transport. QoS sends get at-least-once from the qos.Repository instead.
+type Transport interface {
+	// Deliver writes ev to the connections matching t on every other node
+	// and returns how many connections they wrote it to. Nodes that cannot
+	// be reached are skipped (their count is missing, the error is nil);
+	// an error means the transport could not send at all. It returns by
+	// ctx's deadline with what was answered until then.
+	Deliver(ctx context.Context, app string, t Target, ev Event) (int, error)
+	// Survey asks every other node (or, when req.Target is set, only the
+	// nodes that may hold matching connections) and returns their replies.
+	// It returns by ctx's deadline with the replies that arrived.
+	Survey(ctx context.Context, app string, req Request) ([]Reply, error)
+	// Run serves requests from other nodes with h until ctx ends.
+	Run(ctx context.Context, h Handler) error
+}
+
+// Handler answers requests that arrive from other nodes. A *Hub serves its
+// own app; Mux serves several.
+type Handler interface {
+	// HandleDeliver writes ev to local connections of app matching t and
+	// returns how many it was written to.
+	HandleDeliver(ctx context.Context, app string, t Target, ev Event) int
+	// HandleSurvey answers req for the local connections of app.
+	HandleSurvey(ctx context.Context, app string, req Request) (Reply, error)
+}
+
+// Interest is implemented by transports that route by key (see
+// RoutingKeys). The hub reports every key it starts holding (on=true, its
+// first connection for that key) and stops holding (on=false, its last).
+// KeyAll is reported once when the hub starts. Calls are made with no hub
+// lock held, may come from many goroutines, and must not block: batch them.
+type Interest interface {
+	SetInterest(app string, key string, on bool)
+}
+
+// Survey operations. Request.Args and Reply.Data carry the JSON documented
+// at each one.
+const (
+	// OpStats: Data = Stats of the node.
+	OpStats = "stats"
+	// OpUsers: Args = UsersQuery; Data = []UserInfo.
+	OpUsers = "users"
+	// OpConnections: Args = ConnectionQuery; Data = []ConnectionInfo.
+	OpConnections = "connections"
+	// OpDisconnect: Target selects; Args = DisconnectArgs; Count = closed.
+	OpDisconnect = "disconnect"
+	// OpSetDuration: Target selects; Args = DurationArgs; Count = reached.
+	OpSetDuration = "set-duration"
+	// OpListeners: Target = one connection; Args = ListenerArgs;
+	// Data = the connection's listener names after the change.
+	OpListeners = "listeners"
+	// OpAck: Target = one connection; Args = AckArgs; Count = acked.
+	OpAck = "ack"
+	// OpReplay: Target selects users; the nodes holding them re-read their
+	// QoS inboxes (a message stored while the user moved nodes).
+	OpReplay = "replay"
+)
+
+// Request is a question to other nodes.
+type Request struct {
+	Op     string          `json:"op"`
+	Target Target          `json:"target,omitempty"`
+	Args   json.RawMessage `json:"args,omitempty"`
+}
+
+// Reply is one node's answer to a Request.
+type Reply struct {
+	NodeID string          `json:"nodeId"`
+	Count  int             `json:"count,omitempty"`
+	Data   json.RawMessage `json:"data,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}

@@ -1,0 +1,14 @@
+package hub
+
+// User is the identity an authenticator gives a request. Every field may be
+// empty: an empty field joins no index (unlike the seed server, which put
+// all anonymous connections in one "" bucket).
+type User struct {
+	ID          string `json:"id,omitempty"`
+	Name        string `json:"name,omitempty"`
+	TenantID    string `json:"tenantId,omitempty"`
+	AccessToken string `json:"accessToken,omitempty"`
+	// Claims carries extra attributes of the user (JWT claims, the
+	// webhook's answer) that introspection shows as the user object.
+	Claims map[string]any `json:"claims,omitempty"`
+}
