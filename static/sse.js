@@ -1,0 +1,4 @@
+// placeholder until the browser client lands
+class Sse {
+  constructor(options) { this.options = options }
+}
