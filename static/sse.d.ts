@@ -1,0 +1,150 @@
+// Type declarations for pushd's sse.js (served at every app's base path).
+// Module use:  const { default: Sse } = await import('/sse/demo')
+// Classic use: <script src="/sse/demo?script-type=script"></script> then window.Sse
+
+/** Handler of a server event; connect-close handlers also get the parsed close payload. */
+export type SseEventHandler = (this: Sse, event: SseMessageEvent, closeInfo?: SseCloseInfo) => void
+
+/** Event names mapped to handlers; a null handler only subscribes (the window event bus still fires). */
+export type SseEventListeners = Record<string, SseEventHandler | null>
+
+/** A MessageEvent as handed to listeners and intercepts. */
+export interface SseMessageEvent extends MessageEvent {
+  /** Base path of the client that received the event (set before intercepts and the window bus). */
+  url?: string
+  /** connect-close only: 'client' if this client closed the connection, else 'server'. */
+  whoTriggerClose?: 'client' | 'server'
+  /** connect-close only: the client's reason (e.g. 'visibilitychange', 'switchURL') or 'server-close'. */
+  closeReason?: string
+}
+
+/** Payload of connect-finish. */
+export interface SseConnectResponse {
+  connectionId: string
+  serverTime: number
+  reconnectTime: number
+  name: string
+  enableCluster?: boolean
+  version: string
+}
+
+/** Payload of connect-close: the server's JSON, or {connectionId, reason} for a client close. */
+export interface SseCloseInfo {
+  connectionId: string
+  reason?: string
+  [key: string]: unknown
+}
+
+/** data of the sse-change-active event. */
+export interface SseChangeActive {
+  oldActive: boolean
+  newActive: boolean
+  duration: SseDuration
+}
+
+/** Accumulated active seconds. */
+export interface SseDuration {
+  /** Seconds stored for this tab's session (past active segments). */
+  sessionDuration: number
+  /** Seconds of the current active segment, 0 if inactive. */
+  duration: number
+}
+
+export interface SseOptions {
+  /** Base path of the app, e.g. '/sse/demo'. Default '/api/sse'. */
+  url?: string
+  /** Maximum connection lifetime in ms, sent as keepaliveTime. Default 900000. */
+  keepaliveTime?: number
+  /** Server events to listen to; an array of names means handlers of null. */
+  eventListeners?: SseEventListeners | string[]
+  /** Called (this = the client) with every event before it goes to the window bus. */
+  intercepts?: Array<(this: Sse, event: SseMessageEvent) => void>
+  /** Extra query parameters for connect, add/removeListener.do and ack.do. */
+  query?: Record<string, string>
+  /** EventSource withCredentials. Default true. */
+  withCredentials?: boolean
+  /** Device id; default the one stored in localStorage (created once). */
+  clientId?: string | null
+  /** Access time in ms; default the tab's first access time (sessionStorage) or now. */
+  accessTimestamp?: number | null
+  /** First reconnect delay in ms; default the server's reconnectTime (5000). */
+  reconnectTime?: number | null
+  /** Cap of the exponential reconnect backoff in ms. Default 30000. */
+  maxReconnectTime?: number
+  /** How long QoS acks are batched, in ms. Default 100. */
+  ackDelay?: number
+  /** Re-dispatch listened events on window. Default true. */
+  useWindowEventBus?: boolean
+  /** ms without mouse/keyboard activity after which the page counts as inactive. Default 5000. */
+  leaveTimeout?: number
+  /** Interval of the inactivity check in ms. Default 500. */
+  leaveCheckInterval?: number
+  /** sessionStorage key of the accumulated duration; default 'sseDuration' + url. */
+  sseDurationKey?: string
+}
+
+export default class Sse {
+  static version: string
+  static IMPORT_MODULE_TIMESTAMP: number
+  static DEFAULT_RECONNECT_TIME: number
+  static STATE_CONNECTING: 0
+  static STATE_OPEN: 1
+  static STATE_CLOSED: 2
+  static SERVER_TRIGGER_CLOSE: 'server'
+  static CLIENT_TRIGGER_CLOSE: 'client'
+  static DEFAULT_OPTIONS: Required<SseOptions>
+
+  constructor (options?: SseOptions)
+
+  readonly options: Required<SseOptions> & { eventListeners: SseEventListeners }
+  readonly clientId: string
+  readonly instanceId: string
+  readonly accessTimestamp: number
+  readonly createTimestamp: number
+  /** One of the STATE_* constants. */
+  readonly state: 0 | 1 | 2
+  /** Id of the current connection, null while disconnected. */
+  readonly connectionId: string | null
+  readonly connectResponse?: SseConnectResponse
+  readonly closeResponse?: SseCloseInfo
+  readonly connectionName?: string
+  readonly serverVersion?: string
+  /** Last QoS message id received; sent back as lastEventId on reconnect. */
+  readonly lastQosId: string | null
+
+  /** Opens the stream (no-op while connected, while the tab is hidden, or after close/destroy). */
+  connect (): void
+  /** True while the stream is open and connect-finish has arrived. */
+  isActive (): boolean
+  getEventListeners (): SseEventListeners
+  getDuration (): SseDuration
+
+  /** Listen to more events; sent to the server now or after the next connect-finish. Resolves with the server's Response. */
+  addListener (name: string, handler?: SseEventHandler | null): Promise<Response>
+  addListener (listeners: SseEventListeners | string[]): Promise<Response>
+  /** Stop listening; stays removed across reconnects. */
+  removeListener (name: string, handler?: SseEventHandler | null): Promise<Response>
+  removeListener (listeners: SseEventListeners | string[]): Promise<Response>
+
+  /** POST {url}/connect/message/{path}.do with a JSON body; queued while disconnected, sent in call order. */
+  send (path?: string, body?: unknown, query?: Record<string, string>, headers?: Record<string, string>): Promise<Response>
+  /** POST {url}/connect/upload/{path}.do with a multipart body; queued like send. */
+  upload (path: string, formData: FormData, query?: Record<string, string>, headers?: Record<string, string>): Promise<Response>
+
+  /** Closes the current connection (beacon) and connects to another base path. */
+  switchURL (url: string): void
+  /** Closes for good; queued calls are rejected; no timer or listener is left. */
+  close (reason?: string): void
+  /** close('destroy'). */
+  destroy (): void
+  toString (): string
+}
+
+declare global {
+  interface Window {
+    /** The class, registered by the classic-script form. */
+    Sse: typeof Sse
+    /** The most recently created client. */
+    sse: Sse | null
+  }
+}
