@@ -1,0 +1,117 @@
+package nacos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/pushd/pushd/pkg/hub"
+)
+
+// peerServer is the inbound side of the peer API: it authenticates
+// requests and hands them to the hub.Handler.
+type peerServer struct {
+	t *Transport
+	h hub.Handler
+}
+
+func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t := s.t
+	if r.URL.Path != PathDeliver && r.URL.Path != PathSurvey {
+		writeError(w, http.StatusNotFound, "not found")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, t.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body too large")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "read body")
+		return
+	}
+	from, to, nonce := r.Header.Get(headerFrom), r.Header.Get(headerTo), r.Header.Get(headerNonce)
+	log := t.log.With().Str("peer", from).Str("remote", r.RemoteAddr).Str("op", r.URL.Path).Logger()
+
+	now := time.Now()
+	ts, err := t.sign.verifyRequest(r, body, now, t.cfg.ReplayWindow)
+	if err == nil && t.sign != nil {
+		err = t.nonces.add(nonce, ts, now)
+	}
+	if err != nil {
+		if errors.Is(err, errCacheFull) {
+			log.Warn().Err(err).Msg("peer request refused")
+			writeError(w, http.StatusServiceUnavailable, "busy")
+			return
+		}
+		log.Warn().Err(err).Msg("peer request rejected")
+		writeError(w, http.StatusUnauthorized, "unauthorized")
+		return
+	}
+	if to != t.self.NodeID {
+		// Signed for another node: a stale registry entry or a static list
+		// naming the wrong node at this address.
+		log.Warn().Str("to", to).Msg("peer request for another node")
+		writeError(w, http.StatusMisdirectedRequest, "this is node "+t.self.NodeID)
+		return
+	}
+	if from == t.self.NodeID {
+		writeError(w, http.StatusConflict, "request from this node to itself")
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), t.cfg.Timeout)
+	defer cancel()
+	var reply any
+	switch r.URL.Path {
+	case PathDeliver:
+		var in deliverBody
+		if err := json.Unmarshal(body, &in); err != nil {
+			writeError(w, http.StatusBadRequest, "bad json")
+			return
+		}
+		if err := in.Event.Validate(); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		reply = deliverReply{Count: s.h.HandleDeliver(ctx, in.App, in.Target, in.Event)}
+	case PathSurvey:
+		var in surveyBody
+		if err := json.Unmarshal(body, &in); err != nil {
+			writeError(w, http.StatusBadRequest, "bad json")
+			return
+		}
+		rep, err := s.h.HandleSurvey(ctx, in.App, in.Request)
+		if err != nil {
+			rep.Error = err.Error()
+		}
+		rep.NodeID = t.self.NodeID
+		reply = rep
+	}
+	out, err := json.Marshal(reply)
+	if err != nil {
+		log.Error().Err(err).Msg("encode peer reply")
+		writeError(w, http.StatusInternalServerError, "encode reply")
+		return
+	}
+	t.sign.signReply(w.Header(), nonce, t.self.NodeID, http.StatusOK, out)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
