@@ -64,9 +64,6 @@ const (
 	OpListeners = "listeners"
 	// OpAck: Target = one connection; Args = AckArgs; Count = acked.
 	OpAck = "ack"
-	// OpReplay: Target selects users; the nodes holding them re-read their
-	// QoS inboxes (a message stored while the user moved nodes).
-	OpReplay = "replay"
 )
 
 // Request is a question to other nodes.

@@ -1,0 +1,103 @@
+package hub
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pushd/pushd/pkg/qos"
+)
+
+// Version is pushd's version, reported in connect-finish and X-Sse-Version.
+const Version = "0.1.0"
+
+// Config configures a Hub. The zero value of every field but App is usable.
+type Config struct {
+	// App names the app this hub serves. Required.
+	App string
+	// NodeID identifies this node in the cluster. Default: the host name.
+	NodeID string
+	// QueueSize bounds the frames waiting for one connection's writer; a
+	// connection that falls further behind is closed as slow. Default 256.
+	QueueSize int
+	// Heartbeat is the interval of the ":" comment that keeps proxies and
+	// dead peers honest. Default 25 s; -1 disables it.
+	Heartbeat time.Duration
+	// ReconnectTime is sent to browsers as retry: and reconnectTime.
+	// Default 5 s.
+	ReconnectTime time.Duration
+	// Keepalive overrides the connection lifetime a client asks for with
+	// keepaliveTime. Default 0: the client's value, 15 min when absent; -1:
+	// connections never expire whatever the client asks.
+	Keepalive time.Duration
+	// MaxConnectionsPerClient caps the connections of one browser profile
+	// (same user, client id, domain and tenant); the oldest are closed.
+	// Default 3; -1 disables the cap.
+	MaxConnectionsPerClient int
+	// WriteTimeout bounds one write to a connection. Default 10 s.
+	WriteTimeout time.Duration
+	// Writers is the number of goroutines writing to hijacked HTTP/1.x
+	// connections. Default 4 per CPU; -1 disables hijacking, so every
+	// stream is written by its own request goroutine.
+	Writers int
+	// Transport reaches the other nodes. Default nil: a single node.
+	Transport Transport
+	// SurveyTimeout bounds cluster-wide queries and commands. Default 3 s.
+	SurveyTimeout time.Duration
+	// Repository stores QoS messages. Default nil: QoS sends fail with
+	// ErrQoSDisabled.
+	Repository qos.Repository
+	// QoSTTL is how long an unacknowledged QoS message is kept when the
+	// send names no TTL. Default 24 h.
+	QoSTTL time.Duration
+	// RedeliverAfter is how long a connected, acknowledging client has to
+	// acknowledge a QoS message before it is sent again. Default 30 s; -1
+	// disables redelivery while connected (it still happens on connect).
+	RedeliverAfter time.Duration
+	// Logger receives the hub's logs. Default: zerolog.Nop().
+	Logger *zerolog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.App == "" {
+		return errors.New("hub: Config.App is required")
+	}
+	if c.NodeID == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "node"
+		}
+		c.NodeID = host
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 256
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 25 * time.Second
+	}
+	if c.ReconnectTime <= 0 {
+		c.ReconnectTime = 5 * time.Second
+	}
+	if c.MaxConnectionsPerClient == 0 {
+		c.MaxConnectionsPerClient = 3
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.SurveyTimeout <= 0 {
+		c.SurveyTimeout = 3 * time.Second
+	}
+	if c.QoSTTL <= 0 {
+		c.QoSTTL = 24 * time.Hour
+	}
+	if c.RedeliverAfter == 0 {
+		c.RedeliverAfter = 30 * time.Second
+	}
+	if c.Logger == nil {
+		nop := zerolog.Nop()
+		c.Logger = &nop
+	}
+	return nil
+}

@@ -1,0 +1,350 @@
+package hub
+
+import (
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ClientInfo is what a browser told about itself when it connected: the
+// seed client's telemetry parameters and the request's metadata.
+type ClientInfo struct {
+	ClientID               string            `json:"clientId,omitempty"`
+	ClientVersion          string            `json:"clientVersion,omitempty"`
+	ClientInstanceID       string            `json:"clientInstanceId,omitempty"`
+	ClientInstanceTime     int64             `json:"clientInstanceTime,omitempty"`
+	ClientImportModuleTime int64             `json:"clientImportModuleTime,omitempty"`
+	AccessTime             int64             `json:"accessTime,omitempty"`
+	Screen                 string            `json:"screen,omitempty"`
+	LocationHref           string            `json:"locationHref,omitempty"`
+	JSHeapSizeLimit        int64             `json:"jsHeapSizeLimit,omitempty"`
+	TotalJSHeapSize        int64             `json:"totalJSHeapSize,omitempty"`
+	UsedJSHeapSize         int64             `json:"usedJSHeapSize,omitempty"`
+	RequestIP              string            `json:"requestIp,omitempty"`
+	RequestDomain          string            `json:"requestDomain,omitempty"`
+	UserAgent              string            `json:"userAgent,omitempty"`
+	Headers                map[string]string `json:"httpHeaders,omitempty"`
+	Params                 map[string]string `json:"httpParameters,omitempty"`
+}
+
+// ConnectRequest describes a connection to register with Hub.Connect.
+type ConnectRequest struct {
+	// User is the authenticated identity.
+	User User
+	// Info is the client's telemetry.
+	Info ClientInfo
+	// Channel is the custom channel the connection joins, if any.
+	Channel string
+	// Listeners are the event names the client listens to initially.
+	Listeners []string
+	// Keepalive is the lifetime the client asked for: 0 means not given
+	// (15 min), negative means unlimited. Config.Keepalive overrides it.
+	Keepalive time.Duration
+	// SessionDuration is the client's accumulated online seconds.
+	SessionDuration int64
+	// CanAck is set for clients that acknowledge QoS messages.
+	CanAck bool
+	// LastEventID is the last QoS message id the client saw, if any.
+	LastEventID string
+}
+
+// defaultClientKeepalive is the lifetime of a connection whose client did
+// not say (the seed client's default).
+const defaultClientKeepalive = 15 * time.Minute
+
+// outlet is the writer side of a connection: told when frames are waiting.
+type outlet interface {
+	schedule(c *Conn)
+}
+
+// Conn is one open SSE stream. Its identity and telemetry never change; its
+// listeners, session duration and counters do, under its own lock.
+type Conn struct {
+	hub       *Hub
+	id        string
+	user      User
+	info      ClientInfo
+	channel   string
+	created   time.Time
+	expires   time.Time // zero: never
+	canAck    bool
+	lastEvent string
+	capKey    string
+
+	mu          sync.Mutex
+	queue       []*frame
+	closed      bool
+	reason      DisconnectReason
+	out         outlet
+	scheduled   bool // the writer was told and has not yet found the queue empty
+	listeners   map[string]struct{}
+	session     int64
+	sent        uint64
+	requests    uint64
+	uploads     uint64
+	lastRequest time.Time
+	unacked     map[string]time.Time // QoS id → last written, acknowledging clients only
+
+	counter uint64   // frame id counter; only the writer touches it
+	nc      net.Conn // the hijacked socket, for pool-written connections
+}
+
+// ID returns the connection's opaque, unguessable id.
+func (c *Conn) ID() string { return c.id }
+
+// User returns the connection's identity.
+func (c *Conn) User() User { return c.user }
+
+// Info returns the client's telemetry.
+func (c *Conn) Info() ClientInfo { return c.info }
+
+// Channel returns the connection's custom channel.
+func (c *Conn) Channel() string { return c.channel }
+
+// CreatedAt returns when the connection was registered.
+func (c *Conn) CreatedAt() time.Time { return c.created }
+
+// CanAck reports whether the client acknowledges QoS messages.
+func (c *Conn) CanAck() bool { return c.canAck }
+
+// Listeners returns the event names the connection listens to, sorted.
+func (c *Conn) Listeners() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.listenersLocked()
+}
+
+func (c *Conn) listenersLocked() []string {
+	names := make([]string, 0, len(c.listeners))
+	for n := range c.listeners {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// SessionDuration returns the client's accumulated online seconds.
+func (c *Conn) SessionDuration() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.session
+}
+
+// Closed reports whether the connection is closed or closing.
+func (c *Conn) Closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Reason returns why the connection closed, or 0 while it is open.
+func (c *Conn) Reason() DisconnectReason {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// enqueue appends f unless the connection is closed, or (with listening)
+// does not listen to f's event. A full queue closes the connection as slow
+// and drops what it held. It never blocks on I/O.
+func (c *Conn) enqueue(f *frame, listening bool) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if listening {
+		if _, ok := c.listeners[f.event]; !ok {
+			c.mu.Unlock()
+			return false
+		}
+	}
+	if len(c.queue) >= c.hub.cfg.QueueSize {
+		c.closed, c.reason, c.queue = true, ReasonSlow, nil
+		out := c.wakeLocked()
+		c.mu.Unlock()
+		c.hub.log.Warn().Str("conn", c.id).Str("user", c.user.ID).Msg("slow consumer disconnected")
+		if out != nil {
+			out.schedule(c)
+		}
+		return false
+	}
+	c.queue = append(c.queue, f)
+	c.sent++
+	out := c.wakeLocked()
+	c.mu.Unlock()
+	if out != nil {
+		out.schedule(c)
+	}
+	return true
+}
+
+// wakeLocked returns the outlet to tell about new work, or nil when the
+// writer is already on its way (or not attached yet).
+func (c *Conn) wakeLocked() outlet {
+	if c.out == nil || c.scheduled {
+		return nil
+	}
+	c.scheduled = true
+	return c.out
+}
+
+// close stops the connection with reason. Deliberate closes queue a
+// connect-close frame first. The writer ends the stream and unregisters.
+func (c *Conn) close(reason DisconnectReason) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	c.closed, c.reason = true, reason
+	if reason.tellsClient() {
+		c.queue = append(c.queue, encodeConnectClose(c, reason))
+	}
+	out := c.wakeLocked()
+	c.mu.Unlock()
+	if out != nil {
+		out.schedule(c)
+	}
+	return true
+}
+
+// attach connects the writer side and wakes it for what is queued.
+func (c *Conn) attach(out outlet) {
+	c.mu.Lock()
+	c.out = out
+	c.scheduled = true
+	c.mu.Unlock()
+	out.schedule(c)
+}
+
+// take removes the waiting frames; done reports that the stream must end
+// after writing them. Finding nothing to do clears the scheduled mark, so
+// the next enqueue wakes the writer again.
+func (c *Conn) take() (frames []*frame, done bool) {
+	c.mu.Lock()
+	frames, c.queue = c.queue, nil
+	done = c.closed
+	if len(frames) == 0 && !done {
+		c.scheduled = false
+	}
+	c.mu.Unlock()
+	return frames, done
+}
+
+// buffers lays frames out for one vectored write, filling in the id
+// counter of counted frames.
+func (c *Conn) buffers(frames []*frame, scratch []byte) net.Buffers {
+	bufs := make(net.Buffers, 0, len(frames)*3)
+	for _, f := range frames {
+		bufs = append(bufs, f.head)
+		if f.counted {
+			c.counter++
+			start := len(scratch)
+			scratch = strconv.AppendUint(scratch, c.counter, 10)
+			bufs = append(bufs, scratch[start:len(scratch):len(scratch)], f.tail)
+		}
+	}
+	return bufs
+}
+
+// written records frames that reached the socket: QoS messages are
+// remembered for redelivery, or acknowledged at once for clients that
+// cannot acknowledge.
+func (c *Conn) written(frames []*frame) {
+	var ids []string
+	for _, f := range frames {
+		if f.qosID != "" {
+			ids = append(ids, f.qosID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	if !c.canAck {
+		c.hub.ackWritten(c, ids)
+		return
+	}
+	if c.hub.cfg.RedeliverAfter < 0 {
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	if c.unacked == nil {
+		c.unacked = make(map[string]time.Time, len(ids))
+	}
+	for _, id := range ids {
+		c.unacked[id] = now
+	}
+	c.mu.Unlock()
+}
+
+// countRequest counts a message.do or upload.do made over this connection.
+func (c *Conn) countRequest(upload bool) {
+	c.mu.Lock()
+	if upload {
+		c.uploads++
+	} else {
+		c.requests++
+	}
+	c.lastRequest = time.Now()
+	c.mu.Unlock()
+}
+
+// ConnectionInfo is the introspection view of a connection, with the field
+// names of the seed server's connection DTO.
+type ConnectionInfo struct {
+	ID                  string   `json:"id"`
+	NodeID              string   `json:"serverId"`
+	CreateTime          int64    `json:"createTime"`
+	ExpireTime          int64    `json:"expireTime,omitempty"`
+	Timeout             int64    `json:"timeout"`
+	Channel             string   `json:"channel,omitempty"`
+	MessageCount        uint64   `json:"messageCount"`
+	SessionDuration     int64    `json:"sessionDuration"`
+	LastRequestTime     int64    `json:"lastRequestTime,omitempty"`
+	RequestMessageCount uint64   `json:"requestMessageCount"`
+	RequestUploadCount  uint64   `json:"requestUploadCount"`
+	Listeners           []string `json:"listeners"`
+	AccessUserID        string   `json:"accessUserId,omitempty"`
+	AccessUserName      string   `json:"accessUserName,omitempty"`
+	AccessTenantID      string   `json:"accessTenantId,omitempty"`
+	AccessToken         string   `json:"accessToken,omitempty"`
+	AccessUser          User     `json:"accessUser"`
+	CanAck              bool     `json:"canAck"`
+	ClientInfo
+}
+
+// Snapshot returns the connection's current introspection view.
+func (c *Conn) Snapshot() ConnectionInfo {
+	ci := ConnectionInfo{
+		ID:             c.id,
+		NodeID:         c.hub.cfg.NodeID,
+		CreateTime:     c.created.UnixMilli(),
+		Channel:        c.channel,
+		AccessUserID:   c.user.ID,
+		AccessUserName: c.user.Name,
+		AccessTenantID: c.user.TenantID,
+		AccessToken:    c.user.AccessToken,
+		AccessUser:     c.user,
+		CanAck:         c.canAck,
+		ClientInfo:     c.info,
+	}
+	if !c.expires.IsZero() {
+		ci.ExpireTime = c.expires.UnixMilli()
+		ci.Timeout = c.expires.Sub(c.created).Milliseconds()
+	}
+	c.mu.Lock()
+	ci.MessageCount = c.sent
+	ci.SessionDuration = c.session
+	ci.RequestMessageCount = c.requests
+	ci.RequestUploadCount = c.uploads
+	if !c.lastRequest.IsZero() {
+		ci.LastRequestTime = c.lastRequest.UnixMilli()
+	}
+	ci.Listeners = c.listenersLocked()
+	c.mu.Unlock()
+	return ci
+}

@@ -1,0 +1,128 @@
+package hub
+
+import (
+	"strconv"
+	"strings"
+)
+
+// frame is one encoded SSE frame, shared by every connection it is sent
+// to. When counted is set the frame carries the connection's own id
+// counter: the writer emits head, the counter, then tail. Otherwise head is
+// the whole frame.
+type frame struct {
+	head    []byte
+	tail    []byte
+	counted bool
+	// qosID is set for QoS messages: a client that cannot acknowledge has
+	// it acknowledged once the frame was written.
+	qosID string
+	// event names the event, for listener filtering; empty for control
+	// frames.
+	event string
+}
+
+var heartbeatFrame = &frame{head: []byte(":\n")}
+
+// appendData appends data as data: lines, one per line of data (CRLF, CR
+// and LF all end a line, as the SSE parser sees it).
+func appendData(b []byte, data string) []byte {
+	for {
+		i := strings.IndexAny(data, "\r\n")
+		if i < 0 {
+			break
+		}
+		b = append(b, "data:"...)
+		b = append(b, data[:i]...)
+		b = append(b, '\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+	b = append(b, "data:"...)
+	b = append(b, data...)
+	return append(b, '\n', '\n')
+}
+
+// encodeEvent frames a validated event once for all its recipients:
+// "event:<name>\nid:<id or counter>\ndata:...\n\n".
+func encodeEvent(ev Event) *frame {
+	if ev.ID == "" {
+		head := make([]byte, 0, len("event:\nid:")+len(ev.Name))
+		head = append(head, "event:"...)
+		head = append(head, ev.Name...)
+		head = append(head, "\nid:"...)
+		tail := make([]byte, 0, len(ev.Data)+16)
+		tail = append(tail, '\n')
+		return &frame{head: head, tail: appendData(tail, ev.Data), counted: true, event: ev.Name}
+	}
+	b := make([]byte, 0, len(ev.Name)+len(ev.ID)+len(ev.Data)+32)
+	b = append(b, "event:"...)
+	b = append(b, ev.Name...)
+	b = append(b, "\nid:"...)
+	b = append(b, ev.ID...)
+	b = append(b, '\n')
+	return &frame{head: appendData(b, ev.Data), event: ev.Name}
+}
+
+// encodeResend frames a QoS message sent again, in the seed's layout:
+// "id:<id>\nevent:<name>\n:resend\ndata:...\n\n".
+func encodeResend(ev Event) *frame {
+	b := make([]byte, 0, len(ev.Name)+len(ev.ID)+len(ev.Data)+40)
+	b = append(b, "id:"...)
+	b = append(b, ev.ID...)
+	b = append(b, "\nevent:"...)
+	b = append(b, ev.Name...)
+	b = append(b, "\n:resend\n"...)
+	return &frame{head: appendData(b, ev.Data), event: ev.Name, qosID: ev.ID}
+}
+
+// encodeConnectFinish frames the first event of every stream.
+func encodeConnectFinish(c *Conn, h *Hub) *frame {
+	retry := strconv.FormatInt(h.cfg.ReconnectTime.Milliseconds(), 10)
+	b := make([]byte, 0, 256)
+	b = append(b, "id:"...)
+	b = append(b, c.id...)
+	b = append(b, "\nretry:"...)
+	b = append(b, retry...)
+	b = append(b, "\nevent:connect-finish\ndata:{\"connectionId\":"...)
+	b = strconv.AppendQuote(b, c.id)
+	b = append(b, ",\"serverTime\":"...)
+	b = strconv.AppendInt(b, c.created.UnixMilli(), 10)
+	b = append(b, ",\"reconnectTime\":"...)
+	b = append(b, retry...)
+	b = append(b, ",\"name\":"...)
+	b = strconv.AppendQuote(b, h.cfg.App)
+	b = append(b, ",\"enableCluster\":"...)
+	b = strconv.AppendBool(b, h.cfg.Transport != nil)
+	b = append(b, ",\"version\":\""+Version+"\"}\n\n"...)
+	return &frame{head: b}
+}
+
+// encodeConnectClose frames connect-close; the seed client JSON-parses it.
+func encodeConnectClose(c *Conn, reason DisconnectReason) *frame {
+	tail := make([]byte, 0, 96)
+	tail = append(tail, "\ndata:{\"connectionId\": "...)
+	tail = strconv.AppendQuote(tail, c.id)
+	tail = append(tail, ",\"reason\":\""...)
+	tail = append(tail, reason.String()...)
+	tail = append(tail, "\"}\n\n"...)
+	return &frame{head: []byte("event:connect-close\nid:"), tail: tail, counted: true}
+}
+
+// encodeSetDuration frames sse-set-duration; duration is a string of
+// seconds, as the seed client expects.
+func encodeSetDuration(seconds int64) *frame {
+	tail := make([]byte, 0, 48)
+	tail = append(tail, "\ndata:{\"duration\":\""...)
+	tail = strconv.AppendInt(tail, seconds, 10)
+	tail = append(tail, "\"}\n\n"...)
+	return &frame{head: []byte("event:sse-set-duration\nid:"), tail: tail, counted: true}
+}
+
+// encodeRetry frames a bare retry: hint, sent before a drain closes a
+// stream so the browser reconnects after a spread delay.
+func encodeRetry(ms int64) *frame {
+	b := append([]byte("retry:"), strconv.FormatInt(ms, 10)...)
+	return &frame{head: append(b, '\n', '\n')}
+}

@@ -1,0 +1,163 @@
+package hub
+
+import (
+	"hash/fnv"
+	"sync"
+)
+
+// shardCount is the number of shards of the connection map and of each
+// index; a power of two.
+const shardCount = 32
+
+func shardOf(key string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return h.Sum32() & (shardCount - 1)
+}
+
+// connShard holds the connections whose id hashes to it.
+type connShard struct {
+	mu    sync.RWMutex
+	conns map[string]*Conn
+}
+
+// connMap is the sharded map of all local connections by id.
+type connMap [shardCount]connShard
+
+func (m *connMap) init() {
+	for i := range m {
+		m[i].conns = make(map[string]*Conn)
+	}
+}
+
+func (m *connMap) add(c *Conn) {
+	s := &m[shardOf(c.id)]
+	s.mu.Lock()
+	s.conns[c.id] = c
+	s.mu.Unlock()
+}
+
+func (m *connMap) remove(c *Conn) {
+	s := &m[shardOf(c.id)]
+	s.mu.Lock()
+	if s.conns[c.id] == c {
+		delete(s.conns, c.id)
+	}
+	s.mu.Unlock()
+}
+
+func (m *connMap) get(id string) *Conn {
+	s := &m[shardOf(id)]
+	s.mu.RLock()
+	c := s.conns[id]
+	s.mu.RUnlock()
+	return c
+}
+
+// each calls fn for every connection, one shard at a time under its read
+// lock; fn must not block or take hub locks.
+func (m *connMap) each(fn func(*Conn)) {
+	for i := range m {
+		s := &m[i]
+		s.mu.RLock()
+		for _, c := range s.conns {
+			fn(c)
+		}
+		s.mu.RUnlock()
+	}
+}
+
+// count returns the number of connections.
+func (m *connMap) count() int {
+	n := 0
+	for i := range m {
+		m[i].mu.RLock()
+		n += len(m[i].conns)
+		m[i].mu.RUnlock()
+	}
+	return n
+}
+
+// indexShard holds the keys that hash to it.
+type indexShard struct {
+	mu   sync.RWMutex
+	sets map[string]map[*Conn]struct{}
+}
+
+// index maps a key (user id, token, ...) to the connections holding it.
+type index [shardCount]indexShard
+
+func (ix *index) init() {
+	for i := range ix {
+		ix[i].sets = make(map[string]map[*Conn]struct{})
+	}
+}
+
+// add puts c under key and reports whether key is new on this node.
+func (ix *index) add(key string, c *Conn) (first bool) {
+	s := &ix[shardOf(key)]
+	s.mu.Lock()
+	set, ok := s.sets[key]
+	if !ok {
+		set = make(map[*Conn]struct{}, 1)
+		s.sets[key] = set
+	}
+	set[c] = struct{}{}
+	s.mu.Unlock()
+	return !ok
+}
+
+// remove takes c from key and reports whether key is gone from this node.
+func (ix *index) remove(key string, c *Conn) (last bool) {
+	s := &ix[shardOf(key)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set, ok := s.sets[key]
+	if !ok {
+		return false
+	}
+	delete(set, c)
+	if len(set) == 0 {
+		delete(s.sets, key)
+		return true
+	}
+	return false
+}
+
+// each calls fn for every connection under key, under the shard's read
+// lock; fn must not block or take hub locks.
+func (ix *index) each(key string, fn func(*Conn)) {
+	s := &ix[shardOf(key)]
+	s.mu.RLock()
+	for c := range s.sets[key] {
+		fn(c)
+	}
+	s.mu.RUnlock()
+}
+
+// list returns a snapshot of the connections under key.
+func (ix *index) list(key string) []*Conn {
+	var out []*Conn
+	ix.each(key, func(c *Conn) { out = append(out, c) })
+	return out
+}
+
+// size returns how many connections are under key.
+func (ix *index) size(key string) int {
+	s := &ix[shardOf(key)]
+	s.mu.RLock()
+	n := len(s.sets[key])
+	s.mu.RUnlock()
+	return n
+}
+
+// keys returns the number of distinct keys.
+func (ix *index) keys() int {
+	n := 0
+	for i := range ix {
+		ix[i].mu.RLock()
+		n += len(ix[i].sets)
+		ix[i].mu.RUnlock()
+	}
+	return n
+}

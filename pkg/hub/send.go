@@ -1,0 +1,221 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pushd/pushd/pkg/qos"
+)
+
+// Result is the outcome of a Publish.
+type Result struct {
+	// Delivered counts the connections, cluster-wide, the event was
+	// queued to.
+	Delivered int `json:"delivered"`
+	// Stored reports that the event was stored for at-least-once delivery.
+	Stored bool `json:"stored"`
+	// ID is the QoS message id, or empty.
+	ID string `json:"id,omitempty"`
+}
+
+// PublishOption adjusts one Publish call.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct {
+	qos bool
+	ttl time.Duration
+}
+
+// WithQoS stores the event until its recipients acknowledge it (at least
+// once delivery), for ttl (0: Config.QoSTTL).
+func WithQoS(ttl time.Duration) PublishOption {
+	return func(o *publishOptions) { o.qos, o.ttl = true, ttl }
+}
+
+// Publish sends ev to the connections matching t on every node. With
+// WithQoS the event is first stored in the repository (the call fails with
+// an error wrapping ErrStore if that fails, and nothing is sent), then
+// delivered. Unreachable nodes are skipped: their connections are not
+// counted.
+func (h *Hub) Publish(ctx context.Context, t Target, ev Event, opts ...PublishOption) (Result, error) {
+	if h.closing.Load() {
+		return Result{}, ErrClosed
+	}
+	if t.IsZero() {
+		return Result{}, ErrNoTarget
+	}
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var res Result
+	if o.qos {
+		if h.cfg.Repository == nil {
+			return Result{}, ErrQoSDisabled
+		}
+		ev.ID = qos.NewID()
+		if err := ev.Validate(); err != nil {
+			return Result{}, err
+		}
+		if err := h.store(ctx, t, ev, o.ttl); err != nil {
+			return Result{}, err
+		}
+		res.Stored, res.ID = true, ev.ID
+	} else if err := ev.Validate(); err != nil {
+		return Result{}, err
+	}
+	f := encodeEvent(ev)
+	if o.qos {
+		f.qosID = ev.ID
+	}
+	res.Delivered = h.deliverLocal(t, f)
+	if h.cfg.Transport != nil {
+		n, err := h.cfg.Transport.Deliver(ctx, h.cfg.App, t, ev)
+		if err != nil {
+			h.log.Warn().Err(err).Str("event", ev.Name).Msg("cluster deliver failed")
+		}
+		res.Delivered += n
+	}
+	return res, nil
+}
+
+// Send publishes ev to t without QoS and returns how many connections,
+// cluster-wide, it was queued to.
+func (h *Hub) Send(ctx context.Context, t Target, ev Event) (int, error) {
+	res, err := h.Publish(ctx, t, ev)
+	return res.Delivered, err
+}
+
+func (h *Hub) sendData(ctx context.Context, t Target, name string, data any) (int, error) {
+	ev, err := NewEvent(name, data)
+	if err != nil {
+		return 0, err
+	}
+	return h.Send(ctx, t, ev)
+}
+
+// SendAll sends an event to every connection of the app.
+func (h *Hub) SendAll(ctx context.Context, name string, data any) (int, error) {
+	return h.sendData(ctx, Target{All: true}, name, data)
+}
+
+// SendByUserID sends an event to every connection of the user.
+func (h *Hub) SendByUserID(ctx context.Context, userID, name string, data any) (int, error) {
+	return h.sendData(ctx, Target{UserIDs: []string{userID}}, name, data)
+}
+
+// SendByAccessToken sends an event to every connection of the access token.
+func (h *Hub) SendByAccessToken(ctx context.Context, token, name string, data any) (int, error) {
+	return h.sendData(ctx, Target{AccessTokens: []string{token}}, name, data)
+}
+
+// SendByTenantID sends an event to every connection of the tenant.
+func (h *Hub) SendByTenantID(ctx context.Context, tenantID, name string, data any) (int, error) {
+	return h.sendData(ctx, Target{TenantIDs: []string{tenantID}}, name, data)
+}
+
+// SendByChannel sends an event to every connection of the channel.
+func (h *Hub) SendByChannel(ctx context.Context, channel, name string, data any) (int, error) {
+	return h.sendData(ctx, Target{Channels: []string{channel}}, name, data)
+}
+
+// SendByConnectionID sends an event to one connection, wherever it is.
+func (h *Hub) SendByConnectionID(ctx context.Context, connID, name string, data any) (int, error) {
+	return h.sendData(ctx, Target{ConnectionIDs: []string{connID}}, name, data)
+}
+
+// HandleDeliver implements Handler: it writes ev to the local connections
+// of t. A QoS event (one with an id from a QoS send) keeps its id.
+func (h *Hub) HandleDeliver(_ context.Context, app string, t Target, ev Event) int {
+	if app != h.cfg.App || ev.Validate() != nil {
+		return 0
+	}
+	f := encodeEvent(ev)
+	if ev.ID != "" && h.cfg.Repository != nil {
+		f.qosID = ev.ID
+	}
+	return h.deliverLocal(t, f)
+}
+
+// deliverLocal queues f to the local connections matching t, each once,
+// and returns how many accepted it.
+func (h *Hub) deliverLocal(t Target, f *frame) int {
+	n := 0
+	if t.All {
+		h.conns.each(func(c *Conn) {
+			if c.enqueue(f, t.Listening) {
+				n++
+			}
+		})
+		return n
+	}
+	var seen map[*Conn]struct{}
+	if len(RoutingKeys(t)) > 1 {
+		seen = make(map[*Conn]struct{})
+	}
+	visit := func(c *Conn) {
+		if seen != nil {
+			if _, dup := seen[c]; dup {
+				return
+			}
+			seen[c] = struct{}{}
+		}
+		if c.enqueue(f, t.Listening) {
+			n++
+		}
+	}
+	for _, id := range t.ConnectionIDs {
+		if c := h.conns.get(id); c != nil {
+			visit(c)
+		}
+	}
+	for _, key := range t.UserIDs {
+		h.byUser.each(key, visit)
+	}
+	for _, key := range t.AccessTokens {
+		h.byToken.each(key, visit)
+	}
+	for _, key := range t.TenantIDs {
+		h.byTenant.each(key, visit)
+	}
+	for _, key := range t.Channels {
+		h.byChannel.each(key, visit)
+	}
+	return n
+}
+
+// matchingLocal returns the local connections matching t (ignoring
+// Listening).
+func (h *Hub) matchingLocal(t Target) []*Conn {
+	var out []*Conn
+	seen := make(map[*Conn]struct{})
+	add := func(c *Conn) {
+		if _, dup := seen[c]; !dup {
+			seen[c] = struct{}{}
+			out = append(out, c)
+		}
+	}
+	if t.All {
+		h.conns.each(add)
+		return out
+	}
+	for _, id := range t.ConnectionIDs {
+		if c := h.conns.get(id); c != nil {
+			add(c)
+		}
+	}
+	for _, pair := range []struct {
+		ix   *index
+		keys []string
+	}{{&h.byUser, t.UserIDs}, {&h.byToken, t.AccessTokens}, {&h.byTenant, t.TenantIDs}, {&h.byChannel, t.Channels}} {
+		for _, key := range pair.keys {
+			pair.ix.each(key, add)
+		}
+	}
+	return out
+}
+
+func errStore(op string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrStore, op, err)
+}

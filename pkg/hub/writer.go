@@ -1,0 +1,235 @@
+package hub
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+)
+
+func numCPU() int { return runtime.GOMAXPROCS(0) }
+
+// jitter spreads d over [d/2, 3d/2).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d)
+}
+
+// sseHeaders sets the stream's response headers.
+func sseHeaders(hdr http.Header) {
+	hdr.Set("Content-Type", "text/event-stream;charset=UTF-8")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	hdr.Del("Content-Length")
+}
+
+// ServeStream writes c's stream to w until the connection closes. Headers
+// already set on w (X-Sse-*, CORS) are sent with the stream's own.
+//
+// An HTTP/1.x stream is hijacked when the hub has a writer pool: the
+// request goroutine and its buffers are released at once and the pool
+// writes the socket, so an idle connection costs no goroutine. Otherwise
+// (HTTP/2, a ResponseWriter that cannot be hijacked, Config.Writers -1) the
+// calling goroutine is the writer and ServeStream blocks until the end.
+func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, c *Conn) {
+	h.streams.Add(1)
+	sseHeaders(w.Header())
+	if h.pool != nil && r.ProtoMajor == 1 && h.hijack(w, c) {
+		return
+	}
+	defer h.streams.Done()
+	h.serveDirect(w, r, c)
+}
+
+// hijack takes over the socket of an HTTP/1.x request, writes the response
+// head and hands c to the writer pool. It reports false, having written
+// nothing, when w cannot be hijacked.
+func (h *Hub) hijack(w http.ResponseWriter, c *Conn) bool {
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	w.Header().Set("Connection", "close")
+	if err := w.Header().Write(&head); err != nil {
+		return false
+	}
+	head.WriteString("\r\n")
+	nc, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		w.Header().Del("Connection")
+		return false
+	}
+	_ = rw // its buffers are dropped: nothing more is read from the socket
+	_ = nc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+	if _, err := nc.Write(head.Bytes()); err != nil {
+		_ = nc.Close()
+		c.close(ReasonWriteError)
+		h.finish(c)
+		h.streams.Done()
+		return true
+	}
+	c.nc = nc
+	h.started(c)
+	c.attach(h.pool)
+	return true
+}
+
+// chanOutlet wakes the goroutine writing one connection directly.
+type chanOutlet chan struct{}
+
+func (o chanOutlet) schedule(*Conn) {
+	select {
+	case o <- struct{}{}:
+	default:
+	}
+}
+
+// serveDirect is the writer loop of a connection written by its own
+// request goroutine.
+func (h *Hub) serveDirect(w http.ResponseWriter, r *http.Request, c *Conn) {
+	rc := http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		c.close(ReasonWriteError)
+		h.finish(c)
+		return
+	}
+	wake := make(chanOutlet, 1)
+	h.started(c)
+	c.attach(wake)
+	var scratch []byte
+	for {
+		select {
+		case <-r.Context().Done():
+			c.close(ReasonClientGone)
+		case <-wake:
+		}
+		for {
+			frames, done := c.take()
+			if len(frames) > 0 {
+				_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+				bufs := c.buffers(frames, scratch[:0])
+				_, err := bufs.WriteTo(w)
+				if err == nil {
+					err = rc.Flush()
+				}
+				if err != nil {
+					c.close(ReasonWriteError)
+					h.finish(c)
+					return
+				}
+				c.written(frames)
+			}
+			if done {
+				h.finish(c)
+				return
+			}
+			if len(frames) == 0 {
+				break
+			}
+		}
+	}
+}
+
+// finish unregisters an ended connection once.
+func (h *Hub) finish(c *Conn) {
+	h.unregister(c)
+}
+
+// writerPool writes the hijacked connections: each connection with frames
+// waiting is in ready at most once, and one worker writes it at a time.
+type writerPool struct {
+	hub     *Hub
+	mu      sync.Mutex
+	cond    *sync.Cond
+	ready   []*Conn
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+func newWriterPool(h *Hub, workers int) *writerPool {
+	p := &writerPool{hub: h}
+	p.cond = sync.NewCond(&p.mu)
+	p.wg.Add(workers)
+	for range workers {
+		go p.work()
+	}
+	return p
+}
+
+func (p *writerPool) schedule(c *Conn) {
+	p.mu.Lock()
+	p.ready = append(p.ready, c)
+	p.mu.Unlock()
+	p.cond.Signal()
+}
+
+func (p *writerPool) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	p.cond.Broadcast()
+	p.wg.Wait()
+}
+
+func (p *writerPool) next() *Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.ready) == 0 {
+		if p.stopped {
+			return nil
+		}
+		p.cond.Wait()
+	}
+	c := p.ready[0]
+	p.ready[0] = nil
+	p.ready = p.ready[1:]
+	if len(p.ready) == 0 {
+		p.ready = p.ready[:0:0]
+	}
+	return c
+}
+
+func (p *writerPool) work() {
+	defer p.wg.Done()
+	var scratch []byte
+	for c := p.next(); c != nil; c = p.next() {
+		p.write(c, scratch)
+	}
+}
+
+// write drains c's queue to its socket until the queue is empty or the
+// connection ends.
+func (p *writerPool) write(c *Conn, scratch []byte) {
+	h := p.hub
+	for {
+		frames, done := c.take()
+		if len(frames) == 0 && !done {
+			return
+		}
+		if len(frames) > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+			bufs := c.buffers(frames, scratch[:0])
+			if _, err := bufs.WriteTo(c.nc); err != nil {
+				reason := ReasonWriteError
+				if errors.Is(err, net.ErrClosed) {
+					reason = ReasonClientGone
+				}
+				c.close(reason)
+				done = true
+			} else {
+				c.written(frames)
+			}
+		}
+		if done {
+			_ = c.nc.Close()
+			h.finish(c)
+			h.streams.Done()
+			return
+		}
+	}
+}
