@@ -1,0 +1,361 @@
+package auth
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pushd/pushd/pkg/hub"
+)
+
+// Webhook defaults.
+const (
+	DefaultWebhookTimeout   = 3 * time.Second
+	DefaultWebhookCacheTTL  = 30 * time.Second
+	DefaultWebhookCacheSize = 10000
+	maxWebhookAnswer        = 1 << 20
+	webhookAppHeader        = "X-Pushd-App"
+)
+
+// WebhookConfig configures NewWebhook.
+type WebhookConfig struct {
+	// URL is the backend endpoint; required. pushd sends it a GET with the
+	// selected browser headers and query parameters.
+	URL string
+	// App, when set, is sent as header X-Pushd-App, so one backend can
+	// serve several apps.
+	App string
+	// Headers are the browser request headers passed on. Default: Cookie
+	// and Authorization.
+	Headers []string
+	// QueryParams are the browser query parameters passed on (appended to
+	// URL's query). Default: none.
+	QueryParams []string
+	// Timeout bounds one backend call. Default 3 s.
+	Timeout time.Duration
+	// CacheTTL is how long an answer (a user, or a 401/403) is reused for
+	// an identical request. Default 30 s; -1 disables the cache.
+	CacheTTL time.Duration
+	// CacheSize bounds the number of cached answers (least recently used
+	// go first). Default 10000.
+	CacheSize int
+	// Client makes the calls. Default: a client without redirects.
+	Client *http.Client
+	// Now is the clock of the cache. Default time.Now.
+	Now func() time.Time
+}
+
+// Webhook authenticates a request by asking the app's backend, which sees
+// the browser's cookies and headers and knows its own sessions. Build it
+// with NewWebhook.
+//
+// The backend answers 200 with a JSON object — "id", "name", "tenantId",
+// "accessToken" fill the hub.User, every other field goes to User.Claims;
+// an empty object is an anonymous user — or 401/403 (with any body) for
+// "not logged in". Anything else (other statuses, bad JSON, timeouts,
+// network errors) wraps ErrUnavailable and is not cached.
+//
+// Answers are cached for CacheTTL, keyed by a SHA-256 of exactly what was
+// sent (header and parameter names and values), and identical concurrent
+// requests share one backend call.
+type Webhook struct {
+	cfg    WebhookConfig
+	base   *url.URL
+	client *http.Client
+
+	mu       sync.Mutex
+	cache    map[[32]byte]*list.Element // of *cacheEntry
+	lru      *list.List                 // front = most recently used
+	inflight map[[32]byte]*call
+}
+
+type cacheEntry struct {
+	key     [32]byte
+	user    hub.User
+	err     error // nil or an *Error
+	expires time.Time
+}
+
+type call struct {
+	done    chan struct{}
+	waiters int // guarded by Webhook.mu; for tests
+	user    hub.User
+	err     error
+}
+
+// NewWebhook validates cfg and returns a Webhook authenticator.
+func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("auth: webhook: URL is required")
+	}
+	base, err := url.Parse(cfg.URL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("auth: webhook: URL %q is not an absolute http(s) URL", cfg.URL)
+	}
+	if cfg.Headers == nil {
+		cfg.Headers = []string{"Cookie", "Authorization"}
+	}
+	for i, h := range cfg.Headers {
+		cfg.Headers[i] = http.CanonicalHeaderKey(h)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultWebhookTimeout
+	}
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = DefaultWebhookCacheTTL
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = DefaultWebhookCacheSize
+	}
+	if cfg.Timeout < 0 {
+		return nil, errors.New("auth: webhook: negative Timeout")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	client := cfg.Client
+	if client == nil {
+		client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}
+	}
+	return &Webhook{
+		cfg:      cfg,
+		base:     base,
+		client:   client,
+		cache:    make(map[[32]byte]*list.Element),
+		lru:      list.New(),
+		inflight: make(map[[32]byte]*call),
+	}, nil
+}
+
+// outgoing is what the backend will see of a browser request.
+type outgoing struct {
+	header http.Header
+	query  url.Values
+}
+
+func (w *Webhook) outgoing(r *http.Request) outgoing {
+	o := outgoing{header: http.Header{}, query: url.Values{}}
+	for _, h := range w.cfg.Headers {
+		if vs := r.Header.Values(h); len(vs) > 0 {
+			o.header[h] = append([]string(nil), vs...)
+		}
+	}
+	if len(w.cfg.QueryParams) > 0 {
+		q := r.URL.Query()
+		for _, p := range w.cfg.QueryParams {
+			if vs, ok := q[p]; ok {
+				o.query[p] = vs
+			}
+		}
+	}
+	return o
+}
+
+// key hashes the outgoing request unambiguously (length-prefixed fields).
+func (o outgoing) key(app string) [32]byte {
+	h := sha256.New()
+	write := func(s string) { fmt.Fprintf(h, "%d:%s", len(s), s) }
+	write(app)
+	for _, m := range []map[string][]string{o.header, o.query} {
+		names := make([]string, 0, len(m))
+		for k := range m {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		write(fmt.Sprint(len(names)))
+		for _, k := range names {
+			write(k)
+			write(fmt.Sprint(len(m[k])))
+			for _, v := range m[k] {
+				write(v)
+			}
+		}
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// Authenticate implements Authenticator.
+func (w *Webhook) Authenticate(r *http.Request) (hub.User, error) {
+	o := w.outgoing(r)
+	key := o.key(w.cfg.App)
+	ctx := r.Context()
+
+	w.mu.Lock()
+	if u, err, ok := w.cachedLocked(key); ok {
+		w.mu.Unlock()
+		return u, err
+	}
+	c, running := w.inflight[key]
+	if !running {
+		c = &call{done: make(chan struct{})}
+		w.inflight[key] = c
+	}
+	c.waiters++
+	w.mu.Unlock()
+
+	if !running {
+		// The call outlives the first caller's cancellation, so the
+		// requests waiting on it are not failed by someone else's hang-up.
+		go w.run(context.WithoutCancel(ctx), key, o, c)
+	}
+	select {
+	case <-c.done:
+		return c.user, c.err
+	case <-ctx.Done():
+		return hub.User{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+func (w *Webhook) run(ctx context.Context, key [32]byte, o outgoing, c *call) {
+	c.user, c.err = w.ask(ctx, o)
+	w.mu.Lock()
+	delete(w.inflight, key)
+	if c.err == nil || errors.Is(c.err, ErrUnauthenticated) {
+		w.storeLocked(key, c.user, c.err)
+	}
+	w.mu.Unlock()
+	close(c.done)
+}
+
+func (w *Webhook) cachedLocked(key [32]byte) (hub.User, error, bool) {
+	el, ok := w.cache[key]
+	if !ok {
+		return hub.User{}, nil, false
+	}
+	e := el.Value.(*cacheEntry)
+	if !w.cfg.Now().Before(e.expires) {
+		w.lru.Remove(el)
+		delete(w.cache, key)
+		return hub.User{}, nil, false
+	}
+	w.lru.MoveToFront(el)
+	return cloneUser(e.user), e.err, true
+}
+
+func (w *Webhook) storeLocked(key [32]byte, u hub.User, err error) {
+	if w.cfg.CacheTTL < 0 {
+		return
+	}
+	e := &cacheEntry{key: key, user: cloneUser(u), err: err, expires: w.cfg.Now().Add(w.cfg.CacheTTL)}
+	if el, ok := w.cache[key]; ok {
+		el.Value = e
+		w.lru.MoveToFront(el)
+		return
+	}
+	w.cache[key] = w.lru.PushFront(e)
+	for w.lru.Len() > w.cfg.CacheSize {
+		oldest := w.lru.Back()
+		w.lru.Remove(oldest)
+		delete(w.cache, oldest.Value.(*cacheEntry).key)
+	}
+}
+
+// cloneUser copies the claims map so callers cannot alter the cache.
+func cloneUser(u hub.User) hub.User {
+	if u.Claims != nil {
+		c := make(map[string]any, len(u.Claims))
+		for k, v := range u.Claims {
+			c[k] = v
+		}
+		u.Claims = c
+	}
+	return u
+}
+
+// ask calls the backend once.
+func (w *Webhook) ask(ctx context.Context, o outgoing) (hub.User, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+
+	u := *w.base
+	if len(o.query) > 0 {
+		q := u.Query()
+		for k, vs := range o.query {
+			q[k] = append(q[k], vs...)
+		}
+		u.RawQuery = q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return hub.User{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	for k, vs := range o.header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Accept", "application/json")
+	if w.cfg.App != "" {
+		req.Header.Set(webhookAppHeader, w.cfg.App)
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return hub.User{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxWebhookAnswer+1))
+	if err != nil {
+		return hub.User{}, fmt.Errorf("%w: read answer: %w", ErrUnavailable, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return hub.User{}, unauthenticated("rejected by backend (401)")
+	case http.StatusForbidden:
+		return hub.User{}, unauthenticated("rejected by backend (403)")
+	default:
+		return hub.User{}, fmt.Errorf("%w: backend answered %d", ErrUnavailable, resp.StatusCode)
+	}
+	if len(body) > maxWebhookAnswer {
+		return hub.User{}, fmt.Errorf("%w: answer larger than %d bytes", ErrUnavailable, maxWebhookAnswer)
+	}
+	user, err := parseWebhookUser(body)
+	if err != nil {
+		return hub.User{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return user, nil
+}
+
+func parseWebhookUser(body []byte) (hub.User, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return hub.User{}, errors.New("answer is not a JSON object")
+	}
+	var u hub.User
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"id", &u.ID}, {"name", &u.Name}, {"tenantId", &u.TenantID}, {"accessToken", &u.AccessToken}} {
+		v, ok := m[f.name]
+		if !ok || v == nil {
+			continue
+		}
+		switch s := v.(type) {
+		case string:
+			*f.dst = s
+		case json.Number:
+			*f.dst = s.String()
+		default:
+			return hub.User{}, fmt.Errorf("answer field %q is not a string", f.name)
+		}
+		delete(m, f.name)
+	}
+	if len(m) > 0 {
+		u.Claims = m
+	}
+	return u, nil
+}
