@@ -281,8 +281,8 @@ func (c *Conn) written(frames []*frame) {
 	c.mu.Unlock()
 }
 
-// countRequest counts a message.do or upload.do made over this connection.
-func (c *Conn) countRequest(upload bool) {
+// CountRequest counts a message.do or upload.do made over this connection.
+func (c *Conn) CountRequest(upload bool) {
 	c.mu.Lock()
 	if upload {
 		c.uploads++

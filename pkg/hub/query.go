@@ -89,14 +89,8 @@ type AckArgs struct {
 	Owner User     `json:"owner"`
 }
 
-// owns reports whether u may act on c: the same user (and tenant), or for
-// users without id the same access token.
-func owns(u User, c *Conn) bool {
-	if u.ID != "" {
-		return u.ID == c.user.ID && u.TenantID == c.user.TenantID
-	}
-	return u.AccessToken != "" && u.AccessToken == c.user.AccessToken
-}
+// owns reports whether u may act on c.
+func owns(u User, c *Conn) bool { return u.MayActFor(c.user) }
 
 // Conn returns the local connection with id, or nil.
 func (h *Hub) Conn(id string) *Conn { return h.conns.get(id) }

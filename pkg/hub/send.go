@@ -219,3 +219,16 @@ func (h *Hub) matchingLocal(t Target) []*Conn {
 func errStore(op string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrStore, op, err)
 }
+
+// Messages lists one page of the app's stored QoS messages matching f and
+// the number of all matching messages.
+func (h *Hub) Messages(ctx context.Context, f qos.Filter, offset, limit int) ([]qos.Message, int, error) {
+	if h.cfg.Repository == nil {
+		return nil, 0, ErrQoSDisabled
+	}
+	list, total, err := h.cfg.Repository.List(ctx, h.cfg.App, f, offset, limit)
+	if err != nil {
+		return nil, 0, errStore("list", err)
+	}
+	return list, total, nil
+}

@@ -12,3 +12,12 @@ type User struct {
 	// webhook's answer) that introspection shows as the user object.
 	Claims map[string]any `json:"claims,omitempty"`
 }
+
+// MayActFor reports whether u may act on a connection of owner: the same
+// user id and tenant, or, for users without id, the same access token.
+func (u User) MayActFor(owner User) bool {
+	if u.ID != "" {
+		return u.ID == owner.ID && u.TenantID == owner.TenantID
+	}
+	return u.AccessToken != "" && u.AccessToken == owner.AccessToken
+}

@@ -1,0 +1,222 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/pushd/pushd/pkg/hub"
+)
+
+// connectionID accepts the seed client's connection id as a JSON string or
+// number.
+type connectionID string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (c *connectionID) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*c = connectionID(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return errors.New("connectionId must be a string or a number")
+	}
+	*c = connectionID(n.String())
+	return nil
+}
+
+// readJSON decodes a JSON body of at most MaxBody bytes into v, answering
+// 400/413 itself on failure.
+func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", tooBig.Limit))
+		case errors.Is(err, io.EOF):
+			writeError(w, http.StatusBadRequest, "empty body: a JSON object is expected")
+		default:
+			writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+		}
+		return false
+	}
+	return true
+}
+
+// hubError answers a hub error with its status.
+func hubError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, hub.ErrUnknownConnection):
+		writeError(w, http.StatusNotFound, "connectionId not exist")
+	case errors.Is(err, hub.ErrQoSDisabled):
+		writeError(w, http.StatusNotImplemented, err.Error())
+	case errors.Is(err, hub.ErrStore):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, err.Error())
+	default:
+		writeError(w, http.StatusBadGateway, err.Error())
+	}
+}
+
+func (h *Handler) serveListener(w http.ResponseWriter, r *http.Request, add bool) {
+	var body struct {
+		ConnectionID connectionID `json:"connectionId"`
+		Listener     []string     `json:"listener"`
+	}
+	if !h.readJSON(w, r, &body) {
+		return
+	}
+	if body.ConnectionID == "" || len(body.Listener) == 0 {
+		// The seed answers an incomplete body this way, before any auth.
+		h.writeOK(w, map[string]any{"listener": nil})
+		return
+	}
+	user, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	list, err := h.hub.ChangeListeners(r.Context(), string(body.ConnectionID), user, add, body.Listener)
+	if err != nil {
+		hubError(w, err)
+		return
+	}
+	h.writeOK(w, map[string]any{"listener": list})
+}
+
+func (h *Handler) serveAck(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		ConnectionID connectionID `json:"connectionId"`
+		IDs          []string     `json:"ids"`
+	}
+	if !h.readJSON(w, r, &body) {
+		return
+	}
+	if body.ConnectionID == "" {
+		writeError(w, http.StatusBadRequest, "connectionId is required")
+		return
+	}
+	user, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	n, err := h.hub.Ack(r.Context(), string(body.ConnectionID), user, body.IDs)
+	if err != nil {
+		hubError(w, err)
+		return
+	}
+	h.writeOK(w, map[string]any{"acked": n})
+}
+
+// serveDisconnect closes a connection for whoever presents its id: ids are
+// unguessable, and the beacon that calls this carries no credentials but
+// cookies.
+func (h *Handler) serveDisconnect(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, "malformed form: "+err.Error())
+		return
+	}
+	id := r.Form.Get("connectionId")
+	if id == "" {
+		h.writeOK(w, map[string]any{"count": 0})
+		return
+	}
+	duration, err1 := optionalInt(r.Form.Get("duration"))
+	session, err2 := optionalInt(r.Form.Get("sessionDuration"))
+	if err := errors.Join(err1, err2); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	n, err := h.hub.DisconnectClient(r.Context(), id, duration, session)
+	if err != nil && n == 0 {
+		h.writeOK(w, map[string]any{"count": 0, "timeout": errors.Is(err, context.DeadlineExceeded)})
+		return
+	}
+	h.writeOK(w, map[string]any{"count": n})
+}
+
+func optionalInt(s string) (*int64, error) {
+	if s == "" || s == "undefined" || s == "null" {
+		return nil, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return nil, fmt.Errorf("not a number: %q", s)
+	}
+	n := int64(f)
+	return &n, nil
+}
+
+// Call describes a message or upload call made by a browser.
+type Call struct {
+	// App is the app's name.
+	App string
+	// Path is the {path} segment of message/{path}.do or upload/{path}.do.
+	Path string
+	// Upload is set for upload/{path}.do.
+	Upload bool
+	// User is the authenticated caller.
+	User hub.User
+	// ConnectionID is the caller's connection, verified to be its own, or
+	// empty when the call named none.
+	ConnectionID string
+}
+
+// UpstreamHandler answers message and upload calls: in the daemon by
+// forwarding them to the app's backend, in a Go program with its own code.
+type UpstreamHandler interface {
+	ServeUpstream(w http.ResponseWriter, r *http.Request, call Call)
+}
+
+// UpstreamFunc adapts a function to UpstreamHandler.
+type UpstreamFunc func(w http.ResponseWriter, r *http.Request, call Call)
+
+// ServeUpstream calls f.
+func (f UpstreamFunc) ServeUpstream(w http.ResponseWriter, r *http.Request, call Call) { f(w, r, call) }
+
+// validPath accepts the {path} of a .do call: one segment, no dot-dot.
+func validPath(p string) bool {
+	return !strings.ContainsAny(p, "/\\?#%\x00") && p != "." && p != ".."
+}
+
+func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, path string, upload bool) {
+	if !validPath(path) {
+		writeError(w, http.StatusBadRequest, "invalid path segment")
+		return
+	}
+	user, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	call := Call{App: h.hub.App(), Path: path, Upload: upload, User: user}
+	if id := r.URL.Query().Get("connectionId"); id != "" {
+		if c := h.hub.Conn(id); c != nil {
+			if !user.MayActFor(c.User()) {
+				writeError(w, http.StatusNotFound, "connectionId not exist")
+				return
+			}
+			c.CountRequest(upload)
+		} else {
+			owner, err := h.hub.Owner(r.Context(), id)
+			if err != nil {
+				hubError(w, err)
+				return
+			}
+			if !user.MayActFor(owner) {
+				writeError(w, http.StatusNotFound, "connectionId not exist")
+				return
+			}
+		}
+		call.ConnectionID = id
+	}
+	h.cfg.Upstream.ServeUpstream(w, r, call)
+}

@@ -1,0 +1,172 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pushd/pushd/pkg/hub"
+)
+
+// redactedHeaders are kept out of connection telemetry: they carry
+// credentials, and telemetry is shown to operators.
+var redactedHeaders = map[string]bool{"Cookie": true, "Authorization": true}
+
+// connectParams merges the query (first value of each name) with a JSON
+// object body of a POST, body keys winning, as the seed server does.
+func (h *Handler) connectParams(r *http.Request) (map[string]string, error) {
+	q := r.URL.Query()
+	if len(q["keepaliveTime"]) > 1 {
+		return nil, errors.New("keepaliveTime is given more than once")
+	}
+	params := make(map[string]string, len(q))
+	for k, v := range q {
+		params[k] = v[0]
+	}
+	if r.Method != http.MethodPost || r.ContentLength == 0 {
+		return params, nil
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return nil, errors.New("a POST to /connect takes a JSON object body")
+	}
+	var body map[string]any
+	dec := json.NewDecoder(io.LimitReader(r.Body, h.cfg.MaxBody))
+	if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		return nil, errors.New("malformed JSON body: " + err.Error())
+	}
+	for k, v := range body {
+		switch v := v.(type) {
+		case string:
+			params[k] = v
+		case nil:
+		default:
+			b, _ := json.Marshal(v)
+			params[k] = string(b)
+		}
+	}
+	return params, nil
+}
+
+func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
+	params, err := h.connectParams(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	user, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	req, err := connectRequest(r, params, user)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	c, err := h.hub.Connect(r.Context(), req)
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, hub.ErrClosed) {
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, err.Error())
+		return
+	}
+	h.hub.ServeStream(w, r, c)
+}
+
+// connectRequest reads the seed client's connect parameters.
+func connectRequest(r *http.Request, p map[string]string, user hub.User) (hub.ConnectRequest, error) {
+	var bad []string
+	num := func(name string) int64 {
+		v, ok := p[name]
+		if !ok || v == "" || v == "undefined" || v == "null" {
+			return 0
+		}
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			bad = append(bad, name)
+			return 0
+		}
+		return int64(n)
+	}
+	req := hub.ConnectRequest{
+		User:            user,
+		Channel:         p["channel"],
+		SessionDuration: num("sessionDuration"),
+		CanAck:          p["ack"] == "1" || p["ack"] == "true",
+		LastEventID:     r.Header.Get("Last-Event-ID"),
+	}
+	if v := p["lastEventId"]; v != "" {
+		req.LastEventID = v
+	}
+	if v, ok := p["keepaliveTime"]; ok && v != "" {
+		ms := num("keepaliveTime")
+		if ms <= 0 {
+			req.Keepalive = -1
+		} else {
+			req.Keepalive = time.Duration(ms) * time.Millisecond
+		}
+	}
+	if l := p["listeners"]; l != "" {
+		req.Listeners = strings.Split(l, ",")
+	}
+	req.Info = hub.ClientInfo{
+		ClientID:               p["clientId"],
+		ClientVersion:          p["clientVersion"],
+		ClientInstanceID:       p["clientInstanceId"],
+		ClientInstanceTime:     num("clientInstanceTime"),
+		ClientImportModuleTime: num("clientImportModuleTime"),
+		AccessTime:             num("accessTime"),
+		Screen:                 p["screen"],
+		LocationHref:           p["locationHref"],
+		JSHeapSizeLimit:        num("jsHeapSizeLimit"),
+		TotalJSHeapSize:        num("totalJSHeapSize"),
+		UsedJSHeapSize:         num("usedJSHeapSize"),
+		RequestIP:              requestIP(r),
+		RequestDomain:          requestDomain(r),
+		UserAgent:              r.UserAgent(),
+		Params:                 p,
+		Headers:                make(map[string]string, len(r.Header)),
+	}
+	for k, v := range r.Header {
+		if redactedHeaders[k] {
+			req.Info.Headers[k] = "[redacted]"
+			continue
+		}
+		req.Info.Headers[k] = v[0]
+	}
+	if len(bad) > 0 {
+		return req, errors.New("not a number: " + strings.Join(bad, ", "))
+	}
+	return req, nil
+}
+
+// requestIP is the first X-Forwarded-For hop, else the peer address.
+func requestIP(r *http.Request) string {
+	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+		first, _, _ := strings.Cut(xff, ",")
+		if first = strings.TrimSpace(first); first != "" && !strings.EqualFold(first, "unknown") {
+			return first
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// requestDomain is scheme://host of the request, as the browser saw it.
+func requestDomain(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
