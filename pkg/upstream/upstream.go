@@ -1,0 +1,305 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pushd/pushd/pkg/signature"
+)
+
+// Identity headers set on forwarded requests.
+const (
+	HeaderApp          = "X-Pushd-App"
+	HeaderUserID       = "X-Pushd-User-Id"
+	HeaderTenantID     = "X-Pushd-Tenant-Id"
+	HeaderConnectionID = "X-Pushd-Connection-Id"
+	HeaderTimestamp    = signature.HeaderTimestamp
+	HeaderSignature    = signature.HeaderSignature
+)
+
+// Kinds of forwarded calls.
+const (
+	KindMessage = "message"
+	KindUpload  = "upload"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout = 10 * time.Second
+	DefaultMaxBody = 10 << 20
+	maxPathLen     = 200
+)
+
+// Config configures New.
+type Config struct {
+	// URL is the backend's base URL, e.g. "https://backend.internal/pushd";
+	// calls go to URL + "/message/{path}" and URL + "/upload/{path}".
+	// Required; absolute http(s), no query or fragment.
+	URL string
+	// Secret signs the identity headers. Default empty: the identity
+	// headers are sent without X-Pushd-Signature, and the backend must
+	// trust the network instead.
+	Secret string
+	// Timeout bounds the whole exchange with the backend (sending the
+	// body, waiting for and reading the answer). Default 10 s.
+	Timeout time.Duration
+	// MaxBody is the largest request body forwarded, in bytes. Default
+	// 10 MiB; -1 means unlimited.
+	MaxBody int64
+	// Client makes the calls. Default: a client that does not follow
+	// redirects (the answer is copied back as it is).
+	Client *http.Client
+	// Logger receives failures. Default: zerolog.Nop().
+	Logger *zerolog.Logger
+	// Now is the clock for the timestamp. Default time.Now.
+	Now func() time.Time
+}
+
+// Identity is who makes a forwarded call, as established by pushd.
+type Identity struct {
+	App          string
+	UserID       string
+	TenantID     string
+	ConnectionID string
+}
+
+// Forwarder forwards browser calls to one backend. Build it with New.
+type Forwarder struct {
+	base   string
+	cfg    Config
+	client *http.Client
+	log    zerolog.Logger
+}
+
+// New validates cfg and returns a Forwarder.
+func New(cfg Config) (*Forwarder, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("upstream: URL %q is not an absolute http(s) URL", cfg.URL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("upstream: URL %q must not have a query or fragment", cfg.URL)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Timeout < 0 {
+		return nil, errors.New("upstream: negative Timeout")
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxBody < -1 {
+		return nil, errors.New("upstream: MaxBody must be positive or -1")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	f := &Forwarder{base: strings.TrimRight(cfg.URL, "/"), cfg: cfg, client: cfg.Client, log: zerolog.Nop()}
+	if f.client == nil {
+		f.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}
+	}
+	if cfg.Logger != nil {
+		f.log = cfg.Logger.With().Str("component", "upstream").Logger()
+	}
+	return f, nil
+}
+
+// ValidPath reports whether path is one safe URL path segment: 1 to 200
+// characters from A-Z a-z 0-9 - _ . ~, and not "." or "..". Anything
+// percent-encoded, slashes and backslashes are refused.
+func ValidPath(path string) bool {
+	if path == "" || len(path) > maxPathLen || path == "." || path == ".." {
+		return false
+	}
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '_', c == '.', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Forward sends r's body to the backend at URL/kind/path on behalf of id
+// and writes the backend's answer to w. kind is KindMessage or KindUpload;
+// path is the {path} of the browser URL, which must satisfy ValidPath. The
+// request's context cancels the call.
+func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, kind, path string, id Identity) {
+	if kind != KindMessage && kind != KindUpload {
+		writeError(w, http.StatusInternalServerError, "unknown call kind")
+		return
+	}
+	if !ValidPath(path) {
+		writeError(w, http.StatusBadRequest, "invalid path")
+		return
+	}
+	if !headerSafe(id.App, id.UserID, id.TenantID, id.ConnectionID) {
+		writeError(w, http.StatusBadRequest, "identity cannot be sent in headers")
+		return
+	}
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid query string")
+		return
+	}
+	if f.cfg.MaxBody >= 0 && r.ContentLength > f.cfg.MaxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, tooLarge(f.cfg.MaxBody))
+		return
+	}
+	query.Del("connectionId")
+	if id.ConnectionID != "" {
+		query.Set("connectionId", id.ConnectionID)
+	}
+	target := f.base + "/" + kind + "/" + path
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), f.cfg.Timeout)
+	defer cancel()
+	var body io.Reader = http.NoBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body = r.Body
+		if f.cfg.MaxBody >= 0 {
+			body = http.MaxBytesReader(w, r.Body, f.cfg.MaxBody)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, body)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "cannot build backend request")
+		return
+	}
+	req.ContentLength = r.ContentLength
+	if r.ContentLength == 0 {
+		req.Body = http.NoBody
+	}
+	f.setHeaders(req.Header, r, id)
+
+	resp, err := f.client.Do(req)
+	if err != nil {
+		f.fail(w, r, ctx, target, err)
+		return
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
+	if resp.ContentLength >= 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(resp.ContentLength))
+	}
+	w.WriteHeader(resp.StatusCode)
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		// The status is out; all we can do is stop and say why.
+		f.log.Warn().Err(err).Str("url", target).Msg("copying backend answer failed")
+	}
+}
+
+func (f *Forwarder) setHeaders(h http.Header, r *http.Request, id Identity) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	for _, k := range []string{"Accept", "Accept-Language", "User-Agent"} {
+		if v := r.Header.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+			host = strings.Join(prior, ", ") + ", " + host
+		}
+		h.Set("X-Forwarded-For", host)
+	}
+	ts := signature.Timestamp(f.cfg.Now())
+	h.Set(HeaderApp, id.App)
+	h.Set(HeaderUserID, id.UserID)
+	h.Set(HeaderTenantID, id.TenantID)
+	h.Set(HeaderConnectionID, id.ConnectionID)
+	h.Set(HeaderTimestamp, ts)
+	if f.cfg.Secret != "" {
+		h.Set(HeaderSignature, signature.Sign(f.cfg.Secret, ts, id.App, id.UserID, id.TenantID, id.ConnectionID))
+	}
+}
+
+// fail answers for a call that got no response from the backend.
+func (f *Forwarder) fail(w http.ResponseWriter, r *http.Request, ctx context.Context, target string, err error) {
+	var tooBig *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, tooLarge(tooBig.Limit))
+	case r.Context().Err() != nil:
+		// The browser went away; nobody reads an answer.
+		f.log.Debug().Err(err).Str("url", target).Msg("browser gave up before the backend answered")
+	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		f.log.Warn().Err(err).Str("url", target).Msg("backend timed out")
+		writeError(w, http.StatusGatewayTimeout, "backend timed out")
+	default:
+		f.log.Warn().Err(err).Str("url", target).Msg("backend unreachable")
+		writeError(w, http.StatusBadGateway, "backend unreachable")
+	}
+}
+
+// headerSafe reports whether the values can be header values: no control
+// characters other than tab (which also keeps the signed lines unambiguous).
+func headerSafe(values ...string) bool {
+	for _, v := range values {
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func tooLarge(limit int64) string {
+	return fmt.Sprintf("request body larger than %d bytes", limit)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", fmt.Sprint(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// Verify checks the identity headers of a request pushd forwarded, for
+// backends written in Go: it recomputes the signature with secret and
+// rejects timestamps more than maxSkew (zero → 5 minutes) from the local
+// clock. On success it returns the identity; errors wrap signature.ErrMissing,
+// signature.ErrInvalid, signature.ErrExpired or signature.ErrNoSecret.
+func Verify(h http.Header, secret string, maxSkew time.Duration) (Identity, error) {
+	return verifyAt(h, secret, maxSkew, time.Now())
+}
+
+func verifyAt(h http.Header, secret string, maxSkew time.Duration, now time.Time) (Identity, error) {
+	id := Identity{
+		App:          h.Get(HeaderApp),
+		UserID:       h.Get(HeaderUserID),
+		TenantID:     h.Get(HeaderTenantID),
+		ConnectionID: h.Get(HeaderConnectionID),
+	}
+	err := signature.Verify(secret, h.Get(HeaderTimestamp), h.Get(HeaderSignature), now, maxSkew,
+		id.App, id.UserID, id.TenantID, id.ConnectionID)
+	if err != nil {
+		return Identity{}, fmt.Errorf("upstream: %w", err)
+	}
+	return id, nil
+}
