@@ -1,0 +1,266 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mode names: which addressing a phase's messages use.
+const (
+	modeBroadcast = "broadcast" // to: {all: true}; every connection
+	modeUser      = "user"      // to: {userIds: [u{seq%users}]}
+	modeTenant    = "tenant"    // to: {tenantIds: [t{seq%tenants}]}
+)
+
+// Config is one benchmark run.
+type Config struct {
+	// Nodes are the pushd base URLs ("http://127.0.0.1:8080"); connection i
+	// goes to node i%len(Nodes), message i is published on node i%len(Nodes).
+	// Empty with Spawn set means the spawned server.
+	Nodes []string
+	// App is the app name in the server API. Zero value: "demo".
+	App string
+	// Base is the app's browser base path. Zero value: "/sse/demo".
+	Base string
+	// Key is the API key. Zero value: "demo-key".
+	Key string
+	// Conns is the number of SSE connections. Zero value: 100.
+	Conns int
+	// Users is the number of distinct users; connection i is user u{i%Users}.
+	// Zero value: Conns/10 (at least 1).
+	Users int
+	// Tenants is the number of distinct tenants; connection i is tenant
+	// t{i%Tenants}. Zero value: 10 (at most Conns).
+	Tenants int
+	// Modes are the phases to run, in order (broadcast, user, tenant).
+	// Zero value: all three.
+	Modes []string
+	// Rate bounds the sends per second over all publishers; 0 means as fast as
+	// possible.
+	Rate float64
+	// Publishers is the number of concurrent publishing goroutines. Zero
+	// value: 4.
+	Publishers int
+	// Messages is the number of sends per phase. Zero value: 100 unless
+	// Duration is set (then unbounded).
+	Messages int
+	// Duration bounds each phase's publishing time; 0 means until Messages
+	// are sent.
+	Duration time.Duration
+	// QoS marks every send as a QoS (at-least-once) send.
+	QoS bool
+	// TTL is the QoS ttl sent with QoS messages. Zero value: "1m".
+	TTL string
+	// Ack makes connections declare ack=1 and acknowledge QoS messages on
+	// {base}/connect/ack.do, batched per connection every AckInterval.
+	Ack bool
+	// AckInterval is the acknowledgement batching interval. Zero value: 200ms.
+	AckInterval time.Duration
+	// PIDs are the server processes whose /proc readings are reported.
+	PIDs []int
+	// Spawn is a pushd binary to start (demo mode, on a free loopback port)
+	// for the run and stop afterwards; its pid is added to PIDs.
+	Spawn string
+	// SpawnArgs are extra arguments for the spawned pushd.
+	SpawnArgs []string
+	// SpawnEnv are extra environment variables (KEY=value) for it.
+	SpawnEnv []string
+	// SrcIPs are local source addresses used round-robin for connections.
+	// Zero value: automatic (127.0.0.1, 127.0.0.2, … when Conns exceeds the
+	// ephemeral port range and all nodes are on loopback, otherwise none).
+	SrcIPs []string
+	// Timeout bounds every phase (connecting, each publish phase and its
+	// drain). Zero value: 60s.
+	Timeout time.Duration
+	// Settle is how long the servers are left alone before a memory reading.
+	// Zero value: 3s; negative means no wait.
+	Settle time.Duration
+	// RSSSteps are connection counts at which server memory is also read
+	// (after Settle), to see whether memory per connection stays flat.
+	RSSSteps []int
+	// DialConcurrency bounds connection setups in flight. Zero value: 64.
+	DialConcurrency int
+	// Payload pads each message's data with this many bytes.
+	Payload int
+	// Event is the SSE event name used for the messages. Zero value: "pb".
+	Event string
+	// Log receives progress lines. Zero value: discarded.
+	Log io.Writer
+}
+
+func (c *Config) setDefaults() error {
+	if c.App == "" {
+		c.App = "demo"
+	}
+	if c.Base == "" {
+		c.Base = "/sse/demo"
+	}
+	c.Base = "/" + strings.Trim(c.Base, "/")
+	if c.Key == "" {
+		c.Key = "demo-key"
+	}
+	if c.Conns == 0 {
+		c.Conns = 100
+	}
+	if c.Conns < 0 {
+		return errors.New("conns must be positive")
+	}
+	if c.Users == 0 {
+		c.Users = max(c.Conns/10, 1)
+	}
+	if c.Tenants == 0 {
+		c.Tenants = min(10, c.Conns)
+	}
+	if c.Users < 0 || c.Tenants < 0 {
+		return errors.New("users and tenants must be positive")
+	}
+	if len(c.Modes) == 0 {
+		c.Modes = []string{modeBroadcast, modeUser, modeTenant}
+	}
+	for _, m := range c.Modes {
+		switch m {
+		case modeBroadcast, modeUser, modeTenant:
+		default:
+			return fmt.Errorf("unknown mode %q", m)
+		}
+	}
+	if c.Rate < 0 {
+		return errors.New("rate must not be negative")
+	}
+	if c.Publishers == 0 {
+		c.Publishers = 4
+	}
+	if c.Publishers < 0 {
+		return errors.New("publishers must be positive")
+	}
+	if c.Messages == 0 && c.Duration == 0 {
+		c.Messages = 100
+	}
+	if c.Messages < 0 || c.Duration < 0 {
+		return errors.New("messages and duration must not be negative")
+	}
+	if c.TTL == "" {
+		c.TTL = "1m"
+	}
+	if c.AckInterval <= 0 {
+		c.AckInterval = 200 * time.Millisecond
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 60 * time.Second
+	}
+	if c.Settle == 0 {
+		c.Settle = 3 * time.Second
+	}
+	if c.DialConcurrency <= 0 {
+		c.DialConcurrency = 64
+	}
+	if c.Event == "" {
+		c.Event = "pb"
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	if len(c.Nodes) == 0 && c.Spawn == "" {
+		return errors.New("no nodes: give -nodes or -spawn")
+	}
+	for i, n := range c.Nodes {
+		u, err := url.Parse(n)
+		if err != nil || u.Scheme != "http" || u.Host == "" {
+			return fmt.Errorf("node %q: want http://host:port (plain HTTP/1.1)", n)
+		}
+		c.Nodes[i] = strings.TrimRight(n, "/")
+	}
+	sort.Ints(c.RSSSteps)
+	return nil
+}
+
+// parseFlags turns command-line arguments into a Config and the JSON output
+// path.
+func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
+	var (
+		c                                        Config
+		nodes, modes, pids, srcips, steps, sargs string
+		senv                                     string
+		jsonPath                                 string
+	)
+	fs := flag.NewFlagSet("pushbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&nodes, "nodes", "", "comma-separated pushd base URLs (connections spread round-robin)")
+	fs.StringVar(&c.App, "app", "demo", "app name in the server API")
+	fs.StringVar(&c.Base, "base", "/sse/demo", "browser base path of the app")
+	fs.StringVar(&c.Key, "key", "demo-key", "server API key")
+	fs.IntVar(&c.Conns, "conns", 100, "number of SSE connections")
+	fs.IntVar(&c.Users, "users", 0, "distinct users (connection i is user u{i%users}); 0 = conns/10")
+	fs.IntVar(&c.Tenants, "tenants", 0, "distinct tenants (connection i is tenant t{i%tenants}); 0 = 10")
+	fs.StringVar(&modes, "mode", "all", "phases: broadcast, user, tenant, comma-separated, or all")
+	fs.Float64Var(&c.Rate, "rate", 0, "sends per second over all publishers (0 = as fast as possible)")
+	fs.IntVar(&c.Publishers, "publishers", 4, "concurrent publishers")
+	fs.IntVar(&c.Messages, "messages", 0, "sends per phase (default 100 unless -duration)")
+	fs.DurationVar(&c.Duration, "duration", 0, "publishing time per phase (0 = until -messages)")
+	fs.BoolVar(&c.QoS, "qos", false, "send as QoS (at-least-once) messages")
+	fs.StringVar(&c.TTL, "ttl", "1m", "ttl of QoS messages")
+	fs.BoolVar(&c.Ack, "ack", false, "connect with ack=1 and acknowledge QoS messages on ack.do")
+	fs.DurationVar(&c.AckInterval, "ack-interval", 200*time.Millisecond, "ack batching interval per connection")
+	fs.StringVar(&pids, "pids", "", "comma-separated server pids for /proc readings")
+	fs.StringVar(&c.Spawn, "spawn", "", "path of a pushd binary to start (demo mode, free loopback port)")
+	fs.StringVar(&sargs, "spawn-args", "", "space-separated extra arguments for the spawned pushd")
+	fs.StringVar(&senv, "spawn-env", "", "comma-separated KEY=value environment for the spawned pushd")
+	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
+	fs.StringVar(&srcips, "srcips", "", "comma-separated local source addresses (default: automatic)")
+	fs.DurationVar(&c.Timeout, "timeout", 60*time.Second, "bound of every phase")
+	fs.DurationVar(&c.Settle, "settle", 3*time.Second, "idle time before a memory reading")
+	fs.StringVar(&steps, "rss-steps", "", "comma-separated connection counts at which memory is also read")
+	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 64, "connection setups in flight")
+	fs.IntVar(&c.Payload, "payload", 0, "padding bytes per message")
+	fs.StringVar(&c.Event, "event", "pb", "SSE event name of the messages")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, "", err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, "", fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	c.Nodes = splitList(nodes)
+	c.SrcIPs = splitList(srcips)
+	c.SpawnArgs = strings.Fields(sargs)
+	c.SpawnEnv = splitList(senv)
+	if modes != "all" {
+		c.Modes = splitList(modes)
+	}
+	var err error
+	if c.PIDs, err = splitInts(pids); err != nil {
+		return Config{}, "", fmt.Errorf("-pids: %w", err)
+	}
+	if c.RSSSteps, err = splitInts(steps); err != nil {
+		return Config{}, "", fmt.Errorf("-rss-steps: %w", err)
+	}
+	return c, jsonPath, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func splitInts(s string) ([]int, error) {
+	var out []int
+	for _, p := range splitList(s) {
+		v, err := strconv.Atoi(p)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("%q is not a positive integer", p)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

@@ -1,0 +1,417 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Client states.
+const (
+	statePending int32 = iota
+	stateConnected
+	stateFailed
+	stateGone // was connected, the stream ended
+)
+
+// client is one SSE connection. The fields after the marker are owned by the
+// connection's reader goroutine.
+type client struct {
+	idx    int
+	node   int
+	user   string
+	tenant string
+
+	state atomic.Int32
+	id    string // connection id; written before state becomes connected
+	mu    sync.Mutex
+	nc    net.Conn
+
+	// owned by the reader goroutine
+	seenPhase int
+	seen      []uint64
+}
+
+func (c *client) setConn(nc net.Conn) {
+	c.mu.Lock()
+	c.nc = nc
+	c.mu.Unlock()
+}
+
+func (c *client) close() {
+	c.mu.Lock()
+	if c.nc != nil {
+		_ = c.nc.Close()
+	}
+	c.mu.Unlock()
+}
+
+// connectRequest renders the GET request of connection c.
+func (b *bench) connectRequest(c *client) []byte {
+	u, _ := url.Parse(b.cfg.Nodes[c.node])
+	q := url.Values{}
+	q.Set("userId", c.user)
+	q.Set("tenantId", c.tenant)
+	q.Set("name", c.user)
+	q.Set("clientId", "pb-"+b.runID+"-"+strconv.Itoa(c.idx))
+	if b.cfg.Ack {
+		q.Set("ack", "1")
+	}
+	var sb strings.Builder
+	sb.WriteString("GET ")
+	sb.WriteString(b.cfg.Base)
+	sb.WriteString("/connect?")
+	sb.WriteString(q.Encode())
+	sb.WriteString(" HTTP/1.1\r\nHost: ")
+	sb.WriteString(u.Host)
+	sb.WriteString("\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: pushbench\r\n\r\n")
+	return []byte(sb.String())
+}
+
+// connectRange opens connections [from, to) with at most DialConcurrency
+// setups in flight and waits until each is connected or failed, or until
+// Timeout. It returns the time from the first dial to the last
+// connect-finish.
+func (b *bench) connectRange(ctx context.Context, from, to int) time.Duration {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	var last atomic.Int64
+	var settled sync.WaitGroup
+	sem := make(chan struct{}, b.cfg.DialConcurrency)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := from; i < to; i++ {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				for j := i; j < to; j++ {
+					b.clients[j].state.Store(stateFailed)
+				}
+				b.failed.Add(int64(to - i))
+				b.noteConnError("not started: " + ctx.Err().Error())
+				return
+			}
+			c := b.clients[i]
+			settled.Add(1)
+			b.readers.Add(1)
+			go func() {
+				defer b.readers.Done()
+				b.serve(ctx, c, func() {
+					atomicMax(&last, time.Now().UnixNano())
+					<-sem
+					settled.Done()
+				})
+			}()
+		}
+	}()
+	<-done
+	waited := make(chan struct{})
+	go func() { settled.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		// serve's own deadline makes every pending setup fail shortly.
+		<-waited
+	}
+	if l := last.Load(); l > 0 {
+		return time.Duration(l - start.UnixNano())
+	}
+	return time.Since(start)
+}
+
+// serve dials c, reads the response and connect-finish (calling settled
+// once, on success or failure), then reads events until the stream ends.
+func (b *bench) serve(setupCtx context.Context, c *client, settled func()) {
+	once := sync.Once{}
+	settle := func() { once.Do(settled) }
+	defer settle()
+	t0 := time.Now()
+	fail := func(what string, err error) {
+		c.state.Store(stateFailed)
+		b.failed.Add(1)
+		b.noteConnError(what + ": " + shortErr(err))
+	}
+	u, _ := url.Parse(b.cfg.Nodes[c.node])
+	d := net.Dialer{}
+	if len(b.srcIPs) > 0 {
+		d.LocalAddr = &net.TCPAddr{IP: b.srcIPs[c.idx%len(b.srcIPs)]}
+	}
+	nc, err := d.DialContext(setupCtx, "tcp", hostPort(u))
+	if err != nil {
+		fail("dial", err)
+		return
+	}
+	c.setConn(nc)
+	defer c.close()
+	if dl, ok := setupCtx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	if b.closing.Load() {
+		fail("setup", errors.New("run is closing"))
+		return
+	}
+	if _, err := nc.Write(b.connectRequest(c)); err != nil {
+		fail("write request", err)
+		return
+	}
+	br := bufio.NewReaderSize(nc, 4096)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		fail("read response", err)
+		return
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		fail("connect", fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body))))
+		return
+	}
+	p := newSSEParser(bufio.NewReaderSize(resp.Body, 4096), 0)
+	for {
+		ev, err := p.Next()
+		if err != nil {
+			fail("read connect-finish", err)
+			return
+		}
+		if ev.Name != "connect-finish" {
+			b.otherEvents.Add(1)
+			continue
+		}
+		var cf struct {
+			ConnectionID json.RawMessage `json:"connectionId"`
+		}
+		if err := json.Unmarshal([]byte(ev.Data), &cf); err != nil || len(cf.ConnectionID) == 0 {
+			fail("connect-finish", fmt.Errorf("bad data %q", ev.Data))
+			return
+		}
+		c.id = strings.Trim(string(cf.ConnectionID), `"`)
+		break
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c.state.Store(stateConnected)
+	b.connected.Add(1)
+	b.connectLatency.Record(time.Since(t0))
+	settle()
+
+	closedByServer := false
+	for {
+		ev, err := p.Next()
+		if err != nil {
+			c.state.Store(stateGone)
+			if b.closing.Load() {
+				return
+			}
+			if closedByServer {
+				b.closedByServer.Add(1)
+				return
+			}
+			b.dropped.Add(1)
+			b.noteConnError("stream ended: " + shortErr(err))
+			return
+		}
+		switch ev.Name {
+		case b.cfg.Event:
+			b.deliver(c, ev)
+		case "connect-close":
+			closedByServer = true
+			b.noteConnError("connect-close: " + ev.Data)
+		default:
+			b.otherEvents.Add(1)
+		}
+	}
+}
+
+// deliver accounts one received message.
+func (b *bench) deliver(c *client, ev sseEvent) {
+	now := time.Now().UnixNano()
+	pl, ok := parsePayload(ev.Data)
+	if !ok || pl.run != b.runID || pl.phase <= 0 || pl.phase >= len(b.phases) {
+		b.stray.Add(1)
+		return
+	}
+	ph := b.phases[pl.phase].Load()
+	if ph == nil {
+		b.stray.Add(1)
+		return
+	}
+	m := ph.lookup(pl.seq)
+	if m == nil || m.expected.Load() < 0 {
+		b.stray.Add(1)
+		return
+	}
+	ph.latency.Record(time.Duration(now - pl.sent))
+	atomicMax(&ph.lastDelivery, now)
+	for _, cm := range ev.Comments {
+		if cm == "resend" {
+			ph.resent.Add(1)
+			break
+		}
+	}
+	if ph.qos && b.acker != nil && ev.ID != "" {
+		b.acker.add(c, ev.ID)
+	}
+	if !keyMatches(pl.key, c.user, c.tenant) {
+		ph.misrouted.Add(1)
+		return
+	}
+	if c.seenPhase != ph.id {
+		clear(c.seen)
+		c.seen = c.seen[:0]
+		c.seenPhase = ph.id
+	}
+	w := int(pl.seq >> 6)
+	if w >= len(c.seen) {
+		if w < cap(c.seen) {
+			c.seen = c.seen[:w+1]
+		} else {
+			c.seen = append(c.seen, make([]uint64, w+1-len(c.seen))...)
+		}
+	}
+	bit := uint64(1) << (pl.seq & 63)
+	if c.seen[w]&bit != 0 {
+		ph.duplicated.Add(1)
+		return
+	}
+	c.seen[w] |= bit
+	ph.unique.Add(1)
+	if m.received.Add(1) == m.expected.Load() {
+		ph.completion.Record(time.Duration(now - m.sentAt.Load()))
+	}
+}
+
+func (b *bench) noteConnError(what string) {
+	b.errMu.Lock()
+	if len(b.connErrors) < 50 || b.connErrors[what] > 0 {
+		b.connErrors[what]++
+	}
+	b.errMu.Unlock()
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// shortErr strips the addresses from network errors so that equal causes
+// are counted together.
+func shortErr(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Op + ": " + op.Err.Error()
+	}
+	return err.Error()
+}
+
+// closeAll ends every connection and waits (bounded) for the readers.
+func (b *bench) closeAll(timeout time.Duration) {
+	b.closing.Store(true)
+	for _, c := range b.clients {
+		c.close()
+	}
+	done := make(chan struct{})
+	go func() { b.readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
+
+// acker acknowledges QoS messages in batches per connection.
+type acker struct {
+	b        *bench
+	stop     <-chan struct{}
+	in       chan ackItem
+	http     *http.Client
+	acked    atomic.Int64
+	failures atomic.Int64
+}
+
+type ackItem struct {
+	c  *client
+	id string
+}
+
+func (a *acker) add(c *client, id string) {
+	select {
+	case a.in <- ackItem{c, id}:
+	case <-a.stop:
+	}
+}
+
+// run batches acks until ctx ends, posting each connection's batch every
+// AckInterval with a few workers.
+func (a *acker) run(ctx context.Context) {
+	pending := map[*client][]string{}
+	tick := time.NewTicker(a.b.cfg.AckInterval)
+	defer tick.Stop()
+	type job struct {
+		c   *client
+		ids []string
+	}
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				a.post(ctx, j.c, j.ids)
+			}
+		}()
+	}
+	defer func() { close(jobs); wg.Wait() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-a.in:
+			pending[it.c] = append(pending[it.c], it.id)
+		case <-tick.C:
+			for c, ids := range pending {
+				select {
+				case jobs <- job{c, ids}:
+				case <-ctx.Done():
+					return
+				}
+				delete(pending, c)
+			}
+		}
+	}
+}
+
+func (a *acker) post(ctx context.Context, c *client, ids []string) {
+	body, _ := json.Marshal(map[string]any{"connectionId": c.id, "ids": ids})
+	url := a.b.cfg.Nodes[c.node] + a.b.cfg.Base + "/connect/ack.do"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(body)))
+	if err != nil {
+		a.failures.Add(1)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.http.Do(req)
+	if err != nil {
+		a.failures.Add(1)
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		a.failures.Add(1)
+		return
+	}
+	a.acked.Add(int64(len(ids)))
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// sendRequest is the body of POST /api/v1/apps/{app}/send.
+type sendRequest struct {
+	To    sendTarget `json:"to"`
+	Event string     `json:"event"`
+	Data  string     `json:"data"`
+	QoS   bool       `json:"qos,omitempty"`
+	TTL   string     `json:"ttl,omitempty"`
+}
+
+type sendTarget struct {
+	All       bool     `json:"all,omitempty"`
+	UserIDs   []string `json:"userIds,omitempty"`
+	TenantIDs []string `json:"tenantIds,omitempty"`
+}
+
+type sendResponse struct {
+	Delivered int    `json:"delivered"`
+	Stored    bool   `json:"stored"`
+	ID        string `json:"id"`
+}
+
+// expectations counts the connected connections per routing key at the start
+// of a phase.
+type expectations struct {
+	all      int
+	byUser   map[string]int
+	byTenant map[string]int
+}
+
+func (b *bench) expectations() expectations {
+	e := expectations{byUser: map[string]int{}, byTenant: map[string]int{}}
+	for _, c := range b.clients {
+		if c.state.Load() != stateConnected {
+			continue
+		}
+		e.all++
+		e.byUser[c.user]++
+		e.byTenant[c.tenant]++
+	}
+	return e
+}
+
+// target returns the routing key, API target and expected recipients of
+// message seq in mode.
+func (b *bench) target(mode string, seq int64, e expectations) (string, sendTarget, int) {
+	switch mode {
+	case modeUser:
+		u := "u" + strconv.FormatInt(seq%int64(b.cfg.Users), 10)
+		return "u:" + u, sendTarget{UserIDs: []string{u}}, e.byUser[u]
+	case modeTenant:
+		t := "t" + strconv.FormatInt(seq%int64(b.cfg.Tenants), 10)
+		return "t:" + t, sendTarget{TenantIDs: []string{t}}, e.byTenant[t]
+	default:
+		return "*", sendTarget{All: true}, e.all
+	}
+}
+
+// publish runs the phase's publishers until Messages are sent, Duration has
+// passed or ctx ends.
+func (b *bench) publish(ctx context.Context, ph *phase, e expectations) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	pad := bytes.Repeat([]byte("x"), b.cfg.Payload)
+	for range b.cfg.Publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				seq := ph.nextSeq.Add(1) - 1
+				if b.cfg.Messages > 0 && seq >= int64(b.cfg.Messages) {
+					return
+				}
+				if b.cfg.Duration > 0 && time.Since(start) >= b.cfg.Duration {
+					return
+				}
+				if b.cfg.Rate > 0 {
+					due := start.Add(time.Duration(float64(seq) * float64(time.Second) / b.cfg.Rate))
+					if d := time.Until(due); d > 0 {
+						t := time.NewTimer(d)
+						select {
+						case <-t.C:
+						case <-ctx.Done():
+							t.Stop()
+							return
+						}
+					}
+				}
+				m := ph.slot(seq)
+				if m == nil {
+					return
+				}
+				b.publishOne(ctx, ph, e, seq, m, pad)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (b *bench) publishOne(ctx context.Context, ph *phase, e expectations, seq int64, m *msgState, pad []byte) {
+	key, to, expected := b.target(ph.mode, seq, e)
+	now := time.Now().UnixNano()
+	m.sentAt.Store(now)
+	m.expected.Store(int32(expected))
+	ph.expectedTotal.Add(int64(expected))
+	atomicMinNonZero(&ph.firstSend, now)
+	req := sendRequest{
+		To:    to,
+		Event: b.cfg.Event,
+		Data:  formatPayload(b.runID, ph.id, seq, now, key, pad),
+	}
+	if ph.qos {
+		req.QoS = true
+		req.TTL = b.cfg.TTL
+	}
+	node := b.cfg.Nodes[int(seq%int64(len(b.cfg.Nodes)))]
+	t0 := time.Now()
+	res, err := b.send(ctx, node, req)
+	ph.apiCall.Record(time.Since(t0))
+	if err != nil {
+		ph.sendErr.Add(1)
+		ph.noteError(err.Error())
+		return
+	}
+	ph.sent.Add(1)
+	m.apiDelivered.Store(int32(res.Delivered))
+}
+
+// send posts one message through the server API.
+func (b *bench) send(ctx context.Context, node string, body sendRequest) (sendResponse, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return sendResponse{}, fmt.Errorf("encode: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, node+"/api/v1/apps/"+b.cfg.App+"/send", bytes.NewReader(raw))
+	if err != nil {
+		return sendResponse{}, fmt.Errorf("request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+b.cfg.Key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return sendResponse{}, fmt.Errorf("send: %s", shortErr(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return sendResponse{}, fmt.Errorf("send: read answer: %s", shortErr(err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		return sendResponse{}, fmt.Errorf("send: status %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	var res sendResponse
+	if err := json.Unmarshal(data, &res); err != nil {
+		return sendResponse{}, fmt.Errorf("send: answer %q: %w", data, err)
+	}
+	return res, nil
+}

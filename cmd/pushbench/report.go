@@ -1,0 +1,277 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is the outcome of one run; it is printed as a table and written
+// as JSON.
+type Report struct {
+	Nodes      []string `json:"nodes"`
+	PIDs       []int    `json:"pids"`
+	Conns      int      `json:"conns"`
+	Users      int      `json:"users"`
+	Tenants    int      `json:"tenants"`
+	Publishers int      `json:"publishers"`
+	Rate       float64  `json:"rate"`
+	QoS        bool     `json:"qos"`
+	Ack        bool     `json:"ack"`
+	Payload    int      `json:"payload"`
+	SrcIPs     []string `json:"src_ips,omitempty"`
+	FileLimit  uint64   `json:"file_limit"`
+
+	Connect ConnectReport  `json:"connect"`
+	Memory  MemoryReport   `json:"memory"`
+	Phases  []PhaseReport  `json:"phases"`
+	Conn    ConnLifeReport `json:"connections_after"`
+	// Warnings are problems that do not invalidate the figures.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// ConnectReport describes connection setup.
+type ConnectReport struct {
+	Attempted  int            `json:"attempted"`
+	Connected  int64          `json:"connected"`
+	Failed     int64          `json:"failed"`
+	Seconds    float64        `json:"seconds"`
+	RatePerSec float64        `json:"rate_per_sec"`
+	Latency    Summary        `json:"latency"`
+	Errors     map[string]int `json:"errors,omitempty"`
+}
+
+// MemoryReport describes server memory per idle connection.
+type MemoryReport struct {
+	// Measured is false without server pids.
+	Measured        bool      `json:"measured"`
+	BaselineRSSKB   int64     `json:"baseline_rss_kb"`
+	IdleRSSKB       int64     `json:"idle_rss_kb"`
+	BytesPerConn    float64   `json:"bytes_per_conn"`
+	SettleSeconds   float64   `json:"settle_seconds"`
+	Steps           []RSSStep `json:"steps,omitempty"`
+	ServerCPUSecond float64   `json:"server_cpu_seconds_connect"`
+}
+
+// RSSStep is a memory reading after Conns connections were open and idle.
+type RSSStep struct {
+	Conns        int64   `json:"conns"`
+	RSSKB        int64   `json:"rss_kb"`
+	BytesPerConn float64 `json:"bytes_per_conn"`
+	// MarginalBytesPerConn is the growth since the previous step divided by
+	// the connections added.
+	MarginalBytesPerConn float64 `json:"marginal_bytes_per_conn"`
+}
+
+// PhaseReport is one mode's publishing outcome.
+type PhaseReport struct {
+	Mode       string `json:"mode"`
+	QoS        bool   `json:"qos"`
+	Recipients int    `json:"recipients"` // connected connections at the start
+
+	Sent        int64   `json:"sent"`
+	SendErrors  int64   `json:"send_errors"`
+	PublishSecs float64 `json:"publish_seconds"`
+	SendsPerSec float64 `json:"sends_per_sec"`
+
+	Expected         int64   `json:"expected"`
+	Delivered        int64   `json:"delivered"` // distinct, correctly routed
+	Lost             int64   `json:"lost"`
+	Duplicated       int64   `json:"duplicated"`
+	Misrouted        int64   `json:"misrouted"`
+	Resent           int64   `json:"resent"`
+	DeliverySecs     float64 `json:"delivery_seconds"`
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+
+	MessagesComplete   int64 `json:"messages_complete"`
+	MessagesIncomplete int64 `json:"messages_incomplete"`
+	// APIDelivered sums the API's "delivered"; APIMismatches counts messages
+	// whose "delivered" differs from the number of expected recipients.
+	APIDelivered  int64 `json:"api_delivered"`
+	APIMismatches int64 `json:"api_mismatches"`
+
+	Latency    Summary `json:"latency"`
+	Completion Summary `json:"completion"`
+	APICall    Summary `json:"api_call"`
+
+	ServerCPUSecs       float64 `json:"server_cpu_seconds"`
+	ServerCPUPerDelivUs float64 `json:"server_cpu_per_delivery_us"`
+	ServerCPUPerSendUs  float64 `json:"server_cpu_per_send_us"`
+	ToolCPUSecs         float64 `json:"tool_cpu_seconds"`
+	TimedOut            bool    `json:"timed_out"`
+
+	Errors map[string]int `json:"errors,omitempty"`
+}
+
+// ConnLifeReport is what happened to the connections during the run.
+type ConnLifeReport struct {
+	Dropped        int64          `json:"dropped"`
+	ClosedByServer int64          `json:"closed_by_server"`
+	Stray          int64          `json:"stray_messages"`
+	OtherEvents    int64          `json:"other_events"`
+	Acked          int64          `json:"acked"`
+	AckFailures    int64          `json:"ack_failures"`
+	Errors         map[string]int `json:"errors,omitempty"`
+}
+
+// OK reports whether every connection was set up and every message reached
+// exactly its recipients, once.
+func (r Report) OK() bool {
+	if r.Connect.Failed > 0 || r.Connect.Connected != int64(r.Connect.Attempted) {
+		return false
+	}
+	if r.Conn.Dropped > 0 || r.Conn.ClosedByServer > 0 || r.Conn.Stray > 0 {
+		return false
+	}
+	for _, p := range r.Phases {
+		if p.Lost != 0 || p.Duplicated != 0 || p.Misrouted != 0 || p.SendErrors != 0 || p.APIMismatches != 0 || p.TimedOut {
+			return false
+		}
+	}
+	return true
+}
+
+// Problems lists in words why OK is false.
+func (r Report) Problems() []string {
+	var out []string
+	if r.Connect.Failed > 0 || r.Connect.Connected != int64(r.Connect.Attempted) {
+		out = append(out, fmt.Sprintf("connected %d of %d", r.Connect.Connected, r.Connect.Attempted))
+	}
+	if r.Conn.Dropped > 0 {
+		out = append(out, fmt.Sprintf("%d connections dropped", r.Conn.Dropped))
+	}
+	if r.Conn.ClosedByServer > 0 {
+		out = append(out, fmt.Sprintf("%d connections closed by the server", r.Conn.ClosedByServer))
+	}
+	if r.Conn.Stray > 0 {
+		out = append(out, fmt.Sprintf("%d stray messages", r.Conn.Stray))
+	}
+	for _, p := range r.Phases {
+		name := p.Mode
+		if p.QoS {
+			name += "/qos"
+		}
+		add := func(n int64, what string) {
+			if n != 0 {
+				out = append(out, fmt.Sprintf("%s: %d %s", name, n, what))
+			}
+		}
+		add(p.Lost, "lost")
+		add(p.Duplicated, "duplicated")
+		add(p.Misrouted, "misrouted")
+		add(p.SendErrors, "send errors")
+		add(p.APIMismatches, "API delivered mismatches")
+		if p.TimedOut {
+			out = append(out, name+": timed out")
+		}
+	}
+	return out
+}
+
+// WriteTable prints the report for people.
+func (r Report) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "nodes\t%s\tpids %v\n", strings.Join(r.Nodes, ","), r.PIDs)
+	fmt.Fprintf(tw, "conns\t%d\tusers %d, tenants %d, publishers %d, rate %s, qos %v, ack %v, payload %d B, src ips %d, fd limit %d\n",
+		r.Conns, r.Users, r.Tenants, r.Publishers, rateString(r.Rate), r.QoS, r.Ack, r.Payload, max(len(r.SrcIPs), 1), r.FileLimit)
+	c := r.Connect
+	fmt.Fprintf(tw, "connect\t%d/%d in %.2fs\t%.0f conn/s, setup p50 %s p99 %s max %s\n",
+		c.Connected, c.Attempted, c.Seconds, c.RatePerSec, us(c.Latency.P50Us), us(c.Latency.P99Us), us(c.Latency.MaxUs))
+	m := r.Memory
+	if m.Measured {
+		fmt.Fprintf(tw, "idle memory\t%.0f B/conn\tRSS %d → %d kB after %.1fs idle; server CPU while connecting %.2fs\n",
+			m.BytesPerConn, m.BaselineRSSKB, m.IdleRSSKB, m.SettleSeconds, m.ServerCPUSecond)
+		for _, s := range m.Steps {
+			fmt.Fprintf(tw, "  at %d\t%.0f B/conn\tRSS %d kB, marginal %.0f B/conn\n", s.Conns, s.BytesPerConn, s.RSSKB, s.MarginalBytesPerConn)
+		}
+	} else {
+		fmt.Fprintf(tw, "idle memory\tnot measured\t(no -pids / -spawn)\n")
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tsent\tsend/s\texpected\tdelivered\tdeliv/s\tlost\tdup\tmisrouted\tresent\tcomplete\tapi≠\tlat p50\tlat p99\tlat max\tcompl p99\tsrv cpu/deliv\tsrv cpu/send\t")
+	for _, p := range r.Phases {
+		name := p.Mode
+		if p.QoS {
+			name += "/qos"
+		}
+		if p.TimedOut {
+			name += " (timeout)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.0f\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			name, p.Sent, p.SendsPerSec, p.Expected, p.Delivered, p.DeliveriesPerSec, p.Lost, p.Duplicated, p.Misrouted, p.Resent,
+			p.MessagesComplete, p.MessagesComplete+p.MessagesIncomplete, p.APIMismatches,
+			us(p.Latency.P50Us), us(p.Latency.P99Us), us(p.Latency.MaxUs), us(p.Completion.P99Us),
+			cpu(p.ServerCPUPerDelivUs, r.Memory.Measured), cpu(p.ServerCPUPerSendUs, r.Memory.Measured))
+	}
+	tw.Flush()
+	l := r.Conn
+	fmt.Fprintf(w, "\nconnections: %d dropped, %d closed by server, %d stray messages, %d other events, %d acked (%d ack failures)\n",
+		l.Dropped, l.ClosedByServer, l.Stray, l.OtherEvents, l.Acked, l.AckFailures)
+	writeErrors(w, "connection errors", mergeErrors(r.Connect.Errors, l.Errors))
+	for _, p := range r.Phases {
+		writeErrors(w, p.Mode+" errors", p.Errors)
+	}
+	for _, s := range r.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", s)
+	}
+	if r.OK() {
+		fmt.Fprintln(w, "result: OK (no loss, duplicate or misrouted delivery)")
+	} else {
+		fmt.Fprintf(w, "result: FAILED: %s\n", strings.Join(r.Problems(), "; "))
+	}
+}
+
+func mergeErrors(a, b map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range a {
+		out[k] += v
+	}
+	for k, v := range b {
+		out[k] += v
+	}
+	return out
+}
+
+func writeErrors(w io.Writer, title string, errs map[string]int) {
+	if len(errs) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(errs))
+	for k := range errs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintf(w, "%s:\n", title)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %6d × %s\n", errs[k], k)
+	}
+}
+
+func rateString(r float64) string {
+	if r <= 0 {
+		return "max"
+	}
+	return fmt.Sprintf("%.0f/s", r)
+}
+
+func us(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fs", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fms", v/1e3)
+	default:
+		return fmt.Sprintf("%.0fµs", v)
+	}
+}
+
+func cpu(v float64, measured bool) string {
+	if !measured {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fµs", v)
+}

@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// bench is the state of one run shared by connections and publishers.
+type bench struct {
+	cfg     Config
+	runID   string
+	clients []*client
+	srcIPs  []net.IP
+	http    *http.Client
+	acker   *acker
+	phases  [64]atomic.Pointer[phase]
+	readers sync.WaitGroup
+	closing atomic.Bool
+
+	connected      atomic.Int64
+	failed         atomic.Int64
+	dropped        atomic.Int64
+	closedByServer atomic.Int64
+	stray          atomic.Int64
+	otherEvents    atomic.Int64
+	connectLatency hist
+
+	errMu      sync.Mutex
+	connErrors map[string]int
+}
+
+// run performs one benchmark: optionally start a server, read its idle
+// memory, open the connections, run each mode's phase, close everything. It
+// returns an error only when nothing could be measured; delivery problems are
+// in the report (see Report.OK).
+func run(ctx context.Context, cfg Config) (Report, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return Report{}, fmt.Errorf("config: %w", err)
+	}
+	if len(cfg.Modes) >= 63 {
+		return Report{}, errors.New("config: too many modes")
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Log, "pushbench: "+format+"\n", args...) }
+
+	rep := Report{}
+	limit, err := raiseFileLimit()
+	if err != nil {
+		rep.Warnings = append(rep.Warnings, err.Error())
+	}
+	if limit > 0 && uint64(cfg.Conns)+64 > limit {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("file limit %d is below conns+64: connections will fail", limit))
+	}
+	rep.FileLimit = limit
+
+	if cfg.Spawn != "" {
+		srv, err := spawnServer(ctx, cfg)
+		if err != nil {
+			return rep, err
+		}
+		defer srv.stop(10 * time.Second)
+		cfg.Nodes = append(cfg.Nodes, srv.url)
+		cfg.PIDs = append(cfg.PIDs, srv.cmd.Process.Pid)
+		logf("spawned %s at %s (pid %d, log %s)", cfg.Spawn, srv.url, srv.cmd.Process.Pid, srv.logPath)
+	}
+	if len(cfg.SrcIPs) == 0 {
+		cfg.SrcIPs = autoSourceIPs(cfg.Conns, cfg.Nodes)
+	}
+
+	b := &bench{cfg: cfg, runID: newRunID(), connErrors: map[string]int{}}
+	for _, s := range cfg.SrcIPs {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return rep, fmt.Errorf("config: source address %q", s)
+		}
+		b.srcIPs = append(b.srcIPs, ip)
+	}
+	tr := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: cfg.Publishers + 16,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		DialContext:         (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
+	}
+	defer tr.CloseIdleConnections()
+	b.http = &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	b.clients = make([]*client, cfg.Conns)
+	for i := range b.clients {
+		b.clients[i] = &client{
+			idx:    i,
+			node:   i % len(cfg.Nodes),
+			user:   fmt.Sprintf("u%d", i%cfg.Users),
+			tenant: fmt.Sprintf("t%d", i%cfg.Tenants),
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var ackDone chan struct{}
+	if cfg.Ack {
+		b.acker = &acker{b: b, stop: ctx.Done(), in: make(chan ackItem, 1<<16), http: b.http}
+		ackDone = make(chan struct{})
+		go func() { defer close(ackDone); b.acker.run(ctx) }()
+	}
+
+	rep.Nodes, rep.PIDs, rep.Conns, rep.Users, rep.Tenants = cfg.Nodes, cfg.PIDs, cfg.Conns, cfg.Users, cfg.Tenants
+	rep.Publishers, rep.Rate, rep.QoS, rep.Ack, rep.Payload, rep.SrcIPs = cfg.Publishers, cfg.Rate, cfg.QoS, cfg.Ack, cfg.Payload, cfg.SrcIPs
+	measured := len(cfg.PIDs) > 0
+	rep.Memory.Measured = measured
+
+	// Idle memory: a baseline, then connect (in steps) and read again.
+	if measured {
+		sleepCtx(ctx, cfg.Settle)
+	}
+	base := readProcs(cfg.PIDs)
+	if measured && base.Err != nil {
+		return rep, fmt.Errorf("proc: %w", base.Err)
+	}
+	steps := []int{}
+	for _, s := range cfg.RSSSteps {
+		if s < cfg.Conns && (len(steps) == 0 || s > steps[len(steps)-1]) {
+			steps = append(steps, s)
+		}
+	}
+	steps = append(steps, cfg.Conns)
+	var connectTime time.Duration
+	from := 0
+	prev := base
+	prevConns := int64(0)
+	var last procSample
+	var connectCPU time.Duration
+	for _, to := range steps {
+		logf("connecting %d..%d", from, to)
+		before := readProcs(cfg.PIDs)
+		connectTime += b.connectRange(ctx, from, to)
+		connectCPU += readProcs(cfg.PIDs).CPU - before.CPU
+		logf("connected %d, failed %d", b.connected.Load(), b.failed.Load())
+		from = to
+		if measured {
+			sleepCtx(ctx, cfg.Settle)
+		}
+		last = readProcs(cfg.PIDs)
+		if measured && len(steps) > 1 {
+			n := b.connected.Load()
+			st := RSSStep{Conns: n, RSSKB: last.RSSBytes / 1024}
+			if n > 0 {
+				st.BytesPerConn = float64(last.RSSBytes-base.RSSBytes) / float64(n)
+			}
+			if n > prevConns {
+				st.MarginalBytesPerConn = float64(last.RSSBytes-prev.RSSBytes) / float64(n-prevConns)
+			}
+			rep.Memory.Steps = append(rep.Memory.Steps, st)
+			prev, prevConns = last, n
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	connected := b.connected.Load()
+	rep.Connect = ConnectReport{
+		Attempted: cfg.Conns,
+		Connected: connected,
+		Failed:    b.failed.Load(),
+		Seconds:   connectTime.Seconds(),
+		Latency:   b.connectLatency.Summary(),
+	}
+	if connectTime > 0 {
+		rep.Connect.RatePerSec = float64(connected) / connectTime.Seconds()
+	}
+	if measured {
+		rep.Memory.BaselineRSSKB = base.RSSBytes / 1024
+		rep.Memory.IdleRSSKB = last.RSSBytes / 1024
+		rep.Memory.SettleSeconds = max(cfg.Settle, 0).Seconds()
+		rep.Memory.ServerCPUSecond = connectCPU.Seconds()
+		if connected > 0 {
+			rep.Memory.BytesPerConn = float64(last.RSSBytes-base.RSSBytes) / float64(connected)
+		}
+	}
+	if connected == 0 {
+		b.finish(&rep)
+		return rep, fmt.Errorf("no connection could be opened: %v", b.connErrorList())
+	}
+
+	for i, mode := range cfg.Modes {
+		if ctx.Err() != nil {
+			break
+		}
+		logf("phase %s", mode)
+		rep.Phases = append(rep.Phases, b.runPhase(ctx, i+1, mode))
+	}
+	b.closeAll(10 * time.Second)
+	cancel()
+	if ackDone != nil {
+		<-ackDone
+	}
+	b.finish(&rep)
+	return rep, nil
+}
+
+// finish copies the connection counters into the report.
+func (b *bench) finish(rep *Report) {
+	rep.Connect.Errors = nil
+	rep.Conn = ConnLifeReport{
+		Dropped:        b.dropped.Load(),
+		ClosedByServer: b.closedByServer.Load(),
+		Stray:          b.stray.Load(),
+		OtherEvents:    b.otherEvents.Load(),
+		Errors:         b.connErrorList(),
+	}
+	if b.acker != nil {
+		rep.Conn.Acked = b.acker.acked.Load()
+		rep.Conn.AckFailures = b.acker.failures.Load()
+	}
+}
+
+func (b *bench) connErrorList() map[string]int {
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	if len(b.connErrors) == 0 {
+		return nil
+	}
+	out := make(map[string]int, len(b.connErrors))
+	for k, v := range b.connErrors {
+		out[k] = v
+	}
+	return out
+}
+
+// runPhase publishes one mode's messages, waits for their delivery (bounded
+// by Timeout) and accounts them.
+func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
+	ph := newPhase(id, mode, b.cfg.QoS)
+	b.phases[id].Store(ph)
+	exp := b.expectations()
+	cpu0 := readProcs(b.cfg.PIDs)
+	self0, _ := readCPU(os.Getpid())
+
+	pubTimeout := b.cfg.Timeout
+	if b.cfg.Duration > 0 {
+		pubTimeout += b.cfg.Duration
+	}
+	pctx, cancel := context.WithTimeout(ctx, pubTimeout)
+	t0 := time.Now()
+	b.publish(pctx, ph, exp)
+	publishTime := time.Since(t0)
+	timedOut := pctx.Err() != nil
+	cancel()
+
+	// Drain: wait until every expected delivery arrived, at most Timeout.
+	dctx, dcancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	for ph.unique.Load() < ph.expectedTotal.Load() && dctx.Err() == nil {
+		sleepCtx(dctx, 5*time.Millisecond)
+	}
+	if ph.unique.Load() < ph.expectedTotal.Load() {
+		timedOut = true
+	}
+	dcancel()
+	// A short quiet period so that late duplicates are seen.
+	sleepCtx(ctx, 200*time.Millisecond)
+	cpu1 := readProcs(b.cfg.PIDs)
+	self1, _ := readCPU(os.Getpid())
+
+	r := PhaseReport{
+		Mode:        mode,
+		QoS:         ph.qos,
+		Recipients:  exp.all,
+		Sent:        ph.sent.Load(),
+		SendErrors:  ph.sendErr.Load(),
+		PublishSecs: publishTime.Seconds(),
+		Expected:    ph.expectedTotal.Load(),
+		Delivered:   ph.unique.Load(),
+		Duplicated:  ph.duplicated.Load(),
+		Misrouted:   ph.misrouted.Load(),
+		Resent:      ph.resent.Load(),
+		Latency:     ph.latency.Summary(),
+		Completion:  ph.completion.Summary(),
+		APICall:     ph.apiCall.Summary(),
+		TimedOut:    timedOut,
+		ToolCPUSecs: (self1 - self0).Seconds(),
+		Errors:      ph.errorList(),
+	}
+	r.Lost = r.Expected - r.Delivered
+	if publishTime > 0 {
+		r.SendsPerSec = float64(r.Sent) / publishTime.Seconds()
+	}
+	if first, last := ph.firstSend.Load(), ph.lastDelivery.Load(); first > 0 && last > first {
+		r.DeliverySecs = time.Duration(last - first).Seconds()
+		r.DeliveriesPerSec = float64(r.Delivered) / r.DeliverySecs
+	}
+	claimed := ph.nextSeq.Load()
+	for seq := int64(0); seq < claimed; seq++ {
+		m := ph.lookup(seq)
+		if m == nil {
+			break
+		}
+		exp := m.expected.Load()
+		if exp < 0 {
+			continue // never sent
+		}
+		if m.received.Load() == exp {
+			r.MessagesComplete++
+		} else {
+			r.MessagesIncomplete++
+		}
+		if d := m.apiDelivered.Load(); d >= 0 {
+			r.APIDelivered += int64(d)
+			if d != exp {
+				r.APIMismatches++
+			}
+		}
+	}
+	if len(b.cfg.PIDs) > 0 {
+		cpu := cpu1.CPU - cpu0.CPU
+		r.ServerCPUSecs = cpu.Seconds()
+		if r.Delivered > 0 {
+			r.ServerCPUPerDelivUs = float64(cpu) / 1e3 / float64(r.Delivered)
+		}
+		if r.Sent > 0 {
+			r.ServerCPUPerSendUs = float64(cpu) / 1e3 / float64(r.Sent)
+		}
+	}
+	return r
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func newRunID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
