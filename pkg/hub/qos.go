@@ -2,7 +2,7 @@ package hub
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +57,7 @@ func (c *Conn) recipient() qos.Recipient {
 // store saves a QoS event for the recipients of t.
 func (h *Hub) store(ctx context.Context, t Target, ev Event, ttl time.Duration) error {
 	if len(t.UserIDs)+len(t.AccessTokens)+len(t.TenantIDs)+len(t.Channels) == 0 && !t.All {
-		return errors.New("hub: a qos send needs user ids, access tokens, tenant ids, channels or all")
+		return fmt.Errorf("%w: a qos send needs user ids, access tokens, tenant ids, channels or all", ErrNoTarget)
 	}
 	if ttl <= 0 {
 		ttl = h.cfg.QoSTTL

@@ -34,7 +34,8 @@ func WithQoS(ttl time.Duration) PublishOption {
 }
 
 // Publish sends ev to the connections matching t on every node. With
-// WithQoS the event is first stored in the repository (the call fails with
+// WithQoS the event gets a QoS message id (unless ev.ID already holds one
+// from qos.NewID) and is first stored in the repository (the call fails with
 // an error wrapping ErrStore if that fails, and nothing is sent), then
 // delivered. Unreachable nodes are skipped: their connections are not
 // counted.
@@ -54,7 +55,9 @@ func (h *Hub) Publish(ctx context.Context, t Target, ev Event, opts ...PublishOp
 		if h.cfg.Repository == nil {
 			return Result{}, ErrQoSDisabled
 		}
-		ev.ID = qos.NewID()
+		if ev.ID == "" {
+			ev.ID = qos.NewID()
+		}
 		if err := ev.Validate(); err != nil {
 			return Result{}, err
 		}

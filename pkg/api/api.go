@@ -1,0 +1,354 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pushd/pushd/pkg/hub"
+	"github.com/pushd/pushd/pkg/qos"
+	"github.com/pushd/pushd/pkg/web"
+)
+
+// App is one app served by the API.
+type App struct {
+	// Hub is the app's hub.
+	Hub *hub.Hub
+	// Keys are the API keys accepted for the app. An app without keys
+	// refuses every call.
+	Keys []string
+}
+
+// Config configures a Handler.
+type Config struct {
+	// Apps maps app names to apps.
+	Apps map[string]App
+	// MaxBody bounds request bodies. Default 1 MiB.
+	MaxBody int64
+	// AsyncTimeout bounds a send made with "async": true. Default 30 s.
+	AsyncTimeout time.Duration
+	// Logger receives the API's logs. Default zerolog.Nop().
+	Logger *zerolog.Logger
+}
+
+// Handler serves the API; mount it at the server's root (it matches full
+// paths under /api/v1/apps/).
+type Handler struct {
+	cfg Config
+	log zerolog.Logger
+	mux *http.ServeMux
+}
+
+// New builds a Handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.AsyncTimeout <= 0 {
+		cfg.AsyncTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		nop := zerolog.Nop()
+		cfg.Logger = &nop
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger.With().Str("component", "api").Logger(), mux: http.NewServeMux()}
+	const base = "/api/v1/apps/{app}/"
+	h.handle("POST "+base+"send", h.send)
+	h.handle("GET "+base+"users", h.users)
+	h.handle("GET "+base+"connections", h.connections)
+	h.handle("GET "+base+"stats", h.stats)
+	h.handle("GET "+base+"online", h.online)
+	h.handle("POST "+base+"disconnect", h.disconnect)
+	h.handle("POST "+base+"duration", h.duration)
+	h.handle("GET "+base+"messages", h.messages)
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return h, nil
+}
+
+// ServeHTTP routes an API request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// handle registers fn behind the app lookup and API key check.
+func (h *Handler) handle(pattern string, fn func(http.ResponseWriter, *http.Request, *hub.Hub)) {
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		app, ok := h.cfg.Apps[r.PathValue("app")]
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown app %q", r.PathValue("app")))
+			return
+		}
+		key, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !found || key == "" {
+			writeError(w, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
+			return
+		}
+		if !validKey(app.Keys, key) {
+			writeError(w, http.StatusUnauthorized, "invalid API key for this app")
+			return
+		}
+		fn(w, r, app.Hub)
+	})
+}
+
+func validKey(keys []string, key string) bool {
+	ok := false
+	for _, k := range keys {
+		if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
+			ok = true
+		}
+	}
+	return ok
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// readJSON decodes the body into v, answering 400/413 itself.
+func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", tooBig.Limit))
+		case errors.Is(err, io.EOF):
+			writeError(w, http.StatusBadRequest, "empty body: a JSON object is expected")
+		default:
+			writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+		}
+		return false
+	}
+	return true
+}
+
+// statusOf maps hub errors to HTTP statuses.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, hub.ErrInvalidEvent), errors.Is(err, hub.ErrNoTarget):
+		return http.StatusBadRequest
+	case errors.Is(err, hub.ErrQoSDisabled):
+		return http.StatusNotImplemented
+	case errors.Is(err, hub.ErrStore), errors.Is(err, hub.ErrClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+// SendRequest is the body of POST …/send.
+type SendRequest struct {
+	To    hub.Target      `json:"to"`
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data"`
+	QoS   bool            `json:"qos,omitempty"`
+	// TTL is how long a QoS message waits for its recipients ("24h").
+	TTL   string `json:"ttl,omitempty"`
+	Async bool   `json:"async,omitempty"`
+}
+
+// SendResponse is the answer of POST …/send.
+type SendResponse = hub.Result
+
+// eventData turns the request's data into the SSE data text: a JSON string
+// is sent raw, anything else as its compact JSON.
+func eventData(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", err
+		}
+		return s, nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
+
+func (h *Handler) send(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	var req SendRequest
+	if !h.readJSON(w, r, &req) {
+		return
+	}
+	data, err := eventData(req.Data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "data: "+err.Error())
+		return
+	}
+	ev := hub.Event{Name: req.Event, Data: data}
+	if err := ev.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.To.IsZero() {
+		writeError(w, http.StatusBadRequest, "to: the target addresses nobody")
+		return
+	}
+	var opts []hub.PublishOption
+	if req.QoS {
+		var ttl time.Duration
+		if req.TTL != "" {
+			if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
+				writeError(w, http.StatusBadRequest, "ttl: a positive duration like \"24h\" is expected")
+				return
+			}
+		}
+		if !hb.QoSEnabled() {
+			writeError(w, http.StatusNotImplemented, hub.ErrQoSDisabled.Error())
+			return
+		}
+		opts = append(opts, hub.WithQoS(ttl))
+		ev.ID = qos.NewID()
+	} else if req.TTL != "" {
+		writeError(w, http.StatusBadRequest, "ttl applies to qos sends only")
+		return
+	}
+	if req.Async {
+		id := ev.ID
+		if id == "" {
+			id = qos.NewID()
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.AsyncTimeout)
+			defer cancel()
+			res, err := hb.Publish(ctx, req.To, ev, opts...)
+			if err != nil {
+				h.log.Warn().Err(err).Str("send", id).Msg("async send failed")
+				return
+			}
+			h.log.Debug().Str("send", id).Int("delivered", res.Delivered).Msg("async send done")
+		}()
+		writeJSON(w, http.StatusAccepted, map[string]string{"id": id})
+		return
+	}
+	res, err := hb.Publish(r.Context(), req.To, ev, opts...)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (h *Handler) users(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	list, err := hb.Users(r.Context(), hub.UsersQuery{Name: r.URL.Query().Get("name")})
+	if err != nil {
+		h.log.Warn().Err(err).Msg("users: partial cluster answer")
+	}
+	pageNum, pageSize := web.PageParams(r)
+	writeJSON(w, http.StatusOK, web.PageOf(list, pageNum, pageSize))
+}
+
+func (h *Handler) connections(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	q := r.URL.Query()
+	list, err := hb.Connections(r.Context(), hub.ConnectionQuery{
+		ID: q.Get("id"), UserID: q.Get("userId"), ClientID: q.Get("clientId"), Name: q.Get("name"),
+	})
+	if err != nil {
+		h.log.Warn().Err(err).Msg("connections: partial cluster answer")
+	}
+	pageNum, pageSize := web.PageParams(r)
+	writeJSON(w, http.StatusOK, web.PageOf(list, pageNum, pageSize))
+}
+
+func (h *Handler) stats(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	st, err := hb.Stats(r.Context())
+	if err != nil {
+		h.log.Warn().Err(err).Msg("stats: partial cluster answer")
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *Handler) online(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	userID := r.URL.Query().Get("userId")
+	if userID == "" {
+		writeError(w, http.StatusBadRequest, "userId is required")
+		return
+	}
+	on, err := hb.IsOnline(r.Context(), userID)
+	if err != nil && !on {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"online": on})
+}
+
+// DisconnectRequest is the body of POST …/disconnect.
+type DisconnectRequest struct {
+	UserIDs       []string `json:"userIds,omitempty"`
+	AccessTokens  []string `json:"accessTokens,omitempty"`
+	ConnectionIDs []string `json:"connectionIds,omitempty"`
+}
+
+func (h *Handler) disconnect(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	var req DisconnectRequest
+	if !h.readJSON(w, r, &req) {
+		return
+	}
+	t := hub.Target{UserIDs: req.UserIDs, AccessTokens: req.AccessTokens, ConnectionIDs: req.ConnectionIDs}
+	if t.IsZero() {
+		writeError(w, http.StatusBadRequest, "name userIds, accessTokens or connectionIds")
+		return
+	}
+	n, err := hb.Disconnect(r.Context(), t, hub.ReasonKicked)
+	if err != nil && n == 0 {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"disconnected": n})
+}
+
+// DurationRequest is the body of POST …/duration.
+type DurationRequest struct {
+	To      hub.Target `json:"to"`
+	Seconds int64      `json:"seconds"`
+}
+
+func (h *Handler) duration(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	var req DurationRequest
+	if !h.readJSON(w, r, &req) {
+		return
+	}
+	if req.Seconds < 0 {
+		writeError(w, http.StatusBadRequest, "seconds must not be negative")
+		return
+	}
+	n, err := hb.SetDuration(r.Context(), req.To, req.Seconds)
+	if err != nil && n == 0 {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"reached": n})
+}
+
+func (h *Handler) messages(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	page, err := web.MessagesPage(r.Context(), hb, r)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
