@@ -220,8 +220,8 @@ class Sse {
       if (!this.active) Promise.resolve().then(() => { if (!this.destroyed && !this.active) { this.lastActiveTime = Date.now(); this._setActive(true) } })
     } else if (t === 'connect-close') {
       this._drop()
+      // The server closed on purpose (kicked, client cap): stay closed until the tab is shown again.
       this._closed(e, Sse.parse(e.data), Sse.SERVER_TRIGGER_CLOSE, 'server-close')
-      this._retry()
       return
     } else if (t === 'sse-set-duration') {
       Sse.store('sessionStorage', this.durationKey, Sse.parse(e.data).duration || '0')

@@ -1,0 +1,243 @@
+// Helpers for the real-browser tests: build and run pushd, drive chromium, poll with deadlines.
+import { spawn, execFileSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium } from 'playwright-core'
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+export const workDir = mkdtempSync(join(tmpdir(), 'pushd-browser-'))
+export const USER = 'u1'
+
+let binary = null
+
+/** Builds ./cmd/pushd once per test process (or uses $PUSHD_BIN). */
+export function pushdBinary () {
+  if (binary) return binary
+  if (process.env.PUSHD_BIN) return (binary = process.env.PUSHD_BIN)
+  const out = join(workDir, 'pushd')
+  execFileSync('go', ['build', '-o', out, './cmd/pushd'], { cwd: repoRoot, stdio: 'inherit' })
+  return (binary = out)
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort () {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.unref()
+    s.on('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** Polls fn until it returns a truthy value; throws with the last value or error after timeoutMs. */
+export async function eventually (fn, { timeoutMs = 10000, intervalMs = 50, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs
+  let last
+  for (;;) {
+    try {
+      last = await fn()
+      if (last) return last
+    } catch (e) {
+      last = e
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.stack : JSON.stringify(last)}`)
+    await new Promise(resolve => setTimeout(resolve, intervalMs))
+  }
+}
+
+const CONFIG = `
+node_id: browser-test
+apps:
+  - name: demo
+    path: /sse/demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+    enable_json_endpoints: true
+  - name: other
+    path: /sse/other
+    auth: {mode: demo}
+    api_keys: [other-key]
+`
+export const API_KEYS = { demo: 'demo-key', other: 'other-key' }
+
+/** A pushd process on a fixed port that can be stopped and started again on the same port. */
+export class Pushd {
+  constructor (port, configFile) {
+    this.port = port
+    this.configFile = configFile
+    this.origin = `http://127.0.0.1:${port}`
+    this.proc = null
+    this.log = ''
+  }
+
+  static async start () {
+    const port = await freePort()
+    const configFile = join(workDir, `pushd-${port}.yaml`)
+    writeFileSync(configFile, CONFIG)
+    const p = new Pushd(port, configFile)
+    await p.start()
+    return p
+  }
+
+  async start () {
+    const proc = this.proc = spawn(pushdBinary(), ['--config', this.configFile], {
+      env: { ...process.env, PUSHD_LISTEN: `127.0.0.1:${this.port}`, PUSHD_LOG_LEVEL: process.env.PUSHD_LOG_LEVEL || 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    const keep = d => { this.log = (this.log + d).slice(-20000) }
+    proc.stdout.on('data', keep)
+    proc.stderr.on('data', keep)
+    proc.exited = new Promise(resolve => proc.on('exit', resolve))
+    await eventually(async () => {
+      if (proc.exitCode !== null) throw new Error(`pushd exited with ${proc.exitCode}: ${this.log}`)
+      const r = await fetch(`${this.origin}/healthz`)
+      return r.ok
+    }, { timeoutMs: 15000, what: `pushd on ${this.origin}` })
+  }
+
+  /** Kills the process (SIGKILL by default: a crash) and waits for it to exit. */
+  async kill (signal = 'SIGKILL') {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode) return
+    this.proc.kill(signal)
+    await this.proc.exited
+  }
+
+  async stop () {
+    await this.kill('SIGTERM')
+    rmSync(this.configFile, { force: true })
+  }
+
+  /** Calls the server API of an app; returns {status, body}. */
+  async api (method, path, body, app = 'demo') {
+    const r = await fetch(`${this.origin}/api/v1/apps/${app}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${API_KEYS[app]}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    })
+    const text = await r.text()
+    let json
+    try { json = JSON.parse(text) } catch { json = text }
+    return { status: r.status, body: json }
+  }
+
+  async connections (app = 'demo') {
+    const r = await this.api('GET', '/connections?pageNum=1&pageSize=100', undefined, app)
+    if (r.status !== 200) throw new Error(`GET connections: ${r.status} ${JSON.stringify(r.body)}`)
+    return r.body
+  }
+
+  /** Sends an event to the test user; returns the API answer body. */
+  async push (event, data, extra = {}, app = 'demo') {
+    const r = await this.api('POST', '/send', { to: { userIds: [USER] }, event, data, ...extra }, app)
+    if (r.status !== 200) throw new Error(`POST send: ${r.status} ${JSON.stringify(r.body)}`)
+    return r.body
+  }
+}
+
+const LAUNCH = {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking']
+}
+
+export function launchBrowser () { return chromium.launch(LAUNCH) }
+
+/**
+ * Opens a page on the pushd origin (an HTML document written over /healthz), logged in as USER
+ * through the demo cookie, with a recorder of events and instrumentation of timers, listeners and
+ * EventSources installed before any client code runs.
+ */
+export async function openPage (browser, pushd) {
+  const context = await browser.newContext()
+  await context.addCookies([{ name: 'pushd_demo_user', value: USER, url: pushd.origin }])
+  const page = await context.newPage()
+  page.errors = []
+  page.on('pageerror', e => page.errors.push(String(e)))
+  page.on('console', m => { if (m.type() === 'error') page.errors.push(m.text()) })
+  await page.goto(`${pushd.origin}/healthz`)
+  await page.setContent('<!doctype html><html><head><title>sse.js test</title></head><body></body></html>')
+  await page.evaluate(instrument)
+  return { page, context }
+}
+
+// Runs in the page: records events and tracks timers, intervals, window/document listeners and
+// EventSources so a test can prove destroy() leaves nothing behind.
+function instrument () {
+  const w = window
+  w.__events = []
+  w.__vis = 'visible'
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => w.__vis })
+  Object.defineProperty(document, 'hidden', { configurable: true, get: () => w.__vis === 'hidden' })
+  w.__setVisible = v => { w.__vis = v ? 'visible' : 'hidden'; document.dispatchEvent(new Event('visibilitychange')) }
+  // Only what the client code registers counts (its stack has the script's URL under /sse/);
+  // playwright registers window listeners of its own.
+  const fromClient = () => /\/sse\//.test(new Error().stack)
+  const timeouts = w.__timeouts = new Set()
+  const intervals = w.__intervals = new Set()
+  const { setTimeout: st, clearTimeout: ct, setInterval: si, clearInterval: ci } = w
+  w.setTimeout = (f, ms, ...a) => {
+    const id = st(() => { timeouts.delete(id); typeof f === 'function' ? f(...a) : eval(f) }, ms)
+    if (fromClient()) timeouts.add(id)
+    return id
+  }
+  w.clearTimeout = id => { timeouts.delete(id); ct(id) }
+  w.setInterval = (f, ms, ...a) => { const id = si(f, ms, ...a); if (fromClient()) intervals.add(id); return id }
+  w.clearInterval = id => { intervals.delete(id); ci(id) }
+  const listeners = w.__listeners = new Map()
+  for (const [name, target] of [['window', w], ['document', document]]) {
+    const add = target.addEventListener.bind(target)
+    const remove = target.removeEventListener.bind(target)
+    target.addEventListener = (type, fn, opt) => {
+      if (fromClient()) listeners.set(`${name}:${type}`, (listeners.get(`${name}:${type}`) || new Set()).add(fn))
+      return add(type, fn, opt)
+    }
+    target.removeEventListener = (type, fn, opt) => {
+      listeners.get(`${name}:${type}`)?.delete(fn)
+      return remove(type, fn, opt)
+    }
+  }
+  w.__listenerCount = () => [...listeners.values()].reduce((n, s) => n + s.size, 0)
+  const Native = w.EventSource
+  w.__sources = []
+  w.EventSource = class extends Native {
+    constructor (url, init) { super(url, init); w.__sources.push(this) }
+  }
+  w.__openSources = () => w.__sources.filter(s => s.readyState !== 2).length
+  // record(name) makes a listener that logs what it got; bus(name) logs the window event bus.
+  w.__record = name => function (e, info) {
+    w.__events.push({ via: 'listener', name, type: e.type, data: e.data, id: e.lastEventId, who: e.whoTriggerClose, reason: e.closeReason, info: info || null })
+  }
+  w.__bus = name => window.__nativeAdd(name, e => w.__events.push({ via: 'bus', name, type: e.type, data: e.data, id: e.lastEventId, url: e.url }))
+  w.__nativeAdd = EventTarget.prototype.addEventListener.bind(w)
+  w.__got = (name, via = 'listener') => w.__events.filter(e => e.name === name && e.via === via)
+}
+
+/**
+ * Imports the client module from url and creates window.client with listeners recording into
+ * window.__events (and the window bus for the same names).
+ */
+export async function createClient (page, { module = '/sse/demo', url = '/sse/demo', listeners = [], options = {} } = {}) {
+  await page.evaluate(async ({ module, url, listeners, options }) => {
+    const { default: Sse } = await import(module)
+    window.SseClass = Sse
+    const eventListeners = {}
+    for (const n of listeners) { eventListeners[n] = window.__record(n); window.__bus(n) }
+    window.client = new Sse({ url, eventListeners, reconnectTime: 200, maxReconnectTime: 1000, ...options })
+  }, { module, url, listeners, options })
+}
+
+/** Waits until the page's client has received connect-finish. */
+export function waitActive (page, timeout = 15000) {
+  return page.waitForFunction(() => window.client && window.client.isActive(), null, { timeout, polling: 50 })
+}
+
+/** Waits until the page's listener for name has received at least n events; returns them. */
+export async function waitEvents (page, name, n = 1, via = 'listener', timeout = 10000) {
+  await page.waitForFunction(([name, n, via]) => window.__got(name, via).length >= n, [name, n, via], { timeout, polling: 50 })
+  return page.evaluate(([name, via]) => window.__got(name, via), [name, via])
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Real-browser tests of static/sse.js: installs what is missing (Debian's chromium, playwright-core
+# from package-lock.json), then runs node's test runner. Builds ./cmd/pushd itself (or uses $PUSHD_BIN).
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ ! -x /usr/bin/chromium ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -d node_modules/playwright-core ]; then
+  npm ci --no-audit --no-fund
+fi
+exec node --test --test-concurrency=1 --test-timeout=120000 "$@" sse.test.js
