@@ -1,0 +1,126 @@
+package redis
+
+import (
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// Config configures a Transport. Exactly one of Client and URL must be set;
+// NodeID is required. Every other field has a default.
+type Config struct {
+	// Client is the Redis client to use (a standalone or Sentinel failover
+	// client; see the package documentation about Redis Cluster). The
+	// Transport does not close it. Zero: URL is used.
+	Client goredis.UniversalClient
+	// URL is a redis:// or rediss:// URL the Transport connects to with a
+	// client of its own, closed by Close. Zero: Client is used.
+	URL string
+	// Prefix starts every channel name. Zero: "pushd".
+	Prefix string
+	// NodeID names this node; it must be unique in the cluster (it names the
+	// node's reply and probe channels). Required.
+	NodeID string
+	// Timeout bounds Deliver and Survey when their ctx has no deadline, and
+	// a handler serving a request whose sender sent no deadline.
+	// Zero: 2 s.
+	Timeout time.Duration
+	// ProbeInterval is how often the node publishes a probe to itself to
+	// prove its subscription still receives. Zero: 3 s.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a probe may take to come back before the
+	// subscription is torn down and made again. Zero: 2 s.
+	ProbeTimeout time.Duration
+	// FlushInterval is how long interest changes are collected before they
+	// are sent as SUBSCRIBE/UNSUBSCRIBE commands. Zero: 5 ms.
+	FlushInterval time.Duration
+	// BatchSize is the number of pending interest changes that triggers a
+	// flush before FlushInterval, and the most channels one SUBSCRIBE or
+	// UNSUBSCRIBE command carries. Zero: 1000.
+	BatchSize int
+	// Workers is the number of requests from other nodes served at once.
+	// Zero: 64.
+	Workers int
+	// QueueSize is the number of received requests waiting for a worker;
+	// a request arriving at a full queue is dropped (its sender stops
+	// waiting at its deadline). Zero: 4096.
+	QueueSize int
+	// ChannelSize is the buffer of the go-redis message channel. Zero: 4096.
+	ChannelSize int
+	// OnResubscribe is called (in its own goroutine) each time the
+	// subscription was re-established after it had been lost: messages sent
+	// in between may be missing, so the hub resyncs QoS. Not called for the
+	// first subscription. Zero: nothing is called.
+	OnResubscribe func()
+	// Logger receives the transport's logs. Zero: nothing is logged (the
+	// zero zerolog.Logger is disabled, like zerolog.Nop()).
+	Logger zerolog.Logger
+}
+
+const (
+	defaultPrefix        = "pushd"
+	defaultTimeout       = 2 * time.Second
+	defaultProbeInterval = 3 * time.Second
+	defaultProbeTimeout  = 2 * time.Second
+	defaultFlushInterval = 5 * time.Millisecond
+	defaultBatchSize     = 1000
+	defaultWorkers       = 64
+	defaultQueueSize     = 4096
+	defaultChannelSize   = 4096
+)
+
+// withDefaults validates cfg and fills in its defaults.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.NodeID == "" {
+		return cfg, fmt.Errorf("%w: NodeID is required", ErrConfig)
+	}
+	if (cfg.Client == nil) == (cfg.URL == "") {
+		return cfg, fmt.Errorf("%w: set exactly one of Client and URL", ErrConfig)
+	}
+	for name, d := range map[string]time.Duration{
+		"Timeout": cfg.Timeout, "ProbeInterval": cfg.ProbeInterval,
+		"ProbeTimeout": cfg.ProbeTimeout, "FlushInterval": cfg.FlushInterval,
+	} {
+		if d < 0 {
+			return cfg, fmt.Errorf("%w: %s is negative", ErrConfig, name)
+		}
+	}
+	for name, n := range map[string]int{
+		"BatchSize": cfg.BatchSize, "Workers": cfg.Workers,
+		"QueueSize": cfg.QueueSize, "ChannelSize": cfg.ChannelSize,
+	} {
+		if n < 0 {
+			return cfg, fmt.Errorf("%w: %s is negative", ErrConfig, name)
+		}
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = defaultPrefix
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = defaultProbeInterval
+	}
+	if cfg.ProbeTimeout == 0 {
+		cfg.ProbeTimeout = defaultProbeTimeout
+	}
+	if cfg.FlushInterval == 0 {
+		cfg.FlushInterval = defaultFlushInterval
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = defaultBatchSize
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = defaultWorkers
+	}
+	if cfg.QueueSize == 0 {
+		cfg.QueueSize = defaultQueueSize
+	}
+	if cfg.ChannelSize == 0 {
+		cfg.ChannelSize = defaultChannelSize
+	}
+	return cfg, nil
+}

@@ -1,0 +1,48 @@
+// Package redis is the cluster hub.Transport over Redis pub/sub, with
+// routing by key instead of broadcast.
+//
+// # Routing
+//
+// Every node subscribes one channel per routing key it holds
+// ({Prefix}:{app}:{key}, key as hub.RoutingKeys gives it: "u:42", "k:tok",
+// "t:acme", "c:news", "x:<connectionId>", "all"). The hub reports the keys
+// through SetInterest; the changes are batched into few SUBSCRIBE and
+// UNSUBSCRIBE commands.
+//
+// Deliver and Survey PUBLISH a request to the channel of each routing key of
+// the target. PUBLISH returns how many subscribers received it, so the sender
+// waits for exactly that many replies on its own channel
+// {Prefix}:reply:{NodeID}, or until its deadline. A node that receives one
+// request on several channels serves it once and answers the later arrivals
+// with an empty "duplicate" reply; the sender's own subscriptions are
+// counted and answered locally, without calling the handler. A node that is
+// closed or unreachable is not counted by PUBLISH, so nobody waits for it.
+//
+// # Failure handling
+//
+// Delivery between nodes is at-most-once; QoS gives at-least-once. Run keeps
+// the subscription alive: it publishes a probe to {Prefix}:probe:{NodeID}
+// every ProbeInterval and tears the subscription down when the probe does not
+// come back within ProbeTimeout (a pub/sub connection can go silent), then
+// subscribes again with backoff, every held key in a few commands, and calls
+// Config.OnResubscribe. The go-redis message channel is treated as lossy; a
+// request the node cannot queue is dropped and its sender stops waiting at
+// its deadline.
+//
+// Redis Cluster is not supported: there PUBLISH counts only the subscribers
+// of the receiving node, so senders would not know how many replies to
+// expect. Use a standalone Redis or a Sentinel failover client.
+//
+// # Wire format
+//
+// Requests and replies are JSON objects (see wire.go); the request carries a
+// unique id, the origin node, the reply channel, the app, the target and the
+// event or survey request, and how long the sender still waits.
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use. SetInterest never blocks. Run is
+// called once; Deliver, Survey and Ready need it running (they return
+// ErrNotReady until its first subscription is established and while it is
+// down). Close stops Run and waits for it, so handlers must honour their ctx.
+package redis

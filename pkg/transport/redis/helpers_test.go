@@ -1,0 +1,227 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/pushd/pushd/pkg/hub"
+)
+
+const redisBinary = "/usr/bin/redis-server"
+
+// redisServer is a private redis-server on a free port of 127.0.0.1.
+type redisServer struct {
+	tb   testing.TB
+	port int
+	dir  string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// startRedis starts a private redis-server, stopped at the end of the test.
+func startRedis(tb testing.TB) *redisServer {
+	tb.Helper()
+	if _, err := os.Stat(redisBinary); err != nil {
+		tb.Skipf("no %s: %v", redisBinary, err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	s := &redisServer{tb: tb, port: port, dir: tb.TempDir()}
+	s.start()
+	tb.Cleanup(s.stop)
+	return s
+}
+
+// addr is the server's host:port.
+func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// url is the server's redis:// URL.
+func (s *redisServer) url() string { return "redis://" + s.addr() }
+
+// start runs redis-server and waits until it answers PING.
+func (s *redisServer) start() {
+	s.tb.Helper()
+	cmd := exec.Command(redisBinary, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir)
+	if err := cmd.Start(); err != nil {
+		s.tb.Fatalf("start redis-server: %v", err)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), MaxRetries: -1})
+	defer c.Close()
+	waitFor(s.tb, 10*time.Second, "redis-server answers PING", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return c.Ping(ctx).Err() == nil
+	})
+}
+
+// stop kills redis-server and waits for it to exit.
+func (s *redisServer) stop() {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
+// client returns a client for inspecting the server, closed at the end.
+func (s *redisServer) client() *goredis.Client {
+	c := goredis.NewClient(&goredis.Options{Addr: s.addr()})
+	s.tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// commandCalls returns how often the server ran cmd (INFO commandstats).
+func (s *redisServer) commandCalls(tb testing.TB, c *goredis.Client, cmd string) int {
+	tb.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		tb.Fatalf("INFO commandstats: %v", err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+		if err != nil {
+			tb.Fatalf("parse %q: %v", line, err)
+		}
+		return n
+	}
+	return 0
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for: %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// fakeHandler is a hub.Handler that answers with fixed numbers and counts
+// its calls.
+type fakeHandler struct {
+	name        string
+	connections int // HandleDeliver's answer
+	hang        chan struct{}
+
+	deliveries atomic.Int64
+	surveys    atomic.Int64
+
+	mu      sync.Mutex
+	targets []hub.Target
+	events  []hub.Event
+}
+
+func (h *fakeHandler) HandleDeliver(ctx context.Context, app string, t hub.Target, ev hub.Event) int {
+	h.deliveries.Add(1)
+	h.mu.Lock()
+	h.targets = append(h.targets, t)
+	h.events = append(h.events, ev)
+	h.mu.Unlock()
+	if h.hang != nil {
+		<-h.hang // ignores ctx on purpose
+	}
+	return h.connections
+}
+
+func (h *fakeHandler) HandleSurvey(ctx context.Context, app string, req hub.Request) (hub.Reply, error) {
+	h.surveys.Add(1)
+	if req.Op == "fail" {
+		return hub.Reply{}, errors.New("fake failure")
+	}
+	data, _ := json.Marshal(map[string]any{"node": h.name, "app": app, "op": req.Op})
+	return hub.Reply{Count: h.connections, Data: data}, nil
+}
+
+// node is a running Transport with its fake handler.
+type node struct {
+	*Transport
+	h *fakeHandler
+}
+
+// testPrefix returns a channel prefix unique to the test.
+func testPrefix(tb testing.TB) string {
+	return fmt.Sprintf("test%d.%d", time.Now().UnixNano(), prefixSeq.Add(1))
+}
+
+var prefixSeq atomic.Int64
+
+// startNode creates a Transport on srv with the given prefix, runs it with
+// a fakeHandler answering connections, and waits until it is ready. It is
+// closed at the end of the test (and Run's result checked).
+func startNode(tb testing.TB, srv *redisServer, prefix, id string, connections int, mod ...func(*Config)) *node {
+	tb.Helper()
+	cfg := Config{URL: srv.url(), Prefix: prefix, NodeID: id}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	tr, err := New(cfg)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	h := &fakeHandler{name: id, connections: connections}
+	runErr := make(chan error, 1)
+	go func() { runErr <- tr.Run(context.Background(), h) }()
+	tb.Cleanup(func() {
+		if err := tr.Close(); err != nil {
+			tb.Errorf("Close %s: %v", id, err)
+		}
+		if err := <-runErr; err != nil {
+			tb.Errorf("Run %s: %v", id, err)
+		}
+	})
+	awaitReady(tb, tr)
+	return &node{Transport: tr, h: h}
+}
+
+// awaitReady waits until tr's subscription is established.
+func awaitReady(tb testing.TB, tr *Transport) {
+	tb.Helper()
+	waitFor(tb, 15*time.Second, "transport "+tr.cfg.NodeID+" ready", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return tr.Ready(ctx) == nil
+	})
+}
+
+// awaitSubscribers waits until Redis counts n subscribers of app's key.
+func awaitSubscribers(tb testing.TB, c *goredis.Client, tr *Transport, app, key string, n int64) {
+	tb.Helper()
+	ch := tr.channel(app, key)
+	waitFor(tb, 10*time.Second, fmt.Sprintf("%d subscribers of %s", n, ch), func() bool {
+		got, err := c.PubSubNumSub(context.Background(), ch).Result()
+		return err == nil && got[ch] == n
+	})
+}

@@ -1,0 +1,440 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/pushd/pushd/pkg/hub"
+)
+
+// Reconnect backoff bounds.
+const (
+	backoffMin = 50 * time.Millisecond
+	backoffMax = 5 * time.Second
+)
+
+// job is a received request waiting for a worker.
+type job struct {
+	env      envelope
+	dup      bool
+	deadline time.Time
+}
+
+// Run subscribes this node's channels and serves requests from other nodes
+// with h until ctx ends or Close is called; then it returns nil. Requests
+// are served concurrently by Config.Workers workers.
+//
+// When the subscription is lost (Redis restarted, connection dropped, or the
+// periodic probe did not come back) Run tears it down, waits with backoff,
+// subscribes every held key again and calls Config.OnResubscribe.
+func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
+	if h == nil {
+		return fmt.Errorf("redis: Run: nil handler")
+	}
+	t.mu.Lock()
+	select {
+	case <-t.closed:
+		t.mu.Unlock()
+		return ErrClosed
+	default:
+	}
+	if t.running {
+		t.mu.Unlock()
+		return ErrRunning
+	}
+	t.running = true
+	done := make(chan struct{})
+	t.runDone = done
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.running = false
+		t.mu.Unlock()
+		close(done)
+	}()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-t.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	jobs := make(chan job, t.cfg.QueueSize)
+	var workers sync.WaitGroup
+	for range t.cfg.Workers {
+		workers.Go(func() {
+			for j := range jobs {
+				t.serve(ctx, h, j)
+			}
+		})
+	}
+	defer func() {
+		close(jobs)
+		workers.Wait()
+	}()
+
+	backoff := backoffMin
+	for {
+		established, err := t.session(ctx, jobs)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if established {
+			backoff = backoffMin
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		t.log.Warn().Err(err).Dur("retry_in", wait).Msg("subscription lost")
+		backoff = min(backoff*2, backoffMax)
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+	}
+}
+
+// session is one subscription: it subscribes every wanted channel, then
+// applies interest changes and probes until ctx ends or the subscription is
+// found lost. established reports whether its first probe came back.
+func (t *Transport) session(ctx context.Context, jobs chan<- job) (established bool, err error) {
+	ps := t.client.Subscribe(ctx)
+	applied := make(map[string]struct{})
+	echo := make(chan string, 8)
+	readerDone := make(chan struct{})
+	readerStarted := false
+	drained := make(chan struct{})
+	defer func() {
+		t.ready.Store(false)
+		t.stats.subscribed.Store(0)
+		if readerStarted && ctx.Err() != nil {
+			t.drain(ps, drained)
+		}
+		_ = ps.Close()
+		if readerStarted {
+			<-readerDone
+		}
+	}()
+
+	// The routing keys go first and the probe channel last: on one
+	// connection Redis handles commands in order, so the first probe coming
+	// back proves every key is subscribed.
+	all := t.interest.snapshot()
+	if err := t.subscribe(ctx, ps, all, applied); err != nil {
+		return false, err
+	}
+	if err := ps.Subscribe(ctx, t.replyChannel, t.probeChannel); err != nil {
+		return false, fmt.Errorf("redis: subscribe: %w", err)
+	}
+	msgs := ps.ChannelWithSubscriptions(
+		goredis.WithChannelSize(t.cfg.ChannelSize),
+		goredis.WithChannelSendTimeout(t.cfg.ProbeTimeout),
+	)
+	readerStarted = true
+	go func() {
+		defer close(readerDone)
+		t.read(msgs, echo, drained, jobs)
+	}()
+
+	var (
+		probeSeq      uint64
+		probeToken    string
+		probeDeadline <-chan time.Time
+		flushC        <-chan time.Time
+		flushTimer    *time.Timer
+	)
+	sendProbe := func() error {
+		probeSeq++
+		probeToken = t.idPrefix + "probe." + strconv.FormatUint(probeSeq, 10)
+		pctx, cancel := context.WithTimeout(ctx, t.cfg.ProbeTimeout)
+		defer cancel()
+		if err := t.client.Publish(pctx, t.probeChannel, probeToken).Err(); err != nil {
+			t.stats.probeFailures.Add(1)
+			return fmt.Errorf("redis: publish probe: %w", err)
+		}
+		probeDeadline = time.After(t.cfg.ProbeTimeout)
+		return nil
+	}
+	flush := func() error {
+		if flushTimer != nil {
+			flushTimer.Stop()
+			flushTimer, flushC = nil, nil
+		}
+		sub, unsub := t.interest.diff(applied)
+		if err := t.unsubscribe(ctx, ps, unsub, applied); err != nil {
+			return err
+		}
+		return t.subscribe(ctx, ps, sub, applied)
+	}
+	defer func() {
+		if flushTimer != nil {
+			flushTimer.Stop()
+		}
+	}()
+
+	if err := sendProbe(); err != nil {
+		return false, err
+	}
+	ticker := time.NewTicker(t.cfg.ProbeInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return established, nil
+		case <-readerDone:
+			return established, errors.New("redis: subscription channel closed")
+		case tok := <-echo:
+			if tok != probeToken {
+				continue
+			}
+			probeToken, probeDeadline = "", nil
+			if !established {
+				established = true
+				t.ready.Store(true)
+				if t.everReady.Swap(true) {
+					t.resubscribed()
+				}
+				t.log.Info().Int("channels", len(applied)).Msg("subscribed")
+			}
+		case <-probeDeadline:
+			t.stats.probeFailures.Add(1)
+			return established, ErrProbeTimeout
+		case <-ticker.C:
+			if probeToken == "" {
+				if err := sendProbe(); err != nil {
+					return established, err
+				}
+			}
+		case <-t.interest.wake:
+			if t.interest.pending() >= t.cfg.BatchSize {
+				if err := flush(); err != nil {
+					return established, err
+				}
+			} else if flushTimer == nil {
+				flushTimer = time.NewTimer(t.cfg.FlushInterval)
+				flushC = flushTimer.C
+			}
+		case <-flushC:
+			if err := flush(); err != nil {
+				return established, err
+			}
+		}
+	}
+}
+
+// drain unsubscribes every channel of ps on a clean stop and waits (at most
+// ProbeTimeout) until Redis confirms, so that when Close returns other nodes
+// no longer count this one.
+func (t *Transport) drain(ps *goredis.PubSub, drained <-chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.ProbeTimeout)
+	defer cancel()
+	if err := ps.Unsubscribe(ctx); err != nil {
+		return
+	}
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		t.log.Warn().Msg("unsubscribe not confirmed before close")
+	}
+}
+
+// subscribe subscribes channels in commands of at most BatchSize channels
+// and records them in applied.
+func (t *Transport) subscribe(ctx context.Context, ps *goredis.PubSub, channels []string, applied map[string]struct{}) error {
+	for chunk := range chunks(channels, t.cfg.BatchSize) {
+		t.stats.subscribeCommands.Add(1)
+		err := ps.Subscribe(ctx, chunk...)
+		for _, ch := range chunk {
+			applied[ch] = struct{}{}
+		}
+		t.stats.subscribed.Store(int64(len(applied)))
+		if err != nil {
+			return fmt.Errorf("redis: subscribe: %w", err)
+		}
+	}
+	return nil
+}
+
+// unsubscribe unsubscribes channels in commands of at most BatchSize
+// channels and removes them from applied.
+func (t *Transport) unsubscribe(ctx context.Context, ps *goredis.PubSub, channels []string, applied map[string]struct{}) error {
+	for chunk := range chunks(channels, t.cfg.BatchSize) {
+		t.stats.unsubscribeCommands.Add(1)
+		err := ps.Unsubscribe(ctx, chunk...)
+		for _, ch := range chunk {
+			delete(applied, ch)
+		}
+		t.stats.subscribed.Store(int64(len(applied)))
+		if err != nil {
+			return fmt.Errorf("redis: unsubscribe: %w", err)
+		}
+	}
+	return nil
+}
+
+// chunks yields non-empty slices of at most n items of s.
+func chunks(s []string, n int) func(yield func([]string) bool) {
+	return func(yield func([]string) bool) {
+		for len(s) > 0 {
+			k := min(n, len(s))
+			if !yield(s[:k]) {
+				return
+			}
+			s = s[k:]
+		}
+	}
+}
+
+// resubscribed counts a re-established subscription and calls the hook.
+func (t *Transport) resubscribed() {
+	t.stats.resubscribes.Add(1)
+	t.log.Info().Msg("resubscribed")
+	if f := t.cfg.OnResubscribe; f != nil {
+		go f()
+	}
+}
+
+// read dispatches what the subscription receives until msgs is closed:
+// replies to their waiting calls, probe echoes to the session, requests to
+// the workers. It never blocks on a full queue: it drops the request.
+func (t *Transport) read(msgs <-chan any, echo chan<- string, drained chan<- struct{}, jobs chan<- job) {
+	probeSubscriptions := 0
+	for m := range msgs {
+		switch m := m.(type) {
+		case *goredis.Subscription:
+			if m.Kind == "unsubscribe" && m.Count == 0 && drained != nil {
+				close(drained)
+				drained = nil
+			}
+			// go-redis reconnects by itself and subscribes every channel
+			// again in one command; a second confirmation of the probe
+			// channel shows that happened and messages may be missing.
+			if m.Kind == "subscribe" && m.Channel == t.probeChannel {
+				probeSubscriptions++
+				if probeSubscriptions > 1 {
+					t.resubscribed()
+				}
+			}
+		case *goredis.Message:
+			switch m.Channel {
+			case t.replyChannel:
+				t.handleReply(m.Payload)
+			case t.probeChannel:
+				select {
+				case echo <- m.Payload:
+				default:
+				}
+			default:
+				t.handleRequest(m.Channel, m.Payload, jobs)
+			}
+		}
+	}
+}
+
+// handleReply hands a reply to the call waiting for it.
+func (t *Transport) handleReply(payload string) {
+	var r replyEnvelope
+	if err := json.Unmarshal([]byte(payload), &r); err != nil {
+		t.log.Warn().Err(err).Msg("undecodable reply")
+		return
+	}
+	t.callsMu.Lock()
+	c := t.calls[r.ID]
+	t.callsMu.Unlock()
+	if c != nil {
+		c.add(&r, true)
+	}
+}
+
+// handleRequest answers this node's own requests at once with nothing and
+// queues the others for a worker.
+func (t *Transport) handleRequest(channel, payload string, jobs chan<- job) {
+	var env envelope
+	if err := json.Unmarshal([]byte(payload), &env); err != nil {
+		t.log.Warn().Err(err).Str("channel", channel).Msg("undecodable request")
+		return
+	}
+	if strings.HasPrefix(env.ID, t.idPrefix) {
+		t.callsMu.Lock()
+		c := t.calls[env.ID]
+		t.callsMu.Unlock()
+		if c != nil {
+			c.add(&replyEnvelope{ID: env.ID}, false)
+		}
+		return
+	}
+	now := time.Now()
+	j := job{env: env, deadline: now.Add(t.cfg.Timeout)}
+	if env.TimeoutMS > 0 {
+		j.deadline = now.Add(time.Duration(env.TimeoutMS) * time.Millisecond)
+	}
+	if env.Multi {
+		j.dup = t.dedup.seen(env.ID, now)
+	}
+	select {
+	case jobs <- j:
+	default:
+		t.stats.droppedRequests.Add(1)
+		t.log.Warn().Str("origin", env.Origin).Str("app", env.App).Msg("request queue full, request dropped")
+	}
+}
+
+// serve runs one request with h and publishes the reply.
+func (t *Transport) serve(ctx context.Context, h hub.Handler, j job) {
+	if !time.Now().Before(j.deadline) {
+		return // the sender stopped waiting
+	}
+	rep := replyEnvelope{ID: j.env.ID, Dup: j.dup}
+	if !j.dup {
+		hctx, cancel := context.WithDeadline(ctx, j.deadline)
+		rep.Reply = t.handle(hctx, h, &j.env)
+		cancel()
+	}
+	rep.NodeID = t.cfg.NodeID
+	payload, err := json.Marshal(&rep)
+	if err != nil {
+		t.log.Error().Err(err).Msg("encode reply")
+		return
+	}
+	pctx, cancel := context.WithDeadline(ctx, j.deadline)
+	defer cancel()
+	if err := t.client.Publish(pctx, j.env.ReplyTo, payload).Err(); err != nil {
+		t.log.Warn().Err(err).Str("origin", j.env.Origin).Msg("publish reply")
+	}
+}
+
+// handle calls the handler for env; a panic becomes an error reply.
+func (t *Transport) handle(ctx context.Context, h hub.Handler, env *envelope) (rep hub.Reply) {
+	defer func() {
+		if p := recover(); p != nil {
+			t.log.Error().Interface("panic", p).Str("app", env.App).Str("kind", env.Kind).Msg("handler panicked")
+			rep = hub.Reply{Error: fmt.Sprintf("redis: handler panicked: %v", p)}
+		}
+	}()
+	switch {
+	case env.Kind == kindDeliver && env.Event != nil:
+		return hub.Reply{Count: h.HandleDeliver(ctx, env.App, env.Target, *env.Event)}
+	case env.Kind == kindSurvey && env.Request != nil:
+		r, err := h.HandleSurvey(ctx, env.App, *env.Request)
+		if err != nil {
+			r.Error = err.Error()
+		}
+		return r
+	default:
+		return hub.Reply{Error: "redis: malformed request of kind " + strconv.Quote(env.Kind)}
+	}
+}
