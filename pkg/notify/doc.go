@@ -1,0 +1,49 @@
+// Package notify owns presence notifications to an app's backend in daemon
+// mode — the seed's connect/disconnect listeners, for backends in any
+// language. The hub's connect and disconnect hooks call Connected and
+// Disconnected; Run POSTs the resulting events, signed, to the backend.
+//
+// # Events
+//
+//   - online: a user's first connection on this node opened.
+//   - offline: the user's last connection on this node closed and Grace
+//     passed without a new one. A connection opening within Grace cancels
+//     the pending offline and nothing is sent, so tab switches and page
+//     reloads do not make the user flap.
+//   - connect / disconnect: every connection, when EveryConnection is set.
+//
+// Connections without a user id produce only connect/disconnect. Presence
+// is tracked per node: a user with tabs on two pushd nodes gets an online
+// from each (the "node" field tells them apart).
+//
+// # Wire format
+//
+// Each event is one POST to URL with Content-Type application/json and the
+// body
+//
+//	{"id":"<unique, the same on every retry>","type":"online|offline|connect|disconnect",
+//	 "app":"…","userId":"…","tenantId":"…","connectionId":"…","node":"…",
+//	 "connections":N,"sessionDuration":<seconds, fractional>,"timestamp":<Unix ms of the event>}
+//
+// connections is the user's number of connections on this node after the
+// event; for offline, connectionId, sessionDuration and timestamp are those
+// of the last connection's close. Headers: X-Pushd-Event (the type),
+// X-Pushd-Timestamp (Unix seconds of this attempt) and, when a Secret is
+// configured, X-Pushd-Signature = "v1=" + hex(HMAC-SHA256(secret,
+// "<X-Pushd-Timestamp>\n<body>\n")) — the scheme of package signature. Go
+// backends can call Verify.
+//
+// A 2xx answer delivers the event. 408, 429, 5xx and network errors are
+// retried up to MaxAttempts with exponential backoff and jitter; other
+// answers give up at once. Events are sent one at a time in the order they
+// happened, so an online is never overtaken by its offline; backends should
+// still be idempotent on "id", since a timed-out attempt may have arrived.
+//
+// # Concurrency and bounds
+//
+// Connected and Disconnected never block on the network: they update the
+// presence state under a mutex and append to a bounded queue. When the
+// queue is full the oldest event is dropped and counted (Stats), and a
+// warning is logged at the 1st, 2nd, 4th, 8th … drop. One goroutine, Run,
+// sends. Events still queued when Run's context ends are not sent.
+package notify
