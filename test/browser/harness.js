@@ -204,8 +204,17 @@ function instrument () {
   w.__listenerCount = () => [...listeners.values()].reduce((n, s) => n + s.size, 0)
   const Native = w.EventSource
   w.__sources = []
+  w.__countRaw = []
+  w.__raw = []
   w.EventSource = class extends Native {
-    constructor (url, init) { super(url, init); w.__sources.push(this) }
+    constructor (url, init) {
+      super(url, init)
+      w.__sources.push(this)
+      this.createdAt = performance.now()
+      this.addEventListener('error', () => { this.failedAt = this.failedAt || performance.now() })
+      // Raw arrivals of the names in __countRaw, before the client's duplicate suppression.
+      for (const n of w.__countRaw) this.addEventListener(n, e => w.__raw.push({ name: n, id: e.lastEventId }))
+    }
   }
   w.__openSources = () => w.__sources.filter(s => s.readyState !== 2).length
   // record(name) makes a listener that logs what it got; bus(name) logs the window event bus.

@@ -78,6 +78,8 @@ test('hiding the tab closes the connection on the server within 2 s; showing it 
   const [first] = await connectionIds(pushd)
   assert.ok(first)
 
+  const beacons = []
+  page.on('request', r => { if (r.url().endsWith('/sse/demo/connect/disconnect.do')) beacons.push(Object.fromEntries(new URLSearchParams(r.postData() || ''))) })
   await page.evaluate(() => window.__setVisible(false))
   const hiddenAt = Date.now()
   await eventually(async () => (await pushd.connections()).total === 0, { timeoutMs: 2000, intervalMs: 25, what: 'the server to drop the hidden tab\'s connection' })
@@ -87,6 +89,11 @@ test('hiding the tab closes the connection on the server within 2 s; showing it 
   assert.equal(closes[0].who, 'client')
   assert.equal(closes[0].reason, 'visibilitychange')
   assert.equal(closes[0].info.connectionId, first)
+  // The disconnect beacon carries the seed's form fields.
+  const beacon = await eventually(() => beacons[0], { what: 'the disconnect.do beacon' })
+  assert.deepEqual(Object.keys(beacon).sort(), ['clientId', 'connectionId', 'duration', 'reason', 'sessionDuration', 'sseVersion'])
+  assert.equal(beacon.connectionId, first)
+  assert.equal(beacon.reason, 'visibilitychange')
 
   await page.evaluate(() => window.__setVisible(true))
   await waitActive(page)
@@ -102,8 +109,20 @@ test('after pushd is killed and restarted on the same port the page reconnects b
   await waitActive(page)
   const before = await page.evaluate(() => window.client.connectionId)
 
+  const orig = await page.evaluate(() => window.__sources.indexOf(window.client.es))
+  assert.ok(orig >= 0)
   await pushd.kill()
   await page.waitForFunction(() => !window.client.isActive(), null, { timeout: 10000, polling: 50 })
+  // While the server is down the client retries with jittered exponential backoff: the delay between
+  // a failure and attempt k is in [d/2, d], d = min(maxReconnectTime, reconnectTime * 2^k) (200 ms, 1000 ms here).
+  await page.waitForFunction(o => window.__sources.length >= o + 6, orig, { timeout: 15000, polling: 50 })
+  const delays = await page.evaluate(o => window.__sources.slice(o + 1, o + 6).map((s, k) => s.createdAt - window.__sources[o + k].failedAt), orig)
+  t.diagnostic(`reconnect delays while down (ms): ${delays.map(Math.round).join(', ')}`)
+  delays.forEach((g, k) => {
+    const d = Math.min(1000, 200 * 2 ** k)
+    assert.ok(g >= d / 2 - 5, `attempt ${k}: waited ${g} ms, less than ${d / 2}`)
+    assert.ok(g <= d + 1000, `attempt ${k}: waited ${g} ms, far more than ${d}`)
+  })
   await pushd.start()
   await waitActive(page, 20000)
   const afterId = await page.evaluate(() => window.client.connectionId)
@@ -274,20 +293,26 @@ test('the module and the classic-script forms both load and connect', t => withS
   assert.deepEqual(JSON.parse(got[0].data), { classic: true })
 }))
 
+/** Skips t unless the server has a QoS backlog; returns a function counting the backlog. */
+async function qosBacklog (t, pushd) {
+  const probe = await pushd.api('GET', '/messages')
+  if (probe.status !== 200) {
+    t.skip(`server QoS not available yet: GET /api/v1/apps/demo/messages -> ${probe.status} ${JSON.stringify(probe.body)}`)
+    return null
+  }
+  return async () => {
+    const r = await pushd.api('GET', '/messages')
+    assert.equal(r.status, 200)
+    return r.body.total ?? (r.body.list || r.body).length
+  }
+}
+
 test('a QoS message is received once and acknowledged (the backlog empties)', async t => {
   const pushd = await Pushd.start()
   const { page, context } = await openPage(browser, pushd)
   try {
-    const probe = await pushd.api('GET', '/messages')
-    if (probe.status !== 200) {
-      t.skip(`server QoS not available yet: GET /api/v1/apps/demo/messages -> ${probe.status} ${JSON.stringify(probe.body)}`)
-      return
-    }
-    const backlog = async () => {
-      const r = await pushd.api('GET', '/messages')
-      assert.equal(r.status, 200)
-      return r.body.total ?? (r.body.list || r.body).length
-    }
+    const backlog = await qosBacklog(t, pushd)
+    if (!backlog) return
     // Stored while the user is offline, delivered (resent) on connect.
     const offline = await pushd.api('POST', '/send', { to: { userIds: [USER] }, event: 'q-push', data: { n: 'offline' }, qos: true })
     assert.equal(offline.status, 200, JSON.stringify(offline.body))
@@ -316,6 +341,37 @@ test('a QoS message is received once and acknowledged (the backlog empties)', as
     await pushd.push('q-push', { n: 'barrier' })
     const all = await waitEvents(page, 'q-push', 3)
     assert.deepEqual(all.map(e => JSON.parse(e.data).n), ['offline', 'online', 'barrier'])
+  } catch (e) {
+    t.diagnostic(`pushd log:\n${pushd.log}`)
+    throw e
+  } finally {
+    await context.close()
+    await pushd.stop()
+  }
+})
+
+test('a QoS message redelivered because its ack was lost reaches the listener once', async t => {
+  const pushd = await Pushd.start()
+  const { page, context } = await openPage(browser, pushd)
+  try {
+    const backlog = await qosBacklog(t, pushd)
+    if (!backlog) return
+    // Acks are lost on the way until the server has sent the message twice.
+    let blocked = 0
+    await page.route('**/connect/ack.do*', route => { blocked++; return route.abort() })
+    await page.evaluate(() => { window.__countRaw = ['q-dup'] })
+    await createClient(page, { listeners: ['q-dup'] })
+    await waitActive(page)
+    const sent = await pushd.api('POST', '/send', { to: { userIds: [USER] }, event: 'q-dup', data: { n: 1 }, qos: true })
+    assert.equal(sent.status, 200, JSON.stringify(sent.body))
+    await page.waitForFunction(id => window.__raw.filter(r => r.id === id).length >= 2, sent.body.id, { timeout: 60000, polling: 100 })
+    assert.ok(blocked >= 1, 'the client tried to ack')
+    await page.unroute('**/connect/ack.do*')
+    await eventually(async () => await backlog() === 0, { timeoutMs: 60000, intervalMs: 200, what: 'the backlog to empty once acks get through' })
+    await pushd.push('q-dup', { n: 'barrier' })
+    const got = await waitEvents(page, 'q-dup', 2)
+    assert.deepEqual(got.map(e => JSON.parse(e.data).n), [1, 'barrier'])
+    assert.equal(got[0].id, sent.body.id)
   } catch (e) {
     t.diagnostic(`pushd log:\n${pushd.log}`)
     throw e
