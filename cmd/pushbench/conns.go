@@ -393,24 +393,34 @@ func (a *acker) run(ctx context.Context) {
 	}
 }
 
+func (a *acker) fail(what string) {
+	a.failures.Add(1)
+	a.b.noteConnError(what)
+}
+
 func (a *acker) post(ctx context.Context, c *client, ids []string) {
 	body, _ := json.Marshal(map[string]any{"connectionId": c.id, "ids": ids})
-	url := a.b.cfg.Nodes[c.node] + a.b.cfg.Base + "/connect/ack.do"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(body)))
+	// The demo authentication reads the identity from the query, as sse.js
+	// sends its query option with every call.
+	q := url.Values{"userId": {c.user}, "tenantId": {c.tenant}}
+	u := a.b.cfg.Nodes[c.node] + a.b.cfg.Base + "/connect/ack.do?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(string(body)))
 	if err != nil {
-		a.failures.Add(1)
+		a.fail("ack: " + err.Error())
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.http.Do(req)
 	if err != nil {
-		a.failures.Add(1)
+		if ctx.Err() == nil {
+			a.fail("ack: " + shortErr(err))
+		}
 		return
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		a.failures.Add(1)
+		a.fail(fmt.Sprintf("ack: status %d: %s", resp.StatusCode, strings.TrimSpace(string(answer))))
 		return
 	}
 	a.acked.Add(int64(len(ids)))

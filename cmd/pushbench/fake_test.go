@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,7 @@ type fakeServer struct {
 	misrouteEvery int64 // every n-th send also goes to a connection it does not address
 	deliveries    atomic.Int64
 	sends         atomic.Int64
+	remoteIPs     sync.Map // remote address → true
 	dropped       atomic.Int64
 	duplicated    atomic.Int64
 	misrouted     atomic.Int64
@@ -49,6 +52,9 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeServer) connect(w http.ResponseWriter, r *http.Request) {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		f.remoteIPs.Store(host, true)
+	}
 	c := &fakeConn{user: r.URL.Query().Get("userId"), tenant: r.URL.Query().Get("tenantId"), out: make(chan string, 4096)}
 	f.mu.Lock()
 	f.conns = append(f.conns, c)
@@ -252,5 +258,28 @@ func TestMainWritesTableAndJSON(t *testing.T) {
 	}
 	if code := mainWithArgs([]string{"-conns", "5"}, &stdout, &stderr); code != 1 {
 		t.Fatalf("no nodes: exit %d, want 1", code)
+	}
+}
+
+func TestRunUsesSourceAddresses(t *testing.T) {
+	f := &fakeServer{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	cfg := fakeConfig(srv.URL)
+	cfg.Modes = []string{modeUser}
+	cfg.SrcIPs = []string{"127.0.0.2", "127.0.0.3"}
+	rep, err := run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("not OK: %v", rep.Problems())
+	}
+	var seen []string
+	f.remoteIPs.Range(func(k, _ any) bool { seen = append(seen, k.(string)); return true })
+	slices.Sort(seen)
+	// The publisher's own API calls come from 127.0.0.1.
+	if !slices.Equal(seen, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}) && !slices.Equal(seen, []string{"127.0.0.2", "127.0.0.3"}) {
+		t.Fatalf("connections came from %v", seen)
 	}
 }

@@ -122,7 +122,7 @@ func (r Report) OK() bool {
 	if r.Connect.Failed > 0 || r.Connect.Connected != int64(r.Connect.Attempted) {
 		return false
 	}
-	if r.Conn.Dropped > 0 || r.Conn.ClosedByServer > 0 || r.Conn.Stray > 0 {
+	if r.Conn.Dropped > 0 || r.Conn.ClosedByServer > 0 || r.Conn.Stray > 0 || r.Conn.AckFailures > 0 {
 		return false
 	}
 	for _, p := range r.Phases {
@@ -147,6 +147,9 @@ func (r Report) Problems() []string {
 	}
 	if r.Conn.Stray > 0 {
 		out = append(out, fmt.Sprintf("%d stray messages", r.Conn.Stray))
+	}
+	if r.Conn.AckFailures > 0 {
+		out = append(out, fmt.Sprintf("%d acknowledgements failed", r.Conn.AckFailures))
 	}
 	for _, p := range r.Phases {
 		name := p.Mode
@@ -192,7 +195,7 @@ func (r Report) WriteTable(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tsent\tsend/s\texpected\tdelivered\tdeliv/s\tlost\tdup\tmisrouted\tresent\tcomplete\tapi≠\tlat p50\tlat p99\tlat max\tcompl p99\tsrv cpu/deliv\tsrv cpu/send\t")
+	fmt.Fprintln(tw, "phase\tsent\tsend/s\texpected\tdelivered\tdeliv/s\tlost\tdup\tmisrouted\tresent\tcomplete\tapi≠\tlat p50\tlat p99\tlat max\tcompl p99\tsrv cpu/deliv\tsrv cpu/send\ttool cpu\t")
 	for _, p := range r.Phases {
 		name := p.Mode
 		if p.QoS {
@@ -201,11 +204,11 @@ func (r Report) WriteTable(w io.Writer) {
 		if p.TimedOut {
 			name += " (timeout)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.0f\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.0f\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2fs\t\n",
 			name, p.Sent, p.SendsPerSec, p.Expected, p.Delivered, p.DeliveriesPerSec, p.Lost, p.Duplicated, p.Misrouted, p.Resent,
 			p.MessagesComplete, p.MessagesComplete+p.MessagesIncomplete, p.APIMismatches,
 			us(p.Latency.P50Us), us(p.Latency.P99Us), us(p.Latency.MaxUs), us(p.Completion.P99Us),
-			cpu(p.ServerCPUPerDelivUs, r.Memory.Measured), cpu(p.ServerCPUPerSendUs, r.Memory.Measured))
+			cpu(p.ServerCPUPerDelivUs, r.Memory.Measured), cpu(p.ServerCPUPerSendUs, r.Memory.Measured), p.ToolCPUSecs)
 	}
 	tw.Flush()
 	l := r.Conn

@@ -194,7 +194,13 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 			break
 		}
 		logf("phase %s", mode)
-		rep.Phases = append(rep.Phases, b.runPhase(ctx, i+1, mode))
+		pr := b.runPhase(ctx, i+1, mode)
+		if measured && pr.ServerCPUSecs < 1 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf(
+				"%s: server CPU figures rest on %.2fs of CPU time counted in 10 ms ticks; send more messages for precise ones",
+				mode, pr.ServerCPUSecs))
+		}
+		rep.Phases = append(rep.Phases, pr)
 	}
 	b.closeAll(10 * time.Second)
 	cancel()
