@@ -36,8 +36,8 @@ type Config struct {
 	MaxBody int64
 	// AsyncTimeout bounds a send made with "async": true. Default 30 s.
 	AsyncTimeout time.Duration
-	// Logger receives the API's logs. Default zerolog.Nop().
-	Logger *zerolog.Logger
+	// Logger receives the API's logs. The zero value logs nothing.
+	Logger zerolog.Logger
 }
 
 // Handler serves the API; mount it at the server's root (it matches full
@@ -55,10 +55,6 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.AsyncTimeout <= 0 {
 		cfg.AsyncTimeout = 30 * time.Second
-	}
-	if cfg.Logger == nil {
-		nop := zerolog.Nop()
-		cfg.Logger = &nop
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger.With().Str("component", "api").Logger(), mux: http.NewServeMux()}
 	const base = "/api/v1/apps/{app}/"

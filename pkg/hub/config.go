@@ -56,8 +56,8 @@ type Config struct {
 	// acknowledge a QoS message before it is sent again. Default 30 s; -1
 	// disables redelivery while connected (it still happens on connect).
 	RedeliverAfter time.Duration
-	// Logger receives the hub's logs. Default: zerolog.Nop().
-	Logger *zerolog.Logger
+	// Logger receives the hub's logs. The zero value logs nothing.
+	Logger zerolog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -94,10 +94,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RedeliverAfter == 0 {
 		c.RedeliverAfter = 30 * time.Second
-	}
-	if c.Logger == nil {
-		nop := zerolog.Nop()
-		c.Logger = &nop
 	}
 	return nil
 }

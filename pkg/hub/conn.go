@@ -165,6 +165,7 @@ func (c *Conn) enqueue(f *frame, listening bool) bool {
 		c.closed, c.reason, c.queue = true, ReasonSlow, nil
 		out := c.wakeLocked()
 		c.mu.Unlock()
+		c.hub.counts.slow.Add(1)
 		c.hub.log.Warn().Str("conn", c.id).Str("user", c.user.ID).Msg("slow consumer disconnected")
 		if out != nil {
 			out.schedule(c)

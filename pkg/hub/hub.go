@@ -35,8 +35,9 @@ type Hub struct {
 	durMu   sync.Mutex
 	pending map[string]int64 // routing key → sse-set-duration waiting for its next connection
 
-	acks ackRetry
-	qos  QoSStats
+	acks   ackRetry
+	qos    QoSStats
+	counts struct{ sends, deliveries, slow atomic.Uint64 }
 
 	closing  atomic.Bool
 	closed   chan struct{}

@@ -25,8 +25,28 @@ type QoSStats struct {
 	stored, redelivered, acked, ackRetries, ackDropped atomic.Uint64
 }
 
-// QoSCounters returns the hub's QoS counters.
-func (h *Hub) QoSCounters() QoSCounters {
+// Counters are the hub's figures since start, for metrics.
+type Counters struct {
+	// Sends counts the sends published from this node.
+	Sends uint64 `json:"sends"`
+	// Deliveries counts the events queued to this node's connections.
+	Deliveries uint64 `json:"deliveries"`
+	// SlowDisconnects counts connections closed as slow consumers.
+	SlowDisconnects uint64      `json:"slowDisconnects"`
+	QoS             QoSCounters `json:"qos"`
+}
+
+// Counters returns the hub's counters.
+func (h *Hub) Counters() Counters {
+	return Counters{
+		Sends:           h.counts.sends.Load(),
+		Deliveries:      h.counts.deliveries.Load(),
+		SlowDisconnects: h.counts.slow.Load(),
+		QoS:             h.qosCounters(),
+	}
+}
+
+func (h *Hub) qosCounters() QoSCounters {
 	return QoSCounters{
 		Stored:      h.qos.stored.Load(),
 		Redelivered: h.qos.redelivered.Load(),

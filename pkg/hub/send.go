@@ -72,6 +72,7 @@ func (h *Hub) Publish(ctx context.Context, t Target, ev Event, opts ...PublishOp
 	if o.qos {
 		f.qosID = ev.ID
 	}
+	h.counts.sends.Add(1)
 	res.Delivered = h.deliverLocal(t, f)
 	if h.cfg.Transport != nil {
 		n, err := h.cfg.Transport.Deliver(ctx, h.cfg.App, t, ev)
@@ -143,8 +144,8 @@ func (h *Hub) HandleDeliver(_ context.Context, app string, t Target, ev Event) i
 
 // deliverLocal queues f to the local connections matching t, each once,
 // and returns how many accepted it.
-func (h *Hub) deliverLocal(t Target, f *frame) int {
-	n := 0
+func (h *Hub) deliverLocal(t Target, f *frame) (n int) {
+	defer func() { h.counts.deliveries.Add(uint64(n)) }()
 	if t.All {
 		h.conns.each(func(c *Conn) {
 			if c.enqueue(f, t.Listening) {

@@ -9,25 +9,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/pkg/auth"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/static"
 )
-
-// Authenticator tells who makes a request. An error means 401, unless it
-// is marked as a backend failure with ErrAuthUnavailable (503).
-type Authenticator interface {
-	Authenticate(r *http.Request) (hub.User, error)
-}
-
-// AuthenticatorFunc adapts a function to Authenticator.
-type AuthenticatorFunc func(r *http.Request) (hub.User, error)
-
-// Authenticate calls f.
-func (f AuthenticatorFunc) Authenticate(r *http.Request) (hub.User, error) { return f(r) }
-
-// ErrAuthUnavailable marks an authentication that could not be decided
-// (the backend that decides is down); the caller gets 503, not 401.
-var ErrAuthUnavailable = errors.New("web: authentication unavailable")
 
 // Config configures a Handler.
 type Config struct {
@@ -35,9 +20,10 @@ type Config struct {
 	Hub *hub.Hub
 	// Path is the app's base path, e.g. "/sse/demo". Required.
 	Path string
-	// Auth authenticates every request but the script and disconnect.do.
+	// Auth authenticates every request but the script and disconnect.do:
+	// an error wrapping auth.ErrUnavailable gives 503, any other 401.
 	// Required.
-	Auth Authenticator
+	Auth auth.Authenticator
 	// Upstream answers message/{path}.do and upload/{path}.do. Default:
 	// Echo, which answers with what it received.
 	Upstream UpstreamHandler
@@ -57,8 +43,8 @@ type Config struct {
 	// Wrap wraps successful JSON answers. Default: the seed server's
 	// {"success":true,"code":200,"data":…,"message":null,"errorMessage":null}.
 	Wrap func(data any) any
-	// Logger receives request logs. Default zerolog.Nop().
-	Logger *zerolog.Logger
+	// Logger receives request logs. The zero value logs nothing.
+	Logger zerolog.Logger
 }
 
 // Handler serves one app's browser endpoints under its base path.
@@ -89,10 +75,6 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Wrap == nil {
 		cfg.Wrap = WrapOK
-	}
-	if cfg.Logger == nil {
-		nop := zerolog.Nop()
-		cfg.Logger = &nop
 	}
 	h := &Handler{cfg: cfg, hub: cfg.Hub}
 	h.log = cfg.Logger.With().Str("component", "web").Str("app", cfg.Hub.App()).Logger()
@@ -220,7 +202,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (hub.User
 	if err == nil {
 		return u, true
 	}
-	if errors.Is(err, ErrAuthUnavailable) {
+	if errors.Is(err, auth.ErrUnavailable) {
 		h.log.Warn().Err(err).Msg("authentication unavailable")
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return hub.User{}, false

@@ -1,0 +1,29 @@
+// Command pushd is the pushd daemon: it keeps Server-Sent-Events streams
+// open to browsers and pushes events to them for backends in any
+// language. Without --config it runs the embedded demo on :8080.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	configFile := flag.String("config", "", "YAML configuration file (default: the embedded demo)")
+	flag.Parse()
+	cfg, err := loadConfig(*configFile, os.Environ())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pushd:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "pushd:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pushd/pushd/pkg/api"
+	"github.com/pushd/pushd/pkg/hub"
+	"github.com/pushd/pushd/static"
+)
+
+// routes builds the HTTP surface: each app's browser endpoints under its
+// path, the server API, health, metrics and the demo page.
+func (s *server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, s.requestLog)
+	for _, a := range s.apps {
+		r.Handle(a.cfg.Path, a.web)
+		r.Handle(a.cfg.Path+"/*", a.web)
+	}
+	apps := make(map[string]api.App, len(s.apps))
+	for _, a := range s.apps {
+		apps[a.cfg.Name] = api.App{Hub: a.hub, Keys: a.cfg.APIKeys}
+	}
+	apiHandler, _ := api.New(api.Config{Apps: apps, Logger: s.log})
+	r.Handle("/api/*", apiHandler)
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := s.ready(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"not ready","error":` + quote(err.Error()) + "}\n"))
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+	})
+	r.Handle("/metrics", promhttp.HandlerFor(s.metrics(), promhttp.HandlerOpts{}))
+	if s.cfg.DemoPage {
+		r.Get("/", func(w http.ResponseWriter, req *http.Request) {
+			http.ServeFileFS(w, req, static.FS, "index.html")
+		})
+	}
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"error":"not found"}` + "\n"))
+	})
+	return r
+}
+
+func quote(s string) string {
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20:
+			b = append(b, ' ')
+		default:
+			b = append(b, string(r)...)
+		}
+	}
+	return string(append(b, '"'))
+}
+
+// requestLog logs one line per request at debug; streams are logged by
+// the hub when they connect and end.
+func (s *server) requestLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.log.GetLevel() > -1 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		s.log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", ww.Status()).
+			Dur("took", time.Since(start)).Msg("request")
+	})
+}
+
+// metrics registers the Prometheus collectors of every app.
+func (s *server) metrics() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, a := range s.apps {
+		h := a.hub
+		labels := prometheus.Labels{"app": a.cfg.Name}
+		gauge := func(name, help string, fn func(hub.Stats) int) {
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels},
+				func() float64 { return float64(fn(h.LocalStats())) }))
+		}
+		gauge("pushd_connections", "Open SSE connections on this node.", func(st hub.Stats) int { return st.Connections })
+		gauge("pushd_users", "Users with a connection on this node.", func(st hub.Stats) int { return st.Users })
+		counter := func(name, help string, fn func(hub.Counters) uint64) {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+				func() float64 { return float64(fn(h.Counters())) }))
+		}
+		counter("pushd_sends_total", "Sends published from this node.", func(c hub.Counters) uint64 { return c.Sends })
+		counter("pushd_deliveries_total", "Events queued to connections of this node.", func(c hub.Counters) uint64 { return c.Deliveries })
+		counter("pushd_slow_disconnects_total", "Connections closed because their queue overflowed.", func(c hub.Counters) uint64 { return c.SlowDisconnects })
+		counter("pushd_qos_stored_total", "QoS messages stored.", func(c hub.Counters) uint64 { return c.QoS.Stored })
+		counter("pushd_qos_acked_total", "QoS messages acknowledged.", func(c hub.Counters) uint64 { return c.QoS.Acked })
+		counter("pushd_qos_redelivered_total", "QoS messages sent again.", func(c hub.Counters) uint64 { return c.QoS.Redelivered })
+	}
+	return reg
+}
