@@ -53,6 +53,8 @@ export async function eventually (fn, { timeoutMs = 10000, intervalMs = 50, what
 
 const CONFIG = `
 node_id: browser-test
+qos:
+  redeliver_after: 2s
 apps:
   - name: demo
     path: /sse/demo
