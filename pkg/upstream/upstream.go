@@ -67,9 +67,14 @@ type Config struct {
 
 // Identity is who makes a forwarded call, as established by pushd.
 type Identity struct {
-	App          string
-	UserID       string
-	TenantID     string
+	// App is the app's name (X-Pushd-App).
+	App string
+	// UserID is the authenticated user's id (X-Pushd-User-Id); may be empty.
+	UserID string
+	// TenantID is the user's tenant (X-Pushd-Tenant-Id); may be empty.
+	TenantID string
+	// ConnectionID is the caller's verified SSE connection
+	// (X-Pushd-Connection-Id, and connectionId in the query); may be empty.
 	ConnectionID string
 }
 
