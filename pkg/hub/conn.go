@@ -87,8 +87,8 @@ type Conn struct {
 	lastRequest time.Time
 	unacked     map[string]time.Time // QoS id → last written, acknowledging clients only
 
-	counter uint64   // frame id counter; only the writer touches it
 	nc      net.Conn // the hijacked socket, for pool-written connections
+	counter uint64   // frame id counter; only the writer touches it
 }
 
 // ID returns the connection's opaque, unguessable id.
@@ -212,13 +212,21 @@ func (c *Conn) close(reason DisconnectReason) bool {
 	return true
 }
 
-// attach connects the writer side and wakes it for what is queued.
-func (c *Conn) attach(out outlet) {
+// attach connects the writer side, and for hijacked streams the socket,
+// and wakes the writer for what is queued.
+func (c *Conn) attach(out outlet, nc net.Conn) {
 	c.mu.Lock()
-	c.out = out
+	c.out, c.nc = out, nc
 	c.scheduled = true
 	c.mu.Unlock()
 	out.schedule(c)
+}
+
+// socket returns the hijacked socket, or nil.
+func (c *Conn) socket() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nc
 }
 
 // take removes the waiting frames; done reports that the stream must end

@@ -353,6 +353,10 @@ func (h *Hub) sweep(now time.Time, beat bool) {
 		if beat {
 			c.enqueue(heartbeatFrame, false)
 		}
+		if nc := c.socket(); nc != nil && peerClosed(nc) {
+			c.close(ReasonClientGone)
+			return
+		}
 		if h.cfg.RedeliverAfter > 0 && c.hasOverdue(now, h.cfg.RedeliverAfter) {
 			redeliver = append(redeliver, c)
 		}

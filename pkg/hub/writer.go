@@ -72,9 +72,8 @@ func (h *Hub) hijack(w http.ResponseWriter, c *Conn) bool {
 		h.streams.Done()
 		return true
 	}
-	c.nc = nc
 	h.started(c)
-	c.attach(h.pool)
+	c.attach(h.pool, nc)
 	return true
 }
 
@@ -100,7 +99,7 @@ func (h *Hub) serveDirect(w http.ResponseWriter, r *http.Request, c *Conn) {
 	}
 	wake := make(chanOutlet, 1)
 	h.started(c)
-	c.attach(wake)
+	c.attach(wake, nil)
 	var scratch []byte
 	for {
 		select {

@@ -49,10 +49,10 @@ type Config struct {
 
 // Handler serves one app's browser endpoints under its base path.
 type Handler struct {
-	cfg          Config
-	hub          *hub.Hub
-	log          zerolog.Logger
-	moduleScript []byte
+	cfg           Config
+	hub           *hub.Hub
+	log           zerolog.Logger
+	moduleScript  []byte
 	classicScript []byte
 }
 
