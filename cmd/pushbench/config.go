@@ -17,6 +17,7 @@ const (
 	modeBroadcast = "broadcast" // to: {all: true}; every connection
 	modeUser      = "user"      // to: {userIds: [u{seq%users}]}
 	modeTenant    = "tenant"    // to: {tenantIds: [t{seq%tenants}]}
+	modeNone      = "none"      // no publishing: connect, read memory, stop
 )
 
 // Config is one benchmark run.
@@ -39,8 +40,8 @@ type Config struct {
 	// Tenants is the number of distinct tenants; connection i is tenant
 	// t{i%Tenants}. Zero value: 10 (at most Conns).
 	Tenants int
-	// Modes are the phases to run, in order (broadcast, user, tenant).
-	// Zero value: all three.
+	// Modes are the phases to run, in order (broadcast, user, tenant), or
+	// just "none" to only connect and read memory. Zero value: all three.
 	Modes []string
 	// Rate bounds the sends per second over all publishers; 0 means as fast as
 	// possible.
@@ -127,6 +128,10 @@ func (c *Config) setDefaults() error {
 	for _, m := range c.Modes {
 		switch m {
 		case modeBroadcast, modeUser, modeTenant:
+		case modeNone:
+			if len(c.Modes) > 1 {
+				return errors.New("mode none excludes the others")
+			}
 		default:
 			return fmt.Errorf("unknown mode %q", m)
 		}
@@ -199,7 +204,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.IntVar(&c.Conns, "conns", 100, "number of SSE connections")
 	fs.IntVar(&c.Users, "users", 0, "distinct users (connection i is user u{i%users}); 0 = conns/10")
 	fs.IntVar(&c.Tenants, "tenants", 0, "distinct tenants (connection i is tenant t{i%tenants}); 0 = 10")
-	fs.StringVar(&modes, "mode", "all", "phases: broadcast, user, tenant, comma-separated, or all")
+	fs.StringVar(&modes, "mode", "all", "phases: broadcast, user, tenant, comma-separated, all, or none (connect and read memory only)")
 	fs.Float64Var(&c.Rate, "rate", 0, "sends per second over all publishers (0 = as fast as possible)")
 	fs.IntVar(&c.Publishers, "publishers", 4, "concurrent publishers")
 	fs.IntVar(&c.Messages, "messages", 0, "sends per phase (default 100 unless -duration)")

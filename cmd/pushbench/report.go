@@ -34,13 +34,12 @@ type Report struct {
 
 // ConnectReport describes connection setup.
 type ConnectReport struct {
-	Attempted  int            `json:"attempted"`
-	Connected  int64          `json:"connected"`
-	Failed     int64          `json:"failed"`
-	Seconds    float64        `json:"seconds"`
-	RatePerSec float64        `json:"rate_per_sec"`
-	Latency    Summary        `json:"latency"`
-	Errors     map[string]int `json:"errors,omitempty"`
+	Attempted  int     `json:"attempted"`
+	Connected  int64   `json:"connected"`
+	Failed     int64   `json:"failed"`
+	Seconds    float64 `json:"seconds"`
+	RatePerSec float64 `json:"rate_per_sec"`
+	Latency    Summary `json:"latency"`
 }
 
 // MemoryReport describes server memory per idle connection.
@@ -194,27 +193,13 @@ func (r Report) WriteTable(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tsent\tsend/s\texpected\tdelivered\tdeliv/s\tlost\tdup\tmisrouted\tresent\tcomplete\tapi≠\tlat p50\tlat p99\tlat max\tcompl p99\tsrv cpu/deliv\tsrv cpu/send\ttool cpu\t")
-	for _, p := range r.Phases {
-		name := p.Mode
-		if p.QoS {
-			name += "/qos"
-		}
-		if p.TimedOut {
-			name += " (timeout)"
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.0f\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2fs\t\n",
-			name, p.Sent, p.SendsPerSec, p.Expected, p.Delivered, p.DeliveriesPerSec, p.Lost, p.Duplicated, p.Misrouted, p.Resent,
-			p.MessagesComplete, p.MessagesComplete+p.MessagesIncomplete, p.APIMismatches,
-			us(p.Latency.P50Us), us(p.Latency.P99Us), us(p.Latency.MaxUs), us(p.Completion.P99Us),
-			cpu(p.ServerCPUPerDelivUs, r.Memory.Measured), cpu(p.ServerCPUPerSendUs, r.Memory.Measured), p.ToolCPUSecs)
+	if len(r.Phases) > 0 {
+		r.writePhases(w)
 	}
-	tw.Flush()
 	l := r.Conn
 	fmt.Fprintf(w, "\nconnections: %d dropped, %d closed by server, %d stray messages, %d other events, %d acked (%d ack failures)\n",
 		l.Dropped, l.ClosedByServer, l.Stray, l.OtherEvents, l.Acked, l.AckFailures)
-	writeErrors(w, "connection errors", mergeErrors(r.Connect.Errors, l.Errors))
+	writeErrors(w, "connection errors", l.Errors)
 	for _, p := range r.Phases {
 		writeErrors(w, p.Mode+" errors", p.Errors)
 	}
@@ -226,17 +211,6 @@ func (r Report) WriteTable(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "result: FAILED: %s\n", strings.Join(r.Problems(), "; "))
 	}
-}
-
-func mergeErrors(a, b map[string]int) map[string]int {
-	out := map[string]int{}
-	for k, v := range a {
-		out[k] += v
-	}
-	for k, v := range b {
-		out[k] += v
-	}
-	return out
 }
 
 func writeErrors(w io.Writer, title string, errs map[string]int) {
@@ -277,4 +251,24 @@ func cpu(v float64, measured bool) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2fµs", v)
+}
+
+func (r Report) writePhases(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tsent\tsend/s\texpected\tdelivered\tdeliv/s\tlost\tdup\tmisrouted\tresent\tcomplete\tapi≠\tlat p50\tlat p99\tlat max\tcompl p99\tsrv cpu/deliv\tsrv cpu/send\ttool cpu\t")
+	for _, p := range r.Phases {
+		name := p.Mode
+		if p.QoS {
+			name += "/qos"
+		}
+		if p.TimedOut {
+			name += " (timeout)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.0f\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2fs\t\n",
+			name, p.Sent, p.SendsPerSec, p.Expected, p.Delivered, p.DeliveriesPerSec, p.Lost, p.Duplicated, p.Misrouted, p.Resent,
+			p.MessagesComplete, p.MessagesComplete+p.MessagesIncomplete, p.APIMismatches,
+			us(p.Latency.P50Us), us(p.Latency.P99Us), us(p.Latency.MaxUs), us(p.Completion.P99Us),
+			cpu(p.ServerCPUPerDelivUs, r.Memory.Measured), cpu(p.ServerCPUPerSendUs, r.Memory.Measured), p.ToolCPUSecs)
+	}
+	tw.Flush()
 }

@@ -190,7 +190,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	}
 
 	for i, mode := range cfg.Modes {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || mode == modeNone {
 			break
 		}
 		logf("phase %s", mode)
@@ -213,7 +213,6 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 
 // finish copies the connection counters into the report.
 func (b *bench) finish(rep *Report) {
-	rep.Connect.Errors = nil
 	rep.Conn = ConnLifeReport{
 		Dropped:        b.dropped.Load(),
 		ClosedByServer: b.closedByServer.Load(),
