@@ -28,7 +28,7 @@ type Discovery interface {
 	Register(ctx context.Context, app string, self Peer) error
 	// Peers returns the currently known peers of app, possibly including
 	// this node (the Transport filters it out). It must be cheap: it is
-	// called on every send.
+	// called on every send. Callers must not modify the returned slice.
 	Peers(ctx context.Context, app string) ([]Peer, error)
 	// Close withdraws every registration and stops watching; Peers keeps
 	// answering with the last known lists. Idempotent.

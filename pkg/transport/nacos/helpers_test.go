@@ -69,7 +69,7 @@ type node struct {
 }
 
 // startNode creates and runs a transport on 127.0.0.1 with h.
-func startNode(t *testing.T, cfg Config, h *countingHandler) *node {
+func startNode(t testing.TB, cfg Config, h *countingHandler) *node {
 	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
@@ -107,6 +107,12 @@ func startNode(t *testing.T, cfg Config, h *countingHandler) *node {
 // list that names all of them (each node sees itself in it, as in a real
 // static config).
 func staticCluster(t *testing.T, counts ...int) ([]*node, *Static) {
+	t.Helper()
+	return staticClusterB(t, counts...)
+}
+
+// staticClusterB is staticCluster for tests and benchmarks.
+func staticClusterB(t testing.TB, counts ...int) ([]*node, *Static) {
 	t.Helper()
 	disc, err := NewStatic()
 	if err != nil {

@@ -51,7 +51,6 @@ type Transport struct {
 	nonces *nonceCache
 	client *http.Client
 	ln     net.Listener
-	srv    *http.Server
 
 	running   atomic.Bool
 	serving   atomic.Bool
@@ -130,7 +129,7 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 	if !t.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
-	t.srv = &http.Server{
+	srv := &http.Server{
 		Handler:           &peerServer{t: t, h: h},
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       t.cfg.Timeout + 10*time.Second,
@@ -139,7 +138,7 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 		ErrorLog:          nil,
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- t.srv.Serve(t.ln) }()
+	go func() { serveErr <- srv.Serve(t.ln) }()
 	t.serving.Store(true)
 	t.log.Info().Str("addr", t.self.Addr).Strs("apps", t.cfg.Apps).Msg("peer api serving")
 
@@ -169,8 +168,8 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), t.cfg.ShutdownTimeout)
 	defer cancel()
-	if serr := t.srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		_ = t.srv.Close()
+	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		_ = srv.Close()
 		if err == nil {
 			err = fmt.Errorf("nacos: shut down peer server: %w", serr)
 		}
