@@ -41,12 +41,19 @@ type Config struct {
 	// UNSUBSCRIBE command carries. Zero: 1000.
 	BatchSize int
 	// Workers is the number of requests from other nodes served at once.
-	// Zero: 64.
+	// Deliver requests arriving on one channel are served by one worker in
+	// arrival order. Zero: 64.
 	Workers int
-	// QueueSize is the number of received requests waiting for a worker;
-	// a request arriving at a full queue is dropped (its sender stops
-	// waiting at its deadline). Zero: 4096.
+	// QueueSize bounds the received deliveries waiting for a worker, and
+	// separately the surveys. A request arriving at a full queue is dropped
+	// (its sender stops waiting at its deadline). Zero: 4096.
 	QueueSize int
+	// MaxRoutedKeys is the most routing keys a target may have to be
+	// published to each key's channel; a target with more is published once
+	// to the app's KeyAll channel instead (every node gets it and matches
+	// the target itself), so a send costs one message per node rather than
+	// one per key. -1: no limit. Zero: 64.
+	MaxRoutedKeys int
 	// ChannelSize is the buffer of the go-redis message channel. Zero: 4096.
 	ChannelSize int
 	// OnResubscribe is called (in its own goroutine) each time the
@@ -68,6 +75,7 @@ const (
 	defaultBatchSize     = 1000
 	defaultWorkers       = 64
 	defaultQueueSize     = 4096
+	defaultMaxRoutedKeys = 64
 	defaultChannelSize   = 4096
 )
 
@@ -118,6 +126,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.QueueSize == 0 {
 		cfg.QueueSize = defaultQueueSize
+	}
+	switch {
+	case cfg.MaxRoutedKeys == 0:
+		cfg.MaxRoutedKeys = defaultMaxRoutedKeys
+	case cfg.MaxRoutedKeys < -1:
+		return cfg, fmt.Errorf("%w: MaxRoutedKeys below -1", ErrConfig)
 	}
 	if cfg.ChannelSize == 0 {
 		cfg.ChannelSize = defaultChannelSize

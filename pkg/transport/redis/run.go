@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -25,8 +27,118 @@ const (
 // job is a received request waiting for a worker.
 type job struct {
 	env      envelope
+	channel  string
 	dup      bool
 	deadline time.Time
+}
+
+// pool serves received requests with Config.Workers workers. A deliver
+// request (and a repeated arrival) is queued to the worker its channel hashes
+// to, so the events sent to one routing key are written in the order Redis
+// delivered them; surveys go to a shared queue every worker takes from. At
+// most Config.QueueSize deliveries and as many surveys wait.
+type pool struct {
+	seed    maphash.Seed
+	ordered []*workerQueue
+	shared  chan job
+	queued  atomic.Int64 // jobs waiting in ordered queues
+	limit   int64
+	wg      sync.WaitGroup
+}
+
+// workerQueue is the ordered queue of one worker.
+type workerQueue struct {
+	mu     sync.Mutex
+	jobs   []job
+	closed bool
+	notify chan struct{}
+}
+
+// startPool starts the workers serving with h until stop.
+func (t *Transport) startPool(ctx context.Context, h hub.Handler) *pool {
+	p := &pool{
+		seed:    maphash.MakeSeed(),
+		ordered: make([]*workerQueue, t.cfg.Workers),
+		shared:  make(chan job, t.cfg.QueueSize),
+		limit:   int64(t.cfg.QueueSize),
+	}
+	for i := range p.ordered {
+		q := &workerQueue{notify: make(chan struct{}, 1)}
+		p.ordered[i] = q
+		p.wg.Go(func() { p.work(ctx, t, h, q) })
+	}
+	return p
+}
+
+// work serves q in order, and shared surveys in between, until both are
+// closed and empty.
+func (p *pool) work(ctx context.Context, t *Transport, h hub.Handler, q *workerQueue) {
+	shared := p.shared
+	for {
+		q.mu.Lock()
+		batch, closed := q.jobs, q.closed
+		q.jobs = nil
+		q.mu.Unlock()
+		for _, j := range batch {
+			t.serve(ctx, h, j)
+			p.queued.Add(-1)
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		if closed && shared == nil {
+			return
+		}
+		select {
+		case <-q.notify:
+		case j, ok := <-shared:
+			if !ok {
+				shared = nil
+				continue
+			}
+			t.serve(ctx, h, j)
+		}
+	}
+}
+
+// submit queues j without blocking; false means the queue was full.
+func (p *pool) submit(j job) bool {
+	if !j.dup && j.env.Kind != kindDeliver {
+		select {
+		case p.shared <- j:
+			return true
+		default:
+			return false
+		}
+	}
+	if p.queued.Add(1) > p.limit {
+		p.queued.Add(-1)
+		return false
+	}
+	q := p.ordered[maphash.String(p.seed, j.channel)%uint64(len(p.ordered))]
+	q.mu.Lock()
+	q.jobs = append(q.jobs, j)
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// stop closes the queues and waits for the workers to finish what is queued.
+func (p *pool) stop() {
+	close(p.shared)
+	for _, q := range p.ordered {
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+		select {
+		case q.notify <- struct{}{}:
+		default:
+		}
+	}
+	p.wg.Wait()
 }
 
 // Run subscribes this node's channels and serves requests from other nodes
@@ -72,19 +184,8 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 		}
 	}()
 
-	jobs := make(chan job, t.cfg.QueueSize)
-	var workers sync.WaitGroup
-	for range t.cfg.Workers {
-		workers.Go(func() {
-			for j := range jobs {
-				t.serve(ctx, h, j)
-			}
-		})
-	}
-	defer func() {
-		close(jobs)
-		workers.Wait()
-	}()
+	jobs := t.startPool(ctx, h)
+	defer jobs.stop()
 
 	backoff := backoffMin
 	for {
@@ -111,7 +212,7 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 // session is one subscription: it subscribes every wanted channel, then
 // applies interest changes and probes until ctx ends or the subscription is
 // found lost. established reports whether its first probe came back.
-func (t *Transport) session(ctx context.Context, jobs chan<- job) (established bool, err error) {
+func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, err error) {
 	ps := t.client.Subscribe(ctx)
 	applied := make(map[string]struct{})
 	echo := make(chan string, 8)
@@ -311,7 +412,7 @@ func (t *Transport) resubscribed() {
 // read dispatches what the subscription receives until msgs is closed:
 // replies to their waiting calls, probe echoes to the session, requests to
 // the workers. It never blocks on a full queue: it drops the request.
-func (t *Transport) read(msgs <-chan any, echo chan<- string, drained chan<- struct{}, jobs chan<- job) {
+func (t *Transport) read(msgs <-chan any, echo chan<- string, drained chan<- struct{}, jobs *pool) {
 	probeSubscriptions := 0
 	for m := range msgs {
 		switch m := m.(type) {
@@ -362,7 +463,7 @@ func (t *Transport) handleReply(payload string) {
 
 // handleRequest answers this node's own requests at once with nothing and
 // queues the others for a worker.
-func (t *Transport) handleRequest(channel, payload string, jobs chan<- job) {
+func (t *Transport) handleRequest(channel, payload string, jobs *pool) {
 	var env envelope
 	if err := json.Unmarshal([]byte(payload), &env); err != nil {
 		t.log.Warn().Err(err).Str("channel", channel).Msg("undecodable request")
@@ -378,16 +479,14 @@ func (t *Transport) handleRequest(channel, payload string, jobs chan<- job) {
 		return
 	}
 	now := time.Now()
-	j := job{env: env, deadline: now.Add(t.cfg.Timeout)}
+	j := job{env: env, channel: channel, deadline: now.Add(t.cfg.Timeout)}
 	if env.TimeoutMS > 0 {
 		j.deadline = now.Add(time.Duration(env.TimeoutMS) * time.Millisecond)
 	}
 	if env.Multi {
 		j.dup = t.dedup.seen(env.ID, now)
 	}
-	select {
-	case jobs <- j:
-	default:
+	if !jobs.submit(j) {
 		t.stats.droppedRequests.Add(1)
 		t.log.Warn().Str("origin", env.Origin).Str("app", env.App).Msg("request queue full, request dropped")
 	}

@@ -148,6 +148,10 @@ func (t *Transport) SetInterest(app, key string, on bool) {
 // channels serves the request once. This node's own subscriptions are
 // answered with 0 (the hub serves local connections itself).
 //
+// A target with more than Config.MaxRoutedKeys routing keys is published
+// once to the app's KeyAll channel instead. Events sent to one routing key
+// are written on the receiving node in the order Redis delivered them.
+//
 // At-most-once between nodes: a message lost in Redis is not retried. It
 // returns ErrNotReady without sending while the subscription is down.
 func (t *Transport) Deliver(ctx context.Context, app string, target hub.Target, ev hub.Event) (int, error) {
@@ -197,6 +201,9 @@ func (t *Transport) roundTrip(ctx context.Context, app string, keys []string, en
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.cfg.Timeout)
 		defer cancel()
+	}
+	if t.cfg.MaxRoutedKeys >= 0 && len(keys) > t.cfg.MaxRoutedKeys {
+		keys = []string{hub.KeyAll}
 	}
 	deadline, _ := ctx.Deadline()
 	env.ID = t.idPrefix + strconv.FormatUint(t.seq.Add(1), 36)

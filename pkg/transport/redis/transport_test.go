@@ -678,3 +678,85 @@ func (c *silenceableConn) Read(b []byte) (int, error) {
 		}
 	}
 }
+
+func TestManyKeysGoToAllChannel(t *testing.T) {
+	srv := startRedis(t)
+	rdb := srv.client()
+	prefix := testPrefix(t)
+	a := startNode(t, srv, prefix, "a", 0, func(c *Config) { c.MaxRoutedKeys = 2 })
+	b := startNode(t, srv, prefix, "b", 3)
+	c := startNode(t, srv, prefix, "c", 5)
+	for _, n := range []*node{a, b, c} {
+		n.SetInterest(app, hub.KeyAll, true)
+	}
+	b.SetInterest(app, "u:1", true)
+	awaitSubscribers(t, rdb, a.Transport, app, hub.KeyAll, 3)
+	awaitSubscribers(t, rdb, a.Transport, app, "u:1", 1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Two keys: routed, only b is asked.
+	if n, err := a.Deliver(ctx, app, hub.Target{UserIDs: []string{"1", "2"}}, hub.Event{Name: "e"}); err != nil || n != 3 {
+		t.Fatalf("Deliver to 2 keys: got %d, %v; want 3", n, err)
+	}
+	if got := c.h.deliveries.Load(); got != 0 {
+		t.Fatalf("c served %d routed requests, want 0", got)
+	}
+	// Three keys: one message on the KeyAll channel, every node asked once
+	// with the whole target.
+	target := hub.Target{UserIDs: []string{"1", "2", "3"}}
+	if n, err := a.Deliver(ctx, app, target, hub.Event{Name: "e"}); err != nil || n != 8 {
+		t.Fatalf("Deliver to 3 keys: got %d, %v; want 8", n, err)
+	}
+	if b.h.deliveries.Load() != 2 || c.h.deliveries.Load() != 1 {
+		t.Fatalf("served: b %d (want 2), c %d (want 1)", b.h.deliveries.Load(), c.h.deliveries.Load())
+	}
+	c.h.mu.Lock()
+	got := c.h.targets[0]
+	c.h.mu.Unlock()
+	if got.All || !slices.Equal(got.UserIDs, target.UserIDs) {
+		t.Fatalf("c received target %+v, want %+v", got, target)
+	}
+}
+
+func TestDeliveriesOnOneKeyServedInOrder(t *testing.T) {
+	srv := startRedis(t)
+	rdb := srv.client()
+	prefix := testPrefix(t)
+	b := startNode(t, srv, prefix, "b", 1)
+	b.SetInterest(app, "u:1", true)
+	b.SetInterest(app, "u:2", true)
+	awaitSubscribers(t, rdb, b.Transport, app, "u:2", 1)
+
+	// Publish requests straight to the channels in a known order, as other
+	// nodes' Deliver calls would.
+	const perKey = 300
+	ctx := context.Background()
+	pipe := rdb.Pipeline()
+	for i := range perKey {
+		for _, user := range []string{"1", "2"} {
+			ev := hub.Event{Name: "e", Data: fmt.Sprint(i)}
+			env := envelope{ID: fmt.Sprintf("other.%s.%d", user, i), Origin: "x", ReplyTo: prefix + ":reply:x",
+				App: app, Kind: kindDeliver, TimeoutMS: 30000, Target: hub.Target{UserIDs: []string{user}}, Event: &ev}
+			payload, err := json.Marshal(&env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pipe.Publish(ctx, b.channel(app, "u:"+user), payload)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "b served every request", func() bool { return b.h.deliveries.Load() == 2*perKey })
+	b.h.mu.Lock()
+	defer b.h.mu.Unlock()
+	next := map[string]int{}
+	for i, ev := range b.h.events {
+		user := b.h.targets[i].UserIDs[0]
+		if ev.Data != fmt.Sprint(next[user]) {
+			t.Fatalf("user %s: event %q served when %d was next", user, ev.Data, next[user])
+		}
+		next[user]++
+	}
+}
