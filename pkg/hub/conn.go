@@ -263,10 +263,11 @@ func (c *Conn) buffers(frames []*frame, scratch []byte) net.Buffers {
 // remembered for redelivery, or acknowledged at once for clients that
 // cannot acknowledge.
 func (c *Conn) written(frames []*frame) {
-	var ids []string
+	var ids, events []string
 	for _, f := range frames {
 		if f.qosID != "" {
 			ids = append(ids, f.qosID)
+			events = append(events, f.event)
 		}
 	}
 	if len(ids) == 0 {
@@ -281,10 +282,15 @@ func (c *Conn) written(frames []*frame) {
 	}
 	now := time.Now()
 	c.mu.Lock()
-	if c.unacked == nil {
-		c.unacked = make(map[string]time.Time, len(ids))
-	}
-	for _, id := range ids {
+	for i, id := range ids {
+		// A client only sees (and so acknowledges) events it listens to;
+		// sending the others again would not help.
+		if _, ok := c.listeners[events[i]]; !ok {
+			continue
+		}
+		if c.unacked == nil {
+			c.unacked = make(map[string]time.Time, len(ids))
+		}
 		c.unacked[id] = now
 	}
 	c.mu.Unlock()

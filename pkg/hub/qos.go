@@ -102,8 +102,12 @@ func (h *Hub) replay(ctx context.Context, c *Conn) {
 	if r.UserID == "" && r.AccessToken == "" {
 		return
 	}
+	// A client that acknowledges gets everything it has not acknowledged:
+	// ids of different senders do not arrive in id order, so skipping up
+	// to its Last-Event-ID could skip an older message it never saw. For a
+	// client that cannot acknowledge, the id is the best hint there is.
 	after := ""
-	if looksLikeQoSID(c.lastEvent) {
+	if !c.canAck && looksLikeQoSID(c.lastEvent) {
 		after = c.lastEvent
 	}
 	for {

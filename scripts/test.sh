@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs pushd's whole test suite on a fresh machine: installs what the tests
+# need when it is missing (redis-server, nginx, chromium, node/npm from
+# Debian; npm packages), makes sure the shared Redis on 127.0.0.1:6379
+# runs, then runs go vet, the Go tests with -race and the browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+
+if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
+  echo "== starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+fi
+
+echo "== go vet"
+go vet ./...
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./...
+echo "== browser tests (chromium + playwright-core)"
+test/browser/run.sh

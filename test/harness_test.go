@@ -1,0 +1,244 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// pushdBin is the pushd binary built once for all tests of this package.
+var pushdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pushd-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	pushdBin = filepath.Join(dir, "pushd")
+	build := exec.Command("go", "build", "-race", "-o", pushdBin, "../cmd/pushd")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build pushd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a TCP port nobody listens on right now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// node is a pushd process started by a test.
+type node struct {
+	t    testing.TB
+	url  string
+	addr string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	args []string
+	env  []string
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startPushd runs pushd with the YAML config (the embedded demo when
+// empty) and extra environment, and waits until it is ready.
+func startPushd(t testing.TB, config string, env ...string) *node {
+	t.Helper()
+	var args []string
+	if config != "" {
+		f := filepath.Join(t.TempDir(), "pushd.yaml")
+		if err := os.WriteFile(f, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = []string{"--config", f}
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	n := &node{t: t, url: "http://" + addr, addr: addr, args: args,
+		env: append([]string{"PUSHD_LISTEN=" + addr, "PUSHD_LOG_LEVEL=debug"}, env...)}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *node) start() {
+	n.t.Helper()
+	n.out = &lockedBuffer{}
+	n.cmd = exec.Command(pushdBin, n.args...)
+	n.cmd.Env = append(os.Environ(), n.env...)
+	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	waitFor(n.t, 20*time.Second, func() error {
+		if n.cmd.ProcessState != nil {
+			return fmt.Errorf("pushd exited: %s", n.out.String())
+		}
+		resp, err := http.Get(n.url + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+}
+
+func (n *node) stop() {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	_ = n.cmd.Process.Kill()
+	_ = n.cmd.Wait()
+	if n.t.Failed() {
+		n.t.Logf("pushd %s output:\n%s", n.addr, n.out.String())
+	}
+	n.cmd = nil
+}
+
+// waitFor polls fn until it returns nil or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = fn(); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("condition not met within %s: %v", d, err)
+}
+
+// stream is an SSE response read frame by frame.
+type stream struct {
+	t    testing.TB
+	resp *http.Response
+	r    *bufio.Reader
+	stop context.CancelFunc
+}
+
+// openStream GETs url as an EventSource would.
+func openStream(t testing.TB, url string, header ...string) *stream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	s := &stream{t: t, resp: resp, r: bufio.NewReader(resp.Body), stop: cancel}
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *stream) close() {
+	s.stop()
+	_ = s.resp.Body.Close()
+}
+
+// frame reads the next frame (up to a blank line), skipping heartbeat
+// comments, and returns its raw text including the final blank line.
+func (s *stream) frame() string {
+	s.t.Helper()
+	type result struct {
+		text string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var b strings.Builder
+		for {
+			line, err := s.r.ReadString('\n')
+			if err != nil {
+				ch <- result{b.String(), err}
+				return
+			}
+			if line == ":\n" && b.Len() == 0 {
+				continue
+			}
+			b.WriteString(line)
+			if line == "\n" {
+				ch <- result{b.String(), nil}
+				return
+			}
+		}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			s.t.Fatalf("stream ended (%v) after %q", r.err, r.text)
+		}
+		return r.text
+	case <-time.After(10 * time.Second):
+		s.t.Fatal("no frame within 10s")
+	}
+	return ""
+}
+
+// ended reports whether the stream reaches EOF within d.
+func (s *stream) ended(d time.Duration) bool {
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, s.r)
+		done <- err
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// field returns the value of the first line "name:value" of a frame.
+func field(frame, name string) string {
+	for _, line := range strings.Split(frame, "\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
