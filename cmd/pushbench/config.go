@@ -73,6 +73,9 @@ type Config struct {
 	SpawnArgs []string
 	// SpawnEnv are extra environment variables (KEY=value) for it.
 	SpawnEnv []string
+	// SpawnLogDir receives the spawned pushd's output file. Zero value: the
+	// system's temporary directory.
+	SpawnLogDir string
 	// SrcIPs are local source addresses used round-robin for connections.
 	// Zero value: automatic (127.0.0.1, 127.0.0.2, … when Conns exceeds the
 	// ephemeral port range and all nodes are on loopback, otherwise none).

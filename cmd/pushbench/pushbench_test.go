@@ -50,15 +50,16 @@ func buildPushd(t *testing.T) string {
 func smallRun(t *testing.T, modify func(*Config)) Report {
 	t.Helper()
 	cfg := Config{
-		Spawn:      buildPushd(t),
-		Conns:      300,
-		Users:      40,
-		Tenants:    7,
-		Messages:   30,
-		Publishers: 4,
-		Timeout:    30 * time.Second,
-		Settle:     -1,
-		Payload:    64,
+		Spawn:       buildPushd(t),
+		Conns:       300,
+		Users:       40,
+		Tenants:     7,
+		Messages:    30,
+		Publishers:  4,
+		Timeout:     30 * time.Second,
+		Settle:      -1,
+		Payload:     64,
+		SpawnLogDir: t.TempDir(),
 	}
 	var log strings.Builder
 	cfg.Log = &log

@@ -23,6 +23,8 @@ type Report struct {
 	Payload    int      `json:"payload"`
 	SrcIPs     []string `json:"src_ips,omitempty"`
 	FileLimit  uint64   `json:"file_limit"`
+	// ServerLog is the output file of a spawned pushd.
+	ServerLog string `json:"server_log,omitempty"`
 
 	Connect ConnectReport  `json:"connect"`
 	Memory  MemoryReport   `json:"memory"`

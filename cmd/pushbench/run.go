@@ -69,6 +69,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		defer srv.stop(10 * time.Second)
 		cfg.Nodes = append(cfg.Nodes, srv.url)
 		cfg.PIDs = append(cfg.PIDs, srv.cmd.Process.Pid)
+		rep.ServerLog = srv.logPath
 		logf("spawned %s at %s (pid %d, log %s)", cfg.Spawn, srv.url, srv.cmd.Process.Pid, srv.logPath)
 	}
 	if len(cfg.SrcIPs) == 0 {

@@ -28,7 +28,7 @@ func spawnServer(ctx context.Context, cfg Config) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.CreateTemp("", "pushbench-pushd-*.log")
+	logFile, err := os.CreateTemp(cfg.SpawnLogDir, "pushbench-pushd-*.log")
 	if err != nil {
 		return nil, fmt.Errorf("spawn: log file: %w", err)
 	}
@@ -38,6 +38,9 @@ func spawnServer(ctx context.Context, cfg Config) (*server, error) {
 		"PUSHD_API_KEY="+cfg.Key,
 		"PUSHD_NODE_ID=pushbench",
 		"PUSHD_LOG_LEVEL=warn",
+		// The run has closed its connections before the stop: no need to
+		// spread their closing over the default drain window.
+		"PUSHD_SHUTDOWN_DRAIN_WINDOW=500ms",
 	)
 	cmd.Env = append(cmd.Env, cfg.SpawnEnv...)
 	cmd.Stdout = logFile
