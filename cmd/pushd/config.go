@@ -179,6 +179,7 @@ type AuthConfig struct {
 		Issuer           string   `yaml:"issuer"`
 		Audience         string   `yaml:"audience"`
 		Leeway           Duration `yaml:"leeway"`
+		AllowNoExpiry    bool     `yaml:"allow_no_expiry"`
 		UserClaim        string   `yaml:"user_claim"`
 		TenantClaim      string   `yaml:"tenant_claim"`
 		NameClaim        string   `yaml:"name_claim"`

@@ -165,7 +165,7 @@ func (s *server) newAuth(ac AppConfig) (auth.Authenticator, error) {
 		j := ac.Auth.JWT
 		return auth.NewJWT(auth.JWTConfig{Algorithm: j.Algorithm, Secret: j.Secret, PublicKeyPEM: j.PublicKeyPEM,
 			PublicKeyFile: j.PublicKeyFile, Sources: j.Sources, Issuer: j.Issuer, Audience: j.Audience,
-			Leeway: time.Duration(j.Leeway), UserClaim: j.UserClaim, TenantClaim: j.TenantClaim,
+			Leeway: time.Duration(j.Leeway), AllowNoExpiry: j.AllowNoExpiry, UserClaim: j.UserClaim, TenantClaim: j.TenantClaim,
 			NameClaim: j.NameClaim, AccessTokenClaim: j.AccessTokenClaim})
 	case "webhook":
 		w := ac.Auth.Webhook
@@ -230,8 +230,14 @@ func (s *server) newNotifier(ac AppConfig, h *hub.Hub) (*notify.Notifier, error)
 		return nil, err
 	}
 	presence := func(c *hub.Conn) notify.Presence {
+		// The client's own count of visible seconds when it sent one (the
+		// disconnect beacon), else how long the connection was open.
+		online := time.Duration(c.SessionDuration()) * time.Second
+		if online == 0 {
+			online = time.Since(c.CreatedAt()).Truncate(time.Second)
+		}
 		return notify.Presence{App: ac.Name, UserID: c.User().ID, TenantID: c.User().TenantID, ConnectionID: c.ID(),
-			Connections: h.LocalUserConnections(c.User().ID), SessionDuration: time.Duration(c.SessionDuration()) * time.Second}
+			Connections: h.LocalUserConnections(c.User().ID), SessionDuration: online}
 	}
 	h.OnConnect(func(c *hub.Conn) {
 		if c.User().ID != "" {
