@@ -60,7 +60,9 @@ type Error struct {
 }
 
 // Error implements error.
-func (e *Error) Error() string { return fmt.Sprintf("client: pushd answered %d: %s", e.Status, e.Message) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("client: pushd answered %d: %s", e.Status, e.Message)
+}
 
 // Message is one event to send.
 type Message struct {
