@@ -1,0 +1,98 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "pushd.yaml")
+	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestEmbeddedDemoDefaults(t *testing.T) {
+	cfg, err := loadConfig("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != ":8080" || len(cfg.Apps) != 1 || cfg.Apps[0].Name != "demo" || cfg.Apps[0].Path != "/sse/demo" ||
+		cfg.Apps[0].Auth.Mode != "demo" || !cfg.DemoPage || cfg.QoS.Repository != "memory" || cfg.Cluster.Transport != "none" {
+		t.Errorf("embedded demo config = %+v", cfg)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	file := writeConfig(t, `
+apps:
+  - name: hr
+    auth: {mode: demo}
+  - name: hunter
+    auth: {mode: demo}
+    cors: [http://a.example]
+`)
+	cfg, err := loadConfig(file, []string{
+		"PUSHD_LISTEN=127.0.0.1:9999", "PUSHD_NODE_ID=pod-7", "PUSHD_LOG_LEVEL=debug", "PUSHD_API_KEY=k1,k2",
+		"PUSHD_QOS_REPOSITORY=redis", "PUSHD_REDIS_URL=redis://10.0.0.1:6379/2", "PUSHD_CLUSTER_TRANSPORT=redis",
+		"PUSHD_QOS_TTL=90m", "PUSHD_APPS_1_MAX_CONNECTIONS_PER_CLIENT=5", "PUSHD_APPS_1_CORS=http://b.example,http://c.example",
+		"PUSHD_APPS_0_ENABLE_JSON_ENDPOINTS=true", "HOME=/root",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"listen", cfg.Listen == "127.0.0.1:9999"},
+		{"node_id", cfg.NodeID == "pod-7"},
+		{"log.level", cfg.Log.Level == "debug"},
+		{"api key of the first app", strings.Join(cfg.Apps[0].APIKeys, ",") == "k1,k2"},
+		{"qos.repository", cfg.QoS.Repository == "redis"},
+		{"redis urls", cfg.QoS.RedisURL == "redis://10.0.0.1:6379/2" && cfg.Cluster.RedisURL == "redis://10.0.0.1:6379/2"},
+		{"cluster.transport", cfg.Cluster.Transport == "redis"},
+		{"qos.ttl", time.Duration(cfg.QoS.TTL) == 90*time.Minute},
+		{"apps[1].max_connections_per_client", cfg.Apps[1].MaxConnectionsPerClient == 5},
+		{"apps[1].cors", strings.Join(cfg.Apps[1].CORS, " ") == "http://b.example http://c.example"},
+		{"apps[0].enable_json_endpoints", cfg.Apps[0].EnableJSONEndpoints},
+		{"default path", cfg.Apps[1].Path == "/sse/hunter"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s not applied: %+v", c.name, cfg)
+		}
+	}
+}
+
+func TestInvalidConfigNamesTheKey(t *testing.T) {
+	cases := []struct{ yaml, env, want string }{
+		{"apps: []", "", "apps: at least one app"},
+		{"apps: [{name: a, auth: {mode: magic}}]", "", "apps[0].auth.mode"},
+		{"apps: [{name: a, path: nope, auth: {mode: demo}}]", "", "apps[0].path"},
+		{"apps: [{name: a, auth: {mode: demo}}, {name: a, auth: {mode: demo}}]", "", "apps[1]"},
+		{"apps: [{name: a, auth: {mode: webhook}}]", "", "apps[0].auth.webhook.url"},
+		{"cluster: {transport: carrier-pigeon}\napps: [{name: a, auth: {mode: demo}}]", "", "cluster.transport"},
+		{"cluster: {transport: nacos}\napps: [{name: a, auth: {mode: demo}}]", "", "cluster.nacos.servers"},
+		{"qos: {repository: disk}\napps: [{name: a, auth: {mode: demo}}]", "", "qos.repository"},
+		{"apps: [{name: a, auth: {mode: demo}}]", "PUSHD_QOS_TTL=soon", "PUSHD_QOS_TTL"},
+		{"apps: [{name: a, auth: {mode: demo}}]", "PUSHD_LOG_LEVEL=loud", "log.level"},
+		{"apps: [{name: a, auth: {mode: demo}, heartbeat: often}]", "", "not a duration"},
+		{"lisen: typo\napps: [{name: a, auth: {mode: demo}}]", "", "field lisen not found"},
+	}
+	for _, c := range cases {
+		var env []string
+		if c.env != "" {
+			env = []string{c.env}
+		}
+		_, err := loadConfig(writeConfig(t, c.yaml), env)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("config %q env %q: error %v, want one naming %q", c.yaml, c.env, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,240 @@
+package test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/pkg/notify"
+	"github.com/pushd/pushd/pkg/upstream"
+)
+
+// TestEnvironmentOverrides runs the embedded demo configured by PUSHD_*
+// variables only.
+func TestEnvironmentOverrides(t *testing.T) {
+	n := startPushd(t, "", "PUSHD_NODE_ID=pod-env", "PUSHD_API_KEY=from-env")
+	s := openStream(t, n.url+"/sse/demo/connect?userId=e")
+	s.frame()
+	if got := s.resp.Header.Get("X-Sse-Server-Id"); got != "pod-env" {
+		t.Errorf("X-Sse-Server-Id = %q, want the PUSHD_NODE_ID", got)
+	}
+	code, _ := do(t, http.MethodGet, n.url+"/api/v1/apps/demo/stats", "", nil, "Authorization", "Bearer from-env")
+	if code != 200 {
+		t.Errorf("PUSHD_API_KEY not accepted: %d", code)
+	}
+	if code, _ := apiCall(t, n.url, http.MethodGet, "stats", nil); code != 401 {
+		t.Errorf("the default key still works after PUSHD_API_KEY: %d", code)
+	}
+	if !strings.Contains(n.out.String(), "demo authentication is on") {
+		t.Error("no warning about demo authentication")
+	}
+	code, page := do(t, http.MethodGet, n.url+"/", "", nil)
+	if code != 200 || !strings.Contains(page, "/sse/demo") {
+		t.Errorf("demo page: %d", code)
+	}
+}
+
+// TestGracefulDrain sends SIGTERM: readiness fails, streams get a retry:
+// hint and end, and the process exits cleanly.
+func TestGracefulDrain(t *testing.T) {
+	n := startPushd(t, `
+shutdown: {drain_window: 1s, timeout: 10s}
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+`)
+	var streams []*stream
+	for i := range 5 {
+		s := openStream(t, n.url+fmt.Sprintf("/sse/demo/connect?userId=d%d", i))
+		s.frame()
+		streams = append(streams, s)
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range streams {
+		if f := s.frame(); !strings.HasPrefix(f, "retry:") {
+			t.Errorf("drain frame %q, want a retry: hint", f)
+		}
+		if !s.ended(10 * time.Second) {
+			t.Error("stream not closed by the drain")
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.cmd.Wait() }()
+	select {
+	case err := <-done:
+		n.cmd = nil
+		if err != nil {
+			t.Errorf("pushd exited with %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("pushd did not exit after SIGTERM")
+	}
+}
+
+// backend is a business backend for pushd: it authenticates browsers
+// (webhook), answers message/upload calls (upstream) and receives
+// online/offline events (hooks).
+type backend struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	events []notify.Event
+	calls  []upstream.Identity
+	bodies []string
+}
+
+const backendSecret = "backend-shared-secret-0123456789"
+
+func newBackend(t *testing.T) *backend {
+	b := &backend{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie("session")
+		if err != nil || !strings.HasPrefix(c.Value, "user-") {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]string{"id": strings.TrimPrefix(c.Value, "user-"), "tenantId": "shop1", "role": "buyer"})
+	})
+	mux.HandleFunc("/upstream/", func(w http.ResponseWriter, r *http.Request) {
+		id, err := upstream.Verify(r.Header, backendSecret, time.Minute)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		b.mu.Lock()
+		b.calls = append(b.calls, id)
+		b.bodies = append(b.bodies, r.URL.Path+" "+string(body))
+		b.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"ok":"` + id.UserID + `"}`))
+	})
+	mux.HandleFunc("/hooks", func(w http.ResponseWriter, r *http.Request) {
+		ev, err := notify.Verify(r, backendSecret, time.Minute)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		b.mu.Lock()
+		b.events = append(b.events, ev)
+		b.mu.Unlock()
+	})
+	b.srv = httptest.NewServer(mux)
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *backend) eventTypes(user string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, e := range b.events {
+		if e.UserID == user {
+			out = append(out, e.Type)
+		}
+	}
+	return out
+}
+
+// TestBackendIntegration runs an app authenticated by a webhook, whose
+// browser messages go to the backend signed, and whose users' online and
+// offline events reach the backend; and an app authenticated by JWT.
+func TestBackendIntegration(t *testing.T) {
+	b := newBackend(t)
+	n := startPushd(t, fmt.Sprintf(`
+apps:
+  - name: shop
+    auth: {mode: webhook, webhook: {url: %[1]s/whoami}}
+    api_keys: [shop-key]
+    upstream: {url: %[1]s/upstream, secret: %[2]s}
+    hooks: {url: %[1]s/hooks, secret: %[2]s, grace: 300ms}
+  - name: jwt
+    auth: {mode: jwt, jwt: {secret: %[2]s}}
+    api_keys: [jwt-key]
+`, b.srv.URL, backendSecret))
+	base := n.url + "/sse/shop"
+	code, _ := do(t, http.MethodGet, base+"/connect", "", nil, "Cookie", "session=nobody")
+	if code != 401 {
+		t.Errorf("webhook said 401, pushd answered %d", code)
+	}
+	s := openStream(t, base+"/connect", "Cookie", "session=user-77")
+	id := field(s.frame(), "id")
+	waitFor(t, 5*time.Second, func() error {
+		if got := b.eventTypes("77"); len(got) != 1 || got[0] != "online" {
+			return fmt.Errorf("hook events %v", got)
+		}
+		return nil
+	})
+	code, body := do(t, http.MethodPost, base+"/connect/message/order.do?connectionId="+id, "application/json",
+		strings.NewReader(`{"item":"book"}`), "Cookie", "session=user-77", "X-Pushd-User-Id", "forged")
+	if code != 201 || body != `{"ok":"77"}` {
+		t.Errorf("message.do through the backend: %d %s", code, body)
+	}
+	b.mu.Lock()
+	if len(b.calls) != 1 || b.calls[0].UserID != "77" || b.calls[0].ConnectionID != id || b.calls[0].App != "shop" ||
+		b.bodies[0] != `/upstream/message/order {"item":"book"}` {
+		t.Errorf("backend saw %+v %q", b.calls, b.bodies)
+	}
+	b.mu.Unlock()
+	s.close()
+	code, _ = do(t, http.MethodPost, base+"/connect/disconnect.do", "application/x-www-form-urlencoded", strings.NewReader("connectionId="+id))
+	if code != 200 {
+		t.Errorf("disconnect.do: %d", code)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if got := b.eventTypes("77"); len(got) != 2 || got[1] != "offline" {
+			return fmt.Errorf("hook events %v", got)
+		}
+		return nil
+	})
+
+	jwtBase := n.url + "/sse/jwt/connect"
+	now := time.Now().Unix()
+	good := signHS256(t, map[string]any{"sub": "j1", "exp": now + 60, "jti": "session-1"}, backendSecret)
+	js := openStream(t, jwtBase, "Authorization", "Bearer "+good)
+	if f := js.frame(); field(f, "event") != "connect-finish" {
+		t.Errorf("valid JWT: %q", f)
+	}
+	for name, token := range map[string]string{
+		"expired":       signHS256(t, map[string]any{"sub": "j1", "exp": now - 60}, backendSecret),
+		"another key":   signHS256(t, map[string]any{"sub": "j1", "exp": now + 60}, "another-secret-another-secret-xx"),
+		"alg none":      unsigned(map[string]any{"sub": "j1", "exp": now + 60}),
+		"not a token":   "garbage",
+		"tampered body": good[:strings.Index(good, ".")+1] + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"admin","exp":9999999999}`)) + good[strings.LastIndex(good, "."):],
+	} {
+		code, body := do(t, http.MethodGet, jwtBase+"?access_token="+token, "", nil)
+		if code != 401 || !strings.Contains(body, `"error"`) {
+			t.Errorf("JWT %s: %d %s, want 401 with an error", name, code, body)
+		}
+	}
+}
+
+func signHS256(t *testing.T, claims map[string]any, secret string) string {
+	t.Helper()
+	head := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	payload, _ := json.Marshal(claims)
+	signed := head + "." + base64.RawURLEncoding.EncodeToString(payload)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(signed))
+	return signed + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func unsigned(claims map[string]any) string {
+	head := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
+	payload, _ := json.Marshal(claims)
+	return head + "." + base64.RawURLEncoding.EncodeToString(payload) + "."
+}
