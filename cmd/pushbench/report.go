@@ -54,6 +54,9 @@ type MemoryReport struct {
 	SettleSeconds   float64   `json:"settle_seconds"`
 	Steps           []RSSStep `json:"steps,omitempty"`
 	ServerCPUSecond float64   `json:"server_cpu_seconds_connect"`
+	// IdleCPUPercent is the servers' CPU use with all connections open and
+	// idle (100 = one core), read over the last settle period.
+	IdleCPUPercent float64 `json:"idle_cpu_percent"`
 }
 
 // RSSStep is a memory reading after Conns connections were open and idle.
@@ -100,8 +103,12 @@ type PhaseReport struct {
 	ServerCPUSecs       float64 `json:"server_cpu_seconds"`
 	ServerCPUPerDelivUs float64 `json:"server_cpu_per_delivery_us"`
 	ServerCPUPerSendUs  float64 `json:"server_cpu_per_send_us"`
-	ToolCPUSecs         float64 `json:"tool_cpu_seconds"`
-	TimedOut            bool    `json:"timed_out"`
+	// The Net figures subtract the idle CPU use over the phase's duration.
+	ServerCPUNetSecs       float64 `json:"server_cpu_net_seconds"`
+	ServerCPUNetPerDelivUs float64 `json:"server_cpu_net_per_delivery_us"`
+	ServerCPUNetPerSendUs  float64 `json:"server_cpu_net_per_send_us"`
+	ToolCPUSecs            float64 `json:"tool_cpu_seconds"`
+	TimedOut               bool    `json:"timed_out"`
 
 	Errors map[string]int `json:"errors,omitempty"`
 }
@@ -185,8 +192,8 @@ func (r Report) WriteTable(w io.Writer) {
 		c.Connected, c.Attempted, c.Seconds, c.RatePerSec, us(c.Latency.P50Us), us(c.Latency.P99Us), us(c.Latency.MaxUs))
 	m := r.Memory
 	if m.Measured {
-		fmt.Fprintf(tw, "idle memory\t%.0f B/conn\tRSS %d → %d kB after %.1fs idle; server CPU while connecting %.2fs\n",
-			m.BytesPerConn, m.BaselineRSSKB, m.IdleRSSKB, m.SettleSeconds, m.ServerCPUSecond)
+		fmt.Fprintf(tw, "idle memory\t%.0f B/conn\tRSS %d → %d kB after %.1fs idle; server CPU while connecting %.2fs, idle %.1f%% of a core\n",
+			m.BytesPerConn, m.BaselineRSSKB, m.IdleRSSKB, m.SettleSeconds, m.ServerCPUSecond, m.IdleCPUPercent)
 		for _, s := range m.Steps {
 			fmt.Fprintf(tw, "  at %d\t%.0f B/conn\tRSS %d kB, marginal %.0f B/conn\n", s.Conns, s.BytesPerConn, s.RSSKB, s.MarginalBytesPerConn)
 		}
@@ -257,7 +264,7 @@ func cpu(v float64, measured bool) string {
 
 func (r Report) writePhases(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tsent\tsend/s\texpected\tdelivered\tdeliv/s\tlost\tdup\tmisrouted\tresent\tcomplete\tapi≠\tlat p50\tlat p99\tlat max\tcompl p99\tsrv cpu/deliv\tsrv cpu/send\ttool cpu\t")
+	fmt.Fprintln(tw, "phase\tsent\tsend/s\texpected\tdelivered\tdeliv/s\tlost\tdup\tmisrouted\tresent\tcomplete\tapi≠\tlat p50\tlat p99\tlat max\tcompl p99\tapi p50\tapi p99\tsrv cpu/deliv\tsrv cpu/send\tnet/deliv\tnet/send\ttool cpu\t")
 	for _, p := range r.Phases {
 		name := p.Mode
 		if p.QoS {
@@ -266,11 +273,14 @@ func (r Report) writePhases(w io.Writer) {
 		if p.TimedOut {
 			name += " (timeout)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.0f\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2fs\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.0f\t%d\t%d\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2fs\t\n",
 			name, p.Sent, p.SendsPerSec, p.Expected, p.Delivered, p.DeliveriesPerSec, p.Lost, p.Duplicated, p.Misrouted, p.Resent,
 			p.MessagesComplete, p.MessagesComplete+p.MessagesIncomplete, p.APIMismatches,
 			us(p.Latency.P50Us), us(p.Latency.P99Us), us(p.Latency.MaxUs), us(p.Completion.P99Us),
-			cpu(p.ServerCPUPerDelivUs, r.Memory.Measured), cpu(p.ServerCPUPerSendUs, r.Memory.Measured), p.ToolCPUSecs)
+			us(p.APICall.P50Us), us(p.APICall.P99Us),
+			cpu(p.ServerCPUPerDelivUs, r.Memory.Measured), cpu(p.ServerCPUPerSendUs, r.Memory.Measured),
+			cpu(p.ServerCPUNetPerDelivUs, r.Memory.IdleCPUPercent > 0), cpu(p.ServerCPUNetPerSendUs, r.Memory.IdleCPUPercent > 0),
+			p.ToolCPUSecs)
 	}
 	tw.Flush()
 }

@@ -34,6 +34,10 @@ type bench struct {
 	otherEvents    atomic.Int64
 	connectLatency hist
 
+	// idleCPU is the servers' CPU use (in cores) with every connection open
+	// and nothing published, from the last settle period; 0 if unknown.
+	idleCPU float64
+
 	errMu      sync.Mutex
 	connErrors map[string]int
 }
@@ -145,10 +149,15 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		connectCPU += readProcs(cfg.PIDs).CPU - before.CPU
 		logf("connected %d, failed %d", b.connected.Load(), b.failed.Load())
 		from = to
+		settleStart := time.Now()
+		settleCPU := readProcs(cfg.PIDs).CPU
 		if measured {
 			sleepCtx(ctx, cfg.Settle)
 		}
 		last = readProcs(cfg.PIDs)
+		if el := time.Since(settleStart); el > 500*time.Millisecond {
+			b.idleCPU = float64(last.CPU-settleCPU) / float64(el)
+		}
 		if measured && len(steps) > 1 {
 			n := b.connected.Load()
 			st := RSSStep{Conns: n, RSSKB: last.RSSBytes / 1024}
@@ -181,6 +190,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		rep.Memory.IdleRSSKB = last.RSSBytes / 1024
 		rep.Memory.SettleSeconds = max(cfg.Settle, 0).Seconds()
 		rep.Memory.ServerCPUSecond = connectCPU.Seconds()
+		rep.Memory.IdleCPUPercent = b.idleCPU * 100
 		if connected > 0 {
 			rep.Memory.BytesPerConn = float64(last.RSSBytes-base.RSSBytes) / float64(connected)
 		}
@@ -248,6 +258,7 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 	exp := b.expectations()
 	cpu0 := readProcs(b.cfg.PIDs)
 	self0, _ := readCPU(os.Getpid())
+	phaseStart := time.Now()
 
 	pubTimeout := b.cfg.Timeout
 	if b.cfg.Duration > 0 {
@@ -273,6 +284,7 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 	sleepCtx(ctx, 200*time.Millisecond)
 	cpu1 := readProcs(b.cfg.PIDs)
 	self1, _ := readCPU(os.Getpid())
+	phaseTime := time.Since(phaseStart)
 
 	r := PhaseReport{
 		Mode:        mode,
@@ -331,6 +343,18 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 		}
 		if r.Sent > 0 {
 			r.ServerCPUPerSendUs = float64(cpu) / 1e3 / float64(r.Sent)
+		}
+		// The same without what the servers spend while idle (heartbeats,
+		// timers, GC of the connection state) over the phase's duration.
+		if b.idleCPU > 0 {
+			net := cpu - time.Duration(b.idleCPU*float64(phaseTime))
+			r.ServerCPUNetSecs = max(net, 0).Seconds()
+			if r.Delivered > 0 {
+				r.ServerCPUNetPerDelivUs = max(float64(net), 0) / 1e3 / float64(r.Delivered)
+			}
+			if r.Sent > 0 {
+				r.ServerCPUNetPerSendUs = max(float64(net), 0) / 1e3 / float64(r.Sent)
+			}
 		}
 	}
 	return r
