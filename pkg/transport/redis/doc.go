@@ -17,6 +17,12 @@
 // with an empty "duplicate" reply; the sender's own subscriptions are
 // counted and answered locally, without calling the handler. A node that is
 // closed or unreachable is not counted by PUBLISH, so nobody waits for it.
+// A target with more than MaxRoutedKeys keys is published once to the app's
+// "all" channel instead, so a huge target costs one message per node.
+//
+// A node serves the deliveries arriving on one channel one after the other,
+// in arrival order (so events sent to one user keep their order); different
+// channels and surveys are served concurrently by a bounded worker pool.
 //
 // # Failure handling
 //

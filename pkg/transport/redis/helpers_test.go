@@ -16,6 +16,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/pushd/pushd/pkg/hub"
 )
@@ -183,7 +184,7 @@ var prefixSeq atomic.Int64
 // closed at the end of the test (and Run's result checked).
 func startNode(tb testing.TB, srv *redisServer, prefix, id string, connections int, mod ...func(*Config)) *node {
 	tb.Helper()
-	cfg := Config{URL: srv.url(), Prefix: prefix, NodeID: id}
+	cfg := Config{URL: srv.url(), Prefix: prefix, NodeID: id, Logger: testLogger(tb)}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -224,4 +225,9 @@ func awaitSubscribers(tb testing.TB, c *goredis.Client, tr *Transport, app, key 
 		got, err := c.PubSubNumSub(context.Background(), ch).Result()
 		return err == nil && got[ch] == n
 	})
+}
+
+// testLogger logs warnings and errors to the test's log (shown on failure).
+func testLogger(tb testing.TB) zerolog.Logger {
+	return zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.WarnLevel)
 }
