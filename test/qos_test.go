@@ -1,0 +1,270 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func qosConfig(redisURL string) string {
+	return fmt.Sprintf(`
+qos: {repository: redis, redis_url: %q, redeliver_after: 2s}
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+`, redisURL)
+}
+
+// backlog returns the QoS messages stored for user.
+func backlog(t testing.TB, n *node, user string) int {
+	t.Helper()
+	code, body := apiCall(t, n.url, http.MethodGet, "messages?userId="+user, nil)
+	var page struct{ Total int }
+	if code != 200 || json.Unmarshal([]byte(body), &page) != nil {
+		t.Fatalf("messages: %d %s", code, body)
+	}
+	return page.Total
+}
+
+func sendQoS(t testing.TB, n *node, user, event, data string) (string, int) {
+	t.Helper()
+	code, body := apiCall(t, n.url, http.MethodPost, "send", map[string]any{
+		"to": map[string]any{"userIds": []string{user}}, "event": event, "data": data, "qos": true})
+	var res struct {
+		ID        string
+		Stored    bool
+		Delivered int
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &res) != nil || !res.Stored || res.ID == "" {
+		t.Fatalf("qos send: %d %s", code, body)
+	}
+	return res.ID, res.Delivered
+}
+
+func ack(t testing.TB, n *node, user, connID string, ids ...string) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"connectionId": connID, "ids": ids})
+	code, body := do(t, http.MethodPost, n.url+"/sse/demo/connect/ack.do?userId="+user, "application/json", strings.NewReader(string(b)))
+	if code != 200 {
+		t.Fatalf("ack.do: %d %s", code, body)
+	}
+}
+
+// TestQoSSurvivesPushdRestart: a QoS message to an offline user survives a
+// pushd restart, arrives with its id, and does not come again once acked.
+func TestQoSSurvivesPushdRestart(t *testing.T) {
+	r := startRedis(t, false)
+	n := startPushd(t, qosConfig(r.url()))
+	id, delivered := sendQoS(t, n, "off", "bell", "hello")
+	if delivered != 0 {
+		t.Fatalf("delivered %d to an offline user", delivered)
+	}
+	n.stop()
+	n.start()
+
+	s := openStream(t, n.url+"/sse/demo/connect?userId=off&ack=1")
+	connID := field(s.frame(), "id")
+	f := s.frame()
+	if f != "id:"+id+"\nevent:bell\n:resend\ndata:hello\n\n" {
+		t.Fatalf("redelivery frame %q", f)
+	}
+	ack(t, n, "off", connID, id)
+	if got := backlog(t, n, "off"); got != 0 {
+		t.Errorf("backlog after ack = %d", got)
+	}
+	s.close()
+	s2 := openStream(t, n.url+"/sse/demo/connect?userId=off&ack=1")
+	s2.frame()
+	if _, _ = sendQoS(t, n, "off", "marker", "m"); field(s2.frame(), "event") != "marker" {
+		t.Error("the acknowledged message came again before the next one")
+	}
+}
+
+// TestQoSSurvivesRedisRestart: with AOF, a stored message survives a
+// redis-server crash; a send while Redis is down fails with 503 and
+// stores nothing; acks made while Redis is down are retried.
+func TestQoSSurvivesRedisRestart(t *testing.T) {
+	r := startRedis(t, true)
+	n := startPushd(t, qosConfig(r.url()))
+	id, _ := sendQoS(t, n, "aof", "bell", "kept")
+	r.restart()
+	waitFor(t, 10*time.Second, func() error {
+		if code, _ := do(t, http.MethodGet, n.url+"/readyz", "", nil); code != 200 {
+			return fmt.Errorf("readyz %d", code)
+		}
+		return nil
+	})
+	s := openStream(t, n.url+"/sse/demo/connect?userId=aof&ack=1")
+	connID := field(s.frame(), "id")
+	if f := s.frame(); field(f, "id") != id || !strings.Contains(f, "data:kept") {
+		t.Fatalf("after redis restart got %q", f)
+	}
+
+	r.kill()
+	code, body := apiCall(t, n.url, http.MethodPost, "send", map[string]any{
+		"to": map[string]any{"userIds": []string{"aof"}}, "event": "x", "data": 1, "qos": true})
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"error"`) {
+		t.Errorf("qos send with redis down: %d %s, want 503", code, body)
+	}
+	if code, _ := do(t, http.MethodGet, n.url+"/readyz", "", nil); code != http.StatusServiceUnavailable {
+		t.Errorf("readyz with redis down: %d", code)
+	}
+	ack(t, n, "aof", connID, id) // fails inside, queued for retry
+	r.start()
+	waitFor(t, 15*time.Second, func() error {
+		if got := backlog(t, n, "aof"); got != 0 {
+			return fmt.Errorf("backlog %d: the ack made while redis was down was not retried", got)
+		}
+		return nil
+	})
+}
+
+// TestQoSSeedClient: a client that cannot acknowledge (the seed's sse.js)
+// has a message removed once it was written to it.
+func TestQoSSeedClient(t *testing.T) {
+	r := startRedis(t, false)
+	n := startPushd(t, qosConfig(r.url()))
+	id, _ := sendQoS(t, n, "seed", "bell", "once")
+	s := openStream(t, n.url+"/sse/demo/connect?userId=seed")
+	s.frame()
+	if f := s.frame(); field(f, "id") != id {
+		t.Fatalf("seed client got %q", f)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if got := backlog(t, n, "seed"); got != 0 {
+			return fmt.Errorf("backlog %d after writing to a non-acking client", got)
+		}
+		return nil
+	})
+	_, delivered := sendQoS(t, n, "seed", "live", "now")
+	if delivered != 1 {
+		t.Errorf("live qos send delivered %d", delivered)
+	}
+	if f := s.frame(); field(f, "event") != "live" {
+		t.Errorf("live frame %q", f)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if got := backlog(t, n, "seed"); got != 0 {
+			return fmt.Errorf("backlog %d after a live send to a non-acking client", got)
+		}
+		return nil
+	})
+}
+
+// TestQoSRacingConnects sends 1000 QoS messages while the user connects
+// and disconnects in loops: every message is received at least once.
+func TestQoSRacingConnects(t *testing.T) {
+	r := startRedis(t, false)
+	n := startPushd(t, qosConfig(r.url()))
+	const total = 1000
+	var mu sync.Mutex
+	seen := map[string]int{}   // by message id, over both tabs
+	perTab := map[string]int{} // by tab and message id
+	connections := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range 2 { // two tabs of the same user
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				received := raceOnce(t, n, fmt.Sprintf("tab%d", w), time.Duration(20+rand.IntN(80))*time.Millisecond)
+				mu.Lock()
+				connections++
+				for _, id := range received {
+					seen[id]++
+					perTab[fmt.Sprint(w)+id]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	ids := make([]string, total)
+	for i := range total {
+		ids[i], _ = sendQoS(t, n, "racer", "msg", fmt.Sprint(i))
+	}
+	waitFor(t, 60*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		missing := 0
+		for _, id := range ids {
+			if seen[id] == 0 {
+				missing++
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d messages not received yet", missing, total)
+		}
+		return nil
+	})
+	cancel()
+	wg.Wait()
+	dups, both := 0, 0
+	for _, c := range perTab {
+		dups += c - 1
+	}
+	for _, c := range seen {
+		if c > 1 {
+			both++
+		}
+	}
+	t.Logf("qos race: %d messages to one user with 2 tabs, %d connections, all received; "+
+		"%d duplicate deliveries to the same tab (%.1f%%), %d messages seen by both tabs",
+		total, connections, dups, 100*float64(dups)/total, both)
+}
+
+// raceOnce connects as "racer" (ack-capable), reads for d, acknowledges
+// what it got and leaves; it returns the QoS ids received.
+func raceOnce(t testing.TB, n *node, tab string, d time.Duration) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.url+"/sse/demo/connect?userId=racer&ack=1&clientId="+tab, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var connID string
+	var ids []string
+	rd := bufio.NewReader(resp.Body)
+	var id, event string
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			break
+		}
+		switch {
+		case strings.HasPrefix(line, "id:"):
+			id = strings.TrimSpace(line[3:])
+		case strings.HasPrefix(line, "event:"):
+			event = strings.TrimSpace(line[6:])
+		case line == "\n":
+			if event == "connect-finish" {
+				connID = id
+			} else if event == "msg" {
+				ids = append(ids, id)
+			}
+			id, event = "", ""
+		}
+	}
+	if connID != "" && len(ids) > 0 {
+		b, _ := json.Marshal(map[string]any{"connectionId": connID, "ids": ids})
+		// The connection may already be gone on the server: an unknown
+		// connection then answers 404 and the message stays pending.
+		req, _ := http.NewRequest(http.MethodPost, n.url+"/sse/demo/connect/ack.do?userId=racer", strings.NewReader(string(b)))
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	return ids
+}
