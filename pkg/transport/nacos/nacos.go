@@ -77,6 +77,11 @@ type Nacos struct {
 	log    zerolog.Logger
 	client naming_client.INamingClient
 
+	// sdkMu serialises our calls into the SDK: two concurrent requests
+	// while it is disconnected race inside it (rpcClientStatus is read
+	// without atomics in RpcClient.Request, v2.3.2).
+	sdkMu sync.Mutex
+
 	mu         sync.Mutex
 	registered map[string]Peer        // app → what we registered
 	watches    map[string]*nacosWatch // app → subscription
@@ -211,6 +216,7 @@ func (n *Nacos) Register(ctx context.Context, app string, self Peer) error {
 	n.registered[app] = self
 	n.mu.Unlock()
 
+	n.sdkMu.Lock()
 	ok, err := n.client.RegisterInstance(vo.RegisterInstanceParam{
 		Ip:          host,
 		Port:        port,
@@ -227,6 +233,7 @@ func (n *Nacos) Register(ctx context.Context, app string, self Peer) error {
 			MetaProto:   "v1",
 		},
 	})
+	n.sdkMu.Unlock()
 	if err == nil && !ok {
 		err = fmt.Errorf("server refused")
 	}
@@ -254,24 +261,23 @@ func (n *Nacos) Peers(ctx context.Context, app string) ([]Peer, error) {
 	return nil, nil
 }
 
-// watch returns the subscription of app, subscribing on first use. The SDK
+// watch returns the subscription of app, subscribing on first use in the
+// background (the SDK call cannot be cancelled and may block for the request
+// timeout; Peers waits for it only as long as its ctx allows). The SDK
 // remembers a subscription even when the first attempt fails and replays it
 // on reconnect, so it is attempted once.
 func (n *Nacos) watch(app string) *nacosWatch {
 	n.mu.Lock()
-	w, ok := n.watches[app]
-	if ok || n.closed {
-		n.mu.Unlock()
-		if w == nil {
-			w = &nacosWatch{ready: make(chan struct{})}
-			close(w.ready)
-		}
+	defer n.mu.Unlock()
+	if w, ok := n.watches[app]; ok {
 		return w
 	}
-	w = &nacosWatch{ready: make(chan struct{})}
+	w := &nacosWatch{ready: make(chan struct{})}
+	if n.closed {
+		close(w.ready) // no new subscriptions after Close: no peers
+		return w
+	}
 	n.watches[app] = w
-	n.mu.Unlock()
-
 	log := n.log.With().Str("app", app).Logger()
 	w.param = &vo.SubscribeParam{
 		ServiceName: n.service(app),
@@ -285,10 +291,15 @@ func (n *Nacos) watch(app string) *nacosWatch {
 			log.Debug().Int("peers", len(peers)).Msg("peer list pushed")
 		},
 	}
-	if err := n.client.Subscribe(w.param); err != nil {
-		log.Warn().Err(err).Msg("subscribe (the sdk retries on reconnect)")
-	}
-	close(w.ready)
+	go func() {
+		defer close(w.ready)
+		n.sdkMu.Lock()
+		err := n.client.Subscribe(w.param)
+		n.sdkMu.Unlock()
+		if err != nil {
+			log.Warn().Err(err).Msg("subscribe (the sdk retries on reconnect)")
+		}
+	}()
 	return w
 }
 
@@ -327,6 +338,8 @@ func (n *Nacos) Close() error {
 		registered := n.registered
 		n.registered = map[string]Peer{}
 		n.mu.Unlock()
+		n.sdkMu.Lock()
+		defer n.sdkMu.Unlock()
 		for app, self := range registered {
 			host, portText, _ := net.SplitHostPort(self.Addr)
 			port, _ := strconv.ParseUint(portText, 10, 16)

@@ -237,3 +237,24 @@ func TestParseNacosServer(t *testing.T) {
 		t.Errorf("NewNacos without servers: %v", err)
 	}
 }
+
+func TestNacosDownDoesNotBlockSends(t *testing.T) {
+	srv := startFakeNacos(t)
+	clientAddr := srv.ClientAddr()
+	srv.Close() // nothing listens there any more
+
+	d, err := NewNacos(NacosConfig{Servers: []string{clientAddr}, Group: testGroup, Dir: sdkDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNodeNotReady(t, Config{NodeID: "n1", Apps: []string{"demo"}, Discovery: d, Timeout: 500 * time.Millisecond})
+	if err := n.tr.Ready(context.Background()); !isErr(err, ErrNotConnected) {
+		t.Fatalf("Ready with Nacos down = %v, want ErrNotConnected", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	got, err := n.tr.Deliver(ctx, "other-app", hub.Target{All: true}, hub.Event{Name: "e"})
+	if got != 0 || (err != nil && !isErr(err, context.DeadlineExceeded)) {
+		t.Fatalf("Deliver with Nacos down = %d, %v; want 0 and nil or a deadline error", got, err)
+	}
+}

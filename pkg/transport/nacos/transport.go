@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"sync"
@@ -135,7 +136,7 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 		ReadTimeout:       t.cfg.Timeout + 10*time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          nil,
+		ErrorLog:          log.New(t.log.With().Str("source", "net/http").Logger(), "", 0),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(t.ln) }()
