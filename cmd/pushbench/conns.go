@@ -336,8 +336,14 @@ type acker struct {
 	stop     <-chan struct{}
 	in       chan ackItem
 	http     *http.Client
-	acked    atomic.Int64
-	failures atomic.Int64
+	queued   atomic.Int64 // ids handed to add
+	acked    atomic.Int64 // ids the server accepted
+	failures atomic.Int64 // ids in failed or abandoned posts
+}
+
+// settled reports whether every queued id was posted.
+func (a *acker) settled() bool {
+	return a.acked.Load()+a.failures.Load() >= a.queued.Load()
 }
 
 type ackItem struct {
@@ -346,6 +352,7 @@ type ackItem struct {
 }
 
 func (a *acker) add(c *client, id string) {
+	a.queued.Add(1)
 	select {
 	case a.in <- ackItem{c, id}:
 	case <-a.stop:
@@ -393,8 +400,8 @@ func (a *acker) run(ctx context.Context) {
 	}
 }
 
-func (a *acker) fail(what string) {
-	a.failures.Add(1)
+func (a *acker) fail(n int, what string) {
+	a.failures.Add(int64(n))
 	a.b.noteConnError(what)
 }
 
@@ -406,21 +413,21 @@ func (a *acker) post(ctx context.Context, c *client, ids []string) {
 	u := a.b.cfg.Nodes[c.node] + a.b.cfg.Base + "/connect/ack.do?" + q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(string(body)))
 	if err != nil {
-		a.fail("ack: " + err.Error())
+		a.fail(len(ids), "ack: "+err.Error())
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.http.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
-			a.fail("ack: " + shortErr(err))
+			a.fail(len(ids), "ack: "+shortErr(err))
 		}
 		return
 	}
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		a.fail(fmt.Sprintf("ack: status %d: %s", resp.StatusCode, strings.TrimSpace(string(answer))))
+		a.fail(len(ids), fmt.Sprintf("ack: status %d: %s", resp.StatusCode, strings.TrimSpace(string(answer))))
 		return
 	}
 	a.acked.Add(int64(len(ids)))

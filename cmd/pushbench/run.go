@@ -279,6 +279,10 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 	if ph.unique.Load() < ph.expectedTotal.Load() {
 		timedOut = true
 	}
+	// With acknowledgements, the phase includes posting the last ones.
+	for b.acker != nil && !b.acker.settled() && dctx.Err() == nil {
+		sleepCtx(dctx, 5*time.Millisecond)
+	}
 	dcancel()
 	// A short quiet period so that late duplicates are seen.
 	sleepCtx(ctx, 200*time.Millisecond)
