@@ -136,6 +136,7 @@ type fakeHandler struct {
 	name        string
 	connections int // HandleDeliver's answer
 	hang        chan struct{}
+	blockOnCtx  bool // HandleDeliver returns only when its ctx ends
 
 	deliveries atomic.Int64
 	surveys    atomic.Int64
@@ -153,6 +154,9 @@ func (h *fakeHandler) HandleDeliver(ctx context.Context, app string, t hub.Targe
 	h.mu.Unlock()
 	if h.hang != nil {
 		<-h.hang // ignores ctx on purpose
+	}
+	if h.blockOnCtx {
+		<-ctx.Done()
 	}
 	return h.connections
 }

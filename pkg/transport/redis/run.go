@@ -509,7 +509,9 @@ func (t *Transport) serve(ctx context.Context, h hub.Handler, j job) {
 		t.log.Error().Err(err).Msg("encode reply")
 		return
 	}
-	pctx, cancel := context.WithDeadline(ctx, j.deadline)
+	// The reply goes out even when Run is stopping: the sender counted
+	// this node and would otherwise wait until its deadline.
+	pctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), j.deadline)
 	defer cancel()
 	if err := t.client.Publish(pctx, j.env.ReplyTo, payload).Err(); err != nil {
 		t.log.Warn().Err(err).Str("origin", j.env.Origin).Msg("publish reply")

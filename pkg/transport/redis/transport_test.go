@@ -795,3 +795,37 @@ func TestFullQueueDropsRequests(t *testing.T) {
 		t.Fatalf("DroppedRequests = %d, want 2 (one request in service, queue of 1 full)", got)
 	}
 }
+
+func TestCloseAnswersRequestsInService(t *testing.T) {
+	srv := startRedis(t)
+	rdb := srv.client()
+	prefix := testPrefix(t)
+	a := startNode(t, srv, prefix, "a", 0)
+	b := startNode(t, srv, prefix, "b", 3)
+	b.h.blockOnCtx = true
+	b.SetInterest(app, "u:1", true)
+	awaitSubscribers(t, rdb, a.Transport, app, "u:1", 1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := a.Deliver(ctx, app, hub.Target{UserIDs: []string{"1"}}, hub.Event{Name: "e"})
+		done <- result{n, err}
+	}()
+	waitFor(t, 10*time.Second, "b serving the request", func() bool { return b.h.deliveries.Load() == 1 })
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close b: %v", err)
+	}
+	r := <-done
+	if r.err != nil || r.n != 3 {
+		t.Fatalf("Deliver: got %d, %v; want b's 3", r.n, r.err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the closing node did not answer: Deliver waited until the deadline")
+	}
+}
