@@ -158,13 +158,19 @@ type stream struct {
 // openStream GETs url as an EventSource would.
 func openStream(t testing.TB, url string, header ...string) *stream {
 	t.Helper()
+	return openStreamWith(t, http.DefaultClient, url, header...)
+}
+
+// openStreamWith is openStream through client.
+func openStreamWith(t testing.TB, client *http.Client, url string, header ...string) *stream {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("Accept", "text/event-stream")
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

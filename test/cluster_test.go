@@ -1,0 +1,225 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cluster is three pushd nodes sharing a Redis (QoS store, and transport
+// when it is redis) behind nginx.
+type cluster struct {
+	nodes []*node
+	redis *redisServer
+	lb    *nginxServer
+}
+
+const clusterSecret = "cluster-secret-for-tests-0123456789"
+
+func startCluster(t *testing.T, transport string, size int) *cluster {
+	t.Helper()
+	c := &cluster{redis: startRedis(t, false)}
+	peerPorts := make([]int, size)
+	for i := range peerPorts {
+		peerPorts[i] = freePort(t)
+	}
+	var peers []string
+	for i, p := range peerPorts {
+		peers = append(peers, fmt.Sprintf("n%d@127.0.0.1:%d", i+1, p))
+	}
+	var addrs []string
+	for i := range size {
+		var clusterCfg string
+		switch transport {
+		case "redis":
+			clusterCfg = fmt.Sprintf("{transport: redis, redis_url: %q, timeout: 2s}", c.redis.url())
+		case "nacos":
+			clusterCfg = fmt.Sprintf("{transport: nacos, secret: %q, peers: [%s], peer_listen: \"127.0.0.1:%d\", timeout: 2s}",
+				clusterSecret, strings.Join(peers, ", "), peerPorts[i])
+		}
+		n := startPushd(t, fmt.Sprintf(`
+node_id: n%d
+cluster: %s
+qos: {repository: redis, redis_url: %q}
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+    enable_json_endpoints: true
+`, i+1, clusterCfg, c.redis.url()))
+		c.nodes = append(c.nodes, n)
+		addrs = append(addrs, n.addr)
+	}
+	c.lb = startNginx(t, addrs...)
+	return c
+}
+
+type sendResult struct {
+	Delivered int
+	Stored    bool
+	ID        string
+}
+
+func clusterSend(t testing.TB, base string, to map[string]any, event, data string) sendResult {
+	t.Helper()
+	code, body := apiCall(t, base, http.MethodPost, "send", map[string]any{"to": to, "event": event, "data": data})
+	var res sendResult
+	if code != 200 || json.Unmarshal([]byte(body), &res) != nil {
+		t.Fatalf("send via %s: %d %s", base, code, body)
+	}
+	return res
+}
+
+func userIDs(t testing.TB, base string) []string {
+	t.Helper()
+	_, body := apiCall(t, base, http.MethodGet, "users", nil)
+	var page struct{ List []struct{ ID string } }
+	_ = json.Unmarshal([]byte(body), &page)
+	var ids []string
+	for _, u := range page.List {
+		ids = append(ids, u.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func TestClusterRedis(t *testing.T) { testCluster(t, "redis") }
+
+func TestClusterNacosStaticPeers(t *testing.T) { testCluster(t, "nacos") }
+
+// testCluster runs three real pushd nodes behind a real nginx on one
+// transport and checks routing, merged queries, .do calls on the wrong
+// node, a node killed with SIGKILL and a Redis restart.
+func testCluster(t *testing.T, transport string) {
+	c := startCluster(t, transport, 3)
+	a, b, cn := c.nodes[0], c.nodes[1], c.nodes[2]
+
+	alice := openStream(t, a.url+"/sse/demo/connect?userId=alice&tenantId=acme")
+	aliceID := field(alice.frame(), "id")
+	// A routes alice's key once its subscription batch is out (a few ms
+	// with the redis transport); a send that reaches nobody writes nothing.
+	waitFor(t, 5*time.Second, func() error {
+		if got := clusterSend(t, cn.url, map[string]any{"userIds": []string{"alice"}}, "hello", "from C"); got.Delivered != 1 {
+			return fmt.Errorf("send via C to alice on A: delivered %d, want 1", got.Delivered)
+		}
+		return nil
+	})
+	if f := alice.frame(); field(f, "event") != "hello" || field(f, "data") != "from C" {
+		t.Fatalf("alice got %q", f)
+	}
+
+	bob := openStream(t, c.lb.http1+"/sse/demo/connect?userId=bob&tenantId=acme")
+	bob.frame()
+	carol := openStreamWith(t, h2Client, c.lb.http2+"/sse/demo/connect?userId=carol&tenantId=other")
+	carol.frame()
+	if carol.resp.ProtoMajor != 2 {
+		t.Errorf("carol's stream over nginx is HTTP/%d, want 2", carol.resp.ProtoMajor)
+	}
+	dave := openStream(t, b.url+"/sse/demo/connect?userId=dave&tenantId=acme")
+	dave.frame()
+
+	if got := clusterSend(t, c.lb.http1, map[string]any{"all": true}, "all", "everyone"); got.Delivered != 4 {
+		t.Errorf("send to all through nginx: delivered %d, want 4", got.Delivered)
+	}
+	for _, s := range []*stream{alice, bob, carol, dave} {
+		if f := s.frame(); field(f, "data") != "everyone" {
+			t.Errorf("broadcast frame %q", f)
+		}
+	}
+	if got := clusterSend(t, b.url, map[string]any{"tenantIds": []string{"acme"}, "userIds": []string{"alice"}}, "t", "acme"); got.Delivered != 3 {
+		t.Errorf("send to tenant acme + alice: delivered %d, want 3 (alice once)", got.Delivered)
+	}
+	for _, s := range []*stream{alice, bob, dave} {
+		if f := s.frame(); field(f, "data") != "acme" {
+			t.Errorf("tenant frame %q", f)
+		}
+	}
+	if got := userIDs(t, cn.url); !slices.Equal(got, []string{"alice", "bob", "carol", "dave"}) {
+		t.Errorf("cluster users via C = %v", got)
+	}
+	_, body := apiCall(t, b.url, http.MethodGet, "connections", nil)
+	var conns struct {
+		Total int
+		List  []struct{ ServerID string }
+	}
+	_ = json.Unmarshal([]byte(body), &conns)
+	nodesSeen := map[string]bool{}
+	for _, ci := range conns.List {
+		nodesSeen[ci.ServerID] = true
+	}
+	if conns.Total != 4 || !nodesSeen["n1"] || !nodesSeen["n2"] {
+		t.Errorf("cluster connections via B: %d from %v", conns.Total, nodesSeen)
+	}
+	_, body = do(t, http.MethodGet, cn.url+"/sse/demo/connect/users.json?userId=x", "", nil)
+	if !strings.Contains(body, `"total":4`) {
+		t.Errorf("users.json via C: %s", body)
+	}
+
+	// Browser calls for alice's connection (on A) landing on B and C.
+	code, body := do(t, http.MethodPost, b.url+"/sse/demo/connect/addListener.do?userId=alice&tenantId=acme", "application/json",
+		strings.NewReader(`{"connectionId":"`+aliceID+`","listener":["late"]}`))
+	if code != 200 || !strings.Contains(body, `"listener":["late"]`) {
+		t.Errorf("addListener.do on B for a connection on A: %d %s", code, body)
+	}
+	code, body = do(t, http.MethodPost, cn.url+"/sse/demo/connect/message/ping.do?userId=alice&tenantId=acme&connectionId="+aliceID,
+		"application/json", strings.NewReader(`{"n":1}`))
+	if code != 200 {
+		t.Errorf("message.do on C for a connection on A: %d %s", code, body)
+	}
+	if f := alice.frame(); field(f, "event") != "server-ack" {
+		t.Errorf("echo of message.do did not reach alice on A: %q", f)
+	}
+	code, body = do(t, http.MethodPost, cn.url+"/sse/demo/connect/addListener.do?userId=mallory", "application/json",
+		strings.NewReader(`{"connectionId":"`+aliceID+`","listener":["evil"]}`))
+	if code != 404 {
+		t.Errorf("another user's connection on another node: %d %s", code, body)
+	}
+
+	// Kill B with SIGKILL: the others keep answering with correct counts.
+	_ = b.cmd.Process.Kill()
+	_ = b.cmd.Wait()
+	b.cmd = nil
+	start := time.Now()
+	got := clusterSend(t, a.url, map[string]any{"all": true}, "after", "kill")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("send with a dead node took %s", took)
+	}
+	// dave was on B; bob and carol came through nginx and may have been:
+	// alice plus whoever of them is still connected.
+	want := 1
+	for _, s := range []*stream{bob, carol} {
+		if !s.ended(200 * time.Millisecond) {
+			want++
+		}
+	}
+	if got.Delivered != want {
+		t.Errorf("send to all after killing B: delivered %d, want %d", got.Delivered, want)
+	}
+	if f := alice.frame(); field(f, "data") != "kill" {
+		t.Errorf("alice after kill got %q", f)
+	}
+	if ids := userIDs(t, cn.url); slices.Contains(ids, "dave") {
+		t.Errorf("dead node's user still listed: %v", ids)
+	}
+
+	// Restart redis-server: delivery resumes.
+	c.redis.restart()
+	waitFor(t, 20*time.Second, func() error {
+		res := clusterSend(t, cn.url, map[string]any{"userIds": []string{"alice"}}, "resumed", strconv.Itoa(int(time.Now().UnixNano())))
+		if res.Delivered != 1 {
+			return fmt.Errorf("delivered %d after redis restart", res.Delivered)
+		}
+		return nil
+	})
+	for {
+		if f := alice.frame(); field(f, "event") == "resumed" {
+			break
+		}
+	}
+}
