@@ -13,6 +13,7 @@ import (
 
 	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/hub"
+	"github.com/pushd/pushd/pkg/qos"
 	"github.com/pushd/pushd/static"
 )
 
@@ -115,6 +116,16 @@ func (s *server) metrics() *prometheus.Registry {
 		counter("pushd_qos_stored_total", "QoS messages stored.", func(c hub.Counters) uint64 { return c.QoS.Stored })
 		counter("pushd_qos_acked_total", "QoS messages acknowledged.", func(c hub.Counters) uint64 { return c.QoS.Acked })
 		counter("pushd_qos_redelivered_total", "QoS messages sent again.", func(c hub.Counters) uint64 { return c.QoS.Redelivered })
+	}
+	if rep, ok := s.repo.(qos.StatsReporter); ok {
+		store := func(name, help string, fn func(qos.Stats) uint64) {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+				func() float64 { return float64(fn(rep.Stats())) }))
+		}
+		store("pushd_qos_store_saved_total", "Messages saved in the QoS store by this node.", func(st qos.Stats) uint64 { return st.Stored })
+		store("pushd_qos_store_acked_total", "Messages acknowledged in the QoS store by this node.", func(st qos.Stats) uint64 { return st.Acked })
+		store("pushd_qos_store_expired_total", "QoS messages that expired unacknowledged.", func(st qos.Stats) uint64 { return st.Expired })
+		store("pushd_qos_store_evicted_total", "QoS messages dropped by a full inbox or store.", func(st qos.Stats) uint64 { return st.Evicted })
 	}
 	return reg
 }
