@@ -38,6 +38,12 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if !strings.Contains(n.out.String(), "demo authentication is on") {
 		t.Error("no warning about demo authentication")
 	}
+	_, metrics := do(t, http.MethodGet, n.url+"/metrics", "", nil)
+	for _, want := range []string{`pushd_connections{app="demo"} 1`, `pushd_qos_store_saved_total 0`, `pushd_sends_total{app="demo"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	code, page := do(t, http.MethodGet, n.url+"/", "", nil)
 	if code != 200 || !strings.Contains(page, "/sse/demo") {
 		t.Errorf("demo page: %d", code)
