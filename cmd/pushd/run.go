@@ -130,7 +130,8 @@ func (s *server) newTransport() error {
 			disc = static
 		} else {
 			n, err := nacos.NewNacos(nacos.NacosConfig{Servers: c.Nacos.Servers, Namespace: c.Nacos.Namespace,
-				Group: c.Nacos.Group, Username: c.Nacos.Username, Password: c.Nacos.Password, Dir: c.Nacos.Dir, Logger: s.log})
+				Group: c.Nacos.Group, Username: c.Nacos.Username, Password: c.Nacos.Password, Dir: c.Nacos.Dir,
+				SDKLogLevel: "error", Logger: s.log})
 			if err != nil {
 				return fmt.Errorf("config: cluster.nacos: %w", err)
 			}
