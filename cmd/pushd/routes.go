@@ -113,6 +113,7 @@ func (s *server) metrics() *prometheus.Registry {
 		counter("pushd_sends_total", "Sends published from this node.", func(c hub.Counters) uint64 { return c.Sends })
 		counter("pushd_deliveries_total", "Events queued to connections of this node.", func(c hub.Counters) uint64 { return c.Deliveries })
 		counter("pushd_slow_disconnects_total", "Connections closed because their queue overflowed.", func(c hub.Counters) uint64 { return c.SlowDisconnects })
+		counter("pushd_cluster_requests_total", "Requests of other nodes served by this node.", func(c hub.Counters) uint64 { return c.PeerRequests })
 		counter("pushd_qos_stored_total", "QoS messages stored.", func(c hub.Counters) uint64 { return c.QoS.Stored })
 		counter("pushd_qos_acked_total", "QoS messages acknowledged.", func(c hub.Counters) uint64 { return c.QoS.Acked })
 		counter("pushd_qos_redelivered_total", "QoS messages sent again.", func(c hub.Counters) uint64 { return c.QoS.Redelivered })

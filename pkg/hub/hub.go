@@ -37,7 +37,7 @@ type Hub struct {
 
 	acks   ackRetry
 	qos    QoSStats
-	counts struct{ sends, deliveries, slow atomic.Uint64 }
+	counts struct{ sends, deliveries, slow, peer atomic.Uint64 }
 
 	closing  atomic.Bool
 	closed   chan struct{}

@@ -32,8 +32,11 @@ type Counters struct {
 	// Deliveries counts the events queued to this node's connections.
 	Deliveries uint64 `json:"deliveries"`
 	// SlowDisconnects counts connections closed as slow consumers.
-	SlowDisconnects uint64      `json:"slowDisconnects"`
-	QoS             QoSCounters `json:"qos"`
+	SlowDisconnects uint64 `json:"slowDisconnects"`
+	// PeerRequests counts the requests of other nodes this hub served
+	// (HandleDeliver and HandleSurvey): the messages that crossed to it.
+	PeerRequests uint64      `json:"peerRequests"`
+	QoS          QoSCounters `json:"qos"`
 }
 
 // Counters returns the hub's counters.
@@ -42,6 +45,7 @@ func (h *Hub) Counters() Counters {
 		Sends:           h.counts.sends.Load(),
 		Deliveries:      h.counts.deliveries.Load(),
 		SlowDisconnects: h.counts.slow.Load(),
+		PeerRequests:    h.counts.peer.Load(),
 		QoS:             h.qosCounters(),
 	}
 }

@@ -488,6 +488,7 @@ func (h *Hub) HandleSurvey(ctx context.Context, app string, req Request) (Reply,
 	if app != h.cfg.App {
 		return rep, fmt.Errorf("hub: app %q is not %q", app, h.cfg.App)
 	}
+	h.counts.peer.Add(1)
 	var err error
 	switch req.Op {
 	case OpStats:

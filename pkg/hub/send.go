@@ -135,6 +135,7 @@ func (h *Hub) HandleDeliver(_ context.Context, app string, t Target, ev Event) i
 	if app != h.cfg.App || ev.Validate() != nil {
 		return 0
 	}
+	h.counts.peer.Add(1)
 	f := encodeEvent(ev)
 	if ev.ID != "" && h.cfg.Repository != nil {
 		f.qosID = ev.ID
