@@ -69,6 +69,10 @@ type Config struct {
 	// Spawn is a pushd binary to start (demo mode, on a free loopback port)
 	// for the run and stop afterwards; its pid is added to PIDs.
 	Spawn string
+	// SpawnNodes is how many pushd processes Spawn starts (node ids
+	// pushbench-1, pushbench-2, …); clustering them is up to SpawnEnv or
+	// SpawnArgs. Zero value: 1.
+	SpawnNodes int
 	// SpawnArgs are extra arguments for the spawned pushd.
 	SpawnArgs []string
 	// SpawnEnv are extra environment variables (KEY=value) for it.
@@ -169,6 +173,9 @@ func (c *Config) setDefaults() error {
 	if c.DialConcurrency <= 0 {
 		c.DialConcurrency = 64
 	}
+	if c.SpawnNodes <= 0 {
+		c.SpawnNodes = 1
+	}
 	if c.Event == "" {
 		c.Event = "pb"
 	}
@@ -218,6 +225,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.DurationVar(&c.AckInterval, "ack-interval", 200*time.Millisecond, "ack batching interval per connection")
 	fs.StringVar(&pids, "pids", "", "comma-separated server pids for /proc readings")
 	fs.StringVar(&c.Spawn, "spawn", "", "path of a pushd binary to start (demo mode, free loopback port)")
+	fs.IntVar(&c.SpawnNodes, "spawn-nodes", 1, "number of pushd processes -spawn starts")
 	fs.StringVar(&sargs, "spawn-args", "", "space-separated extra arguments for the spawned pushd")
 	fs.StringVar(&senv, "spawn-env", "", "comma-separated KEY=value environment for the spawned pushd")
 	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")

@@ -40,7 +40,8 @@ type client struct {
 
 	// owned by the reader goroutine
 	seenPhase int
-	seen      []uint64
+	seen      []uint64 // sequence numbers received in seenPhase
+	resends   []uint64 // those of them that arrived marked ":resend"
 }
 
 func (c *client) setConn(nc net.Conn) {
@@ -253,8 +254,10 @@ func (b *bench) deliver(c *client, ev sseEvent) {
 	}
 	ph.latency.Record(time.Duration(now - pl.sent))
 	atomicMax(&ph.lastDelivery, now)
+	resend := false
 	for _, cm := range ev.Comments {
 		if cm == "resend" {
+			resend = true
 			ph.resent.Add(1)
 			break
 		}
@@ -267,24 +270,27 @@ func (b *bench) deliver(c *client, ev sseEvent) {
 		return
 	}
 	if c.seenPhase != ph.id {
-		clear(c.seen)
-		c.seen = c.seen[:0]
+		c.seen = resetBits(c.seen)
+		c.resends = resetBits(c.resends)
 		c.seenPhase = ph.id
 	}
 	w := int(pl.seq >> 6)
-	if w >= len(c.seen) {
-		if w < cap(c.seen) {
-			c.seen = c.seen[:w+1]
-		} else {
-			c.seen = append(c.seen, make([]uint64, w+1-len(c.seen))...)
-		}
-	}
+	c.seen = growBits(c.seen, w)
 	bit := uint64(1) << (pl.seq & 63)
 	if c.seen[w]&bit != 0 {
 		ph.duplicated.Add(1)
+		// A duplicate that is, or follows, a redelivery is at-least-once
+		// at work (e.g. the replay on connect racing the live send).
+		if resend || (w < len(c.resends) && c.resends[w]&bit != 0) {
+			ph.dupResent.Add(1)
+		}
 		return
 	}
 	c.seen[w] |= bit
+	if resend {
+		c.resends = growBits(c.resends, w)
+		c.resends[w] |= bit
+	}
 	ph.unique.Add(1)
 	if m.received.Add(1) == m.expected.Load() {
 		ph.completion.Record(time.Duration(now - m.sentAt.Load()))
@@ -431,4 +437,20 @@ func (a *acker) post(ctx context.Context, c *client, ids []string) {
 		return
 	}
 	a.acked.Add(int64(len(ids)))
+}
+
+func resetBits(b []uint64) []uint64 {
+	clear(b)
+	return b[:0]
+}
+
+// growBits makes word w of b addressable.
+func growBits(b []uint64, w int) []uint64 {
+	if w < len(b) {
+		return b
+	}
+	if w < cap(b) {
+		return b[:w+1]
+	}
+	return append(b, make([]uint64, w+1-len(b))...)
 }

@@ -27,6 +27,7 @@ type fakeServer struct {
 	dropEvery     int64 // drop every n-th delivery
 	dupEvery      int64 // write every n-th delivery twice
 	misrouteEvery int64 // every n-th send also goes to a connection it does not address
+	replayEvery   int64 // every n-th delivery is preceded by a ":resend" copy, as a replay racing the send
 	deliveries    atomic.Int64
 	sends         atomic.Int64
 	remoteIPs     sync.Map // remote address → true
@@ -131,6 +132,10 @@ func (f *fakeServer) send(w http.ResponseWriter, r *http.Request) {
 		if f.dropEvery > 0 && n%f.dropEvery == 0 {
 			f.dropped.Add(1)
 			continue
+		}
+		if f.replayEvery > 0 && n%f.replayEvery == 0 {
+			f.duplicated.Add(1)
+			c.out <- ":resend\n" + frame
 		}
 		c.out <- frame
 		if f.dupEvery > 0 && n%f.dupEvery == 0 {
@@ -281,5 +286,29 @@ func TestRunUsesSourceAddresses(t *testing.T) {
 	// The publisher's own API calls come from 127.0.0.1.
 	if !slices.Equal(seen, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}) && !slices.Equal(seen, []string{"127.0.0.2", "127.0.0.3"}) {
 		t.Fatalf("connections came from %v", seen)
+	}
+}
+
+// Under QoS a duplicate that is or follows a ":resend" redelivery is allowed;
+// without QoS it is not.
+func TestRunAcceptsRedeliveryDuplicatesOnlyUnderQoS(t *testing.T) {
+	for _, qos := range []bool{true, false} {
+		f := &fakeServer{replayEvery: 13}
+		srv := httptest.NewServer(f)
+		cfg := fakeConfig(srv.URL)
+		cfg.Modes = []string{modeBroadcast}
+		cfg.QoS = qos
+		rep, err := run(context.Background(), cfg)
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := rep.Phases[0]
+		if p.Duplicated != f.duplicated.Load() || p.DupResent != p.Duplicated || p.Duplicated == 0 || p.Lost != 0 {
+			t.Fatalf("qos=%v: duplicated %d (resend %d), lost %d; injected %d", qos, p.Duplicated, p.DupResent, p.Lost, f.duplicated.Load())
+		}
+		if rep.OK() != qos {
+			t.Fatalf("qos=%v: OK()=%v, problems %v", qos, rep.OK(), rep.Problems())
+		}
 	}
 }

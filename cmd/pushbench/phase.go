@@ -38,6 +38,7 @@ type phase struct {
 	expectedTotal atomic.Int64 // sum of expected over accepted sends
 	unique        atomic.Int64 // distinct correctly routed deliveries
 	duplicated    atomic.Int64
+	dupResent     atomic.Int64 // duplicates that were marked as redeliveries
 	misrouted     atomic.Int64
 	resent        atomic.Int64 // deliveries marked with a ":resend" comment
 	firstSend     atomic.Int64 // unix nanos

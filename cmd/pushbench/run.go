@@ -66,15 +66,17 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	rep.FileLimit = limit
 
 	if cfg.Spawn != "" {
-		srv, err := spawnServer(ctx, cfg)
-		if err != nil {
-			return rep, err
+		for n := 1; n <= cfg.SpawnNodes; n++ {
+			srv, err := spawnServer(ctx, cfg, n)
+			if err != nil {
+				return rep, err
+			}
+			defer srv.stop(10 * time.Second)
+			cfg.Nodes = append(cfg.Nodes, srv.url)
+			cfg.PIDs = append(cfg.PIDs, srv.cmd.Process.Pid)
+			rep.ServerLogs = append(rep.ServerLogs, srv.logPath)
+			logf("spawned %s at %s (pid %d, log %s)", cfg.Spawn, srv.url, srv.cmd.Process.Pid, srv.logPath)
 		}
-		defer srv.stop(10 * time.Second)
-		cfg.Nodes = append(cfg.Nodes, srv.url)
-		cfg.PIDs = append(cfg.PIDs, srv.cmd.Process.Pid)
-		rep.ServerLog = srv.logPath
-		logf("spawned %s at %s (pid %d, log %s)", cfg.Spawn, srv.url, srv.cmd.Process.Pid, srv.logPath)
 	}
 	if len(cfg.SrcIPs) == 0 {
 		cfg.SrcIPs = autoSourceIPs(cfg.Conns, cfg.Nodes)
@@ -300,6 +302,7 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 		Expected:    ph.expectedTotal.Load(),
 		Delivered:   ph.unique.Load(),
 		Duplicated:  ph.duplicated.Load(),
+		DupResent:   ph.dupResent.Load(),
 		Misrouted:   ph.misrouted.Load(),
 		Resent:      ph.resent.Load(),
 		Latency:     ph.latency.Summary(),

@@ -23,7 +23,7 @@ type server struct {
 
 // spawnServer starts the pushd binary at path in demo mode on a free
 // loopback port and waits until /healthz answers, at most timeout.
-func spawnServer(ctx context.Context, cfg Config) (*server, error) {
+func spawnServer(ctx context.Context, cfg Config, node int) (*server, error) {
 	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
@@ -36,7 +36,7 @@ func spawnServer(ctx context.Context, cfg Config) (*server, error) {
 	cmd.Env = append(os.Environ(),
 		"PUSHD_LISTEN="+addr,
 		"PUSHD_API_KEY="+cfg.Key,
-		"PUSHD_NODE_ID=pushbench",
+		fmt.Sprintf("PUSHD_NODE_ID=pushbench-%d", node),
 		"PUSHD_LOG_LEVEL=warn",
 		// The run has closed its connections before the stop: no need to
 		// spread their closing over the default drain window.
