@@ -87,8 +87,11 @@ type Conn struct {
 	lastRequest time.Time
 	unacked     map[string]time.Time // QoS id → last written, acknowledging clients only
 
-	nc      net.Conn // the hijacked socket, for pool-written connections
-	counter uint64   // frame id counter; only the writer touches it
+	nc net.Conn // the hijacked socket, for pool-written connections
+
+	// Only the writer touches these.
+	counter uint64        // frame id counter
+	stalled *pendingWrite // what a pool worker could not write yet
 }
 
 // ID returns the connection's opaque, unguessable id.

@@ -201,34 +201,86 @@ func (p *writerPool) work() {
 	}
 }
 
-// write drains c's queue to its socket until the queue is empty or the
-// connection ends.
+// Writing to a socket whose send buffer is full blocks. A pool worker
+// never waits on one socket for longer than writeSlice: what is left is
+// kept with the connection and tried again after stallRetry, so a few
+// stuck browsers cannot hold up the others. A connection stalled for
+// longer than Config.WriteTimeout in total is closed.
+const (
+	writeSlice = 20 * time.Millisecond
+	stallRetry = 50 * time.Millisecond
+)
+
+// pendingWrite is what a pool worker could not yet write to a socket.
+type pendingWrite struct {
+	rest    []byte    // the bytes still to write
+	frames  []*frame  // the frames they belong to
+	closing bool      // the stream ends once they are written
+	since   time.Time // when the socket stopped taking bytes
+}
+
+// write drains c's queue to its socket until the queue is empty, the
+// socket stalls or the connection ends.
 func (p *writerPool) write(c *Conn, scratch []byte) {
 	h := p.hub
 	for {
-		frames, done := c.take()
-		if len(frames) == 0 && !done {
-			return
+		var bufs net.Buffers
+		var frames []*frame
+		closing := false
+		if w := c.stalled; w != nil {
+			bufs, frames, closing = net.Buffers{w.rest}, w.frames, w.closing
+		} else {
+			var done bool
+			frames, done = c.take()
+			if len(frames) == 0 && !done {
+				return
+			}
+			bufs, closing = c.buffers(frames, scratch[:0]), done
 		}
 		if len(frames) > 0 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-			bufs := c.buffers(frames, scratch[:0])
-			if _, err := bufs.WriteTo(c.nc); err != nil {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(writeSlice))
+			_, err := bufs.WriteTo(c.nc) // advances bufs past what was written
+			var ne net.Error
+			switch {
+			case err == nil:
+				c.stalled = nil
+				c.written(frames)
+			case errors.As(err, &ne) && ne.Timeout() && p.keepStalled(c, bufs, frames, closing):
+				return
+			default:
 				reason := ReasonWriteError
 				if errors.Is(err, net.ErrClosed) {
 					reason = ReasonClientGone
 				}
 				c.close(reason)
-				done = true
-			} else {
-				c.written(frames)
+				closing = true
 			}
 		}
-		if done {
+		if closing {
 			_ = c.nc.Close()
 			h.finish(c)
 			h.streams.Done()
 			return
 		}
 	}
+}
+
+// keepStalled keeps the unwritten rest of a write with c and schedules a
+// retry, unless c has been stalled for longer than the write timeout.
+func (p *writerPool) keepStalled(c *Conn, rest net.Buffers, frames []*frame, closing bool) bool {
+	now := time.Now()
+	since := now
+	if c.stalled != nil {
+		since = c.stalled.since
+	}
+	if now.Sub(since) > p.hub.cfg.WriteTimeout {
+		return false
+	}
+	var b []byte
+	for _, part := range rest {
+		b = append(b, part...)
+	}
+	c.stalled = &pendingWrite{rest: b, frames: frames, closing: closing, since: since}
+	time.AfterFunc(stallRetry, func() { p.schedule(c) })
+	return true
 }
