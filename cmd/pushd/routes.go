@@ -14,6 +14,7 @@ import (
 	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
+	"github.com/pushd/pushd/pkg/web"
 	"github.com/pushd/pushd/static"
 )
 
@@ -33,19 +34,16 @@ func (s *server) routes() http.Handler {
 	apiHandler, _ := api.New(api.Config{Apps: apps, Logger: s.log})
 	r.Handle("/api/*", apiHandler)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+		web.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
 		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 		defer cancel()
-		w.Header().Set("Content-Type", "application/json")
 		if err := s.ready(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"status":"not ready","error":` + quote(err.Error()) + "}\n"))
+			web.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
 			return
 		}
-		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+		web.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics(), promhttp.HandlerOpts{}))
 	if s.cfg.DemoPage {
@@ -54,27 +52,9 @@ func (s *server) routes() http.Handler {
 		})
 	}
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = w.Write([]byte(`{"error":"not found"}` + "\n"))
+		web.WriteError(w, http.StatusNotFound, "not found")
 	})
 	return r
-}
-
-func quote(s string) string {
-	b := make([]byte, 0, len(s)+2)
-	b = append(b, '"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b = append(b, '\\', byte(r))
-		case r < 0x20:
-			b = append(b, ' ')
-		default:
-			b = append(b, string(r)...)
-		}
-	}
-	return string(append(b, '"'))
 }
 
 // requestLog logs one line per request at debug; streams are logged by

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -67,7 +66,7 @@ func New(cfg Config) (*Handler, error) {
 	h.handle("POST "+base+"duration", h.duration)
 	h.handle("GET "+base+"messages", h.messages)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+		web.WriteError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return h, nil
 }
@@ -80,16 +79,16 @@ func (h *Handler) handle(pattern string, fn func(http.ResponseWriter, *http.Requ
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		app, ok := h.cfg.Apps[r.PathValue("app")]
 		if !ok {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown app %q", r.PathValue("app")))
+			web.WriteError(w, http.StatusNotFound, fmt.Sprintf("unknown app %q", r.PathValue("app")))
 			return
 		}
 		key, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !found || key == "" {
-			writeError(w, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
+			web.WriteError(w, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
 			return
 		}
 		if !validKey(app.Keys, key) {
-			writeError(w, http.StatusUnauthorized, "invalid API key for this app")
+			web.WriteError(w, http.StatusUnauthorized, "invalid API key for this app")
 			return
 		}
 		fn(w, r, app.Hub)
@@ -106,34 +105,9 @@ func validKey(keys []string, key string) bool {
 	return ok
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
-}
-
-// readJSON decodes the body into v, answering 400/413 itself.
+// readJSON decodes the body strictly (unknown fields are refused).
 func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", tooBig.Limit))
-		case errors.Is(err, io.EOF):
-			writeError(w, http.StatusBadRequest, "empty body: a JSON object is expected")
-		default:
-			writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
-		}
-		return false
-	}
-	return true
+	return web.ReadJSON(w, r, v, h.cfg.MaxBody, true)
 }
 
 // statusOf maps hub errors to HTTP statuses.
@@ -192,16 +166,16 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	}
 	data, err := eventData(req.Data)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "data: "+err.Error())
+		web.WriteError(w, http.StatusBadRequest, "data: "+err.Error())
 		return
 	}
 	ev := hub.Event{Name: req.Event, Data: data}
 	if err := ev.Validate(); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		web.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if req.To.IsZero() {
-		writeError(w, http.StatusBadRequest, "to: the target addresses nobody")
+		web.WriteError(w, http.StatusBadRequest, "to: the target addresses nobody")
 		return
 	}
 	var opts []hub.PublishOption
@@ -209,18 +183,18 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 		var ttl time.Duration
 		if req.TTL != "" {
 			if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
-				writeError(w, http.StatusBadRequest, "ttl: a positive duration like \"24h\" is expected")
+				web.WriteError(w, http.StatusBadRequest, "ttl: a positive duration like \"24h\" is expected")
 				return
 			}
 		}
 		if !hb.QoSEnabled() {
-			writeError(w, http.StatusNotImplemented, hub.ErrQoSDisabled.Error())
+			web.WriteError(w, http.StatusNotImplemented, hub.ErrQoSDisabled.Error())
 			return
 		}
 		opts = append(opts, hub.WithQoS(ttl))
 		ev.ID = qos.NewID()
 	} else if req.TTL != "" {
-		writeError(w, http.StatusBadRequest, "ttl applies to qos sends only")
+		web.WriteError(w, http.StatusBadRequest, "ttl applies to qos sends only")
 		return
 	}
 	if req.Async {
@@ -238,15 +212,15 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 			}
 			h.log.Debug().Str("send", id).Int("delivered", res.Delivered).Msg("async send done")
 		}()
-		writeJSON(w, http.StatusAccepted, map[string]string{"id": id})
+		web.WriteJSON(w, http.StatusAccepted, map[string]string{"id": id})
 		return
 	}
 	res, err := hb.Publish(r.Context(), req.To, ev, opts...)
 	if err != nil {
-		writeError(w, statusOf(err), err.Error())
+		web.WriteError(w, statusOf(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	web.WriteJSON(w, http.StatusOK, res)
 }
 
 func (h *Handler) users(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
@@ -255,7 +229,7 @@ func (h *Handler) users(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 		h.log.Warn().Err(err).Msg("users: partial cluster answer")
 	}
 	pageNum, pageSize := web.PageParams(r)
-	writeJSON(w, http.StatusOK, web.PageOf(list, pageNum, pageSize))
+	web.WriteJSON(w, http.StatusOK, web.PageOf(list, pageNum, pageSize))
 }
 
 func (h *Handler) connections(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
@@ -267,7 +241,7 @@ func (h *Handler) connections(w http.ResponseWriter, r *http.Request, hb *hub.Hu
 		h.log.Warn().Err(err).Msg("connections: partial cluster answer")
 	}
 	pageNum, pageSize := web.PageParams(r)
-	writeJSON(w, http.StatusOK, web.PageOf(list, pageNum, pageSize))
+	web.WriteJSON(w, http.StatusOK, web.PageOf(list, pageNum, pageSize))
 }
 
 func (h *Handler) stats(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
@@ -275,21 +249,21 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	if err != nil {
 		h.log.Warn().Err(err).Msg("stats: partial cluster answer")
 	}
-	writeJSON(w, http.StatusOK, st)
+	web.WriteJSON(w, http.StatusOK, st)
 }
 
 func (h *Handler) online(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	userID := r.URL.Query().Get("userId")
 	if userID == "" {
-		writeError(w, http.StatusBadRequest, "userId is required")
+		web.WriteError(w, http.StatusBadRequest, "userId is required")
 		return
 	}
 	on, err := hb.IsOnline(r.Context(), userID)
 	if err != nil && !on {
-		writeError(w, statusOf(err), err.Error())
+		web.WriteError(w, statusOf(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"online": on})
+	web.WriteJSON(w, http.StatusOK, map[string]bool{"online": on})
 }
 
 // DisconnectRequest is the body of POST …/disconnect.
@@ -306,15 +280,15 @@ func (h *Handler) disconnect(w http.ResponseWriter, r *http.Request, hb *hub.Hub
 	}
 	t := hub.Target{UserIDs: req.UserIDs, AccessTokens: req.AccessTokens, ConnectionIDs: req.ConnectionIDs}
 	if t.IsZero() {
-		writeError(w, http.StatusBadRequest, "name userIds, accessTokens or connectionIds")
+		web.WriteError(w, http.StatusBadRequest, "name userIds, accessTokens or connectionIds")
 		return
 	}
 	n, err := hb.Disconnect(r.Context(), t, hub.ReasonKicked)
 	if err != nil && n == 0 {
-		writeError(w, statusOf(err), err.Error())
+		web.WriteError(w, statusOf(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"disconnected": n})
+	web.WriteJSON(w, http.StatusOK, map[string]int{"disconnected": n})
 }
 
 // DurationRequest is the body of POST …/duration.
@@ -329,22 +303,22 @@ func (h *Handler) duration(w http.ResponseWriter, r *http.Request, hb *hub.Hub) 
 		return
 	}
 	if req.Seconds < 0 {
-		writeError(w, http.StatusBadRequest, "seconds must not be negative")
+		web.WriteError(w, http.StatusBadRequest, "seconds must not be negative")
 		return
 	}
 	n, err := hb.SetDuration(r.Context(), req.To, req.Seconds)
 	if err != nil && n == 0 {
-		writeError(w, statusOf(err), err.Error())
+		web.WriteError(w, statusOf(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"reached": n})
+	web.WriteJSON(w, http.StatusOK, map[string]int{"reached": n})
 }
 
 func (h *Handler) messages(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	page, err := web.MessagesPage(r.Context(), hb, r)
 	if err != nil {
-		writeError(w, statusOf(err), err.Error())
+		web.WriteError(w, statusOf(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, page)
+	web.WriteJSON(w, http.StatusOK, page)
 }

@@ -32,38 +32,47 @@ func (c *connectionID) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// readJSON decodes a JSON body of at most MaxBody bytes into v, answering
-// 400/413 itself on failure.
-func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
-	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+// ReadJSON decodes a JSON body of at most maxBody bytes into v; with
+// strict, unknown fields are refused. On failure it answers 400 or 413
+// itself and reports false.
+func ReadJSON(w http.ResponseWriter, r *http.Request, v any, maxBody int64, strict bool) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(r.Body)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", tooBig.Limit))
+			WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", tooBig.Limit))
 		case errors.Is(err, io.EOF):
-			writeError(w, http.StatusBadRequest, "empty body: a JSON object is expected")
+			WriteError(w, http.StatusBadRequest, "empty body: a JSON object is expected")
 		default:
-			writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+			WriteError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
 		}
 		return false
 	}
 	return true
 }
 
+func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	return ReadJSON(w, r, v, h.cfg.MaxBody, false)
+}
+
 // hubError answers a hub error with its status.
 func hubError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, hub.ErrUnknownConnection):
-		writeError(w, http.StatusNotFound, "connectionId not exist")
+		WriteError(w, http.StatusNotFound, "connectionId not exist")
 	case errors.Is(err, hub.ErrQoSDisabled):
-		writeError(w, http.StatusNotImplemented, err.Error())
+		WriteError(w, http.StatusNotImplemented, err.Error())
 	case errors.Is(err, hub.ErrStore):
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		WriteError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusGatewayTimeout, err.Error())
+		WriteError(w, http.StatusGatewayTimeout, err.Error())
 	default:
-		writeError(w, http.StatusBadGateway, err.Error())
+		WriteError(w, http.StatusBadGateway, err.Error())
 	}
 }
 
@@ -101,7 +110,7 @@ func (h *Handler) serveAck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.ConnectionID == "" {
-		writeError(w, http.StatusBadRequest, "connectionId is required")
+		WriteError(w, http.StatusBadRequest, "connectionId is required")
 		return
 	}
 	user, ok := h.authenticate(w, r)
@@ -122,7 +131,7 @@ func (h *Handler) serveAck(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serveDisconnect(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
 	if err := r.ParseForm(); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed form: "+err.Error())
+		WriteError(w, http.StatusBadRequest, "malformed form: "+err.Error())
 		return
 	}
 	id := r.Form.Get("connectionId")
@@ -133,7 +142,7 @@ func (h *Handler) serveDisconnect(w http.ResponseWriter, r *http.Request) {
 	duration, err1 := optionalInt(r.Form.Get("duration"))
 	session, err2 := optionalInt(r.Form.Get("sessionDuration"))
 	if err := errors.Join(err1, err2); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	n, err := h.hub.DisconnectClient(r.Context(), id, duration, session)
@@ -190,7 +199,7 @@ func validPath(p string) bool {
 
 func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, path string, upload bool) {
 	if !validPath(path) {
-		writeError(w, http.StatusBadRequest, "invalid path segment")
+		WriteError(w, http.StatusBadRequest, "invalid path segment")
 		return
 	}
 	user, ok := h.authenticate(w, r)
@@ -201,7 +210,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, path str
 	if id := r.URL.Query().Get("connectionId"); id != "" {
 		if c := h.hub.Conn(id); c != nil {
 			if !user.MayActFor(c.User()) {
-				writeError(w, http.StatusNotFound, "connectionId not exist")
+				WriteError(w, http.StatusNotFound, "connectionId not exist")
 				return
 			}
 			c.CountRequest(upload)
@@ -212,7 +221,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, path str
 				return
 			}
 			if !user.MayActFor(owner) {
-				writeError(w, http.StatusNotFound, "connectionId not exist")
+				WriteError(w, http.StatusNotFound, "connectionId not exist")
 				return
 			}
 		}

@@ -56,7 +56,7 @@ func (h *Handler) connectParams(r *http.Request) (map[string]string, error) {
 func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 	params, err := h.connectParams(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	user, ok := h.authenticate(w, r)
@@ -65,7 +65,7 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := connectRequest(r, params, user)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	c, err := h.hub.Connect(r.Context(), req)
@@ -74,7 +74,7 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, hub.ErrClosed) {
 			status = http.StatusServiceUnavailable
 		}
-		writeError(w, status, err.Error())
+		WriteError(w, status, err.Error())
 		return
 	}
 	h.hub.ServeStream(w, r, c)

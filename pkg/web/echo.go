@@ -28,21 +28,21 @@ func Echo(hb *hub.Hub, maxBody int64) UpstreamHandler {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", tooBig.Limit))
+				WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", tooBig.Limit))
 				return
 			}
-			writeError(w, http.StatusBadRequest, err.Error())
+			WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		data["path"] = call.Path
 		data["connectionId"] = call.ConnectionID
 		if !call.Upload && call.ConnectionID != "" {
 			if _, err := hb.SendByConnectionID(r.Context(), call.ConnectionID, "server-ack", data); err != nil {
-				writeError(w, http.StatusBadGateway, err.Error())
+				WriteError(w, http.StatusBadGateway, err.Error())
 				return
 			}
 		}
-		writeJSON(w, http.StatusOK, WrapOK(data))
+		WriteJSON(w, http.StatusOK, WrapOK(data))
 	})
 }
 

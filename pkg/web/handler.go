@@ -97,7 +97,7 @@ func (h *Handler) Path() string { return h.cfg.Path }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rel, ok := strings.CutPrefix(r.URL.Path, h.cfg.Path)
 	if !ok {
-		writeError(w, http.StatusNotFound, "not found")
+		WriteError(w, http.StatusNotFound, "not found")
 		return
 	}
 	h.setHeaders(w)
@@ -115,7 +115,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(rel, "/connect/"):
 		h.serveCall(w, r, strings.TrimPrefix(rel, "/connect/"))
 	default:
-		writeError(w, http.StatusNotFound, "not found")
+		WriteError(w, http.StatusNotFound, "not found")
 	}
 }
 
@@ -144,7 +144,7 @@ func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request, name string)
 	case strings.HasPrefix(name, "upload/") && strings.HasSuffix(name, ".do"):
 		h.serveUpstream(w, r, strings.TrimSuffix(strings.TrimPrefix(name, "upload/"), ".do"), true)
 	default:
-		writeError(w, http.StatusNotFound, "not found")
+		WriteError(w, http.StatusNotFound, "not found")
 	}
 }
 
@@ -153,7 +153,7 @@ func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 		return true
 	}
 	w.Header().Set("Allow", strings.Join(methods, ", "))
-	writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
+	WriteError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
 	return false
 }
 
@@ -204,11 +204,11 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (hub.User
 	}
 	if errors.Is(err, auth.ErrUnavailable) {
 		h.log.Warn().Err(err).Msg("authentication unavailable")
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		WriteError(w, http.StatusServiceUnavailable, err.Error())
 		return hub.User{}, false
 	}
 	h.log.Debug().Err(err).Str("path", r.URL.Path).Msg("unauthenticated")
-	writeError(w, http.StatusUnauthorized, err.Error())
+	WriteError(w, http.StatusUnauthorized, err.Error())
 	return hub.User{}, false
 }
 
@@ -226,17 +226,19 @@ type okBody struct {
 }
 
 func (h *Handler) writeOK(w http.ResponseWriter, data any) {
-	writeJSON(w, http.StatusOK, h.cfg.Wrap(data))
+	WriteJSON(w, http.StatusOK, h.cfg.Wrap(data))
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeError answers {"error": msg} with status.
-func writeError(w http.ResponseWriter, status int, msg string) {
+// WriteError answers {"error": msg} with status, the error shape of every
+// pushd endpoint.
+func WriteError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Del("Content-Length")
-	writeJSON(w, status, map[string]string{"error": msg})
+	WriteJSON(w, status, map[string]string{"error": msg})
 }

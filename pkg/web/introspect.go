@@ -51,7 +51,7 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, name string)
 		return
 	}
 	if !h.cfg.EnableJSON {
-		writeError(w, http.StatusForbidden, "the .json endpoints are disabled for this app (enable_json_endpoints)")
+		WriteError(w, http.StatusForbidden, "the .json endpoints are disabled for this app (enable_json_endpoints)")
 		return
 	}
 	q := r.URL.Query()
@@ -80,7 +80,7 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, name string)
 	case "repositoryMessages":
 		page, err = MessagesPage(ctx, h.hub, r)
 	default:
-		writeError(w, http.StatusNotFound, "not found")
+		WriteError(w, http.StatusNotFound, "not found")
 		return
 	}
 	if err != nil && page == nil {
