@@ -264,6 +264,9 @@ func (h *Hub) Stats(ctx context.Context) (Stats, error) {
 
 // IsOnline reports whether the user has a connection on any node.
 func (h *Hub) IsOnline(ctx context.Context, userID string) (bool, error) {
+	if userID == "" {
+		return false, nil
+	}
 	if h.byUser.size(userID) > 0 {
 		return true, nil
 	}
