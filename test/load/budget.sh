@@ -21,7 +21,8 @@ echo "binaries and reports in $OUT"
 # name|pushbench arguments
 SCENARIOS=(
   "idle19k|-conns 19000 -mode none -rss-steps 1000,5000,10000 -settle 5s"
-  "broadcast10k|-conns 10000 -users 1000 -tenants 10 -mode broadcast -messages 300 -rate 30 -settle 5s"
+  "broadcast10k-5|-conns 10000 -users 1000 -tenants 10 -mode broadcast -messages 100 -rate 5 -settle 5s"
+  "broadcast10k-30|-conns 10000 -users 1000 -tenants 10 -mode broadcast -messages 300 -rate 30 -settle 5s"
   "user10k|-conns 10000 -users 10000 -tenants 10 -mode user -messages 30000 -publishers 8 -settle 1s"
   "tenant10k|-conns 10000 -users 1000 -tenants 100 -mode tenant -messages 2000 -rate 200 -settle 1s"
   "qos10k|-conns 10000 -users 10000 -tenants 10 -mode user -qos -messages 50000 -publishers 8 -settle 1s"
