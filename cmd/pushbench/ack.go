@@ -115,4 +115,3 @@ func (a *acker) post(ctx context.Context, c *client, ids []string) {
 	}
 	a.acked.Add(int64(len(ids)))
 }
-
