@@ -312,3 +312,52 @@ func TestRunAcceptsRedeliveryDuplicatesOnlyUnderQoS(t *testing.T) {
 		}
 	}
 }
+
+func TestRunDurationBoundsPublishing(t *testing.T) {
+	srv := httptest.NewServer(&fakeServer{})
+	defer srv.Close()
+	cfg := fakeConfig(srv.URL)
+	cfg.Modes = []string{modeUser}
+	cfg.Messages = 0
+	cfg.Duration = 300 * time.Millisecond
+	cfg.Rate = 100
+	rep, err := run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := rep.Phases[0]
+	// About 30 sends; the bound is loose because the machine may be busy.
+	if !rep.OK() || p.Sent < 1 || p.Sent > 30 || p.Delivered != p.Expected {
+		t.Fatalf("OK=%v sent %d delivered %d of %d: %v", rep.OK(), p.Sent, p.Delivered, p.Expected, rep.Problems())
+	}
+}
+
+// A server that accepts connections but never answers: the connect phase
+// ends at its timeout and the run reports that nothing could be measured.
+func TestRunConnectPhaseIsBounded(t *testing.T) {
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(block)
+	cfg := fakeConfig(srv.URL)
+	cfg.Conns = 10
+	cfg.Timeout = 300 * time.Millisecond
+	done := make(chan error, 1)
+	go func() {
+		_, err := run(context.Background(), cfg)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no connection") {
+			t.Fatalf("err %v, want no connection", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not stop by itself")
+	}
+}

@@ -90,6 +90,9 @@ func (b *bench) publish(ctx context.Context, ph *phase, e expectations) {
 				}
 				if b.cfg.Rate > 0 {
 					due := start.Add(time.Duration(float64(seq) * float64(time.Second) / b.cfg.Rate))
+					if b.cfg.Duration > 0 && due.Sub(start) >= b.cfg.Duration {
+						return
+					}
 					if d := time.Until(due); d > 0 {
 						t := time.NewTimer(d)
 						select {
