@@ -10,13 +10,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/internal/testredis"
 )
 
 // cluster is three pushd nodes sharing a Redis (QoS store, and transport
 // when it is redis) behind nginx.
 type cluster struct {
 	nodes []*node
-	redis *redisServer
+	redis *testredis.Server
 	lb    *nginxServer
 }
 
@@ -38,7 +40,7 @@ func startCluster(t *testing.T, transport string, size int) *cluster {
 		var clusterCfg string
 		switch transport {
 		case "redis":
-			clusterCfg = fmt.Sprintf("{transport: redis, redis_url: %q, timeout: 2s}", c.redis.url())
+			clusterCfg = fmt.Sprintf("{transport: redis, redis_url: %q, timeout: 2s}", c.redis.URL())
 		case "nacos":
 			clusterCfg = fmt.Sprintf("{transport: nacos, secret: %q, peers: [%s], peer_listen: \"127.0.0.1:%d\", timeout: 2s}",
 				clusterSecret, strings.Join(peers, ", "), peerPorts[i])
@@ -52,7 +54,7 @@ apps:
     auth: {mode: demo}
     api_keys: [demo-key]
     enable_json_endpoints: true
-`, i+1, clusterCfg, c.redis.url()))
+`, i+1, clusterCfg, c.redis.URL()))
 		c.nodes = append(c.nodes, n)
 		addrs = append(addrs, n.addr)
 	}
@@ -209,7 +211,7 @@ func testCluster(t *testing.T, transport string) {
 	}
 
 	// Restart redis-server: delivery resumes.
-	c.redis.restart()
+	c.redis.Restart()
 	waitFor(t, 20*time.Second, func() error {
 		res := clusterSend(t, cn.url, map[string]any{"userIds": []string{"alice"}}, "resumed", strconv.Itoa(int(time.Now().UnixNano())))
 		if res.Delivered != 1 {

@@ -113,7 +113,7 @@ func startClusterNodes(t *testing.T, transport string, size int) []*node {
 	}
 	var nodes []*node
 	for i := range size {
-		clusterCfg := fmt.Sprintf("{transport: redis, redis_url: %q}", r.url())
+		clusterCfg := fmt.Sprintf("{transport: redis, redis_url: %q}", r.URL())
 		if transport == "nacos" {
 			clusterCfg = fmt.Sprintf("{transport: nacos, secret: %q, peers: [%s], peer_listen: \"127.0.0.1:%d\"}",
 				clusterSecret, strings.Join(peers, ", "), peerPorts[i])

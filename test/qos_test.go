@@ -62,7 +62,7 @@ func ack(t testing.TB, n *node, user, connID string, ids ...string) {
 // pushd restart, arrives with its id, and does not come again once acked.
 func TestQoSSurvivesPushdRestart(t *testing.T) {
 	r := startRedis(t, false)
-	n := startPushd(t, qosConfig(r.url()))
+	n := startPushd(t, qosConfig(r.URL()))
 	id, delivered := sendQoS(t, n, "off", "bell", "hello")
 	if delivered != 0 {
 		t.Fatalf("delivered %d to an offline user", delivered)
@@ -93,9 +93,9 @@ func TestQoSSurvivesPushdRestart(t *testing.T) {
 // stores nothing; acks made while Redis is down are retried.
 func TestQoSSurvivesRedisRestart(t *testing.T) {
 	r := startRedis(t, true)
-	n := startPushd(t, qosConfig(r.url()))
+	n := startPushd(t, qosConfig(r.URL()))
 	id, _ := sendQoS(t, n, "aof", "bell", "kept")
-	r.restart()
+	r.Restart()
 	waitFor(t, 10*time.Second, func() error {
 		if code, _ := do(t, http.MethodGet, n.url+"/readyz", "", nil); code != 200 {
 			return fmt.Errorf("readyz %d", code)
@@ -108,7 +108,7 @@ func TestQoSSurvivesRedisRestart(t *testing.T) {
 		t.Fatalf("after redis restart got %q", f)
 	}
 
-	r.kill()
+	r.Kill()
 	code, body := apiCall(t, n.url, http.MethodPost, "send", map[string]any{
 		"to": map[string]any{"userIds": []string{"aof"}}, "event": "x", "data": 1, "qos": true})
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"error"`) {
@@ -118,7 +118,7 @@ func TestQoSSurvivesRedisRestart(t *testing.T) {
 		t.Errorf("readyz with redis down: %d", code)
 	}
 	ack(t, n, "aof", connID, id) // fails inside, queued for retry
-	r.start()
+	r.Start()
 	waitFor(t, 15*time.Second, func() error {
 		if got := backlog(t, n, "aof"); got != 0 {
 			return fmt.Errorf("backlog %d: the ack made while redis was down was not retried", got)
@@ -131,7 +131,7 @@ func TestQoSSurvivesRedisRestart(t *testing.T) {
 // has a message removed once it was written to it.
 func TestQoSSeedClient(t *testing.T) {
 	r := startRedis(t, false)
-	n := startPushd(t, qosConfig(r.url()))
+	n := startPushd(t, qosConfig(r.URL()))
 	id, _ := sendQoS(t, n, "seed", "bell", "once")
 	s := openStream(t, n.url+"/sse/demo/connect?userId=seed")
 	s.frame()
@@ -163,7 +163,7 @@ func TestQoSSeedClient(t *testing.T) {
 // and disconnects in loops: every message is received at least once.
 func TestQoSRacingConnects(t *testing.T) {
 	r := startRedis(t, false)
-	n := startPushd(t, qosConfig(r.url()))
+	n := startPushd(t, qosConfig(r.URL()))
 	const total = 1000
 	var mu sync.Mutex
 	seen := map[string]int{}   // by message id, over both tabs

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pushd/pushd/internal/testredis"
 	"github.com/pushd/pushd/pkg/qos"
 )
 
@@ -68,8 +69,8 @@ func BenchmarkMemoryRoundTrip(b *testing.B) {
 }
 
 func BenchmarkRedisRoundTrip(b *testing.B) {
-	s := startRedis(b)
-	c := redis.NewClient(&redis.Options{Addr: s.addr()})
+	s := testredis.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	b.Cleanup(func() { _ = c.Close() })
 	r, err := qos.NewRedis(qos.RedisConfig{Client: c, Prefix: "bench"})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pushd/pushd/internal/testredis"
 	"github.com/pushd/pushd/pkg/qos"
 	"github.com/pushd/pushd/pkg/qos/qostest"
 )
@@ -33,8 +34,8 @@ func newRedisRepo(tb testing.TB, c redis.UniversalClient, prefix string) *qos.Re
 }
 
 func TestRedisConformance(t *testing.T) {
-	s := startRedis(t)
-	c := s.client(t)
+	s := testredis.Start(t)
+	c := s.Client()
 	qostest.Run(t, func(t *testing.T) qos.Repository {
 		return newRedisRepo(t, c, uniquePrefix())
 	})
@@ -62,8 +63,8 @@ func userMsg(event string, users ...string) qos.Message {
 // starts it again in the same directory: with AOF and fsync on every write,
 // the messages and the acks are still there.
 func TestRedisSurvivesRestart(t *testing.T) {
-	s := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
-	c := s.client(t)
+	s := testredis.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	c := s.Client()
 	repo := newRedisRepo(t, c, "pushd")
 	ctx := context.Background()
 
@@ -83,8 +84,8 @@ func TestRedisSurvivesRestart(t *testing.T) {
 		t.Fatalf("Ack: %d, %v; want 2", n, err)
 	}
 
-	s.kill()
-	s.start(t)
+	s.Kill()
+	s.Start()
 
 	got, err := repo.Pending(ctx, "demo", u1, "", 0)
 	if err != nil {
@@ -109,14 +110,14 @@ func TestRedisSurvivesRestart(t *testing.T) {
 // caller deadline needed) and, once Redis is back, nothing of the failed
 // message is found.
 func TestRedisSaveWhenDown(t *testing.T) {
-	s := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
-	c := s.client(t)
+	s := testredis.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	c := s.Client()
 	repo := newRedisRepo(t, c, "pushd")
 	before := userMsg("before", "u1")
 	if err := repo.Save(context.Background(), "demo", before); err != nil {
 		t.Fatal(err)
 	}
-	s.kill()
+	s.Kill()
 
 	failed := userMsg("failed", "u1")
 	failed.TenantIDs = []string{"t1"}
@@ -138,7 +139,7 @@ func TestRedisSaveWhenDown(t *testing.T) {
 		t.Fatal("Pending with Redis down: no error")
 	}
 
-	s.start(t)
+	s.Start()
 	got, err := repo.Pending(ctx, "demo", qos.Recipient{UserID: "u1", TenantID: "t1"}, "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +162,8 @@ func TestRedisSaveWhenDown(t *testing.T) {
 // foreign value where the tenant inbox belongs): Save fails and stores
 // nothing at all.
 func TestRedisSaveAllOrNothing(t *testing.T) {
-	s := startRedis(t)
-	c := s.client(t)
+	s := testredis.Start(t)
+	c := s.Client()
 	repo := newRedisRepo(t, c, "pushd")
 	ctx := context.Background()
 	if err := c.Set(ctx, "pushd:{demo}:q:t:t1", "not an inbox", 0).Err(); err != nil {
@@ -188,8 +189,8 @@ func TestRedisSaveAllOrNothing(t *testing.T) {
 // TestRedisKeysAndExpiry checks the key layout and that expired messages
 // leave the inboxes and the indices, and that every key carries a TTL.
 func TestRedisKeysAndExpiry(t *testing.T) {
-	s := startRedis(t)
-	c := s.client(t)
+	s := testredis.Start(t)
+	c := s.Client()
 	repo := newRedisRepo(t, c, "px")
 	ctx := context.Background()
 	short := userMsg("short", "u1")

@@ -16,7 +16,7 @@ func benchNodes(b *testing.B) (from *node) {
 	a := startNode(b, srv, prefix, "a", 0)
 	other := startNode(b, srv, prefix, "b", 1)
 	other.SetInterest(app, "u:bench", true)
-	awaitSubscribers(b, srv.client(), a.Transport, app, "u:bench", 1)
+	awaitSubscribers(b, srv.Client(), a.Transport, app, "u:bench", 1)
 	return a
 }
 

@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,87 +15,18 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/internal/testredis"
 	"github.com/pushd/pushd/pkg/hub"
 )
 
-const redisBinary = "/usr/bin/redis-server"
-
-// redisServer is a private redis-server on a free port of 127.0.0.1.
-type redisServer struct {
-	tb   testing.TB
-	port int
-	dir  string
-
-	mu  sync.Mutex
-	cmd *exec.Cmd
-}
-
 // startRedis starts a private redis-server, stopped at the end of the test.
-func startRedis(tb testing.TB) *redisServer {
+func startRedis(tb testing.TB) *testredis.Server {
 	tb.Helper()
-	if _, err := os.Stat(redisBinary); err != nil {
-		tb.Skipf("no %s: %v", redisBinary, err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	s := &redisServer{tb: tb, port: port, dir: tb.TempDir()}
-	s.start()
-	tb.Cleanup(s.stop)
-	return s
-}
-
-// addr is the server's host:port.
-func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-
-// url is the server's redis:// URL.
-func (s *redisServer) url() string { return "redis://" + s.addr() }
-
-// start runs redis-server and waits until it answers PING.
-func (s *redisServer) start() {
-	s.tb.Helper()
-	cmd := exec.Command(redisBinary, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir)
-	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("start redis-server: %v", err)
-	}
-	s.mu.Lock()
-	s.cmd = cmd
-	s.mu.Unlock()
-	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), MaxRetries: -1})
-	defer c.Close()
-	waitFor(s.tb, 10*time.Second, "redis-server answers PING", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return c.Ping(ctx).Err() == nil
-	})
-}
-
-// stop kills redis-server and waits for it to exit.
-func (s *redisServer) stop() {
-	s.mu.Lock()
-	cmd := s.cmd
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-}
-
-// client returns a client for inspecting the server, closed at the end.
-func (s *redisServer) client() *goredis.Client {
-	c := goredis.NewClient(&goredis.Options{Addr: s.addr()})
-	s.tb.Cleanup(func() { _ = c.Close() })
-	return c
+	return testredis.Start(tb)
 }
 
 // commandCalls returns how often the server ran cmd (INFO commandstats).
-func (s *redisServer) commandCalls(tb testing.TB, c *goredis.Client, cmd string) int {
+func commandCalls(tb testing.TB, c *goredis.Client, cmd string) int {
 	tb.Helper()
 	info, err := c.Info(context.Background(), "commandstats").Result()
 	if err != nil {
@@ -186,9 +114,9 @@ var prefixSeq atomic.Int64
 // startNode creates a Transport on srv with the given prefix, runs it with
 // a fakeHandler answering connections, and waits until it is ready. It is
 // closed at the end of the test (and Run's result checked).
-func startNode(tb testing.TB, srv *redisServer, prefix, id string, connections int, mod ...func(*Config)) *node {
+func startNode(tb testing.TB, srv *testredis.Server, prefix, id string, connections int, mod ...func(*Config)) *node {
 	tb.Helper()
-	cfg := Config{URL: srv.url(), Prefix: prefix, NodeID: id, Logger: testLogger(tb)}
+	cfg := Config{URL: srv.URL(), Prefix: prefix, NodeID: id, Logger: testLogger(tb)}
 	for _, m := range mod {
 		m(&cfg)
 	}

@@ -57,7 +57,7 @@ func TestNewValidatesConfig(t *testing.T) {
 
 func TestNotReadyBeforeRunAndClosedAfterClose(t *testing.T) {
 	srv := startRedis(t)
-	tr, err := New(Config{URL: srv.url(), NodeID: "a"})
+	tr, err := New(Config{URL: srv.URL(), NodeID: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestNotReadyBeforeRunAndClosedAfterClose(t *testing.T) {
 
 func TestDeliverToUserOnOtherNode(t *testing.T) {
 	srv := startRedis(t)
-	rdb := srv.client()
+	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 100)
 	b := startNode(t, srv, prefix, "b", 3)
@@ -133,7 +133,7 @@ func TestDeliverToUserOnOtherNode(t *testing.T) {
 
 func TestDeliverMultiKeyTargetServedOncePerNode(t *testing.T) {
 	srv := startRedis(t)
-	rdb := srv.client()
+	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 100)
 	b := startNode(t, srv, prefix, "b", 3)
@@ -184,7 +184,7 @@ func TestDeliverAllReachesEveryNode(t *testing.T) {
 	for _, n := range nodes {
 		n.SetInterest(app, hub.KeyAll, true)
 	}
-	awaitSubscribers(t, srv.client(), nodes[0].Transport, app, hub.KeyAll, 4)
+	awaitSubscribers(t, srv.Client(), nodes[0].Transport, app, hub.KeyAll, 4)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -212,7 +212,7 @@ func TestDeliverAllReachesEveryNode(t *testing.T) {
 
 func TestReleasedKeysStopRouting(t *testing.T) {
 	srv := startRedis(t)
-	rdb := srv.client()
+	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0)
 	b := startNode(t, srv, prefix, "b", 3)
@@ -250,7 +250,7 @@ func TestReleasedKeysStopRouting(t *testing.T) {
 
 func TestSurveyMergesReplies(t *testing.T) {
 	srv := startRedis(t)
-	rdb := srv.client()
+	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 1)
 	b := startNode(t, srv, prefix, "b", 2)
@@ -311,7 +311,7 @@ func TestSurveyMergesReplies(t *testing.T) {
 
 func TestHangingHandlerDoesNotOutlastDeadline(t *testing.T) {
 	srv := startRedis(t)
-	rdb := srv.client()
+	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0, func(c *Config) { c.Timeout = 300 * time.Millisecond })
 	b := startNode(t, srv, prefix, "b", 3)
@@ -354,7 +354,7 @@ func TestHangingHandlerDoesNotOutlastDeadline(t *testing.T) {
 
 func TestClosedNodeIsNotAwaited(t *testing.T) {
 	srv := startRedis(t)
-	rdb := srv.client()
+	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0)
 	b := startNode(t, srv, prefix, "b", 3)
@@ -406,7 +406,7 @@ func TestResubscribesAfterRedisRestart(t *testing.T) {
 	b := startNode(t, srv, prefix, "b", 3, fast(&resubscribedB))
 	b.SetInterest(app, "u:1", true)
 	b.SetInterest(app, hub.KeyAll, true)
-	rdb := srv.client()
+	rdb := srv.Client()
 	awaitSubscribers(t, rdb, a.Transport, app, "u:1", 1)
 
 	deliver := func() (int, error) {
@@ -418,7 +418,7 @@ func TestResubscribesAfterRedisRestart(t *testing.T) {
 		t.Fatalf("Deliver before restart: got %d, %v; want 3", n, err)
 	}
 
-	srv.stop()
+	srv.Kill()
 	// While Redis is down the transports notice and report not ready.
 	waitFor(t, 10*time.Second, "a notices Redis is gone", func() bool {
 		_, err := deliver()
@@ -427,7 +427,7 @@ func TestResubscribesAfterRedisRestart(t *testing.T) {
 	// Keys change while Redis is down: applied on resubscribe.
 	b.SetInterest(app, "u:2", true)
 	b.SetInterest(app, hub.KeyAll, false)
-	srv.start()
+	srv.Start()
 
 	waitFor(t, 20*time.Second, "delivery works after the restart", func() bool {
 		n, err := deliver()
@@ -460,7 +460,7 @@ func TestDetectsReconnectAfterConnectionKill(t *testing.T) {
 		c.OnResubscribe = func() { resubscribed.Add(1) }
 	})
 	b.SetInterest(app, "u:1", true)
-	rdb := srv.client()
+	rdb := srv.Client()
 	awaitSubscribers(t, rdb, a.Transport, app, "u:1", 1)
 
 	// Kill b's pub/sub connection: go-redis reconnects and resubscribes by
@@ -489,11 +489,11 @@ func TestDetectsReconnectAfterConnectionKill(t *testing.T) {
 
 func TestInterestChurnIsBatched(t *testing.T) {
 	srv := startRedis(t)
-	rdb := srv.client()
+	rdb := srv.Client()
 	prefix := testPrefix(t)
 	// A long probe timeout: a loaded test machine must not restart the
 	// subscription (which would subscribe everything again) during the test.
-	tr, err := New(Config{URL: srv.url(), Prefix: prefix, NodeID: "a", BatchSize: 500,
+	tr, err := New(Config{URL: srv.URL(), Prefix: prefix, NodeID: "a", BatchSize: 500,
 		ProbeTimeout: 20 * time.Second, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -517,7 +517,7 @@ func TestInterestChurnIsBatched(t *testing.T) {
 		tr.SetInterest(app, fmt.Sprintf("k:%d", i), true)
 		tr.SetInterest(app, fmt.Sprintf("k:%d", i), false)
 	}
-	before := srv.commandCalls(t, rdb, "subscribe")
+	before := commandCalls(t, rdb, "subscribe")
 	runErr := make(chan error, 1)
 	go func() { runErr <- tr.Run(context.Background(), &fakeHandler{}) }()
 	t.Cleanup(func() {
@@ -534,7 +534,7 @@ func TestInterestChurnIsBatched(t *testing.T) {
 	if st.Resubscribes+st.ProbeFailures > 0 {
 		t.Skipf("the subscription was restarted during the test (loaded machine?): %+v", st)
 	}
-	if got := srv.commandCalls(t, rdb, "subscribe") - before; got > 3 {
+	if got := commandCalls(t, rdb, "subscribe") - before; got > 3 {
 		t.Fatalf("start used %d SUBSCRIBE commands, want at most 3 (2 batches of keys + reply/probe); stats %+v", got, tr.Stats())
 	}
 
@@ -550,18 +550,18 @@ func TestInterestChurnIsBatched(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	before = srv.commandCalls(t, rdb, "subscribe")
+	before = commandCalls(t, rdb, "subscribe")
 	churn(true)
 	waitFor(t, 10*time.Second, "6000 key channels", func() bool { return countKeys() == 6000 })
-	subs := srv.commandCalls(t, rdb, "subscribe") - before
+	subs := commandCalls(t, rdb, "subscribe") - before
 	if subs > 100 {
 		t.Fatalf("5000 keys took %d SUBSCRIBE commands, want batches (at most 100)", subs)
 	}
 
-	beforeUnsub := srv.commandCalls(t, rdb, "unsubscribe")
+	beforeUnsub := commandCalls(t, rdb, "unsubscribe")
 	churn(false)
 	waitFor(t, 10*time.Second, "back to 1000 key channels", func() bool { return countKeys() == 1000 })
-	unsubs := srv.commandCalls(t, rdb, "unsubscribe") - beforeUnsub
+	unsubs := commandCalls(t, rdb, "unsubscribe") - beforeUnsub
 	if unsubs > 100 {
 		t.Fatalf("releasing 5000 keys took %d UNSUBSCRIBE commands, want batches (at most 100)", unsubs)
 	}
@@ -601,7 +601,7 @@ func TestProbeDetectsSilentSubscriptionLoss(t *testing.T) {
 	var resubscribed atomic.Int64
 	a := startNode(t, srv, prefix, "a", 0)
 	d := &blackholeDialer{}
-	client := goredis.NewClient(&goredis.Options{Addr: srv.addr(), Dialer: d.dial})
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), Dialer: d.dial})
 	t.Cleanup(func() { _ = client.Close() })
 	b := startNode(t, srv, prefix, "b", 3, func(c *Config) {
 		c.URL, c.Client = "", client
@@ -610,7 +610,7 @@ func TestProbeDetectsSilentSubscriptionLoss(t *testing.T) {
 		c.OnResubscribe = func() { resubscribed.Add(1) }
 	})
 	b.SetInterest(app, "u:1", true)
-	awaitSubscribers(t, srv.client(), a.Transport, app, "u:1", 1)
+	awaitSubscribers(t, srv.Client(), a.Transport, app, "u:1", 1)
 
 	// b's pub/sub connection goes silent: Redis still counts it as a
 	// subscriber, but nothing it sends reaches b any more.
@@ -688,7 +688,7 @@ func (c *silenceableConn) Read(b []byte) (int, error) {
 
 func TestManyKeysGoToAllChannel(t *testing.T) {
 	srv := startRedis(t)
-	rdb := srv.client()
+	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0, func(c *Config) { c.MaxRoutedKeys = 2 })
 	b := startNode(t, srv, prefix, "b", 3)
@@ -728,7 +728,7 @@ func TestManyKeysGoToAllChannel(t *testing.T) {
 
 func TestDeliveriesOnOneKeyServedInOrder(t *testing.T) {
 	srv := startRedis(t)
-	rdb := srv.client()
+	rdb := srv.Client()
 	prefix := testPrefix(t)
 	b := startNode(t, srv, prefix, "b", 1)
 	b.SetInterest(app, "u:1", true)
@@ -770,7 +770,7 @@ func TestDeliveriesOnOneKeyServedInOrder(t *testing.T) {
 
 func TestFullQueueDropsRequests(t *testing.T) {
 	srv := startRedis(t)
-	rdb := srv.client()
+	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0)
 	b := startNode(t, srv, prefix, "b", 3, func(c *Config) { c.Workers, c.QueueSize = 1, 1 })
@@ -798,7 +798,7 @@ func TestFullQueueDropsRequests(t *testing.T) {
 
 func TestCloseAnswersRequestsInService(t *testing.T) {
 	srv := startRedis(t)
-	rdb := srv.client()
+	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0)
 	b := startNode(t, srv, prefix, "b", 3)

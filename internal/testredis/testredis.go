@@ -1,0 +1,194 @@
+// Package testredis runs private redis-server processes for pushd's tests:
+// one per test, on its own port and data directory, stopped at the end of
+// the test. Tests of several packages run at once, so a server is only
+// used once it has proved to be the process this package started.
+package testredis
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is one private redis-server.
+type Server struct {
+	tb   testing.TB
+	port int
+	dir  string
+	args []string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	out    *syncBuffer
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Start runs redis-server without persistence (extra arguments such as
+// "--appendonly", "yes" are appended) and stops it when the test ends. It
+// fails the test when redis-server is not installed.
+func Start(tb testing.TB, extra ...string) *Server {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		tb.Fatalf("redis-server is not installed (scripts/test.sh installs it): %v", err)
+	}
+	s := &Server{tb: tb, dir: tb.TempDir()}
+	for attempt := 0; ; attempt++ {
+		s.port = freePort(tb)
+		s.args = append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", s.dir}, extra...)
+		err := s.start()
+		if err == nil {
+			break
+		}
+		s.Kill()
+		if attempt == 4 {
+			tb.Fatalf("redis-server: %v\n%s", err, s.Output())
+		}
+	}
+	tb.Cleanup(s.Kill)
+	return s
+}
+
+// freePort picks a free port below the kernel's ephemeral range, where
+// other tests' client sockets do not land.
+func freePort(tb testing.TB) int {
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			_ = ln.Close()
+			return port
+		}
+	}
+	tb.Fatal("testredis: no free port")
+	return 0
+}
+
+// Addr is host:port of the server.
+func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// URL is the server's redis:// URL, database 0.
+func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+
+// Port is the server's port.
+func (s *Server) Port() int { return s.port }
+
+// Dir is the server's data directory.
+func (s *Server) Dir() string { return s.dir }
+
+var pidRe = regexp.MustCompile(`(?m)^process_id:(\d+)`)
+
+// start runs the process and waits until it answers PING as itself.
+func (s *Server) start() error {
+	s.mu.Lock()
+	s.out = new(syncBuffer)
+	cmd := exec.Command("redis-server", s.args...)
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
+
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	defer c.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server on port %d exited", s.port)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		info, err := c.Info(ctx, "server").Result()
+		cancel()
+		if err == nil {
+			// Another test's server could have taken the port first.
+			if m := pidRe.FindStringSubmatch(info); m == nil || m[1] != strconv.Itoa(cmd.Process.Pid) {
+				return fmt.Errorf("port %d answers for another redis-server", s.port)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis-server on port %d not ready after 15s: %w", s.port, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the server to listen
+	}
+}
+
+// Kill stops the server at once (SIGKILL, nothing saved on the way out)
+// and waits until it is gone.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-exited
+}
+
+// Restart kills the server and starts it again on the same port and
+// directory, as after a crash.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Kill()
+	s.Start()
+}
+
+// Start starts a killed server again on the same port and directory.
+func (s *Server) Start() {
+	s.tb.Helper()
+	if err := s.start(); err != nil {
+		s.tb.Fatalf("restart redis-server: %v\n%s", err, s.Output())
+	}
+}
+
+// Output is what the server printed.
+func (s *Server) Output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.out == nil {
+		return ""
+	}
+	return s.out.String()
+}
+
+// Client returns a client of the server, closed when the test ends.
+func (s *Server) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	s.tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
