@@ -36,6 +36,7 @@ import (
 type discardOutlet struct {
 	mu      sync.Mutex
 	written int64
+	wb      writeBuffers
 }
 
 func (o *discardOutlet) schedule(c *Conn) {
@@ -46,10 +47,10 @@ func (o *discardOutlet) schedule(c *Conn) {
 		if len(frames) == 0 && !done {
 			return
 		}
-		bufs := c.buffers(frames, nil)
-		n, _ := bufs.WriteTo(io.Discard)
+		n, _ := o.wb.lay(c, frames).WriteTo(io.Discard)
 		o.written += n
 		c.written(frames)
+		c.recycle(frames)
 		if done {
 			return
 		}

@@ -237,7 +237,9 @@ func (c *Conn) socket() net.Conn {
 // the next enqueue wakes the writer again.
 func (c *Conn) take() (frames []*frame, done bool) {
 	c.mu.Lock()
-	frames, c.queue = c.queue, nil
+	if len(c.queue) > 0 {
+		frames, c.queue = c.queue, nil
+	}
 	done = c.closed
 	if len(frames) == 0 && !done {
 		c.scheduled = false
@@ -246,10 +248,10 @@ func (c *Conn) take() (frames []*frame, done bool) {
 	return frames, done
 }
 
-// buffers lays frames out for one vectored write, filling in the id
-// counter of counted frames.
-func (c *Conn) buffers(frames []*frame, scratch []byte) net.Buffers {
-	bufs := make(net.Buffers, 0, len(frames)*3)
+// buffers lays frames out for one vectored write into bufs, filling in
+// the id counter of counted frames with digits appended to scratch. It
+// returns both slices grown, for the writer to reuse.
+func (c *Conn) buffers(frames []*frame, bufs net.Buffers, scratch []byte) (net.Buffers, []byte) {
 	for _, f := range frames {
 		bufs = append(bufs, f.head)
 		if f.counted {
@@ -259,7 +261,18 @@ func (c *Conn) buffers(frames []*frame, scratch []byte) net.Buffers {
 			bufs = append(bufs, scratch[start:len(scratch):len(scratch)], f.tail)
 		}
 	}
-	return bufs
+	return bufs, scratch
+}
+
+// recycle hands the slice of written frames back as the next queue, so a
+// busy connection does not allocate one per write.
+func (c *Conn) recycle(frames []*frame) {
+	clear(frames)
+	c.mu.Lock()
+	if c.queue == nil && cap(frames) <= 2*c.hub.cfg.QueueSize {
+		c.queue = frames[:0]
+	}
+	c.mu.Unlock()
 }
 
 // written records frames that reached the socket: QoS messages are

@@ -88,7 +88,8 @@ func render(f *frame, n uint64) string {
 func drainQueue(c *Conn) (string, bool) {
 	frames, done := c.take()
 	var sb strings.Builder
-	for _, b := range c.buffers(frames, nil) {
+	bufs, _ := c.buffers(frames, nil, nil)
+	for _, b := range bufs {
 		sb.Write(b)
 	}
 	return sb.String(), done

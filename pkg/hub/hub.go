@@ -39,11 +39,11 @@ type Hub struct {
 	qos    QoSStats
 	counts struct{ sends, deliveries, slow, peer atomic.Uint64 }
 
-	closing  atomic.Bool
+	closing  atomic.Bool // Shutdown: nothing new is accepted
+	draining atomic.Bool // Drain: no new connections, sends still served
 	closed   chan struct{}
 	closeMu  sync.Mutex
 	streams  sync.WaitGroup
-	runStart sync.Once
 }
 
 // ListenerChange tells a listener-change hook what changed.
@@ -131,7 +131,7 @@ func newConnID() string {
 // The caller must then either stream it with ServeStream or close it with
 // Disconnect; until then events for it wait in its queue.
 func (h *Hub) Connect(ctx context.Context, req ConnectRequest) (*Conn, error) {
-	if h.closing.Load() {
+	if h.closing.Load() || h.draining.Load() {
 		return nil, ErrClosed
 	}
 	now := time.Now()
@@ -397,7 +397,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // reconnect to other nodes without a storm. It returns when all are closed
 // or ctx ends.
 func (h *Hub) Drain(ctx context.Context, window time.Duration) error {
-	h.closing.Store(true)
+	h.draining.Store(true)
 	var conns []*Conn
 	h.conns.each(func(c *Conn) { conns = append(conns, c) })
 	if len(conns) == 0 {

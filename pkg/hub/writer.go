@@ -100,7 +100,7 @@ func (h *Hub) serveDirect(w http.ResponseWriter, r *http.Request, c *Conn) {
 	wake := make(chanOutlet, 1)
 	h.started(c)
 	c.attach(wake, nil)
-	var scratch []byte
+	var wb writeBuffers
 	for {
 		select {
 		case <-r.Context().Done():
@@ -111,8 +111,7 @@ func (h *Hub) serveDirect(w http.ResponseWriter, r *http.Request, c *Conn) {
 			frames, done := c.take()
 			if len(frames) > 0 {
 				_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-				bufs := c.buffers(frames, scratch[:0])
-				_, err := bufs.WriteTo(w)
+				_, err := wb.lay(c, frames).WriteTo(w)
 				if err == nil {
 					err = rc.Flush()
 				}
@@ -122,6 +121,7 @@ func (h *Hub) serveDirect(w http.ResponseWriter, r *http.Request, c *Conn) {
 					return
 				}
 				c.written(frames)
+				c.recycle(frames)
 			}
 			if done {
 				h.finish(c)
@@ -193,11 +193,27 @@ func (p *writerPool) next() *Conn {
 	return c
 }
 
+// writeBuffers are a writer's reusable buffers. out is the slice a write
+// consumes; keeping it here rather than in a local variable keeps it from
+// escaping to the heap on every write.
+type writeBuffers struct {
+	bufs    net.Buffers
+	out     net.Buffers
+	scratch []byte
+}
+
+// lay lays frames out for c into the buffers and returns them.
+func (wb *writeBuffers) lay(c *Conn, frames []*frame) *net.Buffers {
+	wb.bufs, wb.scratch = c.buffers(frames, wb.bufs[:0], wb.scratch[:0])
+	wb.out = wb.bufs
+	return &wb.out
+}
+
 func (p *writerPool) work() {
 	defer p.wg.Done()
-	var scratch []byte
+	var wb writeBuffers
 	for c := p.next(); c != nil; c = p.next() {
-		p.write(c, scratch)
+		p.write(c, &wb)
 	}
 }
 
@@ -221,21 +237,22 @@ type pendingWrite struct {
 
 // write drains c's queue to its socket until the queue is empty, the
 // socket stalls or the connection ends.
-func (p *writerPool) write(c *Conn, scratch []byte) {
+func (p *writerPool) write(c *Conn, wb *writeBuffers) {
 	h := p.hub
 	for {
-		var bufs net.Buffers
+		var bufs *net.Buffers
 		var frames []*frame
 		closing := false
 		if w := c.stalled; w != nil {
-			bufs, frames, closing = net.Buffers{w.rest}, w.frames, w.closing
+			wb.out = append(wb.out[:0], w.rest)
+			bufs, frames, closing = &wb.out, w.frames, w.closing
 		} else {
 			var done bool
 			frames, done = c.take()
 			if len(frames) == 0 && !done {
 				return
 			}
-			bufs, closing = c.buffers(frames, scratch[:0]), done
+			bufs, closing = wb.lay(c, frames), done
 		}
 		if len(frames) > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(writeSlice))
@@ -245,7 +262,8 @@ func (p *writerPool) write(c *Conn, scratch []byte) {
 			case err == nil:
 				c.stalled = nil
 				c.written(frames)
-			case errors.As(err, &ne) && ne.Timeout() && p.keepStalled(c, bufs, frames, closing):
+				c.recycle(frames)
+			case errors.As(err, &ne) && ne.Timeout() && p.keepStalled(c, *bufs, frames, closing):
 				return
 			default:
 				reason := ReasonWriteError
