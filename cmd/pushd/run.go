@@ -196,7 +196,7 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 	var up web.UpstreamHandler
 	if ac.Upstream.URL != "" {
 		fwd, err := upstream.New(upstream.Config{URL: ac.Upstream.URL, Secret: ac.Upstream.Secret,
-			Timeout: time.Duration(ac.Upstream.Timeout), MaxBody: ac.Upstream.MaxBody, Logger: &s.log})
+			Timeout: time.Duration(ac.Upstream.Timeout), MaxBody: ac.Upstream.MaxBody, Logger: s.log})
 		if err != nil {
 			return nil, fmt.Errorf("upstream: %w", err)
 		}
@@ -226,7 +226,7 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 // newNotifier reports the app's online/offline events to its backend.
 func (s *server) newNotifier(ac AppConfig, h *hub.Hub) (*notify.Notifier, error) {
 	n, err := notify.New(notify.Config{URL: ac.Hooks.URL, Secret: ac.Hooks.Secret, NodeID: s.cfg.NodeID,
-		Grace: time.Duration(ac.Hooks.Grace), EveryConnection: ac.Hooks.EveryConnection, Logger: &s.log})
+		Grace: time.Duration(ac.Hooks.Grace), EveryConnection: ac.Hooks.EveryConnection, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}

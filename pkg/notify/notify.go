@@ -79,8 +79,8 @@ type Config struct {
 	QueueSize int
 	// Client makes the calls. Default: a client without redirects.
 	Client *http.Client
-	// Logger receives failures and drops. Default: zerolog.Nop().
-	Logger *zerolog.Logger
+	// Logger receives failures and drops. The zero value logs nothing.
+	Logger zerolog.Logger
 }
 
 // Presence describes one connection event, as the hub reports it.
@@ -193,7 +193,6 @@ func newNotifier(cfg Config, clk clock) (*Notifier, error) {
 	n := &Notifier{
 		cfg:    cfg,
 		client: cfg.Client,
-		log:    zerolog.Nop(),
 		clock:  clk,
 		users:  make(map[string]*userState),
 		queue:  make([]Event, cfg.QueueSize),
@@ -204,9 +203,7 @@ func newNotifier(cfg Config, clk clock) (*Notifier, error) {
 			return http.ErrUseLastResponse
 		}}
 	}
-	if cfg.Logger != nil {
-		n.log = cfg.Logger.With().Str("component", "notify").Logger()
-	}
+	n.log = cfg.Logger.With().Str("component", "notify").Logger()
 	return n, nil
 }
 

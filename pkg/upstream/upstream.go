@@ -59,8 +59,8 @@ type Config struct {
 	// Client makes the calls. Default: a client that does not follow
 	// redirects (the answer is copied back as it is).
 	Client *http.Client
-	// Logger receives failures. Default: zerolog.Nop().
-	Logger *zerolog.Logger
+	// Logger receives failures. The zero value logs nothing.
+	Logger zerolog.Logger
 	// Now is the clock for the timestamp. Default time.Now.
 	Now func() time.Time
 }
@@ -110,15 +110,13 @@ func New(cfg Config) (*Forwarder, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	f := &Forwarder{base: strings.TrimRight(cfg.URL, "/"), cfg: cfg, client: cfg.Client, log: zerolog.Nop()}
+	f := &Forwarder{base: strings.TrimRight(cfg.URL, "/"), cfg: cfg, client: cfg.Client}
 	if f.client == nil {
 		f.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}}
 	}
-	if cfg.Logger != nil {
-		f.log = cfg.Logger.With().Str("component", "upstream").Logger()
-	}
+	f.log = cfg.Logger.With().Str("component", "upstream").Logger()
 	return f, nil
 }
 
