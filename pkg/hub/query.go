@@ -226,7 +226,15 @@ func (h *Hub) Connections(ctx context.Context, q ConnectionQuery) ([]ConnectionI
 	if q.ID != "" && len(out) > 0 {
 		return out, nil
 	}
-	replies, err := h.survey(ctx, OpConnections, Target{}, q)
+	// Ask only the nodes that may hold what q looks for.
+	var t Target
+	switch {
+	case q.ID != "":
+		t.ConnectionIDs = []string{q.ID}
+	case q.UserID != "":
+		t.UserIDs = []string{q.UserID}
+	}
+	replies, err := h.survey(ctx, OpConnections, t, q)
 	decodeReplies(h, replies, func(list []ConnectionInfo) { out = append(out, list...) })
 	sortConnections(out)
 	return out, err
