@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,9 @@ type bench struct {
 // returns an error only when nothing could be measured; delivery problems are
 // in the report (see Report.OK).
 func run(ctx context.Context, cfg Config) (Report, error) {
+	// The caller's slices stay untouched: setDefaults and spawning edit them.
+	cfg.Nodes, cfg.PIDs, cfg.Modes = slices.Clone(cfg.Nodes), slices.Clone(cfg.PIDs), slices.Clone(cfg.Modes)
+	cfg.RSSSteps, cfg.SrcIPs = slices.Clone(cfg.RSSSteps), slices.Clone(cfg.SrcIPs)
 	if err := cfg.setDefaults(); err != nil {
 		return Report{}, fmt.Errorf("config: %w", err)
 	}
