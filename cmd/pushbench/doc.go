@@ -9,6 +9,8 @@
 //
 //	pushbench -spawn ./pushd -conns 10000 -users 1000 -tenants 10 -mode all -messages 200 -rate 500
 //	pushbench -nodes http://127.0.0.1:8080,http://127.0.0.1:8081 -pids 1234,1235 -conns 2000 -json out.json
+//	pushbench -spawn ./pushd -spawn-nodes 2 -spawn-env PUSHD_CLUSTER_TRANSPORT=redis,PUSHD_CLUSTER_REDIS_URL=redis://127.0.0.1:6379/0 -qos -ack
+//	pushbench -spawn ./pushd -conns 19000 -mode none -rss-steps 1000,5000,10000   (idle memory only)
 //
 // Connection i belongs to user u{i%users} and tenant t{i%tenants} (demo
 // authentication query parameters) and is held by node i%len(nodes). Each
@@ -24,7 +26,10 @@
 // receiving connection checks the key against its own identity (misrouted),
 // a per-connection bitset of sequence numbers (duplicated) and, at the end of
 // the phase, the per-message count of distinct recipients against the number
-// of connected connections the message addressed (lost).
+// of connected connections the message addressed (lost). Under -qos a
+// duplicate that is, or follows, a ":resend" redelivery is allowed
+// (at-least-once) and counted apart; any other duplicate fails the run.
+// The API's "delivered" is compared with the expected count per message.
 //
 // # Concurrency
 //
