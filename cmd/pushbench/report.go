@@ -57,6 +57,8 @@ type MemoryReport struct {
 	// IdleCPUPercent is the servers' CPU use with all connections open and
 	// idle (100 = one core), read over the last settle period.
 	IdleCPUPercent float64 `json:"idle_cpu_percent"`
+	// IdleCPUKnown is false when the settle period was too short to read it.
+	IdleCPUKnown bool `json:"idle_cpu_known"`
 }
 
 // RSSStep is a memory reading after Conns connections were open and idle.
@@ -292,7 +294,7 @@ func (r Report) writePhases(w io.Writer) {
 			us(p.Latency.P50Us), us(p.Latency.P99Us), us(p.Latency.MaxUs), us(p.Completion.P99Us),
 			us(p.APICall.P50Us), us(p.APICall.P99Us),
 			cpu(p.ServerCPUPerDelivUs, r.Memory.Measured), cpu(p.ServerCPUPerSendUs, r.Memory.Measured),
-			cpu(p.ServerCPUNetPerDelivUs, r.Memory.IdleCPUPercent > 0), cpu(p.ServerCPUNetPerSendUs, r.Memory.IdleCPUPercent > 0),
+			cpu(p.ServerCPUNetPerDelivUs, r.Memory.IdleCPUKnown), cpu(p.ServerCPUNetPerSendUs, r.Memory.IdleCPUKnown),
 			p.ToolCPUSecs)
 	}
 	tw.Flush()

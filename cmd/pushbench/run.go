@@ -37,7 +37,8 @@ type bench struct {
 
 	// idleCPU is the servers' CPU use (in cores) with every connection open
 	// and nothing published, from the last settle period; 0 if unknown.
-	idleCPU float64
+	idleCPU   float64
+	idleKnown bool
 
 	errMu      sync.Mutex
 	connErrors map[string]int
@@ -161,8 +162,9 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 			sleepCtx(ctx, cfg.Settle)
 		}
 		last = readProcs(cfg.PIDs)
-		if el := time.Since(settleStart); el > 500*time.Millisecond {
+		if el := time.Since(settleStart); measured && el > 500*time.Millisecond {
 			b.idleCPU = float64(last.CPU-settleCPU) / float64(el)
+			b.idleKnown = true
 		}
 		if measured && len(steps) > 1 {
 			n := b.connected.Load()
@@ -197,6 +199,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		rep.Memory.SettleSeconds = max(cfg.Settle, 0).Seconds()
 		rep.Memory.ServerCPUSecond = connectCPU.Seconds()
 		rep.Memory.IdleCPUPercent = b.idleCPU * 100
+		rep.Memory.IdleCPUKnown = b.idleKnown
 		if connected > 0 {
 			rep.Memory.BytesPerConn = float64(last.RSSBytes-base.RSSBytes) / float64(connected)
 		}
@@ -357,7 +360,7 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 		}
 		// The same without what the servers spend while idle (heartbeats,
 		// timers, GC of the connection state) over the phase's duration.
-		if b.idleCPU > 0 {
+		if b.idleKnown {
 			net := cpu - time.Duration(b.idleCPU*float64(phaseTime))
 			r.ServerCPUNetSecs = max(net, 0).Seconds()
 			if r.Delivered > 0 {
