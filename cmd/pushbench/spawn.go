@@ -43,8 +43,7 @@ func spawnServer(ctx context.Context, cfg Config, node int) (*server, error) {
 		"PUSHD_SHUTDOWN_DRAIN_WINDOW=500ms",
 	)
 	cmd.Env = append(cmd.Env, cfg.SpawnEnv...)
-	// Linux: the server ends with the tool even if the tool is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	endWithParent(cmd)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
