@@ -153,15 +153,25 @@ func (c *Conn) Reason() DisconnectReason {
 // does not listen to f's event. A full queue closes the connection as slow
 // and drops what it held. It never blocks on I/O.
 func (c *Conn) enqueue(f *frame, listening bool) bool {
+	ok, out := c.offer(f, listening)
+	if out != nil {
+		out.schedule(c)
+	}
+	return ok
+}
+
+// offer is enqueue without waking the writer: it returns the outlet to
+// wake, if any, so that a fan-out can wake many writers at once.
+func (c *Conn) offer(f *frame, listening bool) (bool, outlet) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return false
+		return false, nil
 	}
 	if listening {
 		if _, ok := c.listeners[f.event]; !ok {
 			c.mu.Unlock()
-			return false
+			return false, nil
 		}
 	}
 	if len(c.queue) >= c.hub.cfg.QueueSize {
@@ -170,19 +180,13 @@ func (c *Conn) enqueue(f *frame, listening bool) bool {
 		c.mu.Unlock()
 		c.hub.counts.slow.Add(1)
 		c.hub.log.Warn().Str("conn", c.id).Str("user", c.user.ID).Msg("slow consumer disconnected")
-		if out != nil {
-			out.schedule(c)
-		}
-		return false
+		return false, out
 	}
 	c.queue = append(c.queue, f)
 	c.sent++
 	out := c.wakeLocked()
 	c.mu.Unlock()
-	if out != nil {
-		out.schedule(c)
-	}
-	return true
+	return true, out
 }
 
 // wakeLocked returns the outlet to tell about new work, or nil when the

@@ -322,6 +322,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var lastBeat time.Time
+	sweeps := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -335,32 +336,43 @@ func (h *Hub) Run(ctx context.Context) error {
 			if beat {
 				lastBeat = now
 			}
-			h.sweep(now, beat)
+			sweeps++
+			h.sweep(now, beat, sweeps)
 			h.retryAcks(ctx)
 		}
 	}
 }
 
-// sweep closes expired connections, sends heartbeats when beat is set and
-// redelivers unacknowledged QoS messages.
-func (h *Hub) sweep(now time.Time, beat bool) {
+// peerCheckTicks spreads the check for browsers that went away over this
+// many sweeps (seconds): it costs a system call per socket.
+const peerCheckTicks = 3
+
+// sweep closes expired connections and those whose browser went away,
+// sends heartbeats when beat is set and redelivers unacknowledged QoS
+// messages.
+func (h *Hub) sweep(now time.Time, beat bool, tick int) {
 	var redeliver []*Conn
-	h.conns.each(func(c *Conn) {
+	w := h.newWaker()
+	h.conns.eachShard(func(shard int, c *Conn) {
 		if !c.expires.IsZero() && now.After(c.expires) {
 			c.close(ReasonExpired)
 			return
 		}
 		if beat {
-			c.enqueue(heartbeatFrame, false)
+			w.offer(c, heartbeatFrame, false)
 		}
-		if nc := c.socket(); nc != nil && peerClosed(nc) {
-			c.close(ReasonClientGone)
-			return
+		// Each hijacked socket is looked at every peerCheckTicks ticks.
+		if shard%peerCheckTicks == tick%peerCheckTicks {
+			if nc := c.socket(); nc != nil && peerClosed(nc) {
+				c.close(ReasonClientGone)
+				return
+			}
 		}
 		if h.cfg.RedeliverAfter > 0 && c.hasOverdue(now, h.cfg.RedeliverAfter) {
 			redeliver = append(redeliver, c)
 		}
 	})
+	w.flush()
 	for _, c := range redeliver {
 		go h.redeliverOverdue(context.Background(), c, now)
 	}

@@ -67,6 +67,18 @@ func (m *connMap) each(fn func(*Conn)) {
 	}
 }
 
+// eachShard is each, also passing the shard's index.
+func (m *connMap) eachShard(fn func(shard int, c *Conn)) {
+	for i := range m {
+		s := &m[i]
+		s.mu.RLock()
+		for _, c := range s.conns {
+			fn(i, c)
+		}
+		s.mu.RUnlock()
+	}
+}
+
 // count returns the number of connections.
 func (m *connMap) count() int {
 	n := 0

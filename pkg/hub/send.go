@@ -144,12 +144,17 @@ func (h *Hub) HandleDeliver(_ context.Context, app string, t Target, ev Event) i
 }
 
 // deliverLocal queues f to the local connections matching t, each once,
-// and returns how many accepted it.
+// and returns how many accepted it. Pool writers are woken once per send,
+// not once per connection.
 func (h *Hub) deliverLocal(t Target, f *frame) (n int) {
-	defer func() { h.counts.deliveries.Add(uint64(n)) }()
+	w := h.newWaker()
+	defer func() {
+		w.flush()
+		h.counts.deliveries.Add(uint64(n))
+	}()
 	if t.All {
 		h.conns.each(func(c *Conn) {
-			if c.enqueue(f, t.Listening) {
+			if w.offer(c, f, t.Listening) {
 				n++
 			}
 		})
@@ -166,7 +171,7 @@ func (h *Hub) deliverLocal(t Target, f *frame) (n int) {
 			}
 			seen[c] = struct{}{}
 		}
-		if c.enqueue(f, t.Listening) {
+		if w.offer(c, f, t.Listening) {
 			n++
 		}
 	}

@@ -143,6 +143,7 @@ func (h *Hub) finish(c *Conn) {
 // waiting is in ready at most once, and one worker writes it at a time.
 type writerPool struct {
 	hub     *Hub
+	workers int
 	mu      sync.Mutex
 	cond    *sync.Cond
 	ready   []*Conn
@@ -151,7 +152,7 @@ type writerPool struct {
 }
 
 func newWriterPool(h *Hub, workers int) *writerPool {
-	p := &writerPool{hub: h}
+	p := &writerPool{hub: h, workers: workers}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(workers)
 	for range workers {
@@ -165,6 +166,60 @@ func (p *writerPool) schedule(c *Conn) {
 	p.ready = append(p.ready, c)
 	p.mu.Unlock()
 	p.cond.Signal()
+}
+
+// scheduleAll queues many connections under one lock and wakes as many
+// workers as there is work for.
+func (p *writerPool) scheduleAll(conns []*Conn) {
+	p.mu.Lock()
+	p.ready = append(p.ready, conns...)
+	p.mu.Unlock()
+	if len(conns) >= p.workers {
+		p.cond.Broadcast()
+		return
+	}
+	for range conns {
+		p.cond.Signal()
+	}
+}
+
+// waker collects the pool connections a fan-out made ready, to wake their
+// writers together; other outlets are woken at once.
+type waker struct {
+	pool  *writerPool
+	conns []*Conn
+}
+
+var wakerConns = sync.Pool{New: func() any { return new([]*Conn) }}
+
+func (h *Hub) newWaker() waker { return waker{pool: h.pool} }
+
+// offer queues f to c (see Conn.offer) and notes its writer to wake.
+func (w *waker) offer(c *Conn, f *frame, listening bool) bool {
+	ok, out := c.offer(f, listening)
+	switch {
+	case out == nil:
+	case w.pool != nil && out == outlet(w.pool):
+		if w.conns == nil {
+			w.conns = (*wakerConns.Get().(*[]*Conn))[:0]
+		}
+		w.conns = append(w.conns, c)
+	default:
+		out.schedule(c)
+	}
+	return ok
+}
+
+// flush wakes the collected writers.
+func (w *waker) flush() {
+	if len(w.conns) == 0 {
+		return
+	}
+	w.pool.scheduleAll(w.conns)
+	clear(w.conns)
+	conns := w.conns[:0]
+	wakerConns.Put(&conns)
+	w.conns = nil
 }
 
 func (p *writerPool) stop() {
