@@ -92,6 +92,7 @@ type Conn struct {
 	// Only the writer touches these.
 	counter uint64        // frame id counter
 	stalled *pendingWrite // what a pool worker could not write yet
+	raw     *rawSocket    // the hijacked socket for non-blocking writes, or nil
 }
 
 // ID returns the connection's opaque, unguessable id.

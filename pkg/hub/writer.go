@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -72,6 +73,7 @@ func (h *Hub) hijack(w http.ResponseWriter, c *Conn) bool {
 		h.streams.Done()
 		return true
 	}
+	c.raw = newRawSocket(nc)
 	h.started(c)
 	c.attach(h.pool, nc)
 	return true
@@ -255,6 +257,7 @@ type writeBuffers struct {
 	bufs    net.Buffers
 	out     net.Buffers
 	scratch []byte
+	iov     []iovec
 }
 
 // lay lays frames out for c into the buffers and returns them.
@@ -310,19 +313,20 @@ func (p *writerPool) write(c *Conn, wb *writeBuffers) {
 			bufs, closing = wb.lay(c, frames), done
 		}
 		if len(frames) > 0 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(writeSlice))
-			_, err := bufs.WriteTo(c.nc) // advances bufs past what was written
-			var ne net.Error
+			blocked, err := p.writeSome(c, bufs, wb)
 			switch {
-			case err == nil:
+			case err == nil && !blocked:
 				c.stalled = nil
 				c.written(frames)
 				c.recycle(frames)
-			case errors.As(err, &ne) && ne.Timeout() && p.keepStalled(c, *bufs, frames, closing):
+			case err == nil && p.keepStalled(c, *bufs, frames, closing):
 				return
 			default:
+				if err == nil {
+					err = errStalled
+				}
 				reason := ReasonWriteError
-				if errors.Is(err, net.ErrClosed) {
+				if errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 					reason = ReasonClientGone
 				}
 				c.close(reason)
@@ -336,6 +340,26 @@ func (p *writerPool) write(c *Conn, wb *writeBuffers) {
 			return
 		}
 	}
+}
+
+// errStalled closes a connection whose socket took nothing for longer
+// than the write timeout.
+var errStalled = errors.New("hub: socket stalled")
+
+// writeSome writes what the socket takes now, consuming bufs; blocked
+// reports that it stopped taking bytes. Plain sockets on Linux get one
+// non-blocking writev; others a write bounded by writeSlice.
+func (p *writerPool) writeSome(c *Conn, bufs *net.Buffers, wb *writeBuffers) (blocked bool, err error) {
+	if c.raw != nil {
+		return c.raw.writeNow(bufs, &wb.iov)
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(writeSlice))
+	_, err = bufs.WriteTo(c.nc) // advances bufs past what was written
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true, nil
+	}
+	return false, err
 }
 
 // keepStalled keeps the unwritten rest of a write with c and schedules a
