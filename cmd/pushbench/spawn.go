@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -46,16 +47,26 @@ func spawnServer(ctx context.Context, cfg Config, node int) (*server, error) {
 	endWithParent(cmd)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return nil, fmt.Errorf("spawn %s: %w", cfg.Spawn, err)
-	}
 	s := &server{cmd: cmd, url: "http://" + addr, logPath: logFile.Name(), exited: make(chan struct{})}
+	started := make(chan error, 1)
 	go func() {
+		// Linux sends the parent-death signal when the thread that started
+		// the child ends, not the process: this goroutine keeps its thread
+		// (never unlocked) until the child has exited.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		s.waitErr = cmd.Wait()
 		_ = logFile.Close()
 		close(s.exited)
 	}()
+	if err := <-started; err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("spawn %s: %w", cfg.Spawn, err)
+	}
 	deadline := time.Now().Add(cfg.Timeout)
 	hc := &http.Client{Timeout: time.Second}
 	for {
