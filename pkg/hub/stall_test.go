@@ -91,3 +91,41 @@ func TestStalledSocketDoesNotHoldUpOthers(t *testing.T) {
 	}
 	t.Error("the stalled connection was not closed after the write timeout")
 }
+
+// TestLongLivedHijackedStream: a hijacked stream keeps receiving long
+// after the write timeout that bounded its response head.
+func TestLongLivedHijackedStream(t *testing.T) {
+	h, err := hub.New(hub.Config{App: "a", WriteTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Shutdown(context.Background()) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := h.Connect(r.Context(), hub.ConnectRequest{User: hub.User{ID: "u"}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		h.ServeStream(w, r, c)
+	}))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewReader(resp.Body)
+	time.Sleep(300 * time.Millisecond) // let the head's write deadline pass: time itself is under test
+	if n, err := h.SendByUserID(context.Background(), "u", "late", "still open"); n != 1 || err != nil {
+		t.Fatalf("send = %d, %v", n, err)
+	}
+	for {
+		line, err := lines.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended before the late event: %v", err)
+		}
+		if line == "data:still open\n" {
+			return
+		}
+	}
+}

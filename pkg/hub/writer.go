@@ -73,6 +73,9 @@ func (h *Hub) hijack(w http.ResponseWriter, c *Conn) bool {
 		h.streams.Done()
 		return true
 	}
+	// From here on writes are bounded per write (writeSome), never by the
+	// deadline of the head: a raw write checks it too.
+	_ = nc.SetWriteDeadline(time.Time{})
 	c.raw = newRawSocket(nc)
 	h.started(c)
 	c.attach(h.pool, nc)
@@ -329,6 +332,7 @@ func (p *writerPool) write(c *Conn, wb *writeBuffers) {
 				if errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 					reason = ReasonClientGone
 				}
+				h.log.Debug().Err(err).Str("conn", c.id).Msg("write failed")
 				c.close(reason)
 				closing = true
 			}
