@@ -634,7 +634,10 @@ func TestConcurrentSendsAndChurn(t *testing.T) {
 	go func() {
 		for i := range 2000 {
 			n, err := h.Send(ctx, Target{UserIDs: []string{"u0", "u1"}, Channels: []string{"ch"}, Listening: i%2 == 0}, Event{Name: "e", Data: "x"})
-			if err != nil || n < 0 || n > 3 {
+			// Each churning goroutine holds one connection at a time, but a
+			// send walking several indices may meet its old connection
+			// under one key and its next one under another.
+			if err != nil || n < 0 || n > 6 {
 				errs <- fmt.Errorf("send: %d %v", n, err)
 				return
 			}
