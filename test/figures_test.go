@@ -123,4 +123,3 @@ func startClusterNodes(t *testing.T, transport string, size int) []*node {
 	}
 	return nodes
 }
-
