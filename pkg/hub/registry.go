@@ -57,14 +57,7 @@ func (m *connMap) get(id string) *Conn {
 // each calls fn for every connection, one shard at a time under its read
 // lock; fn must not block or take hub locks.
 func (m *connMap) each(fn func(*Conn)) {
-	for i := range m {
-		s := &m[i]
-		s.mu.RLock()
-		for _, c := range s.conns {
-			fn(c)
-		}
-		s.mu.RUnlock()
-	}
+	m.eachShard(func(_ int, c *Conn) { fn(c) })
 }
 
 // eachShard is each, also passing the shard's index.
