@@ -89,8 +89,9 @@ type Conn struct {
 
 	nc net.Conn // the hijacked socket, for pool-written connections
 
-	// Only the writer touches these.
+	// Only the writer touches these (spare under mu in take, too).
 	counter uint64        // frame id counter
+	spare   []*frame      // a written queue's slice, cleared, to reuse
 	stalled *pendingWrite // what a pool worker could not write yet
 	raw     *rawSocket    // the hijacked socket for non-blocking writes, or nil
 }
@@ -243,7 +244,7 @@ func (c *Conn) socket() net.Conn {
 func (c *Conn) take() (frames []*frame, done bool) {
 	c.mu.Lock()
 	if len(c.queue) > 0 {
-		frames, c.queue = c.queue, nil
+		frames, c.queue, c.spare = c.queue, c.spare, nil
 	}
 	done = c.closed
 	if len(frames) == 0 && !done {
@@ -269,15 +270,14 @@ func (c *Conn) buffers(frames []*frame, bufs net.Buffers, scratch []byte) (net.B
 	return bufs, scratch
 }
 
-// recycle hands the slice of written frames back as the next queue, so a
-// busy connection does not allocate one per write.
+// recycle keeps the slice of written frames as the connection's next
+// queue (take swaps it in), so a busy connection does not allocate one
+// per write. Only the writer calls it.
 func (c *Conn) recycle(frames []*frame) {
 	clear(frames)
-	c.mu.Lock()
-	if c.queue == nil && cap(frames) <= 2*c.hub.cfg.QueueSize {
-		c.queue = frames[:0]
+	if cap(frames) <= 2*c.hub.cfg.QueueSize {
+		c.spare = frames[:0]
 	}
-	c.mu.Unlock()
 }
 
 // written records frames that reached the socket: QoS messages are

@@ -345,7 +345,7 @@ func (h *Hub) Run(ctx context.Context) error {
 
 // peerCheckTicks spreads the check for browsers that went away over this
 // many sweeps (seconds): it costs a system call per socket.
-const peerCheckTicks = 3
+const peerCheckTicks = 5
 
 // sweep closes expired connections and those whose browser went away,
 // sends heartbeats when beat is set and redelivers unacknowledged QoS
@@ -368,7 +368,7 @@ func (h *Hub) sweep(now time.Time, beat bool, tick int) {
 				return
 			}
 		}
-		if h.cfg.RedeliverAfter > 0 && c.hasOverdue(now, h.cfg.RedeliverAfter) {
+		if h.cfg.RedeliverAfter > 0 && c.canAck && c.hasOverdue(now, h.cfg.RedeliverAfter) {
 			redeliver = append(redeliver, c)
 		}
 	})
