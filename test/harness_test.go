@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/internal/await"
 )
 
 // pushdBin is the pushd binary built once for all tests of this package.
@@ -136,15 +138,7 @@ func (n *node) stop() {
 // waitFor polls fn until it returns nil or the deadline passes.
 func waitFor(t testing.TB, d time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = fn(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("condition not met within %s: %v", d, err)
+	await.Until(t, d, fn)
 }
 
 // stream is an SSE response read frame by frame.

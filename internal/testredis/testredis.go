@@ -72,7 +72,17 @@ func Start(tb testing.TB, extra ...string) *Server {
 			tb.Fatalf("redis-server: %v\n%s", err, s.Output())
 		}
 	}
-	tb.Cleanup(s.Kill)
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			select {
+			case <-s.exited:
+				tb.Logf("redis-server on port %d had exited; its output:\n%s", s.port, s.Output())
+			default:
+				tb.Logf("redis-server on port %d was still running", s.port)
+			}
+		}
+		s.Kill()
+	})
 	return s
 }
 

@@ -10,18 +10,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/internal/await"
 )
 
 // checkFor polls cond until it holds or the deadline passes.
 func checkFor(t *testing.T, d time.Duration, cond func() bool, msg string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", msg)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	await.True(t, d, msg, cond)
 }
 
 type fakeClock struct {

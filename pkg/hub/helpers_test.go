@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/internal/await"
 )
 
 // waitTimeout bounds every wait of these tests; it is far above what any of
@@ -24,17 +26,7 @@ const waitTimeout = 10 * time.Second
 // test with fn's last error.
 func checkFor(tb testing.TB, timeout time.Duration, fn func() error) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	await.Until(tb, timeout, fn)
 }
 
 // newTestHub builds a hub from cfg (App "test" and NodeID "n1" unless set)

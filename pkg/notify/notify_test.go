@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/internal/await"
 )
 
 const secret = "notify-test-secret"
@@ -86,13 +88,7 @@ func (c *fakeClock) armed() int {
 
 func checkFor(t *testing.T, d time.Duration, cond func() bool, msg string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", msg)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	await.True(t, d, msg, cond)
 }
 
 // receiver is a backend recording verified events; status decides the

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/await"
 	"github.com/pushd/pushd/pkg/hub"
 )
 
@@ -150,13 +151,7 @@ func staticClusterB(t testing.TB, counts ...int) ([]*node, *Static) {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	await.True(t, timeout, what, cond)
 }
 
 // deadAddr returns a 127.0.0.1 address nobody listens on.

@@ -15,6 +15,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/internal/await"
 	"github.com/pushd/pushd/internal/testredis"
 	"github.com/pushd/pushd/pkg/hub"
 )
@@ -49,13 +50,7 @@ func commandCalls(tb testing.TB, c *goredis.Client, cmd string) int {
 // waitFor polls cond until it holds, failing the test after timeout.
 func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	await.True(tb, timeout, what, cond)
 }
 
 // fakeHandler is a hub.Handler that answers with fixed numbers and counts
