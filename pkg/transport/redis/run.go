@@ -315,10 +315,21 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 			t.stats.probeFailures.Add(1)
 			return established, ErrProbeTimeout
 		case <-ticker.C:
-			if probeToken == "" {
+			switch {
+			case probeToken == "":
 				if err := sendProbe(); err != nil {
 					return established, err
 				}
+			case !established:
+				// The first probe can be published before Redis has run
+				// the SUBSCRIBE that came before it on the other
+				// connection, and be lost: try again, keeping the
+				// original deadline.
+				deadline := probeDeadline
+				if err := sendProbe(); err != nil {
+					return established, err
+				}
+				probeDeadline = deadline
 			}
 		case <-t.interest.wake:
 			if t.interest.pending() >= t.cfg.BatchSize {
