@@ -13,3 +13,5 @@ type iovec struct{}
 func newRawSocket(net.Conn) *rawSocket { return nil }
 
 func (*rawSocket) writeNow(*net.Buffers, *[]iovec) (bool, error) { return false, nil }
+
+func (*rawSocket) release() {}

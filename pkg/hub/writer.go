@@ -338,6 +338,9 @@ func (p *writerPool) write(c *Conn, wb *writeBuffers) {
 			}
 		}
 		if closing {
+			if c.raw != nil {
+				c.raw.release()
+			}
 			_ = c.nc.Close()
 			h.finish(c)
 			h.streams.Done()
