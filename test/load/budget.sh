@@ -7,7 +7,15 @@
 #   CONNS=1000 ONLY='^(broadcast|user)' test/load/budget.sh 1
 #
 # CONNS (default 10000) sets the connections of every scenario but idle19k;
-# ONLY (a bash regular expression) selects scenarios by name.
+# ONLY (a bash regular expression) selects scenarios by name. Every run goes
+# through all selected scenarios before the next starts, so the figures of
+# one run were taken close together.
+#
+# The ref-* scenarios run the same broadcast against test/load/refserver's
+# two reference designs (a goroutine per connection on plain net/http; hijacked
+# connections and a writer pool), the yardsticks the budgets were set
+# against: machines here drift by tens of percent between days, so compare
+# pushd with them in the same run.
 #
 # Budgets (2-core machine, tool and server sharing it):
 #   idle memory ≤ 8 KB per HTTP/1.1 SSE connection, flat from 1 000 to 19 000;
@@ -21,18 +29,22 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$(mktemp -d /tmp/pushbench-budget-XXXXXX)}
 BIN=$OUT/bin
 mkdir -p "$BIN"
-(cd "$ROOT" && go build -o "$BIN/pushd" ./cmd/pushd && go build -o "$BIN/pushbench" ./cmd/pushbench)
+(cd "$ROOT" && go build -o "$BIN/pushd" ./cmd/pushd && go build -o "$BIN/pushbench" ./cmd/pushbench &&
+  go build -o "$BIN/refserver" ./test/load/refserver)
 echo "binaries and reports in $OUT"
 
-# name|pushbench arguments
+# name|server binary|pushbench arguments
+BROADCAST5="-conns $CONNS -users $((CONNS/10)) -tenants 10 -mode broadcast -messages 100 -rate 5 -settle 5s"
 SCENARIOS=(
-  "idle19k|-conns 19000 -mode none -rss-steps 1000,5000,10000 -settle 5s"
-  "broadcast-5|-conns $CONNS -users $((CONNS/10)) -tenants 10 -mode broadcast -messages 100 -rate 5 -settle 5s"
-  "broadcast-30|-conns $CONNS -users $((CONNS/10)) -tenants 10 -mode broadcast -messages 300 -rate 30 -settle 5s"
-  "user|-conns $CONNS -users $CONNS -tenants 10 -mode user -messages 30000 -publishers 8 -settle 1s"
-  "tenant|-conns $CONNS -users $((CONNS/10)) -tenants 100 -mode tenant -messages 2000 -rate 200 -settle 1s"
-  "qos|-conns $CONNS -users $CONNS -tenants 10 -mode user -qos -messages 50000 -publishers 8 -settle 1s"
-  "qosack|-conns $CONNS -users $CONNS -tenants 10 -mode user -qos -ack -messages 50000 -publishers 8 -settle 1s"
+  "idle19k|pushd|-conns 19000 -mode none -rss-steps 1000,5000,10000 -settle 5s"
+  "broadcast-5|pushd|$BROADCAST5"
+  "ref-goroutine-b5|refserver|-spawn-args=-design=goroutine $BROADCAST5"
+  "ref-pool-b5|refserver|-spawn-args=-design=pool $BROADCAST5"
+  "broadcast-30|pushd|-conns $CONNS -users $((CONNS/10)) -tenants 10 -mode broadcast -messages 300 -rate 30 -settle 5s"
+  "user|pushd|-conns $CONNS -users $CONNS -tenants 10 -mode user -messages 30000 -publishers 8 -settle 1s"
+  "tenant|pushd|-conns $CONNS -users $((CONNS/10)) -tenants 100 -mode tenant -messages 2000 -rate 200 -settle 1s"
+  "qos|pushd|-conns $CONNS -users $CONNS -tenants 10 -mode user -qos -messages 50000 -publishers 8 -settle 1s"
+  "qosack|pushd|-conns $CONNS -users $CONNS -tenants 10 -mode user -qos -ack -messages 50000 -publishers 8 -settle 1s"
 )
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else print a[int((NR+1)/2)]}'; }
@@ -42,13 +54,12 @@ for sc in "${SCENARIOS[@]}"; do
   if [[ ${sc%%|*} =~ $ONLY ]]; then selected+=("$sc"); fi
 done
 
-for sc in "${selected[@]}"; do
-  name=${sc%%|*}
-  args=${sc#*|}
-  for i in $(seq 1 "$RUNS"); do
-    echo "== $name run $i: pushbench -spawn \$BIN/pushd $args"
+for i in $(seq 1 "$RUNS"); do
+  for sc in "${selected[@]}"; do
+    IFS='|' read -r name server args <<<"$sc"
+    echo "== $name run $i: pushbench -spawn \$BIN/$server $args"
     # shellcheck disable=SC2086
-    "$BIN/pushbench" -spawn "$BIN/pushd" $args -json "$OUT/$name-$i.json" >"$OUT/$name-$i.txt" 2>"$OUT/$name-$i.log" || true
+    "$BIN/pushbench" -spawn "$BIN/$server" $args -json "$OUT/$name-$i.json" >"$OUT/$name-$i.txt" 2>"$OUT/$name-$i.log" || true
     tail -n 3 "$OUT/$name-$i.txt"
   done
 done
@@ -60,7 +71,7 @@ for sc in "${selected[@]}"; do
   files=("$OUT/$name"-*.json)
   [ -e "${files[0]}" ] || continue
   m() { jq -r "$1" "${files[@]}" | median; }
-  printf '%-13s conn/s %s  idle B/conn %s' "$name" "$(m '.connect.rate_per_sec|floor')" "$(m '.memory.bytes_per_conn|floor')"
+  printf '%-17s conn/s %s  idle B/conn %s' "$name" "$(m '.connect.rate_per_sec|floor')" "$(m '.memory.bytes_per_conn|floor')"
   if [ "$name" = idle19k ]; then
     for n in 0 1 2 3; do
       printf '  step%d %s B/conn (marginal %s)' "$n" "$(m ".memory.steps[$n].bytes_per_conn // 0|floor")" "$(m ".memory.steps[$n].marginal_bytes_per_conn // 0|floor")"
