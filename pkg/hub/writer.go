@@ -215,12 +215,24 @@ func (w *waker) offer(c *Conn, f *frame, listening bool) bool {
 	return ok
 }
 
-// flush wakes the collected writers.
+// inlineWrites is the most connections a fan-out writes on its own
+// goroutine instead of waking pool workers: for a personal send, waking a
+// worker (a thread wake-up and two context switches) costs more than the
+// non-blocking write itself.
+const inlineWrites = 4
+
+// flush writes or wakes the collected writers.
 func (w *waker) flush() {
 	if len(w.conns) == 0 {
 		return
 	}
-	w.pool.scheduleAll(w.conns)
+	if len(w.conns) <= inlineWrites {
+		for _, c := range w.conns {
+			w.pool.writeInline(c)
+		}
+	} else {
+		w.pool.scheduleAll(w.conns)
+	}
 	clear(w.conns)
 	conns := w.conns[:0]
 	wakerConns.Put(&conns)
@@ -274,8 +286,24 @@ func (p *writerPool) work() {
 	defer p.wg.Done()
 	var wb writeBuffers
 	for c := p.next(); c != nil; c = p.next() {
-		p.write(c, &wb)
+		p.write(c, &wb, false)
 	}
+}
+
+var inlineBuffers = sync.Pool{New: func() any { return new(writeBuffers) }}
+
+// writeInline writes c, which the caller has just made ready, on the
+// calling goroutine, as a pool worker would. Only sockets written without
+// blocking qualify; the rest, and the end of a stream (which runs the
+// disconnect hooks), are left to the pool.
+func (p *writerPool) writeInline(c *Conn) {
+	if c.raw == nil {
+		p.schedule(c)
+		return
+	}
+	wb := inlineBuffers.Get().(*writeBuffers)
+	p.write(c, wb, true)
+	inlineBuffers.Put(wb)
 }
 
 // Writing to a socket whose send buffer is full blocks. A pool worker
@@ -297,8 +325,9 @@ type pendingWrite struct {
 }
 
 // write drains c's queue to its socket until the queue is empty, the
-// socket stalls or the connection ends.
-func (p *writerPool) write(c *Conn, wb *writeBuffers) {
+// socket stalls or the connection ends. Inline, the end of the stream is
+// handed to a pool worker instead.
+func (p *writerPool) write(c *Conn, wb *writeBuffers, inline bool) {
 	h := p.hub
 	for {
 		var bufs *net.Buffers
@@ -336,6 +365,12 @@ func (p *writerPool) write(c *Conn, wb *writeBuffers) {
 				c.close(reason)
 				closing = true
 			}
+		}
+		if closing && inline {
+			// c stays scheduled; the worker finds the queue done (or the
+			// failed write still stalled) and ends the stream.
+			p.schedule(c)
+			return
 		}
 		if closing {
 			if c.raw != nil {
