@@ -20,11 +20,13 @@
 # Budgets (2-core machine, tool and server sharing it):
 #   idle memory ≤ 8 KB per HTTP/1.1 SSE connection, flat from 1 000 to 19 000;
 #   server CPU ≤ 10 µs per broadcast delivery, ≤ 60 µs per personal send;
-#   zero lost / duplicated / misrouted; QoS sends ≥ 5 000/s with zero loss.
+#   zero lost / duplicated / misrouted; QoS sends ≥ 5 000/s with zero loss;
+#   3 nodes on the Redis transport: user sends at 1 000/s, p99 ≤ 5 ms.
 set -euo pipefail
 RUNS=${1:-3}
 CONNS=${CONNS:-10000}
 ONLY=${ONLY:-}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0} # the cluster scenario's transport
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$(mktemp -d /tmp/pushbench-budget-XXXXXX)}
 BIN=$OUT/bin
@@ -45,6 +47,7 @@ SCENARIOS=(
   "tenant|pushd|-conns $CONNS -users $((CONNS/10)) -tenants 100 -mode tenant -messages 2000 -rate 200 -settle 1s"
   "qos|pushd|-conns $CONNS -users $CONNS -tenants 10 -mode user -qos -messages 50000 -publishers 8 -settle 1s"
   "qosack|pushd|-conns $CONNS -users $CONNS -tenants 10 -mode user -qos -ack -messages 50000 -publishers 8 -settle 1s"
+  "cluster3-user|pushd|-spawn-nodes 3 -spawn-env PUSHD_CLUSTER_TRANSPORT=redis,PUSHD_REDIS_URL=$REDIS_URL -conns $CONNS -users $CONNS -tenants 10 -mode user -messages 10000 -rate 1000 -publishers 8 -settle 1s"
 )
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else print a[int((NR+1)/2)]}'; }
