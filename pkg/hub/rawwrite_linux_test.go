@@ -12,22 +12,7 @@ import (
 // TestRawSocket writes several buffers in one send, then checks that a
 // released socket refuses to write rather than touch its old descriptor.
 func TestRawSocket(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-
+	client, server := tcpPair(t)
 	s := newRawSocket(server)
 	if s == nil {
 		t.Fatal("no raw socket for a TCP connection")
@@ -60,20 +45,7 @@ func TestRawSocket(t *testing.T) {
 // TestRawSocketPeerGone reports a write to a socket whose peer reset it as
 // an error (EPIPE or ECONNRESET), never as a signal that ends the process.
 func TestRawSocketPeerGone(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := tcpPair(t)
 	_ = client.(*net.TCPConn).SetLinger(0) // close with a reset
 	_ = client.Close()
 
@@ -86,4 +58,26 @@ func TestRawSocketPeerGone(t *testing.T) {
 		}
 	}
 	t.Fatal("100 writes to a reset connection all succeeded")
+}
+
+// tcpPair returns both ends of a loopback TCP connection, closed when the
+// test ends.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Close() })
+	return client, server
 }
