@@ -62,10 +62,11 @@ type Config struct {
 	} `yaml:"shutdown"`
 	Cluster ClusterConfig `yaml:"cluster"`
 	QoS     QoSConfig     `yaml:"qos"`
-	// GCPercent is the Go garbage collector's target (GOGC). Default 50:
-	// a push server holds many small idle connections, and a tighter heap
-	// keeps their memory close to what they use for little CPU. The GOGC
-	// environment variable, when set, wins.
+	// GCPercent is the Go garbage collector's target (GOGC). 0, the
+	// default, is automatic: 50 while the live heap is under 8 MiB (a
+	// tight heap keeps a few thousand idle connections cheap), 100 above
+	// (fewer collections for busy large servers). The GOGC environment
+	// variable, when set, wins.
 	GCPercent int `yaml:"gc_percent"`
 	// DemoPage serves the demo page at /. On in the embedded demo.
 	DemoPage bool        `yaml:"demo_page"`
@@ -353,11 +354,8 @@ func (c *Config) validate() error {
 	if !slices.Contains([]string{"json", "console"}, c.Log.Format) {
 		return fmt.Errorf("config: log.format: %q is not json or console", c.Log.Format)
 	}
-	if c.GCPercent == 0 {
-		c.GCPercent = 50
-	}
 	if c.GCPercent < 0 {
-		return fmt.Errorf("config: gc_percent: %d must be positive", c.GCPercent)
+		return fmt.Errorf("config: gc_percent: %d must be positive, or 0 for automatic", c.GCPercent)
 	}
 	if c.Shutdown.DrainWindow == 0 {
 		c.Shutdown.DrainWindow = Duration(10 * time.Second)

@@ -24,7 +24,7 @@ func TestEmbeddedDemoDefaults(t *testing.T) {
 	}
 	if cfg.Listen != ":8080" || len(cfg.Apps) != 1 || cfg.Apps[0].Name != "demo" || cfg.Apps[0].Path != "/sse/demo" ||
 		cfg.Apps[0].Auth.Mode != "demo" || !cfg.DemoPage || cfg.QoS.Repository != "memory" || cfg.Cluster.Transport != "none" ||
-		cfg.GCPercent != 50 {
+		cfg.GCPercent != 0 {
 		t.Errorf("embedded demo config = %+v", cfg)
 	}
 }

@@ -21,11 +21,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pushd:", err)
 		os.Exit(2)
 	}
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(cfg.GCPercent)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	switch {
+	case os.Getenv("GOGC") != "":
+	case cfg.GCPercent > 0:
+		debug.SetGCPercent(cfg.GCPercent)
+	default:
+		go newGCTuner().Run(ctx)
+	}
 	if err := run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "pushd:", err)
 		os.Exit(1)
