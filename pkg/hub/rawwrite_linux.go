@@ -10,10 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxIovec is the most buffers one writev takes (IOV_MAX).
+// maxIovec is the most buffers one sendmsg takes (IOV_MAX).
 const maxIovec = 1024
 
-// iovec is one buffer of a writev.
+// iovec is one buffer of a vectored send.
 type iovec = unix.Iovec
 
 // rawSocket writes a hijacked TCP socket with one non-blocking send per

@@ -390,7 +390,7 @@ var errStalled = errors.New("hub: socket stalled")
 
 // writeSome writes what the socket takes now, consuming bufs; blocked
 // reports that it stopped taking bytes. Plain sockets on Linux get one
-// non-blocking writev; others a write bounded by writeSlice.
+// non-blocking send on the descriptor; others a write bounded by writeSlice.
 func (p *writerPool) writeSome(c *Conn, bufs *net.Buffers, wb *writeBuffers) (blocked bool, err error) {
 	if c.raw != nil {
 		return c.raw.writeNow(bufs, &wb.iov)
