@@ -32,20 +32,35 @@ func (c *connectionID) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// errTrailingData refuses a body with more after its JSON value.
+var errTrailingData = errors.New("malformed JSON: data after the JSON value")
+
 // ReadJSON decodes a JSON body of at most maxBody bytes into v; with
-// strict, unknown fields are refused. On failure it answers 400 or 413
-// itself and reports false.
+// strict, unknown fields are refused. Anything but white space after the
+// value is refused too. On failure it answers 400 or 413 itself and
+// reports false.
 func ReadJSON(w http.ResponseWriter, r *http.Request, v any, maxBody int64, strict bool) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	dec := json.NewDecoder(r.Body)
 	if strict {
 		dec.DisallowUnknownFields()
 	}
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		switch _, err = dec.Token(); err {
+		case io.EOF:
+			err = nil
+		case nil:
+			err = errTrailingData
+		}
+	}
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
 			WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", tooBig.Limit))
+		case errors.Is(err, errTrailingData):
+			WriteError(w, http.StatusBadRequest, err.Error())
 		case errors.Is(err, io.EOF):
 			WriteError(w, http.StatusBadRequest, "empty body: a JSON object is expected")
 		default:
