@@ -48,6 +48,7 @@ func startCluster(t *testing.T, transport string, size int) *cluster {
 		n := startPushd(t, fmt.Sprintf(`
 node_id: n%d
 cluster: %s
+admin: {token: admin-secret}
 qos: {repository: redis, redis_url: %q}
 apps:
   - name: demo
@@ -163,8 +164,30 @@ func testCluster(t *testing.T, transport string) {
 		t.Errorf("users.json via C: %s", body)
 	}
 
+	// The admin page's data, asked of C, covers the whole cluster.
+	code, body := do(t, http.MethodGet, cn.url+"/admin/api/overview", "", nil, "Authorization", "Bearer admin-secret")
+	var ov struct {
+		Node string
+		Apps []struct {
+			Nodes                        []struct{ NodeID string }
+			UsersTotal, ConnectionsTotal int
+			Partial                      string
+		}
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &ov) != nil || len(ov.Apps) != 1 {
+		t.Fatalf("admin overview via C: %d %s", code, body)
+	}
+	var nodeIDs []string
+	for _, n := range ov.Apps[0].Nodes {
+		nodeIDs = append(nodeIDs, n.NodeID)
+	}
+	if app := ov.Apps[0]; ov.Node != "n3" || !slices.Equal(nodeIDs, []string{"n3", "n1", "n2"}) ||
+		app.UsersTotal != 4 || app.ConnectionsTotal != 4 || app.Partial != "" {
+		t.Errorf("admin overview via C: node %s, nodes %v, %+v", ov.Node, nodeIDs, app)
+	}
+
 	// Browser calls for alice's connection (on A) landing on B and C.
-	code, body := do(t, http.MethodPost, b.url+"/sse/demo/connect/addListener.do?userId=alice&tenantId=acme", "application/json",
+	code, body = do(t, http.MethodPost, b.url+"/sse/demo/connect/addListener.do?userId=alice&tenantId=acme", "application/json",
 		strings.NewReader(`{"connectionId":"`+aliceID+`","listener":["late"]}`))
 	if code != 200 || !strings.Contains(body, `"listener":["late"]`) {
 		t.Errorf("addListener.do on B for a connection on A: %d %s", code, body)

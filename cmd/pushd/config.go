@@ -68,6 +68,11 @@ type Config struct {
 	// (fewer collections for busy large servers). The GOGC environment
 	// variable, when set, wins.
 	GCPercent int `yaml:"gc_percent"`
+	Admin     struct {
+		// Token opens the admin page at /admin/ (the page asks for it).
+		// Empty, the default, leaves the page off.
+		Token string `yaml:"token"`
+	} `yaml:"admin"`
 	// DemoPage serves the demo page at /. On in the embedded demo.
 	DemoPage bool        `yaml:"demo_page"`
 	Apps     []AppConfig `yaml:"apps"`

@@ -42,7 +42,7 @@ apps:
 		"PUSHD_LISTEN=127.0.0.1:9999", "PUSHD_NODE_ID=pod-7", "PUSHD_LOG_LEVEL=debug", "PUSHD_API_KEY=k1,k2",
 		"PUSHD_QOS_REPOSITORY=redis", "PUSHD_REDIS_URL=redis://10.0.0.1:6379/2", "PUSHD_CLUSTER_TRANSPORT=redis",
 		"PUSHD_QOS_TTL=90m", "PUSHD_APPS_1_MAX_CONNECTIONS_PER_CLIENT=5", "PUSHD_APPS_1_CORS=http://b.example,http://c.example",
-		"PUSHD_APPS_0_ENABLE_JSON_ENDPOINTS=true", "HOME=/root",
+		"PUSHD_APPS_0_ENABLE_JSON_ENDPOINTS=true", "PUSHD_ADMIN_TOKEN=adm", "HOME=/root",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +63,7 @@ apps:
 		{"apps[1].cors", strings.Join(cfg.Apps[1].CORS, " ") == "http://b.example http://c.example"},
 		{"apps[0].enable_json_endpoints", cfg.Apps[0].EnableJSONEndpoints},
 		{"default path", cfg.Apps[1].Path == "/sse/hunter"},
+		{"admin.token", cfg.Admin.Token == "adm"},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pushd/pushd/pkg/admin"
 	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
@@ -46,6 +47,9 @@ func (s *server) routes() http.Handler {
 		web.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics(), promhttp.HandlerOpts{}))
+	adminPage := s.adminHandler()
+	r.Handle("/admin", adminPage)
+	r.Handle("/admin/*", adminPage)
 	if s.cfg.DemoPage {
 		r.Get("/", func(w http.ResponseWriter, req *http.Request) {
 			http.ServeFileFS(w, req, static.FS, "index.html")
@@ -55,6 +59,21 @@ func (s *server) routes() http.Handler {
 		web.WriteError(w, http.StatusNotFound, "not found")
 	})
 	return r
+}
+
+// adminHandler serves the admin page, or explains how to turn it on.
+func (s *server) adminHandler() http.Handler {
+	hubs := make([]*hub.Hub, 0, len(s.apps))
+	for _, a := range s.apps {
+		hubs = append(hubs, a.hub)
+	}
+	h, err := admin.New(admin.Config{Token: s.cfg.Admin.Token, Hubs: hubs})
+	if err != nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			web.WriteError(w, http.StatusNotFound, "the admin page is off: set admin.token (PUSHD_ADMIN_TOKEN) to turn it on")
+		})
+	}
+	return h
 }
 
 // requestLog logs one line per request at debug; streams are logged by

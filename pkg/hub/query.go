@@ -270,6 +270,30 @@ func (h *Hub) Stats(ctx context.Context) (Stats, error) {
 	return st, err
 }
 
+// NodeInfo is one node's share of an app: what is online there and the
+// node's counters.
+type NodeInfo struct {
+	NodeID   string   `json:"nodeId"`
+	Stats    Stats    `json:"stats"`
+	Counters Counters `json:"counters"`
+}
+
+// LocalNode reports this node's NodeInfo.
+func (h *Hub) LocalNode() NodeInfo {
+	return NodeInfo{NodeID: h.cfg.NodeID, Stats: h.LocalStats(), Counters: h.Counters()}
+}
+
+// Nodes reports every node that answers for the app: this one first, then
+// the others by node id. A node that fails to answer is left out and the
+// error says the list is partial.
+func (h *Hub) Nodes(ctx context.Context) ([]NodeInfo, error) {
+	out := []NodeInfo{h.LocalNode()}
+	replies, err := h.survey(ctx, OpNode, Target{}, nil)
+	decodeReplies(h, replies, func(n NodeInfo) { out = append(out, n) })
+	sort.Slice(out[1:], func(i, j int) bool { return out[1+i].NodeID < out[1+j].NodeID })
+	return out, err
+}
+
 // IsOnline reports whether the user has a connection on any node.
 func (h *Hub) IsOnline(ctx context.Context, userID string) (bool, error) {
 	if userID == "" {
@@ -504,6 +528,8 @@ func (h *Hub) HandleSurvey(ctx context.Context, app string, req Request) (Reply,
 	switch req.Op {
 	case OpStats:
 		rep.Data, err = json.Marshal(h.LocalStats())
+	case OpNode:
+		rep.Data, err = json.Marshal(h.LocalNode())
 	case OpUsers:
 		var q UsersQuery
 		if err = unmarshalArgs(req.Args, &q); err == nil {

@@ -51,6 +51,8 @@ type Interest interface {
 const (
 	// OpStats: Data = Stats of the node.
 	OpStats = "stats"
+	// OpNode: Data = NodeInfo of the node.
+	OpNode = "node"
 	// OpUsers: Args = UsersQuery; Data = []UserInfo.
 	OpUsers = "users"
 	// OpConnections: Args = ConnectionQuery; Data = []ConnectionInfo.

@@ -480,3 +480,50 @@ func TestHandleDeliverAndMux(t *testing.T) {
 		t.Errorf("empty mux delivered %d", n)
 	}
 }
+
+func TestTransportNodes(t *testing.T) {
+	tr := newFakeTransport()
+	h := newTestHub(t, Config{Writers: -1, Transport: tr})
+	ctx := context.Background()
+	mustConnect(t, h, ConnectRequest{User: User{ID: "u1"}})
+	if _, err := h.Publish(ctx, Target{UserIDs: []string{"u1"}}, Event{Name: "e", Data: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	tr.setReplies(func(req Request) ([]Reply, error) {
+		if req.Op != OpNode {
+			return nil, nil
+		}
+		return []Reply{
+			{NodeID: "n3", Data: mustJSON(t, NodeInfo{NodeID: "n3", Stats: Stats{Connections: 3}})},
+			{NodeID: "n4", Error: "broken"},
+			{NodeID: "n2", Data: mustJSON(t, NodeInfo{NodeID: "n2", Counters: Counters{Sends: 7}})},
+		}, nil
+	})
+	nodes, err := h.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, n := range nodes {
+		ids = append(ids, n.NodeID)
+	}
+	if !slices.Equal(ids, []string{"n1", "n2", "n3"}) {
+		t.Fatalf("Nodes = %v, want this node first, then the answering others by id", ids)
+	}
+	if nodes[0].Stats.Connections != 1 || nodes[0].Stats.Users != 1 || nodes[0].Counters.Sends != 1 {
+		t.Errorf("this node: %+v", nodes[0])
+	}
+	if nodes[1].Counters.Sends != 7 || nodes[2].Stats.Connections != 3 {
+		t.Errorf("other nodes: %+v", nodes[1:])
+	}
+
+	// The answer this node gives another node's survey.
+	rep, err := h.HandleSurvey(ctx, "test", Request{Op: OpNode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var self NodeInfo
+	if err := json.Unmarshal(rep.Data, &self); err != nil || self.NodeID != "n1" || self.Stats.Connections != 1 {
+		t.Errorf("HandleSurvey(node) = %s %v", rep.Data, err)
+	}
+}

@@ -53,6 +53,7 @@ export async function eventually (fn, { timeoutMs = 10000, intervalMs = 50, what
 
 const CONFIG = `
 node_id: browser-test
+admin: {token: admin-secret}
 qos:
   redeliver_after: 2s
 apps:
@@ -67,6 +68,7 @@ apps:
     api_keys: [other-key]
 `
 export const API_KEYS = { demo: 'demo-key', other: 'other-key' }
+export const ADMIN_TOKEN = 'admin-secret'
 
 /** A pushd process on a fixed port that can be stopped and started again on the same port. */
 export class Pushd {
