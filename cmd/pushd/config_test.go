@@ -98,3 +98,17 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeConfigLoads keeps the docker-compose pods' configuration valid
+// for both transports.
+func TestComposeConfigLoads(t *testing.T) {
+	for _, transport := range []string{"nacos", "redis"} {
+		cfg, err := loadConfig("../../deploy/pushd.yaml", []string{"PUSHD_NODE_ID=pushd1", "PUSHD_CLUSTER_TRANSPORT=" + transport})
+		if err != nil {
+			t.Fatalf("%s: %v", transport, err)
+		}
+		if cfg.Cluster.Transport != transport || cfg.Admin.Token == "" || len(cfg.Apps) != 1 {
+			t.Errorf("%s: %+v", transport, cfg)
+		}
+	}
+}
