@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -243,4 +244,83 @@ func unsigned(claims map[string]any) string {
 	head := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
 	payload, _ := json.Marshal(claims)
 	return head + "." + base64.RawURLEncoding.EncodeToString(payload) + "."
+}
+
+// TestClusterPresenceHooks runs two nodes on the Redis transport with hooks:
+// a user whose tabs are on both nodes is reported online once (by the node
+// holding the earlier tab) and offline once (by the node whose tab closes
+// last).
+func TestClusterPresenceHooks(t *testing.T) {
+	b := newBackend(t)
+	rd := startRedis(t, false)
+	var nodes []*node
+	for i := 1; i <= 2; i++ {
+		nodes = append(nodes, startPushd(t, fmt.Sprintf(`
+node_id: n%d
+cluster: {transport: redis, redis_url: %q}
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+    hooks: {url: %s/hooks, secret: %s, grace: 200ms}
+`, i, rd.URL(), b.srv.URL, backendSecret)))
+	}
+	a, bn := nodes[0], nodes[1]
+	connect := func(n *node, user string) (*stream, string) {
+		s := openStream(t, n.url+"/sse/demo/connect?userId="+user)
+		return s, field(s.frame(), "id")
+	}
+	leave := func(n *node, s *stream, id string) {
+		s.close()
+		code, _ := do(t, http.MethodPost, n.url+"/sse/demo/connect/disconnect.do", "application/x-www-form-urlencoded", strings.NewReader("connectionId="+id))
+		if code != 200 {
+			t.Fatalf("disconnect.do: %d", code)
+		}
+	}
+	// awaitEvents waits until user's events are want; a node sends its
+	// events in order, so a marker user's event proves what that node
+	// decided before it.
+	awaitEvents := func(user string, want ...string) {
+		t.Helper()
+		waitFor(t, 5*time.Second, func() error {
+			if got := b.eventTypes(user); !slices.Equal(got, want) {
+				return fmt.Errorf("%s: hook events %v, want %v", user, got, want)
+			}
+			return nil
+		})
+	}
+
+	onA, onAID := connect(a, "p1")
+	awaitEvents("p1", "online")
+	onB, onBID := connect(bn, "p1")
+	connect(bn, "markerB")
+	awaitEvents("markerB", "online")
+	awaitEvents("p1", "online") // B left it to A, whose tab is older
+
+	markerA, markerAID := connect(a, "markerA")
+	awaitEvents("markerA", "online")
+	leave(a, onA, onAID)
+	waitFor(t, 5*time.Second, func() error { // A has seen p1's tab close …
+		if _, body := apiCall(t, a.url, http.MethodGet, "connections?userId=p1", nil); strings.Contains(body, onAID) {
+			return fmt.Errorf("p1's tab on A still listed")
+		}
+		return nil
+	})
+	leave(a, markerA, markerAID) // … before the marker's, so its offline was decided first
+	awaitEvents("markerA", "online", "offline")
+	awaitEvents("p1", "online") // A left it to B, where p1 is still connected
+
+	leave(bn, onB, onBID)
+	awaitEvents("p1", "online", "offline")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var from []string
+	for _, e := range b.events {
+		if e.UserID == "p1" {
+			from = append(from, e.Type+"@"+e.Node)
+		}
+	}
+	if !slices.Equal(from, []string{"online@n1", "offline@n2"}) {
+		t.Errorf("p1's events came from %v", from)
+	}
 }

@@ -225,8 +225,12 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 
 // newNotifier reports the app's online/offline events to its backend.
 func (s *server) newNotifier(ac AppConfig, h *hub.Hub) (*notify.Notifier, error) {
-	n, err := notify.New(notify.Config{URL: ac.Hooks.URL, Secret: ac.Hooks.Secret, NodeID: s.cfg.NodeID,
-		Grace: time.Duration(ac.Hooks.Grace), EveryConnection: ac.Hooks.EveryConnection, Logger: s.log})
+	cfg := notify.Config{URL: ac.Hooks.URL, Secret: ac.Hooks.Secret, NodeID: s.cfg.NodeID,
+		Grace: time.Duration(ac.Hooks.Grace), EveryConnection: ac.Hooks.EveryConnection, Logger: s.log}
+	if h.Clustered() {
+		cfg.Cluster = clusterPresence{h}
+	}
+	n, err := notify.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +246,9 @@ func (s *server) newNotifier(ac AppConfig, h *hub.Hub) (*notify.Notifier, error)
 	}
 	h.OnConnect(func(c *hub.Conn) {
 		if c.User().ID != "" {
-			n.Connected(presence(c))
+			p := presence(c)
+			p.At = c.CreatedAt() // the time other nodes see for it
+			n.Connected(p)
 		}
 	})
 	h.OnDisconnect(func(c *hub.Conn, _ hub.DisconnectReason) {
@@ -251,6 +257,22 @@ func (s *server) newNotifier(ac AppConfig, h *hub.Hub) (*notify.Notifier, error)
 		}
 	})
 	return n, nil
+}
+
+// clusterPresence lets the notifier see a user's connections on the other
+// nodes of the app.
+type clusterPresence struct{ h *hub.Hub }
+
+// OtherConnections implements notify.Cluster.
+func (cp clusterPresence) OtherConnections(ctx context.Context, userID string) ([]notify.RemoteConnection, error) {
+	conns, err := cp.h.Connections(ctx, hub.ConnectionQuery{UserID: userID})
+	var out []notify.RemoteConnection
+	for _, c := range conns {
+		if c.NodeID != cp.h.NodeID() {
+			out = append(out, notify.RemoteConnection{Node: c.NodeID, Opened: time.UnixMilli(c.CreateTime)})
+		}
+	}
+	return out, err
 }
 
 // ready reports why this node cannot serve, or nil.

@@ -12,9 +12,28 @@
 //     reloads do not make the user flap.
 //   - connect / disconnect: every connection, when EveryConnection is set.
 //
-// Connections without a user id produce only connect/disconnect. Presence
-// is tracked per node: a user with tabs on two pushd nodes gets an online
-// from each (the "node" field tells them apart).
+// Connections without a user id produce only connect/disconnect.
+//
+// # In a cluster
+//
+// Each node tracks its own connections. Without Config.Cluster, presence
+// is per node: a user with tabs on two pushd nodes gets an online from
+// each (the "node" field tells them apart). With a Cluster, just before an
+// online or offline is sent the node asks the others for the user's
+// connections and leaves the event to them when they speak for the user:
+//
+//   - online is sent only by the node holding the user's earliest open
+//     connection (opened at the same millisecond: the smaller node id), so
+//     a user whose tabs land on several nodes at once gets one online;
+//   - offline is not sent while another node holds a connection of the
+//     user; the node whose connection is the last to close sends it, after
+//     its Grace.
+//
+// Such events are counted as Covered in Stats. When the cluster cannot
+// answer, the node sends the event (per-node behaviour for that event). A
+// user who moves to another node within Grace may be reported online twice
+// without an offline between; backends should treat online and offline as
+// states, ordered by "timestamp", not as toggles.
 //
 // # Wire format
 //

@@ -77,10 +77,29 @@ type Config struct {
 	MaxBackoff time.Duration
 	// QueueSize bounds the events waiting to be sent. Default 4096.
 	QueueSize int
+	// Cluster, when set, makes online and offline describe the user across
+	// the cluster rather than on this node (see the package documentation).
+	// Default nil: per node.
+	Cluster Cluster
 	// Client makes the calls. Default: a client without redirects.
 	Client *http.Client
 	// Logger receives failures and drops. The zero value logs nothing.
 	Logger zerolog.Logger
+}
+
+// Cluster tells a Notifier about a user's connections on the other nodes
+// of the cluster.
+type Cluster interface {
+	// OtherConnections lists the user's connections on the other nodes. It
+	// may return a partial list with an error.
+	OtherConnections(ctx context.Context, userID string) ([]RemoteConnection, error)
+}
+
+// RemoteConnection is a user's connection on another node.
+type RemoteConnection struct {
+	Node string
+	// Opened is when the connection opened.
+	Opened time.Time
 }
 
 // Presence describes one connection event, as the hub reports it.
@@ -94,7 +113,9 @@ type Presence struct {
 	Connections int
 	// SessionDuration is how long the connection was (visibly) online.
 	SessionDuration time.Duration
-	// At is when it happened. Default: now.
+	// At is when it happened. Default: now. With a Cluster, a connect's At
+	// should be when the hub opened the connection, the time other nodes
+	// see for it.
 	At time.Time
 }
 
@@ -117,6 +138,7 @@ type Event struct {
 // Stats counts what a Notifier did since it was created.
 type Stats struct {
 	Sent    uint64 // events the backend accepted
+	Covered uint64 // online/offline events left to another node (Cluster)
 	Failed  uint64 // events given up on
 	Dropped uint64 // events dropped because the queue was full
 	Retries uint64 // attempts after the first
@@ -140,7 +162,7 @@ type Notifier struct {
 	wake    chan struct{}
 	running atomic.Bool
 
-	sent, failed, dropped, retries atomic.Uint64
+	sent, covered, failed, dropped, retries atomic.Uint64
 }
 
 type userState struct {
@@ -350,7 +372,7 @@ func (n *Notifier) Stats() Stats {
 	n.mu.Lock()
 	queued := n.size
 	n.mu.Unlock()
-	return Stats{Sent: n.sent.Load(), Failed: n.failed.Load(), Dropped: n.dropped.Load(),
+	return Stats{Sent: n.sent.Load(), Covered: n.covered.Load(), Failed: n.failed.Load(), Dropped: n.dropped.Load(),
 		Retries: n.retries.Load(), Queued: queued}
 }
 
@@ -371,11 +393,42 @@ func (n *Notifier) Run(ctx context.Context) error {
 				continue
 			}
 		}
+		if n.coveredElsewhere(ctx, ev) {
+			n.covered.Add(1)
+			continue
+		}
 		n.deliver(ctx, ev)
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
+}
+
+// coveredElsewhere reports whether another node speaks for the user in
+// this online or offline event: for online, one holds a connection of the
+// user that opened earlier (at the same millisecond, the smaller node id
+// wins); for offline, one still holds a connection. When the cluster cannot
+// tell, this node speaks.
+func (n *Notifier) coveredElsewhere(ctx context.Context, ev Event) bool {
+	if n.cfg.Cluster == nil || ev.Type != TypeOnline && ev.Type != TypeOffline {
+		return false
+	}
+	ask, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	others, err := n.cfg.Cluster.OtherConnections(ask, ev.UserID)
+	cancel()
+	for _, o := range others {
+		opened := o.Opened.UnixMilli()
+		if ev.Type == TypeOffline || opened < ev.Timestamp || opened == ev.Timestamp && o.Node < n.cfg.NodeID {
+			n.log.Debug().Str("event", ev.Type).Str("user", ev.UserID).Str("node", o.Node).
+				Msg("presence covered by another node")
+			return true
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		n.log.Warn().Err(err).Str("event", ev.Type).Str("user", ev.UserID).
+			Msg("cluster presence unknown, notifying as this node")
+	}
+	return false
 }
 
 // deliver tries one event up to MaxAttempts times.

@@ -514,3 +514,69 @@ func TestConcurrentChurn(t *testing.T) {
 		}
 	}
 }
+
+// fakeCluster answers OtherConnections from a table.
+type fakeCluster struct {
+	mu    sync.Mutex
+	conns map[string][]RemoteConnection
+	errs  map[string]error
+}
+
+func (c *fakeCluster) OtherConnections(_ context.Context, user string) ([]RemoteConnection, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conns[user], c.errs[user]
+}
+
+func (c *fakeCluster) set(user string, conns ...RemoteConnection) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conns[user] = conns
+}
+
+func TestClusterCoversPresence(t *testing.T) {
+	rc := newReceiver(t, nil)
+	clk := newFakeClock()
+	now := clk.Now()
+	cl := &fakeCluster{
+		conns: map[string][]RemoteConnection{
+			"earlier-elsewhere":     {{Node: "n1", Opened: now.Add(-time.Second)}},
+			"later-elsewhere":       {{Node: "n3", Opened: now.Add(time.Second)}},
+			"same-ms-smaller-node":  {{Node: "n1", Opened: now}},
+			"same-ms-greater-node":  {{Node: "n3", Opened: now}},
+			"partial-answer-covers": {{Node: "n1", Opened: now.Add(-time.Second)}},
+		},
+		errs: map[string]error{
+			"cluster-down":          errors.New("survey timed out"),
+			"partial-answer-covers": errors.New("one node did not answer"),
+		},
+	}
+	n := start(t, Config{URL: rc.srv.URL, NodeID: "n2", Grace: time.Second, Cluster: cl}, clk)
+	for _, u := range []string{"earlier-elsewhere", "later-elsewhere", "same-ms-smaller-node", "same-ms-greater-node", "cluster-down", "partial-answer-covers"} {
+		n.Connected(pr(u, "c-"+u, 1))
+	}
+	want := []string{"online:later-elsewhere:c-later-elsewhere", "online:same-ms-greater-node:c-same-ms-greater-node",
+		"online:cluster-down:c-cluster-down"}
+	if got := summary(settle(t, n, rc)); !equal(got, want) {
+		t.Fatalf("onlines = %v, want %v", got, want)
+	}
+
+	// The user still has a connection on n3: this node's offline is left to n3.
+	n.Disconnected(pr("later-elsewhere", "c-later-elsewhere", 0))
+	clk.Advance(time.Second)
+	if got := summary(settle(t, n, rc)); !equal(got, want) {
+		t.Fatalf("offline sent while another node holds the user: %v", got)
+	}
+	// Once n3 has none, the last close here sends it.
+	cl.set("later-elsewhere")
+	n.Connected(pr("later-elsewhere", "again", 1))
+	n.Disconnected(pr("later-elsewhere", "again", 0))
+	clk.Advance(time.Second)
+	want = append(want, "online:later-elsewhere:again", "offline:later-elsewhere:again")
+	if got := summary(settle(t, n, rc)); !equal(got, want) {
+		t.Fatalf("events = %v, want %v", got, want)
+	}
+	if st := n.Stats(); st.Covered != 4 {
+		t.Errorf("Covered = %d, want 4 (3 onlines, 1 offline)", st.Covered)
+	}
+}
