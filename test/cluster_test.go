@@ -103,16 +103,31 @@ func testCluster(t *testing.T, transport string) {
 	c := startCluster(t, transport, 3)
 	a, b, cn := c.nodes[0], c.nodes[1], c.nodes[2]
 
+	// Once a browser has its connect-finish, a send from any node reaches
+	// it: no retry, for every one of these users.
+	var early []string
+	for i := range 20 {
+		user := fmt.Sprintf("early%d", i)
+		early = append(early, user)
+		s := openStream(t, a.url+"/sse/demo/connect?userId="+user)
+		s.frame()
+		if got := clusterSend(t, cn.url, map[string]any{"userIds": []string{user}}, "hello", "at once"); got.Delivered != 1 {
+			t.Fatalf("send via C to %s on A right after connect-finish: delivered %d, want 1", user, got.Delivered)
+		}
+		if f := s.frame(); field(f, "data") != "at once" {
+			t.Fatalf("%s got %q", user, f)
+		}
+		s.close()
+	}
+	if code, body := apiCall(t, cn.url, http.MethodPost, "disconnect", map[string]any{"userIds": early}); code != 200 || !strings.Contains(body, `"disconnected":20`) {
+		t.Fatalf("disconnect the early users: %d %s", code, body)
+	}
+
 	alice := openStream(t, a.url+"/sse/demo/connect?userId=alice&tenantId=acme")
 	aliceID := field(alice.frame(), "id")
-	// A routes alice's key once its subscription batch is out (a few ms
-	// with the redis transport); a send that reaches nobody writes nothing.
-	waitFor(t, 5*time.Second, func() error {
-		if got := clusterSend(t, cn.url, map[string]any{"userIds": []string{"alice"}}, "hello", "from C"); got.Delivered != 1 {
-			return fmt.Errorf("send via C to alice on A: delivered %d, want 1", got.Delivered)
-		}
-		return nil
-	})
+	if got := clusterSend(t, cn.url, map[string]any{"userIds": []string{"alice"}}, "hello", "from C"); got.Delivered != 1 {
+		t.Fatalf("send via C to alice on A: delivered %d, want 1", got.Delivered)
+	}
 	if f := alice.frame(); field(f, "event") != "hello" || field(f, "data") != "from C" {
 		t.Fatalf("alice got %q", f)
 	}

@@ -46,6 +46,12 @@ type Config struct {
 	Transport Transport
 	// SurveyTimeout bounds cluster-wide queries and commands. Default 3 s.
 	SurveyTimeout time.Duration
+	// RouteTimeout bounds how long Connect waits until a transport that
+	// implements InterestWaiter routes the new connection's keys to this
+	// node, so that sends from any node reach the connection once its
+	// connect-finish is out. A connection whose routes are not confirmed in
+	// time is served anyway. Default 2 s.
+	RouteTimeout time.Duration
 	// Repository stores QoS messages. Default nil: QoS sends fail with
 	// ErrQoSDisabled.
 	Repository qos.Repository
@@ -88,6 +94,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.SurveyTimeout <= 0 {
 		c.SurveyTimeout = 3 * time.Second
+	}
+	if c.RouteTimeout <= 0 {
+		c.RouteTimeout = 2 * time.Second
 	}
 	if c.QoSTTL <= 0 {
 		c.QoSTTL = 24 * time.Hour

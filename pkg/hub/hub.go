@@ -160,8 +160,29 @@ func (h *Hub) Connect(ctx context.Context, req ConnectRequest) (*Conn, error) {
 	}
 	c.queue = append(c.queue, encodeConnectFinish(c, h))
 	h.register(c)
+	h.awaitRoutes(ctx, c)
 	h.enforceClientCap(ctx, c)
 	return c, nil
+}
+
+// awaitRoutes waits, bounded by RouteTimeout, until the transport routes
+// c's keys to this node.
+func (h *Hub) awaitRoutes(ctx context.Context, c *Conn) {
+	w, ok := h.interest.(InterestWaiter)
+	if !ok {
+		return
+	}
+	keys := []string{KeyConnPrefix + c.id}
+	h.indexKeys(c, func(_ *index, key, prefix string) {
+		if prefix != "" {
+			keys = append(keys, prefix+key)
+		}
+	})
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.RouteTimeout)
+	defer cancel()
+	if err := w.AwaitInterest(ctx, h.cfg.App, keys); err != nil {
+		h.log.Debug().Err(err).Str("conn", c.id).Msg("routes to the connection not confirmed, serving it anyway")
+	}
 }
 
 // lifetime resolves a connection's lifetime from the client's wish and the

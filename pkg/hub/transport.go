@@ -46,6 +46,14 @@ type Interest interface {
 	SetInterest(app string, key string, on bool)
 }
 
+// InterestWaiter is implemented by Interest transports whose routes take
+// effect after SetInterest returns. AwaitInterest returns once messages
+// other nodes send to keys reach this node, or with an error when that
+// cannot be confirmed (ctx ended, transport down).
+type InterestWaiter interface {
+	AwaitInterest(ctx context.Context, app string, keys []string) error
+}
+
 // Survey operations. Request.Args and Reply.Data carry the JSON documented
 // at each one.
 const (

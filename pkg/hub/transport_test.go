@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // deliverCall is one Deliver the hub made.
@@ -525,5 +526,53 @@ func TestTransportNodes(t *testing.T) {
 	var self NodeInfo
 	if err := json.Unmarshal(rep.Data, &self); err != nil || self.NodeID != "n1" || self.Stats.Connections != 1 {
 		t.Errorf("HandleSurvey(node) = %s %v", rep.Data, err)
+	}
+}
+
+// routingTransport is a fakeTransport whose routes are confirmed only when
+// the test releases them.
+type routingTransport struct {
+	*fakeTransport
+	awaited chan []string
+	release chan struct{}
+}
+
+func (r *routingTransport) AwaitInterest(ctx context.Context, app string, keys []string) error {
+	r.awaited <- keys
+	select {
+	case <-r.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func TestConnectAwaitsRoutes(t *testing.T) {
+	rt := &routingTransport{fakeTransport: newFakeTransport(), awaited: make(chan []string, 1), release: make(chan struct{})}
+	h := newTestHub(t, Config{Writers: -1, Transport: rt, RouteTimeout: time.Hour})
+	connected := make(chan *Conn, 1)
+	go func() {
+		connected <- mustConnect(t, h, ConnectRequest{User: User{ID: "u1", AccessToken: "k1", TenantID: "t1"}, Channel: "ch"})
+	}()
+	keys := <-rt.awaited
+	select {
+	case <-connected:
+		t.Fatal("Connect returned before the transport confirmed the routes")
+	default:
+	}
+	close(rt.release)
+	c := <-connected
+	slices.Sort(keys)
+	if want := []string{"c:ch", "k:k1", "t:t1", "u:u1", "x:" + c.ID()}; !slices.Equal(keys, want) {
+		t.Errorf("awaited keys %v, want %v", keys, want)
+	}
+
+	// Routes never confirmed: Connect gives up after RouteTimeout and the
+	// connection is served anyway.
+	slow := &routingTransport{fakeTransport: newFakeTransport(), awaited: make(chan []string, 1), release: make(chan struct{})}
+	h2 := newTestHub(t, Config{Writers: -1, Transport: slow, RouteTimeout: 10 * time.Millisecond})
+	c2 := mustConnect(t, h2, ConnectRequest{User: User{ID: "u2"}})
+	if n := h2.LocalUserConnections("u2"); n != 1 || c2 == nil {
+		t.Errorf("after an unconfirmed route: %d connections", n)
 	}
 }

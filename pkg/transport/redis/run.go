@@ -229,6 +229,7 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 		if readerStarted {
 			<-readerDone
 		}
+		t.interest.lost() // after the reader: no late confirmation of this session
 	}()
 
 	// The routing keys go first and the probe channel last: on one
@@ -428,6 +429,7 @@ func (t *Transport) read(msgs <-chan any, echo chan<- string, drained chan<- str
 	for m := range msgs {
 		switch m := m.(type) {
 		case *goredis.Subscription:
+			t.interest.confirmed(m.Channel, m.Kind == "subscribe")
 			if m.Kind == "unsubscribe" && m.Count == 0 && drained != nil {
 				close(drained)
 				drained = nil

@@ -141,6 +141,30 @@ func (t *Transport) SetInterest(app, key string, on bool) {
 	}
 }
 
+// AwaitInterest waits until Redis has confirmed this node's subscription
+// to the channel of each of keys switched on with SetInterest, so that
+// messages other nodes publish for them from then on reach this node; or
+// until ctx ends, returning its error. Keys not held return at once. While
+// the subscription is not established it returns ErrNotReady without
+// waiting: nothing reaches this node then.
+func (t *Transport) AwaitInterest(ctx context.Context, app string, keys []string) error {
+	if !t.ready.Load() {
+		return ErrNotReady
+	}
+	for _, key := range keys {
+		w := t.interest.await(t.channel(app, key))
+		if w == nil {
+			continue
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return fmt.Errorf("redis: await subscription of %s: %w", key, ctx.Err())
+		}
+	}
+	return nil
+}
+
 // Deliver publishes ev to the channel of every routing key of target and
 // returns the sum of the counts the nodes holding them answered. It waits
 // for exactly as many answers as Redis reports subscribers, until ctx's
@@ -354,22 +378,29 @@ func (c *call) wait(ctx context.Context, expected int, closed <-chan struct{}) {
 	}
 }
 
-// interestSet is the set of channels the hub wants subscribed, plus the
-// channels changed since the last flush.
+// interestSet is the set of channels the hub wants subscribed, the
+// channels changed since the last flush, and the channels Redis confirmed
+// subscribed on the current session, with whoever waits for one.
 type interestSet struct {
-	mu    sync.Mutex
-	want  map[string]struct{}
-	dirty map[string]struct{}
-	wake  chan struct{}
+	mu      sync.Mutex
+	want    map[string]struct{}
+	dirty   map[string]struct{}
+	live    map[string]struct{}
+	waiters map[string][]chan struct{}
+	wake    chan struct{}
 }
 
 func (s *interestSet) init() {
 	s.want = make(map[string]struct{})
 	s.dirty = make(map[string]struct{})
+	s.live = make(map[string]struct{})
+	s.waiters = make(map[string][]chan struct{})
 	s.wake = make(chan struct{}, 1)
 }
 
-// set records a change and returns the number of pending changes.
+// set records a change and returns the number of pending changes. A
+// channel no longer wanted releases its waiters: there is nothing to wait
+// for.
 func (s *interestSet) set(ch string, on bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -377,9 +408,52 @@ func (s *interestSet) set(ch string, on bool) int {
 		s.want[ch] = struct{}{}
 	} else {
 		delete(s.want, ch)
+		s.releaseLocked(ch)
 	}
 	s.dirty[ch] = struct{}{}
 	return len(s.dirty)
+}
+
+// confirmed records Redis's confirmation that ch was subscribed (on) or
+// unsubscribed on the current session.
+func (s *interestSet) confirmed(ch string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !on {
+		delete(s.live, ch)
+		return
+	}
+	s.live[ch] = struct{}{}
+	s.releaseLocked(ch)
+}
+
+// lost forgets every confirmation: the session carrying them ended.
+func (s *interestSet) lost() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.live)
+}
+
+func (s *interestSet) releaseLocked(ch string) {
+	for _, w := range s.waiters[ch] {
+		close(w)
+	}
+	delete(s.waiters, ch)
+}
+
+// await returns a channel closed once ch is confirmed subscribed (or no
+// longer wanted), or nil when it already is.
+func (s *interestSet) await(ch string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, live := s.live[ch]
+	_, want := s.want[ch]
+	if live || !want {
+		return nil
+	}
+	w := make(chan struct{})
+	s.waiters[ch] = append(s.waiters[ch], w)
+	return w
 }
 
 // pending returns the number of changes not flushed yet.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -827,5 +828,60 @@ func TestCloseAnswersRequestsInService(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("the closing node did not answer: Deliver waited until the deadline")
+	}
+}
+
+func TestAwaitInterestMeansReachable(t *testing.T) {
+	srv := startRedis(t)
+	prefix := testPrefix(t)
+	fast := func(c *Config) {
+		c.ProbeInterval = 100 * time.Millisecond
+		c.ProbeTimeout = 300 * time.Millisecond
+	}
+	a := startNode(t, srv, prefix, "a", 0, fast)
+	b := startNode(t, srv, prefix, "b", 3, fast)
+	awaitReady(t, a.Transport)
+	awaitReady(t, b.Transport)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// Right after AwaitInterest, a send from another node reaches the key:
+	// no retry, every time.
+	for i := range 50 {
+		key := "u:" + strconv.Itoa(i)
+		b.SetInterest(app, key, true)
+		if err := b.AwaitInterest(ctx, app, []string{key, "c:" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := a.Deliver(ctx, app, hub.Target{UserIDs: []string{strconv.Itoa(i)}}, hub.Event{Name: "e"}); err != nil || n != 3 {
+			t.Fatalf("key %d: Deliver right after AwaitInterest = %d, %v; want 3", i, n, err)
+		}
+	}
+
+	// A key switched off while awaited releases the waiter.
+	b.SetInterest(app, "u:gone", true)
+	done := make(chan error, 1)
+	go func() { done <- b.AwaitInterest(ctx, app, []string{"u:gone"}) }()
+	b.SetInterest(app, "u:gone", false)
+	if err := <-done; err != nil {
+		t.Fatalf("AwaitInterest of a released key: %v", err)
+	}
+
+	// While Redis is down nothing can be confirmed and nothing waits. After
+	// the restart keys taken meanwhile are confirmed.
+	srv.Kill()
+	waitFor(t, 10*time.Second, "b notices Redis is gone", func() bool { return b.Ready(ctx) != nil })
+	b.SetInterest(app, "u:late", true)
+	if err := b.AwaitInterest(ctx, app, []string{"u:late"}); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("AwaitInterest with Redis down = %v, want ErrNotReady", err)
+	}
+	srv.Start()
+	awaitReady(t, b.Transport)
+	if err := b.AwaitInterest(ctx, app, []string{"u:late", "u:1"}); err != nil {
+		t.Fatalf("AwaitInterest after the restart: %v", err)
+	}
+	awaitReady(t, a.Transport)
+	if n, err := a.Deliver(ctx, app, hub.Target{UserIDs: []string{"late"}}, hub.Event{Name: "e"}); err != nil || n != 3 {
+		t.Fatalf("Deliver to a key confirmed after the restart = %d, %v; want 3", n, err)
 	}
 }
