@@ -1,0 +1,12 @@
+// Package qostest is the conformance suite every qos.Repository must pass.
+// It imports only pkg/qos and the standard library, so end-to-end tests and
+// other implementations can run it too:
+//
+//	func TestMyRepository(t *testing.T) {
+//		qostest.Run(t, func(t *testing.T) qos.Repository {
+//			return newMyRepository(t, qostest.MaxPerRecipient)
+//		})
+//	}
+//
+// Subtests run in parallel, each with a repository of its own.
+package qostest
