@@ -1,26 +1,11 @@
 // The admin page (/admin/) in chromium against a real pushd (node --test).
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { rmSync } from 'node:fs'
-import {
-  Pushd, USER, ADMIN_TOKEN, workDir, pushdBinary, launchBrowser, openPage, createClient, waitActive, eventually
-} from './harness.js'
+import { USER, ADMIN_TOKEN, useBrowser, withSetup, createClient, waitActive, eventually } from './harness.js'
 
-let browser
+useBrowser()
 
-before(async () => {
-  pushdBinary()
-  browser = await launchBrowser()
-})
-
-after(async () => {
-  await browser?.close()
-  rmSync(workDir, { recursive: true, force: true })
-})
-
-test('the admin page asks for the token, then shows nodes, online users and connections, live', async t => {
-  const pushd = await Pushd.start()
-  const { page: client, context: clientContext } = await openPage(browser, pushd)
+test('the admin page asks for the token, then shows nodes, online users and connections, live', t => withSetup(t, async ({ pushd, page: client, browser }) => {
   const context = await browser.newContext()
   try {
     await createClient(client, { listeners: ['server-push'] })
@@ -65,12 +50,7 @@ test('the admin page asks for the token, then shows nodes, online users and conn
     assert.equal(await page.isVisible('#login'), true)
     assert.equal(await page.locator('section[data-app]').count(), 0)
     assert.deepEqual(errors, [], 'page errors')
-  } catch (e) {
-    t.diagnostic(`pushd log:\n${pushd.log}`)
-    throw e
   } finally {
     await context.close()
-    await clientContext.close()
-    await pushd.stop()
   }
-})
+}))

@@ -1,4 +1,6 @@
 // Helpers for the real-browser tests: build and run pushd, drive chromium, poll with deadlines.
+import { before, after } from 'node:test'
+import assert from 'node:assert/strict'
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -150,6 +152,39 @@ const LAUNCH = {
 }
 
 export function launchBrowser () { return chromium.launch(LAUNCH) }
+
+let browser = null
+
+/** Registers the test file's hooks: pushd built and chromium started before its tests, both cleaned up after. */
+export function useBrowser () {
+  before(async () => {
+    pushdBinary()
+    browser = await launchBrowser()
+  })
+  after(async () => {
+    await browser?.close()
+    rmSync(workDir, { recursive: true, force: true })
+  })
+}
+
+/**
+ * Runs body with a fresh pushd and a fresh page (and the browser, for more contexts); fails on page
+ * errors and dumps the server log when the body fails.
+ */
+export async function withSetup (t, body) {
+  const pushd = await Pushd.start()
+  const { page, context } = await openPage(browser, pushd)
+  try {
+    await body({ pushd, page, browser })
+    assert.deepEqual(page.errors.filter(e => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)), [], 'page errors')
+  } catch (e) {
+    t.diagnostic(`pushd log:\n${pushd.log}`)
+    throw e
+  } finally {
+    await context.close()
+    await pushd.stop()
+  }
+}
 
 /**
  * Opens a page on the pushd origin (an HTML document written over /healthz), logged in as USER

@@ -1,40 +1,13 @@
 // Real-browser tests of static/sse.js against real pushd processes (node --test).
-import { test, before, after } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync, rmSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
-  Pushd, USER, repoRoot, workDir, pushdBinary, launchBrowser, openPage, createClient,
-  waitActive, waitEvents, eventually
+  USER, repoRoot, useBrowser, withSetup, createClient, waitActive, waitEvents, eventually
 } from './harness.js'
 
-let browser
-
-before(async () => {
-  pushdBinary()
-  browser = await launchBrowser()
-})
-
-after(async () => {
-  await browser?.close()
-  rmSync(workDir, { recursive: true, force: true })
-})
-
-/** Runs body with a fresh pushd and a fresh page; dumps the server log when the body fails. */
-async function withSetup (t, body) {
-  const pushd = await Pushd.start()
-  const { page, context } = await openPage(browser, pushd)
-  try {
-    await body({ pushd, page })
-    assert.deepEqual(page.errors.filter(e => !/ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)), [], 'page errors')
-  } catch (e) {
-    t.diagnostic(`pushd log:\n${pushd.log}`)
-    throw e
-  } finally {
-    await context.close()
-    await pushd.stop()
-  }
-}
+useBrowser()
 
 const connectionIds = async (pushd, app = 'demo') => (await pushd.connections(app)).list.map(c => c.id)
 
@@ -307,80 +280,60 @@ async function qosBacklog (t, pushd) {
   }
 }
 
-test('a QoS message is received once and acknowledged (the backlog empties)', async t => {
-  const pushd = await Pushd.start()
-  const { page, context } = await openPage(browser, pushd)
-  try {
-    const backlog = await qosBacklog(t, pushd)
-    if (!backlog) return
-    // Stored while the user is offline, delivered (resent) on connect.
-    const offline = await pushd.api('POST', '/send', { to: { userIds: [USER] }, event: 'q-push', data: { n: 'offline' }, qos: true })
-    assert.equal(offline.status, 200, JSON.stringify(offline.body))
-    assert.equal(offline.body.stored, true, `QoS send to an offline user: ${JSON.stringify(offline.body)}`)
-    assert.ok(await backlog() >= 1)
+test('a QoS message is received once and acknowledged (the backlog empties)', t => withSetup(t, async ({ pushd, page }) => {
+  const backlog = await qosBacklog(t, pushd)
+  if (!backlog) return
+  // Stored while the user is offline, delivered (resent) on connect.
+  const offline = await pushd.api('POST', '/send', { to: { userIds: [USER] }, event: 'q-push', data: { n: 'offline' }, qos: true })
+  assert.equal(offline.status, 200, JSON.stringify(offline.body))
+  assert.equal(offline.body.stored, true, `QoS send to an offline user: ${JSON.stringify(offline.body)}`)
+  assert.ok(await backlog() >= 1)
 
-    const acks = []
-    page.on('request', r => { if (r.url().includes('/connect/ack.do')) acks.push(JSON.parse(r.postData())) })
-    await createClient(page, { listeners: ['q-push'] })
-    await waitActive(page)
-    await waitEvents(page, 'q-push')
-    await eventually(async () => await backlog() === 0, { what: 'the QoS backlog to empty after the ack' })
-    // The browser reports its requests over CDP, which may reach us after the server's answer.
-    await eventually(() => {
-      if (acks.some(a => a && a.ids.includes(offline.body.id))) return true
-      throw new Error(`acks so far: ${JSON.stringify(acks)}`)
-    }, { what: `an ack naming ${offline.body.id}` })
+  const acks = []
+  page.on('request', r => { if (r.url().includes('/connect/ack.do')) acks.push(JSON.parse(r.postData())) })
+  await createClient(page, { listeners: ['q-push'] })
+  await waitActive(page)
+  await waitEvents(page, 'q-push')
+  await eventually(async () => await backlog() === 0, { what: 'the QoS backlog to empty after the ack' })
+  // The browser reports its requests over CDP, which may reach us after the server's answer.
+  await eventually(() => {
+    if (acks.some(a => a && a.ids.includes(offline.body.id))) return true
+    throw new Error(`acks so far: ${JSON.stringify(acks)}`)
+  }, { what: `an ack naming ${offline.body.id}` })
 
-    // Sent while online: delivered once with its QoS id and acknowledged.
-    const online = await pushd.api('POST', '/send', { to: { userIds: [USER] }, event: 'q-push', data: { n: 'online' }, qos: true })
-    assert.equal(online.status, 200, JSON.stringify(online.body))
-    const got = await waitEvents(page, 'q-push', 2)
-    assert.equal(got[1].id, online.body.id)
-    await eventually(async () => await backlog() === 0, { what: 'the QoS backlog to empty' })
+  // Sent while online: delivered once with its QoS id and acknowledged.
+  const online = await pushd.api('POST', '/send', { to: { userIds: [USER] }, event: 'q-push', data: { n: 'online' }, qos: true })
+  assert.equal(online.status, 200, JSON.stringify(online.body))
+  const got = await waitEvents(page, 'q-push', 2)
+  assert.equal(got[1].id, online.body.id)
+  await eventually(async () => await backlog() === 0, { what: 'the QoS backlog to empty' })
 
-    // A reconnect does not bring either message back to the listener.
-    await page.evaluate(() => window.__setVisible(false))
-    await page.evaluate(() => window.__setVisible(true))
-    await waitActive(page)
-    await pushd.push('q-push', { n: 'barrier' })
-    const all = await waitEvents(page, 'q-push', 3)
-    assert.deepEqual(all.map(e => JSON.parse(e.data).n), ['offline', 'online', 'barrier'])
-  } catch (e) {
-    t.diagnostic(`pushd log:\n${pushd.log}`)
-    throw e
-  } finally {
-    await context.close()
-    await pushd.stop()
-  }
-})
+  // A reconnect does not bring either message back to the listener.
+  await page.evaluate(() => window.__setVisible(false))
+  await page.evaluate(() => window.__setVisible(true))
+  await waitActive(page)
+  await pushd.push('q-push', { n: 'barrier' })
+  const all = await waitEvents(page, 'q-push', 3)
+  assert.deepEqual(all.map(e => JSON.parse(e.data).n), ['offline', 'online', 'barrier'])
+}))
 
-test('a QoS message redelivered because its ack was lost reaches the listener once', async t => {
-  const pushd = await Pushd.start()
-  const { page, context } = await openPage(browser, pushd)
-  try {
-    const backlog = await qosBacklog(t, pushd)
-    if (!backlog) return
-    // Acks are lost on the way until the server has sent the message twice.
-    let blocked = 0
-    await page.route('**/connect/ack.do*', route => { blocked++; return route.abort() })
-    await page.evaluate(() => { window.__countRaw = ['q-dup'] })
-    await createClient(page, { listeners: ['q-dup'] })
-    await waitActive(page)
-    const sent = await pushd.api('POST', '/send', { to: { userIds: [USER] }, event: 'q-dup', data: { n: 1 }, qos: true })
-    assert.equal(sent.status, 200, JSON.stringify(sent.body))
-    await page.waitForFunction(id => window.__raw.filter(r => r.id === id).length >= 2, sent.body.id, { timeout: 60000, polling: 100 })
-    assert.ok(blocked >= 1, 'the client tried to ack')
-    await page.unroute('**/connect/ack.do*')
-    await eventually(async () => await backlog() === 0, { timeoutMs: 60000, intervalMs: 200, what: 'the backlog to empty once acks get through' })
-    await pushd.push('q-dup', { n: 'barrier' })
-    const got = await waitEvents(page, 'q-dup', 2)
-    assert.deepEqual(got.map(e => JSON.parse(e.data).n), [1, 'barrier'])
-    assert.equal(got[0].id, sent.body.id)
-  } catch (e) {
-    t.diagnostic(`pushd log:\n${pushd.log}`)
-    throw e
-  } finally {
-    await context.close()
-    await pushd.stop()
-  }
-})
+test('a QoS message redelivered because its ack was lost reaches the listener once', t => withSetup(t, async ({ pushd, page }) => {
+  const backlog = await qosBacklog(t, pushd)
+  if (!backlog) return
+  // Acks are lost on the way until the server has sent the message twice.
+  let blocked = 0
+  await page.route('**/connect/ack.do*', route => { blocked++; return route.abort() })
+  await page.evaluate(() => { window.__countRaw = ['q-dup'] })
+  await createClient(page, { listeners: ['q-dup'] })
+  await waitActive(page)
+  const sent = await pushd.api('POST', '/send', { to: { userIds: [USER] }, event: 'q-dup', data: { n: 1 }, qos: true })
+  assert.equal(sent.status, 200, JSON.stringify(sent.body))
+  await page.waitForFunction(id => window.__raw.filter(r => r.id === id).length >= 2, sent.body.id, { timeout: 60000, polling: 100 })
+  assert.ok(blocked >= 1, 'the client tried to ack')
+  await page.unroute('**/connect/ack.do*')
+  await eventually(async () => await backlog() === 0, { timeoutMs: 60000, intervalMs: 200, what: 'the backlog to empty once acks get through' })
+  await pushd.push('q-dup', { n: 'barrier' })
+  const got = await waitEvents(page, 'q-dup', 2)
+  assert.deepEqual(got.map(e => JSON.parse(e.data).n), [1, 'barrier'])
+  assert.equal(got[0].id, sent.body.id)
+}))
