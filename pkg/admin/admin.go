@@ -93,11 +93,13 @@ type Overview struct {
 type AppState struct {
 	Name  string         `json:"name"`
 	Nodes []hub.NodeInfo `json:"nodes"`
-	// Users lists the first Limit online users by id; UsersTotal counts all.
+	// Users lists the first Limit online users by id. UsersTotal sums the
+	// nodes' user counts: a user connected to several nodes counts once per
+	// node.
 	Users      []hub.UserInfo `json:"users"`
 	UsersTotal int            `json:"usersTotal"`
 	// Connections lists the first Limit connections (by user name, then
-	// age); ConnectionsTotal counts all.
+	// age); ConnectionsTotal counts all of them on the nodes that answered.
 	Connections      []hub.ConnectionInfo `json:"connections"`
 	ConnectionsTotal int                  `json:"connectionsTotal"`
 	// Partial says why some nodes are missing from the figures, if they are.
@@ -115,20 +117,23 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 	web.WriteJSON(w, http.StatusOK, ov)
 }
 
-// appState gathers one app's nodes, users and connections; survey errors
-// make the state partial, never fail it.
+// appState gathers one app's nodes, users and connections; each node
+// sends at most Limit users and connections. Survey errors make the state
+// partial, never fail it.
 func (h *Handler) appState(ctx context.Context, hb *hub.Hub) AppState {
 	st := AppState{Name: hb.App()}
 	var errs []error
 	var err error
 	st.Nodes, err = hb.Nodes(ctx)
 	errs = append(errs, err)
-	users, err := hb.Users(ctx, hub.UsersQuery{})
+	for _, n := range st.Nodes {
+		st.UsersTotal += n.Stats.Users
+		st.ConnectionsTotal += n.Stats.Connections
+	}
+	st.Users, err = hb.Users(ctx, hub.UsersQuery{Limit: h.cfg.Limit})
 	errs = append(errs, err)
-	conns, err := hb.Connections(ctx, hub.ConnectionQuery{})
+	st.Connections, err = hb.Connections(ctx, hub.ConnectionQuery{Limit: h.cfg.Limit})
 	errs = append(errs, err)
-	st.UsersTotal, st.Users = len(users), users[:min(len(users), h.cfg.Limit)]
-	st.ConnectionsTotal, st.Connections = len(conns), conns[:min(len(conns), h.cfg.Limit)]
 	if err := errors.Join(errs...); err != nil {
 		st.Partial = err.Error()
 	}

@@ -17,6 +17,9 @@ type ConnectionQuery struct {
 	ClientID string `json:"clientId,omitempty"`
 	// Name matches user names containing it, case-insensitively.
 	Name string `json:"name,omitempty"`
+	// Limit, when positive, keeps the first Limit connections of the
+	// order (each node sends no more).
+	Limit int `json:"limit,omitempty"`
 }
 
 func (q ConnectionQuery) match(c *Conn) bool {
@@ -43,6 +46,9 @@ type UsersQuery struct {
 	// Name matches user names containing it, case-insensitively; users
 	// without a name never match a non-empty Name.
 	Name string `json:"name,omitempty"`
+	// Limit, when positive, keeps the first Limit users by id (each node
+	// sends no more).
+	Limit int `json:"limit,omitempty"`
 }
 
 // UserInfo is one online user.
@@ -96,7 +102,7 @@ func owns(u User, c *Conn) bool { return u.MayActFor(c.user) }
 func (h *Hub) Conn(id string) *Conn { return h.conns.get(id) }
 
 // LocalConnections lists this node's connections matching q, sorted by
-// user name, then creation time.
+// user name, then creation time, then id.
 func (h *Hub) LocalConnections(q ConnectionQuery) []ConnectionInfo {
 	var out []ConnectionInfo
 	if q.ID != "" {
@@ -105,30 +111,55 @@ func (h *Hub) LocalConnections(q ConnectionQuery) []ConnectionInfo {
 		}
 		return out
 	}
-	var conns []*Conn
+	var all []*Conn
 	if q.UserID != "" {
-		conns = h.byUser.list(q.UserID)
+		all = h.byUser.list(q.UserID)
 	} else {
-		h.conns.each(func(c *Conn) { conns = append(conns, c) })
+		h.conns.each(func(c *Conn) { all = append(all, c) })
 	}
-	for _, c := range conns {
+	conns := all[:0]
+	for _, c := range all {
 		if q.match(c) {
-			out = append(out, c.Snapshot())
+			conns = append(conns, c)
 		}
+	}
+	sort.Slice(conns, func(i, j int) bool {
+		a, b := conns[i], conns[j]
+		return connectionBefore(a.user.Name, a.created.UnixMilli(), a.id, b.user.Name, b.created.UnixMilli(), b.id)
+	})
+	conns = limited(conns, q.Limit)
+	out = make([]ConnectionInfo, len(conns))
+	for i, c := range conns {
+		out[i] = c.Snapshot()
 	}
 	return out
 }
 
+// connectionBefore is the order of connection lists: user name, creation
+// time in milliseconds, id.
+func connectionBefore(nameA string, createdA int64, idA string, nameB string, createdB int64, idB string) bool {
+	if nameA != nameB {
+		return nameA < nameB
+	}
+	if createdA != createdB {
+		return createdA < createdB
+	}
+	return idA < idB
+}
+
 func sortConnections(list []ConnectionInfo) {
 	sort.Slice(list, func(i, j int) bool {
-		if list[i].AccessUserName != list[j].AccessUserName {
-			return list[i].AccessUserName < list[j].AccessUserName
-		}
-		if list[i].CreateTime != list[j].CreateTime {
-			return list[i].CreateTime < list[j].CreateTime
-		}
-		return list[i].ID < list[j].ID
+		a, b := list[i], list[j]
+		return connectionBefore(a.AccessUserName, a.CreateTime, a.ID, b.AccessUserName, b.CreateTime, b.ID)
 	})
+}
+
+// limited returns the first n items of list, or list when n ≤ 0.
+func limited[T any](list []T, n int) []T {
+	if n > 0 && len(list) > n {
+		return list[:n]
+	}
+	return list
 }
 
 // LocalUserConnections counts this node's connections of user id.
@@ -152,7 +183,8 @@ func (h *Hub) LocalUsers(q UsersQuery) []UserInfo {
 	for _, u := range byID {
 		out = append(out, *u)
 	}
-	return out
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return limited(out, q.Limit)
 }
 
 func mergeUsers(lists ...[]UserInfo) []UserInfo {
@@ -237,7 +269,7 @@ func (h *Hub) Connections(ctx context.Context, q ConnectionQuery) ([]ConnectionI
 	replies, err := h.survey(ctx, OpConnections, t, q)
 	decodeReplies(h, replies, func(list []ConnectionInfo) { out = append(out, list...) })
 	sortConnections(out)
-	return out, err
+	return limited(out, q.Limit), err
 }
 
 // Users lists the online users matching q on every node, each once, with
@@ -246,7 +278,7 @@ func (h *Hub) Users(ctx context.Context, q UsersQuery) ([]UserInfo, error) {
 	lists := [][]UserInfo{h.LocalUsers(q)}
 	replies, err := h.survey(ctx, OpUsers, Target{}, q)
 	decodeReplies(h, replies, func(list []UserInfo) { lists = append(lists, list) })
-	return mergeUsers(lists...), err
+	return limited(mergeUsers(lists...), q.Limit), err
 }
 
 // Stats counts what is online on every node. Users are counted once

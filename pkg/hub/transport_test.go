@@ -576,3 +576,48 @@ func TestConnectAwaitsRoutes(t *testing.T) {
 		t.Errorf("after an unconfirmed route: %d connections", n)
 	}
 }
+
+func TestQueriesLimit(t *testing.T) {
+	tr := newFakeTransport()
+	h := newTestHub(t, Config{Writers: -1, Transport: tr})
+	ctx := context.Background()
+	for _, id := range []string{"u3", "u1", "u5", "u2", "u4"} {
+		mustConnect(t, h, ConnectRequest{User: User{ID: id, Name: "name-" + id}})
+	}
+	var asked []json.RawMessage
+	tr.setReplies(func(req Request) ([]Reply, error) {
+		asked = append(asked, req.Args)
+		switch req.Op {
+		case OpUsers:
+			return []Reply{{NodeID: "n2", Data: mustJSON(t, []UserInfo{{ID: "u0", Connections: 1}, {ID: "u1", Connections: 2}})}}, nil
+		case OpConnections:
+			return []Reply{{NodeID: "n2", Data: mustJSON(t, []ConnectionInfo{{ID: "r1", AccessUserName: "name-u0"}})}}, nil
+		}
+		return nil, nil
+	})
+	users, err := h.Users(ctx, UsersQuery{Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(users); len(users) != 3 || users[0].ID != "u0" || users[1].ID != "u1" || users[1].Connections != 3 || users[2].ID != "u2" {
+		t.Errorf("Users(limit 3) = %s", got)
+	}
+	if local := h.LocalUsers(UsersQuery{Limit: 2}); len(local) != 2 || local[0].ID != "u1" || local[1].ID != "u2" {
+		t.Errorf("LocalUsers(limit 2) = %v", local)
+	}
+	conns, err := h.Connections(ctx, ConnectionQuery{Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conns) != 2 || conns[0].ID != "r1" || conns[1].AccessUserName != "name-u1" {
+		t.Errorf("Connections(limit 2) = %+v", conns)
+	}
+	if local := h.LocalConnections(ConnectionQuery{Limit: 3}); len(local) != 3 || local[0].AccessUserName != "name-u1" || local[2].AccessUserName != "name-u3" {
+		t.Errorf("LocalConnections(limit 3) = %+v", local)
+	}
+	for _, a := range asked {
+		if !strings.Contains(string(a), `"limit":`) {
+			t.Errorf("the other nodes were asked %s, without the limit", a)
+		}
+	}
+}
