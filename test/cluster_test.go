@@ -201,6 +201,19 @@ func testCluster(t *testing.T, transport string) {
 		t.Errorf("admin overview via C: node %s, nodes %v, %+v", ov.Node, nodeIDs, app)
 	}
 
+	// C's metrics time its calls to the other nodes.
+	_, metrics := do(t, http.MethodGet, cn.url+"/metrics", "", nil)
+	for _, op := range []string{"deliver", "node", "users"} {
+		want := `pushd_cluster_call_seconds_count{app="demo",op="` + op + `"} `
+		i := strings.Index(metrics, want)
+		if i < 0 || strings.HasPrefix(metrics[i+len(want):], "0\n") {
+			t.Errorf("C's /metrics does not count %s calls", op)
+		}
+	}
+	if transport == "redis" && !strings.Contains(metrics, "pushd_cluster_redis_subscribed_channels ") {
+		t.Error("C's /metrics lacks the Redis subscription gauge")
+	}
+
 	// Browser calls for alice's connection (on A) landing on B and C.
 	code, body = do(t, http.MethodPost, b.url+"/sse/demo/connect/addListener.do?userId=alice&tenantId=acme", "application/json",
 		strings.NewReader(`{"connectionId":"`+aliceID+`","listener":["late"]}`))

@@ -15,6 +15,7 @@ import (
 	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
+	redistransport "github.com/pushd/pushd/pkg/transport/redis"
 	"github.com/pushd/pushd/pkg/web"
 	"github.com/pushd/pushd/static"
 )
@@ -116,6 +117,21 @@ func (s *server) metrics() *prometheus.Registry {
 		counter("pushd_qos_stored_total", "QoS messages stored.", func(c hub.Counters) uint64 { return c.QoS.Stored })
 		counter("pushd_qos_acked_total", "QoS messages acknowledged.", func(c hub.Counters) uint64 { return c.QoS.Acked })
 		counter("pushd_qos_redelivered_total", "QoS messages sent again.", func(c hub.Counters) uint64 { return c.QoS.Redelivered })
+	}
+	reg.MustRegister(s.clusterCalls, s.clusterErrors)
+	if rt, ok := s.transport.(*redistransport.Transport); ok {
+		transport := func(name, help string, fn func(redistransport.Stats) uint64) {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+				func() float64 { return float64(fn(rt.Stats())) }))
+		}
+		transport("pushd_cluster_redis_resubscribes_total", "Redis subscriptions re-established after a loss.",
+			func(st redistransport.Stats) uint64 { return st.Resubscribes })
+		transport("pushd_cluster_redis_probe_failures_total", "Subscription probes that did not come back.",
+			func(st redistransport.Stats) uint64 { return st.ProbeFailures })
+		transport("pushd_cluster_redis_dropped_requests_total", "Requests of other nodes dropped because the queue was full.",
+			func(st redistransport.Stats) uint64 { return st.DroppedRequests })
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushd_cluster_redis_subscribed_channels",
+			Help: "Routing key channels this node is subscribed to."}, func() float64 { return float64(rt.Stats().Subscribed) }))
 	}
 	if rep, ok := s.repo.(qos.StatsReporter); ok {
 		store := func(name, help string, fn func(qos.Stats) uint64) {

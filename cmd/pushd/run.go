@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
@@ -34,6 +35,9 @@ type server struct {
 	mux       hub.Mux
 	apps      []*app
 	draining  atomic.Bool
+
+	clusterCalls  *prometheus.HistogramVec // per app and operation
+	clusterErrors *prometheus.CounterVec
 }
 
 // app is one configured app.
@@ -61,7 +65,13 @@ func newServer(cfg *Config) (*server, error) {
 		host, _ := os.Hostname()
 		cfg.NodeID = cmpOr(host, "pushd")
 	}
-	s := &server{cfg: cfg, log: newLogger(cfg)}
+	s := &server{cfg: cfg, log: newLogger(cfg),
+		clusterCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushd_cluster_call_seconds",
+			Help:    "Calls to the other nodes through the cluster transport (op: deliver or the survey operation).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"app", "op"}),
+		clusterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_cluster_call_errors_total",
+			Help: "Calls to the other nodes that failed or answered partially."}, []string{"app", "op"}),
+	}
 	if err := s.newRepository(); err != nil {
 		return nil, err
 	}
@@ -184,6 +194,12 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 		ReconnectTime: time.Duration(ac.ReconnectTime), Keepalive: time.Duration(ac.Keepalive),
 		MaxConnectionsPerClient: ac.MaxConnectionsPerClient, Transport: s.transport,
 		Repository: s.repo, QoSTTL: time.Duration(s.cfg.QoS.TTL), RedeliverAfter: time.Duration(s.cfg.QoS.RedeliverAfter),
+		ObserveCluster: func(op string, took time.Duration, err error) {
+			s.clusterCalls.WithLabelValues(ac.Name, op).Observe(took.Seconds())
+			if err != nil {
+				s.clusterErrors.WithLabelValues(ac.Name, op).Inc()
+			}
+		},
 		Logger: s.log,
 	})
 	if err != nil {

@@ -46,6 +46,10 @@ type Config struct {
 	Transport Transport
 	// SurveyTimeout bounds cluster-wide queries and commands. Default 3 s.
 	SurveyTimeout time.Duration
+	// ObserveCluster, when set, is told the duration and error of every
+	// call to the Transport: op is "deliver" or the survey operation
+	// (OpStats, OpUsers, …). It must not block.
+	ObserveCluster func(op string, took time.Duration, err error)
 	// RouteTimeout bounds how long Connect waits until a transport that
 	// implements InterestWaiter routes the new connection's keys to this
 	// node, so that sends from any node reach the connection once its

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // ConnectionQuery filters connections. The first non-empty of ID, ClientID
@@ -230,11 +231,20 @@ func (h *Hub) survey(ctx context.Context, op string, t Target, args any) ([]Repl
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.SurveyTimeout)
 	defer cancel()
+	start := time.Now()
 	replies, err := h.cfg.Transport.Survey(ctx, h.cfg.App, req)
+	h.observeCluster(op, start, err)
 	if err != nil {
 		return replies, fmt.Errorf("hub: survey %s: %w", op, err)
 	}
 	return replies, nil
+}
+
+// observeCluster reports one Transport call to Config.ObserveCluster.
+func (h *Hub) observeCluster(op string, start time.Time, err error) {
+	if h.cfg.ObserveCluster != nil {
+		h.cfg.ObserveCluster(op, time.Since(start), err)
+	}
 }
 
 // decodeReplies decodes each reply's Data into a T and passes it on.

@@ -75,7 +75,9 @@ func (h *Hub) Publish(ctx context.Context, t Target, ev Event, opts ...PublishOp
 	h.counts.sends.Add(1)
 	res.Delivered = h.deliverLocal(t, f)
 	if h.cfg.Transport != nil {
+		start := time.Now()
 		n, err := h.cfg.Transport.Deliver(ctx, h.cfg.App, t, ev)
+		h.observeCluster("deliver", start, err)
 		if err != nil {
 			h.log.Warn().Err(err).Str("event", ev.Name).Msg("cluster deliver failed")
 		}

@@ -484,7 +484,10 @@ func TestHandleDeliverAndMux(t *testing.T) {
 
 func TestTransportNodes(t *testing.T) {
 	tr := newFakeTransport()
-	h := newTestHub(t, Config{Writers: -1, Transport: tr})
+	var observed []string
+	h := newTestHub(t, Config{Writers: -1, Transport: tr, ObserveCluster: func(op string, took time.Duration, err error) {
+		observed = append(observed, fmt.Sprintf("%s:%v", op, err != nil))
+	}})
 	ctx := context.Background()
 	mustConnect(t, h, ConnectRequest{User: User{ID: "u1"}})
 	if _, err := h.Publish(ctx, Target{UserIDs: []string{"u1"}}, Event{Name: "e", Data: "d"}); err != nil {
@@ -516,6 +519,10 @@ func TestTransportNodes(t *testing.T) {
 	}
 	if nodes[1].Counters.Sends != 7 || nodes[2].Stats.Connections != 3 {
 		t.Errorf("other nodes: %+v", nodes[1:])
+	}
+
+	if !slices.Equal(observed, []string{"deliver:false", "node:false"}) {
+		t.Errorf("ObserveCluster saw %v", observed)
 	}
 
 	// The answer this node gives another node's survey.
