@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/internal/testredis"
 )
 
 func qosConfig(redisURL string) string {
@@ -267,4 +270,67 @@ func raceOnce(t testing.TB, n *node, tab string, d time.Duration) []string {
 		}
 	}
 	return ids
+}
+
+// TestQoSSentinelFailover runs pushd with its QoS store and the cluster
+// transport behind a Redis Sentinel: when the master dies, Sentinel
+// promotes the replica and pushd carries on with it, with the messages
+// stored before the failover.
+func TestQoSSentinelFailover(t *testing.T) {
+	ctx := context.Background()
+	master := startRedis(t, false)
+	replica := testredis.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port()))
+	sentinel := testredis.StartSentinel(t, "pushdmaster", master)
+	sc := sentinel.Client()
+	waitFor(t, 30*time.Second, func() error { // Sentinel learns the replica from the master
+		replicas, err := sc.Do(ctx, "SENTINEL", "REPLICAS", "pushdmaster").Slice()
+		if err != nil || len(replicas) != 1 {
+			return fmt.Errorf("sentinel replicas: %v %v", replicas, err)
+		}
+		return nil
+	})
+
+	url := "redis://" + sentinel.Addr() + "/0?master_name=pushdmaster"
+	n := startPushd(t, `
+node_id: n1
+cluster: {transport: redis}
+`+qosConfig(url), "PUSHD_REDIS_URL="+url)
+	online := openStream(t, n.url+"/sse/demo/connect?userId=on")
+	online.frame()
+	if _, delivered := sendQoS(t, n, "on", "bell", "before"); delivered != 1 {
+		t.Fatalf("QoS send before the failover: delivered %d", delivered)
+	}
+	if f := online.frame(); !strings.Contains(f, "data:before") {
+		t.Fatalf("online user got %q", f)
+	}
+	storedID, _ := sendQoS(t, n, "off", "bell", "kept")
+	if acked, err := master.Client().Do(ctx, "WAIT", 1, 5000).Int(); err != nil || acked != 1 {
+		t.Fatalf("WAIT for the replica: %d %v", acked, err)
+	}
+
+	master.Kill()
+	waitFor(t, 30*time.Second, func() error {
+		addr, err := sc.Do(ctx, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "pushdmaster").StringSlice()
+		if err != nil || len(addr) != 2 || addr[1] != strconv.Itoa(replica.Port()) {
+			return fmt.Errorf("master is %v %v, want the replica", addr, err)
+		}
+		return nil
+	})
+	waitFor(t, 30*time.Second, func() error {
+		if code, body := do(t, http.MethodGet, n.url+"/readyz", "", nil); code != 200 {
+			return fmt.Errorf("readyz %d %s", code, body)
+		}
+		return nil
+	})
+	if _, delivered := sendQoS(t, n, "on", "bell", "after"); delivered != 1 {
+		t.Fatalf("QoS send after the failover: delivered %d", delivered)
+	}
+	if f := online.frame(); !strings.Contains(f, "data:after") {
+		t.Fatalf("online user got %q", f)
+	}
+	late := openStream(t, n.url+"/sse/demo/connect?userId=off")
+	late.frame()
+	if f := late.frame(); field(f, "id") != storedID || !strings.Contains(f, "data:kept") {
+		t.Fatalf("message stored before the failover: got %q", f)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/internal/redisurl"
 	"github.com/pushd/pushd/pkg/auth"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/notify"
@@ -93,11 +94,11 @@ func (s *server) newRepository() error {
 	q := s.cfg.QoS
 	switch q.Repository {
 	case "redis":
-		opts, err := goredis.ParseURL(q.RedisURL)
+		client, err := redisurl.NewClient(q.RedisURL)
 		if err != nil {
 			return fmt.Errorf("config: qos.redis_url: %w", err)
 		}
-		s.redis = goredis.NewClient(opts)
+		s.redis = client
 		repo, err := qos.NewRedis(qos.RedisConfig{Client: s.redis, Prefix: q.Prefix,
 			MaxPerRecipient: q.MaxPerRecipient, DefaultTTL: time.Duration(q.TTL), Logger: s.log})
 		if err != nil {

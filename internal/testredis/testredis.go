@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -51,15 +53,44 @@ func (b *syncBuffer) String() string {
 // fails the test when redis-server is not installed.
 func Start(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
+	return launch(tb, func(s *Server) ([]string, error) {
+		return append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", s.dir}, extra...), nil
+	})
+}
+
+// StartSentinel runs a redis-server in sentinel mode that monitors master
+// under name, alone (quorum 1), failing it over once it has not answered
+// for 500 ms. Clients reach the master through it with a URL like
+// "redis://" + sentinel.Addr() + "/0?master_name=" + name.
+func StartSentinel(tb testing.TB, name string, master *Server) *Server {
+	tb.Helper()
+	return launch(tb, func(s *Server) ([]string, error) {
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		text := fmt.Sprintf("port %[1]d\nbind 127.0.0.1\ndir %[2]s\n"+
+			"sentinel monitor %[3]s 127.0.0.1 %[4]d 1\n"+
+			"sentinel down-after-milliseconds %[3]s 500\n"+
+			"sentinel failover-timeout %[3]s 2000\n", s.port, s.dir, name, master.port)
+		return []string{conf, "--sentinel"}, os.WriteFile(conf, []byte(text), 0o600)
+	})
+}
+
+// launch starts a server with the arguments args gives for its port and
+// directory, trying other ports when another process answers on one, and
+// stops it when the test ends.
+func launch(tb testing.TB, args func(s *Server) ([]string, error)) *Server {
+	tb.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		tb.Fatalf("redis-server is not installed (scripts/test.sh installs it): %v", err)
 	}
 	s := &Server{tb: tb, dir: tb.TempDir()}
 	for attempt := 0; ; attempt++ {
 		s.port = freePort(tb)
-		s.args = append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", s.dir}, extra...)
-		err := s.start()
+		var err error
+		if s.args, err = args(s); err != nil {
+			tb.Fatalf("redis-server arguments: %v", err)
+		}
+		err = s.start()
 		if err == nil {
 			break
 		}

@@ -16,7 +16,9 @@ type Config struct {
 	// Transport does not close it. Zero: URL is used.
 	Client goredis.UniversalClient
 	// URL is a redis:// or rediss:// URL the Transport connects to with a
-	// client of its own, closed by Close. Zero: Client is used.
+	// client of its own, closed by Close; with a master_name query
+	// parameter it names the sentinels of a Sentinel-managed master
+	// (package internal/redisurl). Zero: Client is used.
 	URL string
 	// Prefix starts every channel name. Zero: "pushd".
 	Prefix string

@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/internal/redisurl"
 	"github.com/pushd/pushd/pkg/hub"
 )
 
@@ -102,11 +103,11 @@ func New(cfg Config) (*Transport, error) {
 		closed:       make(chan struct{}),
 	}
 	if t.client == nil {
-		opts, err := goredis.ParseURL(cfg.URL)
+		client, err := redisurl.NewClient(cfg.URL)
 		if err != nil {
 			return nil, fmt.Errorf("%w: URL: %w", ErrConfig, err)
 		}
-		t.client = goredis.NewClient(opts)
+		t.client = client
 		t.ownsClient = true
 	}
 	var random [6]byte
