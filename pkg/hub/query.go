@@ -124,10 +124,8 @@ func (h *Hub) LocalConnections(q ConnectionQuery) []ConnectionInfo {
 			conns = append(conns, c)
 		}
 	}
-	sort.Slice(conns, func(i, j int) bool {
-		a, b := conns[i], conns[j]
-		return connectionBefore(a.user.Name, a.created.UnixMilli(), a.id, b.user.Name, b.created.UnixMilli(), b.id)
-	})
+	order := func(c *Conn) connOrder { return connOrder{c.user.Name, c.created.UnixMilli(), c.id} }
+	sort.Slice(conns, func(i, j int) bool { return order(conns[i]).before(order(conns[j])) })
 	conns = limited(conns, q.Limit)
 	out = make([]ConnectionInfo, len(conns))
 	for i, c := range conns {
@@ -136,23 +134,27 @@ func (h *Hub) LocalConnections(q ConnectionQuery) []ConnectionInfo {
 	return out
 }
 
-// connectionBefore is the order of connection lists: user name, creation
-// time in milliseconds, id.
-func connectionBefore(nameA string, createdA int64, idA string, nameB string, createdB int64, idB string) bool {
-	if nameA != nameB {
-		return nameA < nameB
+// connOrder is the sort key of connection lists: user name, creation time
+// in milliseconds, id.
+type connOrder struct {
+	name    string
+	created int64
+	id      string
+}
+
+func (a connOrder) before(b connOrder) bool {
+	if a.name != b.name {
+		return a.name < b.name
 	}
-	if createdA != createdB {
-		return createdA < createdB
+	if a.created != b.created {
+		return a.created < b.created
 	}
-	return idA < idB
+	return a.id < b.id
 }
 
 func sortConnections(list []ConnectionInfo) {
-	sort.Slice(list, func(i, j int) bool {
-		a, b := list[i], list[j]
-		return connectionBefore(a.AccessUserName, a.CreateTime, a.ID, b.AccessUserName, b.CreateTime, b.ID)
-	})
+	order := func(ci ConnectionInfo) connOrder { return connOrder{ci.AccessUserName, ci.CreateTime, ci.ID} }
+	sort.Slice(list, func(i, j int) bool { return order(list[i]).before(order(list[j])) })
 }
 
 // limited returns the first n items of list, or list when n ≤ 0.
