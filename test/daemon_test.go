@@ -323,4 +323,9 @@ apps:
 	if !slices.Equal(from, []string{"online@n1", "offline@n2"}) {
 		t.Errorf("p1's events came from %v", from)
 	}
+	for _, n := range nodes { // each left one of p1's events to the other
+		if _, metrics := do(t, http.MethodGet, n.url+"/metrics", "", nil); !strings.Contains(metrics, `pushd_hooks_covered_total{app="demo"} 1`) {
+			t.Errorf("%s's /metrics does not count the covered event", n.url)
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pushd/pushd/pkg/admin"
 	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/hub"
+	"github.com/pushd/pushd/pkg/notify"
 	"github.com/pushd/pushd/pkg/qos"
 	redistransport "github.com/pushd/pushd/pkg/transport/redis"
 	"github.com/pushd/pushd/pkg/web"
@@ -117,6 +118,16 @@ func (s *server) metrics() *prometheus.Registry {
 		counter("pushd_qos_stored_total", "QoS messages stored.", func(c hub.Counters) uint64 { return c.QoS.Stored })
 		counter("pushd_qos_acked_total", "QoS messages acknowledged.", func(c hub.Counters) uint64 { return c.QoS.Acked })
 		counter("pushd_qos_redelivered_total", "QoS messages sent again.", func(c hub.Counters) uint64 { return c.QoS.Redelivered })
+		if n := a.notifier; n != nil {
+			hooks := func(name, help string, fn func(notify.Stats) uint64) {
+				reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+					func() float64 { return float64(fn(n.Stats())) }))
+			}
+			hooks("pushd_hooks_sent_total", "Presence events the backend accepted.", func(st notify.Stats) uint64 { return st.Sent })
+			hooks("pushd_hooks_covered_total", "Online/offline events left to another node of the cluster.", func(st notify.Stats) uint64 { return st.Covered })
+			hooks("pushd_hooks_failed_total", "Presence events given up after their attempts.", func(st notify.Stats) uint64 { return st.Failed })
+			hooks("pushd_hooks_dropped_total", "Presence events dropped by a full queue.", func(st notify.Stats) uint64 { return st.Dropped })
+		}
 	}
 	reg.MustRegister(s.clusterCalls, s.clusterErrors)
 	if rt, ok := s.transport.(*redistransport.Transport); ok {
