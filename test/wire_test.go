@@ -222,6 +222,8 @@ apps:
 	code, body = do(t, http.MethodPost, n.url+"/api/v1/apps/demo/send", "application/json",
 		strings.NewReader(`{"to":{"all":true},"event":"a","data":1} {"to":{"all":true}}`), "Authorization", "Bearer demo-key")
 	isJSONError("data after the JSON body", 400, code, body)
+	code, body = apiCall(t, n.url, http.MethodPost, "send", map[string]any{"to": map[string]any{"userIds": []string{""}}, "event": "a", "data": 1})
+	isJSONError("a target of empty ids", 400, code, body)
 	code, body = do(t, http.MethodPost, base+"/connect/addListener.do?userId=me", "application/json",
 		strings.NewReader(`{"connectionId":"`+myID+`","listener":["a"]}x`))
 	isJSONError("garbage after the JSON body", 400, code, body)

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -80,7 +81,7 @@ func (c *Conn) recipient() qos.Recipient {
 
 // store saves a QoS event for the recipients of t.
 func (h *Hub) store(ctx context.Context, t Target, ev Event, ttl time.Duration) error {
-	if len(t.UserIDs)+len(t.AccessTokens)+len(t.TenantIDs)+len(t.Channels) == 0 && !t.All {
+	if !t.All && !anyID(t.UserIDs) && !anyID(t.AccessTokens) && !anyID(t.TenantIDs) && !anyID(t.Channels) {
 		return fmt.Errorf("%w: a qos send needs user ids, access tokens, tenant ids, channels or all", ErrNoTarget)
 	}
 	if ttl <= 0 {
@@ -93,6 +94,9 @@ func (h *Hub) store(ctx context.Context, t Target, ev Event, ttl time.Duration) 
 		All: t.All, Listening: t.Listening, CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}
 	if err := h.cfg.Repository.Save(ctx, h.cfg.App, m); err != nil {
+		if errors.Is(err, qos.ErrInvalidMessage) { // the caller's input, not the store
+			return fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		}
 		return errStore("save", err)
 	}
 	h.qos.stored.Add(1)

@@ -309,6 +309,7 @@ func TestQoSTargets(t *testing.T) {
 		{ConnectionIDs: []string{c.ID()}},
 		{ConnectionIDs: []string{c.ID()}, Listening: true},
 		{},
+		{UserIDs: []string{""}, ConnectionIDs: []string{c.ID()}},
 	} {
 		if _, err := h.Publish(ctx, tg, Event{Name: "e"}, WithQoS(0)); !errors.Is(err, ErrNoTarget) {
 			t.Errorf("QoS to %+v: %v", tg, err)

@@ -172,6 +172,9 @@ func TestSendErrors(t *testing.T) {
 	if _, err := h.Send(ctx, Target{Listening: true}, Event{Name: "a"}); !errors.Is(err, ErrNoTarget) {
 		t.Errorf("listening-only target: %v", err)
 	}
+	if _, err := h.Send(ctx, Target{UserIDs: []string{""}, TenantIDs: []string{"", ""}}, Event{Name: "a"}); !errors.Is(err, ErrNoTarget) {
+		t.Errorf("target of empty ids: %v", err)
+	}
 	if _, err := h.Send(ctx, Target{All: true}, Event{Name: "a\nb"}); !errors.Is(err, ErrInvalidEvent) {
 		t.Errorf("bad name: %v", err)
 	}

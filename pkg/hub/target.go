@@ -14,10 +14,20 @@ type Target struct {
 	Listening     bool     `json:"listening,omitempty"`
 }
 
-// IsZero reports whether t addresses nobody.
+// IsZero reports whether t addresses nobody: not All, and no non-empty id
+// in any set.
 func (t Target) IsZero() bool {
-	return !t.All && len(t.UserIDs) == 0 && len(t.AccessTokens) == 0 &&
-		len(t.TenantIDs) == 0 && len(t.Channels) == 0 && len(t.ConnectionIDs) == 0
+	return !t.All && !anyID(t.UserIDs) && !anyID(t.AccessTokens) &&
+		!anyID(t.TenantIDs) && !anyID(t.Channels) && !anyID(t.ConnectionIDs)
+}
+
+func anyID(ids []string) bool {
+	for _, id := range ids {
+		if id != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Routing key prefixes. A node holds routing key "u:42" while it has at least
