@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -89,7 +90,7 @@ func connectRequest(r *http.Request, p map[string]string, user hub.User) (hub.Co
 			return 0
 		}
 		n, err := strconv.ParseFloat(v, 64)
-		if err != nil {
+		if err != nil || math.IsNaN(n) || n < math.MinInt64 || n >= math.MaxInt64 {
 			bad = append(bad, name)
 			return 0
 		}
@@ -110,7 +111,7 @@ func connectRequest(r *http.Request, p map[string]string, user hub.User) (hub.Co
 		if ms <= 0 {
 			req.Keepalive = -1
 		} else {
-			req.Keepalive = time.Duration(ms) * time.Millisecond
+			req.Keepalive = time.Duration(min(ms, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
 		}
 	}
 	if l := p["listeners"]; l != "" {
