@@ -260,6 +260,20 @@ apps:
 	}
 }
 
+// TestDemoAdminPage: the embedded demo serves the admin page with its
+// well-known token.
+func TestDemoAdminPage(t *testing.T) {
+	n := startPushd(t, "")
+	openStream(t, n.url+"/sse/demo/connect?userId=watched").frame()
+	code, body := do(t, http.MethodGet, n.url+"/admin/api/overview", "", nil, "Authorization", "Bearer demo-admin")
+	if code != 200 || !strings.Contains(body, `"usersTotal":1`) || !strings.Contains(body, `"id":"watched"`) {
+		t.Fatalf("demo admin overview: %d %s", code, body)
+	}
+	if code, _ := do(t, http.MethodGet, n.url+"/admin/", "", nil); code != 200 {
+		t.Errorf("demo admin page: %d", code)
+	}
+}
+
 // TestClientCapHolds opens many connections from one browser profile: at
 // most the cap stay open, the oldest are told connect-close.
 func TestClientCapHolds(t *testing.T) {

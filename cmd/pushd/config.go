@@ -209,6 +209,7 @@ type AuthConfig struct {
 const embeddedDemo = `
 listen: ":8080"
 demo_page: true
+admin: {token: demo-admin}
 log: {level: info, format: console}
 apps:
   - name: demo
