@@ -174,6 +174,16 @@ func testCluster(t *testing.T, transport string) {
 	if conns.Total != 4 || !nodesSeen["n1"] || !nodesSeen["n2"] {
 		t.Errorf("cluster connections via B: %d from %v", conns.Total, nodesSeen)
 	}
+	// A page costs the page: each node sends at most pageNum·pageSize, the
+	// total still counts all.
+	_, body = apiCall(t, b.url, http.MethodGet, "connections?pageNum=2&pageSize=3", nil)
+	var page struct {
+		Total int
+		List  []struct{ ID string }
+	}
+	if json.Unmarshal([]byte(body), &page) != nil || page.Total != 4 || len(page.List) != 1 {
+		t.Errorf("connections page 2 of 3 via B: %s", body)
+	}
 	_, body = do(t, http.MethodGet, cn.url+"/sse/demo/connect/users.json?userId=x", "", nil)
 	if !strings.Contains(body, `"total":4`) {
 		t.Errorf("users.json via C: %s", body)

@@ -234,14 +234,15 @@ func (h *Handler) users(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 
 func (h *Handler) connections(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	q := r.URL.Query()
-	list, err := hb.Connections(r.Context(), hub.ConnectionQuery{
+	pageNum, pageSize := web.PageParams(r)
+	list, total, err := hb.CountConnections(r.Context(), hub.ConnectionQuery{
 		ID: q.Get("id"), UserID: q.Get("userId"), ClientID: q.Get("clientId"), Name: q.Get("name"),
+		Limit: web.PageLimit(pageNum, pageSize),
 	})
 	if err != nil {
 		h.log.Warn().Err(err).Msg("connections: partial cluster answer")
 	}
-	pageNum, pageSize := web.PageParams(r)
-	web.WriteJSON(w, http.StatusOK, web.PageOf(list, pageNum, pageSize))
+	web.WriteJSON(w, http.StatusOK, web.PageFrom(list, total, pageNum, pageSize))
 }
 
 func (h *Handler) stats(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {

@@ -105,12 +105,19 @@ func (h *Hub) Conn(id string) *Conn { return h.conns.get(id) }
 // LocalConnections lists this node's connections matching q, sorted by
 // user name, then creation time, then id.
 func (h *Hub) LocalConnections(q ConnectionQuery) []ConnectionInfo {
+	list, _ := h.localConnections(q)
+	return list
+}
+
+// localConnections is LocalConnections plus the number of connections that
+// matched before q.Limit.
+func (h *Hub) localConnections(q ConnectionQuery) ([]ConnectionInfo, int) {
 	var out []ConnectionInfo
 	if q.ID != "" {
 		if c := h.conns.get(q.ID); c != nil && q.match(c) {
 			out = append(out, c.Snapshot())
 		}
-		return out
+		return out, len(out)
 	}
 	var all []*Conn
 	if q.UserID != "" {
@@ -126,12 +133,13 @@ func (h *Hub) LocalConnections(q ConnectionQuery) []ConnectionInfo {
 	}
 	order := func(c *Conn) connOrder { return connOrder{c.user.Name, c.created.UnixMilli(), c.id} }
 	sort.Slice(conns, func(i, j int) bool { return order(conns[i]).before(order(conns[j])) })
+	matched := len(conns)
 	conns = limited(conns, q.Limit)
 	out = make([]ConnectionInfo, len(conns))
 	for i, c := range conns {
 		out[i] = c.Snapshot()
 	}
-	return out
+	return out, matched
 }
 
 // connOrder is the sort key of connection lists: user name, creation time
@@ -264,11 +272,20 @@ func decodeReplies[T any](h *Hub, replies []Reply, fn func(T)) {
 	}
 }
 
-// Connections lists the connections matching q on every node.
+// Connections lists the connections matching q on every node (the first
+// q.Limit of them when set).
 func (h *Hub) Connections(ctx context.Context, q ConnectionQuery) ([]ConnectionInfo, error) {
-	out := h.LocalConnections(q)
+	list, _, err := h.CountConnections(ctx, q)
+	return list, err
+}
+
+// CountConnections is Connections plus how many connections matched on
+// the nodes that answered, before q.Limit: with a limit, each node sends
+// only its first q.Limit, so a page costs no more than the page.
+func (h *Hub) CountConnections(ctx context.Context, q ConnectionQuery) ([]ConnectionInfo, int, error) {
+	out, total := h.localConnections(q)
 	if q.ID != "" && len(out) > 0 {
-		return out, nil
+		return out, total, nil
 	}
 	// Ask only the nodes that may hold what q looks for.
 	var t Target
@@ -279,9 +296,14 @@ func (h *Hub) Connections(ctx context.Context, q ConnectionQuery) ([]ConnectionI
 		t.UserIDs = []string{q.UserID}
 	}
 	replies, err := h.survey(ctx, OpConnections, t, q)
+	for _, r := range replies {
+		if r.Error == "" {
+			total += r.Count
+		}
+	}
 	decodeReplies(h, replies, func(list []ConnectionInfo) { out = append(out, list...) })
 	sortConnections(out)
-	return limited(out, q.Limit), err
+	return limited(out, q.Limit), total, err
 }
 
 // Users lists the online users matching q on every node, each once, with
@@ -582,8 +604,8 @@ func (h *Hub) HandleSurvey(ctx context.Context, app string, req Request) (Reply,
 	case OpConnections:
 		var q ConnectionQuery
 		if err = unmarshalArgs(req.Args, &q); err == nil {
-			list := h.LocalConnections(q)
-			rep.Count = len(list)
+			var list []ConnectionInfo
+			list, rep.Count = h.localConnections(q)
 			rep.Data, err = json.Marshal(list)
 		}
 	case OpDisconnect:

@@ -63,7 +63,8 @@ const (
 	OpNode = "node"
 	// OpUsers: Args = UsersQuery; Data = []UserInfo.
 	OpUsers = "users"
-	// OpConnections: Args = ConnectionQuery; Data = []ConnectionInfo.
+	// OpConnections: Args = ConnectionQuery; Data = []ConnectionInfo (the
+	// first Limit); Count = all that matched.
 	OpConnections = "connections"
 	// OpDisconnect: Target selects; Args = DisconnectArgs; Count = closed.
 	OpDisconnect = "disconnect"

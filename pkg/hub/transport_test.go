@@ -598,7 +598,7 @@ func TestQueriesLimit(t *testing.T) {
 		case OpUsers:
 			return []Reply{{NodeID: "n2", Data: mustJSON(t, []UserInfo{{ID: "u0", Connections: 1}, {ID: "u1", Connections: 2}})}}, nil
 		case OpConnections:
-			return []Reply{{NodeID: "n2", Data: mustJSON(t, []ConnectionInfo{{ID: "r1", AccessUserName: "name-u0"}})}}, nil
+			return []Reply{{NodeID: "n2", Count: 7, Data: mustJSON(t, []ConnectionInfo{{ID: "r1", AccessUserName: "name-u0"}})}}, nil
 		}
 		return nil, nil
 	})
@@ -618,6 +618,14 @@ func TestQueriesLimit(t *testing.T) {
 	}
 	if len(conns) != 2 || conns[0].ID != "r1" || conns[1].AccessUserName != "name-u1" {
 		t.Errorf("Connections(limit 2) = %+v", conns)
+	}
+	if list, total, err := h.CountConnections(ctx, ConnectionQuery{Limit: 2}); err != nil || len(list) != 2 || total != 5+7 {
+		t.Errorf("CountConnections(limit 2) = %d listed, total %d, %v; want 2 and 12 (5 here, 7 on n2)", len(list), total, err)
+	}
+	rep, err := h.HandleSurvey(ctx, "test", Request{Op: OpConnections, Args: mustJSON(t, ConnectionQuery{Limit: 1})})
+	var listed []ConnectionInfo
+	if err != nil || json.Unmarshal(rep.Data, &listed) != nil || len(listed) != 1 || rep.Count != 5 {
+		t.Errorf("HandleSurvey(connections, limit 1) = count %d, %s, %v; want 1 listed of 5", rep.Count, rep.Data, err)
 	}
 	if local := h.LocalConnections(ConnectionQuery{Limit: 3}); len(local) != 3 || local[0].AccessUserName != "name-u1" || local[2].AccessUserName != "name-u3" {
 		t.Errorf("LocalConnections(limit 3) = %+v", local)

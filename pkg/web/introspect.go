@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,7 +22,13 @@ type Page[T any] struct {
 
 // PageOf slices list for pageNum (from 1) and pageSize as the seed does.
 func PageOf[T any](list []T, pageNum, pageSize int) Page[T] {
-	p := Page[T]{Total: len(list), PageNum: pageNum, PageSize: pageSize, List: []T{}}
+	return PageFrom(list, len(list), pageNum, pageSize)
+}
+
+// PageFrom is PageOf for a list holding only the first items of total
+// (at least PageLimit of them, when there are as many).
+func PageFrom[T any](list []T, total, pageNum, pageSize int) Page[T] {
+	p := Page[T]{Total: total, PageNum: pageNum, PageSize: pageSize, List: []T{}}
 	if pageSize <= 0 {
 		return p
 	}
@@ -30,6 +37,19 @@ func PageOf[T any](list []T, pageNum, pageSize int) Page[T] {
 		p.List = list[from:min(from+pageSize, len(list))]
 	}
 	return p
+}
+
+// PageLimit is how many items of the order a page needs: those of every
+// page up to pageNum (1 when pageSize asks for none, to count them).
+func PageLimit(pageNum, pageSize int) int {
+	if pageSize <= 0 {
+		return 1
+	}
+	pages := max(pageNum, 1)
+	if pages > math.MaxInt32/pageSize {
+		return math.MaxInt32
+	}
+	return pages * pageSize
 }
 
 // PageParams reads pageNum (default 1) and pageSize (default 100).
@@ -70,13 +90,15 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, name string)
 		page = PageOf(list, pageNum, pageSize)
 	case "connections":
 		cq := hub.ConnectionQuery{ID: q.Get("id"), ClientID: q.Get("clientId"), Name: q.Get("name")}
-		var list []hub.ConnectionInfo
 		if q.Get("cluster") == "false" {
-			list = h.hub.LocalConnections(cq)
-		} else {
-			list, err = h.hub.Connections(ctx, cq)
+			page = PageOf(h.hub.LocalConnections(cq), pageNum, pageSize)
+			break
 		}
-		page = PageOf(list, pageNum, pageSize)
+		cq.Limit = PageLimit(pageNum, pageSize)
+		var list []hub.ConnectionInfo
+		var total int
+		list, total, err = h.hub.CountConnections(ctx, cq)
+		page = PageFrom(list, total, pageNum, pageSize)
 	case "repositoryMessages":
 		page, err = MessagesPage(ctx, h.hub, r)
 	default:
