@@ -36,6 +36,29 @@ type Config struct {
 	// (same user, client id, domain and tenant); the oldest are closed.
 	// Default 3; -1 disables the cap.
 	MaxConnectionsPerClient int
+	// MaxConnectionsPerUser caps the connections of one user (same user id
+	// and tenant, or same access token for users without id) across the
+	// cluster, with or without a client id; the oldest are closed with
+	// ReasonUserLimit. Default 16; -1 disables the cap.
+	MaxConnectionsPerUser int
+	// ClientCapByDomain keys the per-client cap also on the request's
+	// domain (Host as the client sent it). Default false: Host is chosen
+	// by the client and is not trusted.
+	ClientCapByDomain bool
+	// MaxConnections caps the app's connections on this node; Connect
+	// beyond it fails with ErrTooManyConnections. Default 100 000; -1
+	// disables the cap.
+	MaxConnections int
+	// MaxListeners caps the event names one connection listens to.
+	// Default 64.
+	MaxListeners int
+	// MaxNameLength caps the length of an event or listener name in
+	// bytes. Default 128.
+	MaxNameLength int
+	// MaxKeepalive is the longest lifetime a client may choose with
+	// keepaliveTime (including "unlimited") when Keepalive is 0. Default
+	// 24 h; -1 lets clients choose unlimited.
+	MaxKeepalive time.Duration
 	// WriteTimeout bounds one write to a connection. Default 10 s.
 	WriteTimeout time.Duration
 	// Writers is the number of goroutines writing to hijacked HTTP/1.x

@@ -23,17 +23,24 @@ const (
 	ReasonWriteError
 	// ReasonShutdown: the node is shutting down or draining.
 	ReasonShutdown
+	// ReasonTokenExpired: the credential the connection was opened with
+	// expired (User.ExpiresAt); the client reconnects with a fresh one.
+	ReasonTokenExpired
+	// ReasonUserLimit: the per-user connection cap closed the oldest.
+	ReasonUserLimit
 )
 
 var reasonNames = [...]string{
-	ReasonClientGone:  "client-gone",
-	ReasonClientClose: "client-close",
-	ReasonKicked:      "kicked",
-	ReasonClientLimit: "client-limit",
-	ReasonExpired:     "expired",
-	ReasonSlow:        "slow",
-	ReasonWriteError:  "write-error",
-	ReasonShutdown:    "shutdown",
+	ReasonClientGone:   "client-gone",
+	ReasonClientClose:  "client-close",
+	ReasonKicked:       "kicked",
+	ReasonClientLimit:  "client-limit",
+	ReasonExpired:      "expired",
+	ReasonSlow:         "slow",
+	ReasonWriteError:   "write-error",
+	ReasonShutdown:     "shutdown",
+	ReasonTokenExpired: "token-expired",
+	ReasonUserLimit:    "user-limit",
 }
 
 // String gives the reason's stable name, as used in logs, metrics and the
@@ -54,7 +61,7 @@ func (r DisconnectReason) Error() string { return "hub: disconnected: " + r.Stri
 // write anymore.
 func (r DisconnectReason) tellsClient() bool {
 	switch r {
-	case ReasonClientClose, ReasonKicked, ReasonClientLimit:
+	case ReasonClientClose, ReasonKicked, ReasonClientLimit, ReasonTokenExpired, ReasonUserLimit:
 		return true
 	}
 	return false

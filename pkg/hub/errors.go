@@ -16,4 +16,19 @@ var (
 	// ErrStore is wrapped around failures of the QoS repository, so callers
 	// can answer "service unavailable".
 	ErrStore = errors.New("hub: qos store unavailable")
+	// ErrTooManyConnections is returned by Connect when the node already
+	// holds Config.MaxConnections connections of the app; callers answer
+	// 503 with Retry-After.
+	ErrTooManyConnections = errors.New("hub: too many connections on this node")
+	// ErrTooManyListeners is returned when a connection would listen to
+	// more than Config.MaxListeners events.
+	ErrTooManyListeners = errors.New("hub: too many listeners")
+	// ErrInvalidName is returned for an event or listener name that is
+	// empty, longer than Config.MaxNameLength or not safe to frame.
+	ErrInvalidName = errors.New("hub: invalid name")
+	// ErrTooManyIDs is returned by Ack for more than MaxAckIDs ids.
+	ErrTooManyIDs = errors.New("hub: too many ids in one call")
 )
+
+// MaxAckIDs bounds the QoS ids one Ack call may carry.
+const MaxAckIDs = 1000

@@ -1,5 +1,7 @@
 package hub
 
+import "time"
+
 // User is the identity an authenticator gives a request. Every field may be
 // empty: an empty field joins no index (unlike the seed server, which put
 // all anonymous connections in one "" bucket).
@@ -11,6 +13,10 @@ type User struct {
 	// Claims carries extra attributes of the user (JWT claims, the
 	// webhook's answer) that introspection shows as the user object.
 	Claims map[string]any `json:"claims,omitempty"`
+	// ExpiresAt is when the credential that established the identity
+	// expires (a JWT's exp); a connection of the user is closed with
+	// ReasonTokenExpired then. Zero: never.
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
 
 // MayActFor reports whether u may act on a connection of owner: the same
