@@ -60,6 +60,8 @@ type Config struct {
 		// Timeout bounds the whole shutdown. Default 30 s.
 		Timeout Duration `yaml:"timeout"`
 	} `yaml:"shutdown"`
+	// HTTP bounds the time and size of what clients send.
+	HTTP    HTTPConfig    `yaml:"http"`
 	Cluster ClusterConfig `yaml:"cluster"`
 	QoS     QoSConfig     `yaml:"qos"`
 	// GCPercent is the Go garbage collector's target (GOGC). 0, the
@@ -76,6 +78,25 @@ type Config struct {
 	// DemoPage serves the demo page at /. On in the embedded demo.
 	DemoPage bool        `yaml:"demo_page"`
 	Apps     []AppConfig `yaml:"apps"`
+
+	// embedded is set for the embedded demo (no --config).
+	embedded bool
+}
+
+// HTTPConfig bounds slow and large requests, so that a client cannot hold
+// a goroutine and a descriptor by sending slowly or not at all.
+type HTTPConfig struct {
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10 s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included, for
+	// every request but SSE streams (whose request has no body to wait
+	// for). Default 30 s.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long.
+	// Default 120 s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's headers. Default 64 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
 }
 
 // ClusterConfig selects and configures the Transport.
@@ -158,9 +179,27 @@ type AppConfig struct {
 		// EveryConnection also reports each connect and disconnect.
 		EveryConnection bool `yaml:"every_connection"`
 	} `yaml:"hooks"`
-	// MaxConnectionsPerClient caps the tabs of one browser profile.
-	// Default 3; -1 disables.
+	// MaxConnectionsPerClient caps the tabs of one browser profile (user,
+	// client id and tenant). Default 3; -1 disables.
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
+	// ClientCapByDomain keys the per-client cap on the Host the client
+	// sent as well. Default false: Host is the client's choice.
+	ClientCapByDomain bool `yaml:"client_cap_by_domain"`
+	// MaxConnectionsPerUser caps one user's connections across the
+	// cluster, with or without client id; the oldest are closed.
+	// Default 16; -1 disables.
+	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
+	// MaxConnections caps the app's connections on this node; more get
+	// 503 with Retry-After. Default 100000; -1 disables.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxListeners caps the events one connection listens to. Default 64.
+	MaxListeners int `yaml:"max_listeners"`
+	// MaxNameLength caps an event or listener name in bytes. Default 128.
+	MaxNameLength int `yaml:"max_name_length"`
+	// MaxKeepalive is the longest connection lifetime a client may ask
+	// for with keepaliveTime when keepalive is 0. Default 24 h; -1 lets
+	// clients ask for unlimited.
+	MaxKeepalive Duration `yaml:"max_keepalive"`
 	// Heartbeat is the interval of ":" comments. Default 25 s; -1 off.
 	Heartbeat Duration `yaml:"heartbeat"`
 	// Keepalive overrides the client's connection lifetime. Default: the
@@ -205,9 +244,13 @@ type AuthConfig struct {
 	} `yaml:"webhook"`
 }
 
+// demoListen is the embedded demo's address: loopback only, since its
+// keys are well known.
+const demoListen = "127.0.0.1:8080"
+
 // embeddedDemo is the configuration of `pushd` without --config.
 const embeddedDemo = `
-listen: ":8080"
+listen: "` + demoListen + `"
 demo_page: true
 admin: {token: demo-admin}
 log: {level: info, format: console}
@@ -232,7 +275,7 @@ func loadConfig(file string, env []string) (*Config, error) {
 		}
 		raw = b
 	}
-	var cfg Config
+	cfg := Config{embedded: file == ""}
 	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
@@ -349,9 +392,32 @@ func setScalar(v reflect.Value, s string) error {
 	return nil
 }
 
+// validate fills the HTTP defaults.
+func (h *HTTPConfig) validate() error {
+	if h.ReadHeaderTimeout < 0 || h.ReadTimeout < 0 || h.IdleTimeout < 0 || h.MaxHeaderBytes < 0 {
+		return errors.New("config: http: timeouts and max_header_bytes must not be negative")
+	}
+	if h.ReadHeaderTimeout == 0 {
+		h.ReadHeaderTimeout = Duration(10 * time.Second)
+	}
+	if h.ReadTimeout == 0 {
+		h.ReadTimeout = Duration(30 * time.Second)
+	}
+	if h.IdleTimeout == 0 {
+		h.IdleTimeout = Duration(120 * time.Second)
+	}
+	if h.MaxHeaderBytes == 0 {
+		h.MaxHeaderBytes = 64 << 10
+	}
+	return nil
+}
+
 // validate fills defaults and names the key of the first problem.
 func (c *Config) validate() error {
 	c.Listen = cmpOr(c.Listen, ":8080")
+	if err := c.HTTP.validate(); err != nil {
+		return err
+	}
 	c.Log.Level = cmpOr(c.Log.Level, "info")
 	c.Log.Format = cmpOr(c.Log.Format, "json")
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {

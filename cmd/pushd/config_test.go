@@ -22,10 +22,37 @@ func TestEmbeddedDemoDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != ":8080" || len(cfg.Apps) != 1 || cfg.Apps[0].Name != "demo" || cfg.Apps[0].Path != "/sse/demo" ||
+	// Attack (issue 10 #14): the demo's keys are well known, so it must not
+	// listen on every interface unless told to.
+	if cfg.Listen != "127.0.0.1:8080" || len(cfg.Apps) != 1 || cfg.Apps[0].Name != "demo" || cfg.Apps[0].Path != "/sse/demo" ||
 		cfg.Apps[0].Auth.Mode != "demo" || !cfg.DemoPage || cfg.QoS.Repository != "memory" || cfg.Cluster.Transport != "none" ||
 		cfg.GCPercent != 0 {
 		t.Errorf("embedded demo config = %+v", cfg)
+	}
+}
+
+func TestEmbeddedDemoListensWhereTold(t *testing.T) {
+	cfg, err := loadConfig("", []string{"PUSHD_LISTEN=:9090"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != ":9090" {
+		t.Errorf("listen = %q, want :9090 from PUSHD_LISTEN", cfg.Listen)
+	}
+}
+
+func TestHTTPLimitsDefaults(t *testing.T) {
+	cfg, err := loadConfig("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.HTTP
+	if h.ReadHeaderTimeout != Duration(10*time.Second) || h.ReadTimeout != Duration(30*time.Second) ||
+		h.IdleTimeout != Duration(120*time.Second) || h.MaxHeaderBytes != 64<<10 {
+		t.Errorf("http defaults = %+v", h)
+	}
+	if _, err := loadConfig("", []string{"PUSHD_HTTP_READ_TIMEOUT=-1s"}); err == nil {
+		t.Error("a negative http.read_timeout was accepted")
 	}
 }
 

@@ -12,8 +12,13 @@ import (
 
 func main() {
 	configFile := flag.String("config", "", "YAML configuration file (default: the embedded demo)")
+	listen := flag.String("listen", "", "listen address, e.g. :8080 (overrides listen and PUSHD_LISTEN)")
 	flag.Parse()
-	cfg, err := loadConfig(*configFile, os.Environ())
+	env := os.Environ()
+	if *listen != "" {
+		env = append(env, "PUSHD_LISTEN="+*listen)
+	}
+	cfg, err := loadConfig(*configFile, env)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pushd:", err)
 		os.Exit(2)

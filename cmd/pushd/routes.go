@@ -25,7 +25,7 @@ import (
 // path, the server API, health, metrics and the demo page.
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, s.requestLog)
+	r.Use(middleware.Recoverer, s.requestLog, s.readDeadline)
 	for _, a := range s.apps {
 		r.Handle(a.cfg.Path, a.web)
 		r.Handle(a.cfg.Path+"/*", a.web)
@@ -76,6 +76,26 @@ func (s *server) adminHandler() http.Handler {
 		})
 	}
 	return h
+}
+
+// readDeadline bounds how long reading a request may take (http.read_timeout),
+// for every request but an app's SSE stream: a slow or stalled body is cut
+// off instead of holding a goroutine and a descriptor. The server-wide
+// ReadTimeout cannot be used, since it would also end the streams.
+func (s *server) readDeadline(next http.Handler) http.Handler {
+	streams := make(map[string]bool, len(s.apps))
+	for _, a := range s.apps {
+		streams[a.cfg.Path+"/connect"] = true
+	}
+	timeout := time.Duration(s.cfg.HTTP.ReadTimeout)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !streams[r.URL.Path] {
+			// Not every writer supports deadlines (tests' recorders): then
+			// there is nothing to bound.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // requestLog logs one line per request at debug; streams are logged by

@@ -193,7 +193,10 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 	h, err := hub.New(hub.Config{
 		App: ac.Name, NodeID: s.cfg.NodeID, QueueSize: ac.QueueSize, Heartbeat: time.Duration(ac.Heartbeat),
 		ReconnectTime: time.Duration(ac.ReconnectTime), Keepalive: time.Duration(ac.Keepalive),
-		MaxConnectionsPerClient: ac.MaxConnectionsPerClient, Transport: s.transport,
+		MaxConnectionsPerClient: ac.MaxConnectionsPerClient, ClientCapByDomain: ac.ClientCapByDomain,
+		MaxConnectionsPerUser: ac.MaxConnectionsPerUser, MaxConnections: ac.MaxConnections,
+		MaxListeners: ac.MaxListeners, MaxNameLength: ac.MaxNameLength, MaxKeepalive: time.Duration(ac.MaxKeepalive),
+		Transport:  s.transport,
 		Repository: s.repo, QoSTTL: time.Duration(s.cfg.QoS.TTL), RedeliverAfter: time.Duration(s.cfg.QoS.RedeliverAfter),
 		ObserveCluster: func(op string, took time.Duration, err error) {
 			s.clusterCalls.WithLabelValues(ac.Name, op).Observe(took.Seconds())
@@ -327,7 +330,9 @@ func run(ctx context.Context, cfg *Config) error {
 // refuse new connections and fail readiness, drain the streams over the
 // window, stop the HTTP server, the hubs, the transport and the store.
 func (s *server) serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	hc := s.cfg.HTTP
+	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: time.Duration(hc.ReadHeaderTimeout),
+		IdleTimeout: time.Duration(hc.IdleTimeout), MaxHeaderBytes: hc.MaxHeaderBytes}
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	var wg sync.WaitGroup
@@ -353,6 +358,10 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	goRun("http", func() error { return srv.Serve(ln) })
 	s.log.Info().Str("listen", ln.Addr().String()).Int("apps", len(s.apps)).
 		Str("qos", s.cfg.QoS.Repository).Str("cluster", s.cfg.Cluster.Transport).Msg("pushd started")
+	if s.cfg.embedded && s.cfg.Listen == demoListen {
+		s.log.Warn().Str("listen", demoListen).
+			Msg("embedded demo: listening on 127.0.0.1 only (its keys are well known); --listen :8080 or PUSHD_LISTEN=:8080 listens on every interface")
+	}
 
 	var runErr error
 	select {
