@@ -1,0 +1,191 @@
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The attacks of issue 10, performed over real HTTP against a real pushd
+// process. Each test names the finding it covers; the package tests
+// (pkg/web, pkg/hub, pkg/qos, pkg/auth, pkg/upstream, pkg/notify,
+// pkg/transport/nacos) cover the rest against the real handler stack.
+
+// slowConfig is the demo app with short HTTP timeouts, so that a slow
+// client is seen to be cut off in test time.
+const slowConfig = `
+http: {read_timeout: 1s, idle_timeout: 1s}
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+`
+
+// closedWithin reports whether the server closes conn within d (EOF or
+// reset), reading and discarding whatever it answers first.
+func closedWithin(t *testing.T, conn net.Conn, d time.Duration) (bool, string) {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(d))
+	got, err := io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false, string(got)
+	}
+	return true, string(got)
+}
+
+// Attack (issue 10 #7): slowloris. A client sends the headers of a request
+// with a body and then nothing; before, the connection (a goroutine and a
+// descriptor) stayed open for as long as the client liked, for
+// unauthenticated browser calls and API calls with a bad key alike.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	n := startPushd(t, slowConfig)
+	for _, path := range []string{
+		"/api/v1/apps/demo/send",                      // answered 401 at once, then waits for the body
+		"/sse/demo/connect/addListener.do",            // reads the body
+		"/sse/demo/connect/disconnect.do",             // the unauthenticated beacon
+		"/sse/demo/connect/message/order.do?userId=1", // forwarded body
+	} {
+		t.Run(path, func(t *testing.T) {
+			conn, err := net.Dial("tcp", n.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer wrong\r\n"+
+				"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"connectionId\":", path, n.addr)
+			if closed, got := closedWithin(t, conn, 15*time.Second); !closed {
+				t.Fatalf("connection still open 15 s after the client stalled its body (read_timeout 1s); got %q", got)
+			}
+		})
+	}
+}
+
+// Attack (issue 10 #7): idle keep-alive connections held forever.
+func TestIdleKeepAliveIsClosed(t *testing.T) {
+	n := startPushd(t, slowConfig)
+	conn, err := net.Dial("tcp", n.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", n.addr)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if closed, _ := closedWithin(t, conn, 15*time.Second); !closed {
+		t.Fatal("an idle keep-alive connection stayed open 15 s (idle_timeout 1s)")
+	}
+}
+
+// Attack (issue 10 #7, the other side): the read deadline must not end
+// streams, which legitimately stay open far longer than read_timeout.
+func TestStreamOutlivesReadTimeout(t *testing.T) {
+	n := startPushd(t, slowConfig)
+	s := openStream(t, n.url+"/sse/demo/connect?userId=patient&listeners=bell")
+	s.frame()                           // connect-finish
+	time.Sleep(2500 * time.Millisecond) // the time under test: longer than read_timeout 1s
+	code, body := apiCall(t, n.url, http.MethodPost, "send", map[string]any{
+		"to": map[string]any{"userIds": []string{"patient"}}, "event": "bell", "data": "still here"})
+	if code != http.StatusOK || !strings.Contains(body, `"delivered":1`) {
+		t.Fatalf("send after read_timeout: %d %s", code, body)
+	}
+	if f := s.frame(); field(f, "data") != "still here" {
+		t.Fatalf("frame %q", f)
+	}
+}
+
+// Attack (issue 10 #1): one ack.do with 60 000 ids stalled QoS for every
+// app. It is refused with 413 before any store work; 1 000 ids are fine.
+func TestHugeAckIsRefused(t *testing.T) {
+	n := startPushd(t, "")
+	s := openStream(t, n.url+"/sse/demo/connect?userId=acker&ack=1")
+	connID := field(s.frame(), "id")
+	ids := make([]string, 60000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("q%026d", i)
+	}
+	b, _ := json.Marshal(map[string]any{"connectionId": connID, "ids": ids})
+	code, body := do(t, http.MethodPost, n.url+"/sse/demo/connect/ack.do?userId=acker", "application/json", strings.NewReader(string(b)))
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, `"error"`) {
+		t.Fatalf("60 000-id ack.do: %d %s, want 413 with a JSON error", code, body)
+	}
+	b, _ = json.Marshal(map[string]any{"connectionId": connID, "ids": ids[:1000]})
+	code, body = do(t, http.MethodPost, n.url+"/sse/demo/connect/ack.do?userId=acker", "application/json", strings.NewReader(string(b)))
+	if code != http.StatusOK {
+		t.Fatalf("1 000-id ack.do: %d %s", code, body)
+	}
+}
+
+// Attack (issue 10 #6): a QoS message was written to a non-acking client
+// that did not listen to its event, counted as delivered and lost. It now
+// waits for a connection that listens to it.
+func TestQoSWaitsForAListeningClient(t *testing.T) {
+	n := startPushd(t, "")
+	deaf := openStream(t, n.url+"/sse/demo/connect?userId=payer&listeners=other")
+	deaf.frame() // connect-finish
+	id, _ := sendQoS(t, n, "payer", "invoice", "due")
+	if got := backlog(t, n, "payer"); got != 1 {
+		t.Fatalf("backlog after a send to a client that does not listen: %d, want 1", got)
+	}
+	deaf.close()
+	listening := openStream(t, n.url+"/sse/demo/connect?userId=payer&listeners=invoice")
+	listening.frame() // connect-finish
+	f := listening.frame()
+	if field(f, "id") != id || field(f, "event") != "invoice" || field(f, "data") != "due" {
+		t.Fatalf("listening client got %q, want the stored invoice %s", f, id)
+	}
+}
+
+// Attack (issue 10 #14): the embedded demo, with its well-known keys,
+// listened on every interface. It now binds 127.0.0.1 only: another
+// loopback address (127.0.0.2, reachable only if the socket is bound to
+// every interface) is refused.
+func TestEmbeddedDemoBindsLoopbackOnly(t *testing.T) {
+	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err != nil {
+		t.Skipf("port 8080 is taken on this machine, cannot start the embedded demo on its default address: %v", err)
+	} else {
+		ln.Close()
+	}
+	cmd := exec.Command(pushdBin)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PUSHD_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitFor(t, 20*time.Second, func() error {
+		resp, err := http.Get("http://127.0.0.1:8080/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	if !strings.Contains(out.String(), "127.0.0.1 only") {
+		t.Errorf("start-up does not say where the demo listens:\n%s", out.String())
+	}
+	if conn, err := net.DialTimeout("tcp", "127.0.0.2:8080", 2*time.Second); err == nil {
+		conn.Close()
+		t.Fatal("the embedded demo accepts connections on 127.0.0.2: it listens on every interface")
+	}
+}
