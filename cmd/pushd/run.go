@@ -317,7 +317,7 @@ func (s *server) ready(ctx context.Context) error {
 func run(ctx context.Context, cfg *Config) error {
 	s, err := newServer(cfg)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
