@@ -1,22 +1,18 @@
 package auth
 
 import (
-	"bytes"
-	"crypto"
-	"crypto/hmac"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
+	"context"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/pushd/pushd/pkg/hub"
 )
@@ -25,6 +21,8 @@ import (
 const (
 	HS256 = "HS256"
 	RS256 = "RS256"
+	ES256 = "ES256"
+	EdDSA = "EdDSA"
 )
 
 // Token sources understood by JWTConfig.Sources.
@@ -54,16 +52,38 @@ const maxTokenLen = 16 << 10
 
 // JWTConfig configures NewJWT.
 type JWTConfig struct {
-	// Algorithm is HS256 or RS256, and tokens must name exactly it.
-	// Default: HS256 when Secret is set, RS256 when a public key is.
+	// Algorithm is HS256, RS256, ES256 or EdDSA, and tokens must name
+	// exactly it. Default: HS256 when Secret is set, the algorithm of the
+	// key when a public key is (RS256 for RSA, ES256 for EC P-256, EdDSA
+	// for Ed25519), and with JWKSURL every one of RS256, ES256 and EdDSA,
+	// each only with keys of its type.
 	Algorithm string
 	// Secret is the HS256 shared secret; at least 32 bytes (RFC 7518 §3.2).
 	Secret string
-	// PublicKeyPEM is the RS256 public key, PEM ("PUBLIC KEY", "RSA PUBLIC
-	// KEY" or a "CERTIFICATE"), at least 2048 bits.
+	// PublicKeyPEM is the public key, PEM ("PUBLIC KEY", "RSA PUBLIC KEY"
+	// or a "CERTIFICATE"): RSA of at least 2048 bits, EC P-256 or Ed25519.
 	PublicKeyPEM string
 	// PublicKeyFile is read instead of PublicKeyPEM when that is empty.
 	PublicKeyFile string
+	// JWKSURL is the http(s) URL of the identity provider's JSON Web Key
+	// Set (RFC 7517), used instead of Secret and a public key: a token's
+	// "kid" header selects the key (a token without kid is tried with
+	// every key), and a key verifies only the algorithm of its type (and
+	// of its "alg" member). The set is fetched from exactly this URL
+	// (redirects are not followed), on the first token rather than at
+	// NewJWT, so an unreachable provider does not stop the server: until
+	// a first fetch succeeds, tokens fail with ErrUnavailable. Afterwards
+	// it is fetched again by the first token after JWKSRefresh, and by a
+	// token naming an unknown kid — both at most once per JWKSRetry — and
+	// a failing fetch keeps the last good set. Prefer https: the set
+	// decides who can sign tokens.
+	JWKSURL string
+	// JWKSRefresh is the age after which the key set is fetched again.
+	// Default DefaultJWKSRefresh (1 h).
+	JWKSRefresh time.Duration
+	// JWKSTimeout bounds one key set fetch. Default DefaultJWKSTimeout
+	// (5 s).
+	JWKSTimeout time.Duration
 
 	// Sources lists where the token is looked for, in order; the first
 	// source that has a token decides (a bad token there is not skipped).
@@ -80,6 +100,11 @@ type JWTConfig struct {
 	// AllowNoExpiry accepts tokens without an "exp" claim. Default false:
 	// such tokens are rejected.
 	AllowNoExpiry bool
+	// AllowAnonymous accepts tokens whose user claim is absent or empty,
+	// as users without an id. Default false: such tokens are rejected
+	// ("token names no user"). A user claim that is neither a string nor
+	// a number is rejected either way.
+	AllowAnonymous bool
 
 	// UserClaim names the claim holding the user id. Default "sub".
 	UserClaim string
@@ -100,15 +125,17 @@ type JWTConfig struct {
 }
 
 // JWT authenticates requests bearing a JSON Web Token (RFC 7519) signed
-// with HS256 or RS256. Build it with NewJWT.
+// with HS256, RS256, ES256 or EdDSA, verified by github.com/golang-jwt/jwt.
+// Build it with NewJWT.
 //
 // The user's ID, TenantID, Name and AccessToken come from the configured
-// claims (strings, or numbers rendered in decimal); every other claim is
-// copied to User.Claims.
+// claims (strings, or numbers rendered in decimal), ExpiresAt from "exp"
+// plus Leeway; every other claim is copied to User.Claims.
 type JWT struct {
-	alg     string
-	secret  []byte
-	pub     *rsa.PublicKey
+	algs    []string   // the algorithms tokens may name
+	key     *verifyKey // the configured key, or nil with jwks
+	jwks    *jwks
+	parser  *jwt.Parser
 	sources []tokenSource
 	cfg     JWTConfig
 }
@@ -117,7 +144,7 @@ type tokenSource struct{ kind, name string }
 
 // NewJWT validates cfg and returns a JWT authenticator.
 func NewJWT(cfg JWTConfig) (*JWT, error) {
-	j := &JWT{cfg: cfg}
+	j := &JWT{}
 	if cfg.PublicKeyPEM == "" && cfg.PublicKeyFile != "" {
 		b, err := os.ReadFile(cfg.PublicKeyFile)
 		if err != nil {
@@ -125,31 +152,11 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		}
 		cfg.PublicKeyPEM = string(b)
 	}
-	j.alg = cfg.Algorithm
-	if j.alg == "" {
-		switch {
-		case cfg.Secret != "" && cfg.PublicKeyPEM == "":
-			j.alg = HS256
-		case cfg.PublicKeyPEM != "" && cfg.Secret == "":
-			j.alg = RS256
-		default:
-			return nil, errors.New("auth: jwt: set Algorithm, or exactly one of Secret and a public key")
-		}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	switch j.alg {
-	case HS256:
-		if len(cfg.Secret) < 32 {
-			return nil, errors.New("auth: jwt: HS256 secret must be at least 32 bytes")
-		}
-		j.secret = []byte(cfg.Secret)
-	case RS256:
-		pub, err := parseRSAPublicKey([]byte(cfg.PublicKeyPEM))
-		if err != nil {
-			return nil, fmt.Errorf("auth: jwt: %w", err)
-		}
-		j.pub = pub
-	default:
-		return nil, fmt.Errorf("auth: jwt: unsupported algorithm %q (HS256 or RS256)", j.alg)
+	if err := j.setKeys(&cfg); err != nil {
+		return nil, fmt.Errorf("auth: jwt: %w", err)
 	}
 
 	sources := cfg.Sources
@@ -182,14 +189,87 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 	setDefault(&cfg.TenantClaim, "tenant_id")
 	setDefault(&cfg.NameClaim, "name")
 	setDefault(&cfg.AccessTokenClaim, "jti")
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	if cfg.Leeway < 0 {
 		return nil, errors.New("auth: jwt: negative Leeway")
 	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(j.algs),
+		jwt.WithJSONNumber(),
+		jwt.WithStrictDecoding(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+	}
+	if !cfg.AllowNoExpiry {
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	j.parser = jwt.NewParser(opts...)
 	j.cfg = cfg
 	return j, nil
+}
+
+// asymmetric lists the algorithms of public keys.
+var asymmetric = []string{RS256, ES256, EdDSA}
+
+// setKeys picks the algorithm and the key (or key set) from cfg.
+func (j *JWT) setKeys(cfg *JWTConfig) error {
+	hasSecret, hasPEM, hasJWKS := cfg.Secret != "", cfg.PublicKeyPEM != "", cfg.JWKSURL != ""
+	alg := cfg.Algorithm
+	switch {
+	case alg == "" && hasSecret && !hasPEM && !hasJWKS:
+		alg = HS256
+	case alg == "" && (hasSecret || hasPEM == hasJWKS):
+		return errors.New("set Algorithm, or exactly one of Secret, a public key and JWKSURL")
+	case alg != "" && alg != HS256 && !slices.Contains(asymmetric, alg):
+		return fmt.Errorf("unsupported algorithm %q (HS256, RS256, ES256 or EdDSA)", alg)
+	}
+
+	switch {
+	case alg == HS256:
+		if len(cfg.Secret) < 32 {
+			return errors.New("HS256 secret must be at least 32 bytes")
+		}
+		j.key = &verifyKey{alg: HS256, key: []byte(cfg.Secret)}
+	case hasPEM && hasJWKS:
+		return errors.New("set a public key or JWKSURL, not both")
+	case hasPEM:
+		k, err := parsePublicKey([]byte(cfg.PublicKeyPEM))
+		if err != nil {
+			return err
+		}
+		if alg != "" && alg != k.alg {
+			return fmt.Errorf("algorithm %s does not fit the public key, which is for %s", alg, k.alg)
+		}
+		alg, j.key = k.alg, &k
+	case hasJWKS:
+		u, err := url.Parse(cfg.JWKSURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("JWKSURL %q is not an absolute http(s) URL", cfg.JWKSURL)
+		}
+		if cfg.JWKSRefresh == 0 {
+			cfg.JWKSRefresh = DefaultJWKSRefresh
+		}
+		if cfg.JWKSTimeout == 0 {
+			cfg.JWKSTimeout = DefaultJWKSTimeout
+		}
+		if cfg.JWKSRefresh < 0 || cfg.JWKSTimeout < 0 {
+			return errors.New("negative JWKSRefresh or JWKSTimeout")
+		}
+		j.jwks = newJWKS(cfg.JWKSURL, cfg.JWKSRefresh, cfg.JWKSTimeout, cfg.Now)
+	default:
+		return fmt.Errorf("%s needs a public key or JWKSURL", alg)
+	}
+	if alg == "" {
+		j.algs = asymmetric
+	} else {
+		j.algs = []string{alg}
+	}
+	return nil
 }
 
 func setDefault(s *string, v string) {
@@ -198,51 +278,17 @@ func setDefault(s *string, v string) {
 	}
 }
 
-func parseRSAPublicKey(data []byte) (*rsa.PublicKey, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, errors.New("no PEM block in public key")
-	}
-	var key any
-	var err error
-	switch block.Type {
-	case "PUBLIC KEY":
-		key, err = x509.ParsePKIXPublicKey(block.Bytes)
-	case "RSA PUBLIC KEY":
-		key, err = x509.ParsePKCS1PublicKey(block.Bytes)
-	case "CERTIFICATE":
-		var cert *x509.Certificate
-		cert, err = x509.ParseCertificate(block.Bytes)
-		if err == nil {
-			key = cert.PublicKey
-		}
-	default:
-		return nil, fmt.Errorf("unsupported PEM block %q", block.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("parse public key: %w", err)
-	}
-	pub, ok := key.(*rsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("public key is %T, not RSA", key)
-	}
-	if pub.N.BitLen() < 2048 {
-		return nil, fmt.Errorf("RSA key has %d bits, need at least 2048", pub.N.BitLen())
-	}
-	return pub, nil
-}
-
 // Authenticate implements Authenticator.
 func (j *JWT) Authenticate(r *http.Request) (hub.User, error) {
 	token := j.token(r)
 	if token == "" {
 		return hub.User{}, unauthenticated("no token")
 	}
-	claims, err := j.Verify(token)
+	claims, err := j.Verify(r.Context(), token)
 	if err != nil {
 		return hub.User{}, err
 	}
-	return j.user(token, claims), nil
+	return j.user(token, claims)
 }
 
 // token returns the token of the first source that has one.
@@ -271,155 +317,140 @@ func (j *JWT) token(r *http.Request) string {
 	return ""
 }
 
-// Verify checks a compact JWS token's algorithm, signature and time and
-// audience claims, and returns its claims. Failures wrap
-// ErrUnauthenticated. Numbers in the claims are json.Number.
-func (j *JWT) Verify(token string) (map[string]any, error) {
+// Verify checks a compact JWS token's algorithm, key, signature and time,
+// issuer and audience claims, and returns its claims. Failures wrap
+// ErrUnauthenticated, or ErrUnavailable when the key set could not be
+// fetched. Numbers in the claims are json.Number.
+func (j *JWT) Verify(ctx context.Context, token string) (map[string]any, error) {
 	if len(token) > maxTokenLen {
 		return nil, unauthenticated("token too long")
 	}
-	head, rest, ok1 := strings.Cut(token, ".")
-	payload, sig, ok2 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || strings.Contains(sig, ".") {
-		return nil, unauthenticated("token malformed")
-	}
-
-	var header struct {
-		Alg  string          `json:"alg"`
-		Crit json.RawMessage `json:"crit"`
-	}
-	if err := decodeSegment(head, &header); err != nil {
-		return nil, unauthenticated("token header malformed")
-	}
-	if header.Alg != j.alg {
-		return nil, unauthenticated(fmt.Sprintf("token algorithm %q not accepted", header.Alg))
-	}
-	if header.Crit != nil {
-		return nil, unauthenticated("token has unsupported critical headers")
-	}
-
-	signature, err := base64.RawURLEncoding.Strict().DecodeString(sig)
+	claims := jwt.MapClaims{}
+	t, err := j.parser.ParseWithClaims(token, claims, j.keyfunc(ctx))
 	if err != nil {
-		return nil, unauthenticated("token signature malformed")
-	}
-	signed := token[:len(head)+1+len(payload)]
-	if !j.checkSignature(signed, signature) {
-		return nil, unauthenticated("signature invalid")
-	}
-
-	var claims map[string]any
-	if err := decodeSegment(payload, &claims); err != nil || claims == nil {
-		return nil, unauthenticated("token claims malformed")
-	}
-	if err := j.checkClaims(claims); err != nil {
-		return nil, err
+		return nil, j.failure(t, claims, err)
 	}
 	return claims, nil
 }
 
-func decodeSegment(seg string, v any) error {
-	b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data")
-	}
-	return nil
-}
-
-func (j *JWT) checkSignature(signed string, sig []byte) bool {
-	switch j.alg {
-	case HS256:
-		m := hmac.New(sha256.New, j.secret)
-		m.Write([]byte(signed))
-		return hmac.Equal(sig, m.Sum(nil))
-	case RS256:
-		sum := sha256.Sum256([]byte(signed))
-		return rsa.VerifyPKCS1v15(j.pub, crypto.SHA256, sum[:], sig) == nil
-	}
-	return false
-}
-
-func (j *JWT) checkClaims(claims map[string]any) error {
-	now := j.cfg.Now()
-	leeway := j.cfg.Leeway
-	exp, has, ok := numericDate(claims, "exp")
-	switch {
-	case !ok:
-		return unauthenticated("token exp malformed")
-	case !has && !j.cfg.AllowNoExpiry:
-		return unauthenticated("token has no expiry")
-	case has && !now.Before(exp.Add(leeway)):
-		return unauthenticated("token expired")
-	}
-	nbf, has, ok := numericDate(claims, "nbf")
-	switch {
-	case !ok:
-		return unauthenticated("token nbf malformed")
-	case has && now.Add(leeway).Before(nbf):
-		return unauthenticated("token not valid yet")
-	}
-	if j.cfg.Issuer != "" {
-		if iss, _ := claims["iss"].(string); iss != j.cfg.Issuer {
-			return unauthenticated("token issuer not accepted")
+// keyfunc returns the keys a token's signature may be checked with: the
+// configured key, or the set's keys of the token's kid, and only those
+// for the token's algorithm (which the parser already found accepted).
+func (j *JWT) keyfunc(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			return nil, unauthenticated("token has unsupported critical headers")
 		}
-	}
-	if j.cfg.Audience != "" && !hasAudience(claims["aud"], j.cfg.Audience) {
-		return unauthenticated("token audience not accepted")
-	}
-	return nil
-}
-
-// numericDate reads a NumericDate claim: has tells whether it is present,
-// ok whether it is well-formed (absent counts as well-formed).
-func numericDate(claims map[string]any, name string) (t time.Time, has, ok bool) {
-	v, present := claims[name]
-	if !present {
-		return time.Time{}, false, true
-	}
-	n, isNum := v.(json.Number)
-	if !isNum {
-		return time.Time{}, true, false
-	}
-	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e12 {
-		return time.Time{}, true, false
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true, true
-}
-
-func hasAudience(aud any, want string) bool {
-	switch a := aud.(type) {
-	case string:
-		return a == want
-	case []any:
-		for _, v := range a {
-			if s, ok := v.(string); ok && s == want {
-				return true
+		if j.key != nil {
+			return j.key.key, nil
+		}
+		kid, ok := t.Header["kid"].(string)
+		if _, present := t.Header["kid"]; present && !ok {
+			return nil, unauthenticated("token header malformed")
+		}
+		keys, err := j.jwks.keys(ctx, kid)
+		if err != nil {
+			return nil, err
+		}
+		var set jwt.VerificationKeySet
+		for _, k := range keys {
+			if k.alg == t.Method.Alg() {
+				set.Keys = append(set.Keys, k.key)
 			}
 		}
+		switch {
+		case len(keys) == 0:
+			return nil, unauthenticated("token key unknown")
+		case len(set.Keys) == 0:
+			return nil, unauthenticated(fmt.Sprintf("token algorithm %q does not fit its key", t.Method.Alg()))
+		}
+		return set, nil
 	}
-	return false
 }
 
-func (j *JWT) user(token string, claims map[string]any) hub.User {
-	u := hub.User{
-		ID:       claimString(claims, j.cfg.UserClaim),
-		TenantID: claimString(claims, j.cfg.TenantClaim),
-		Name:     claimString(claims, j.cfg.NameClaim),
+// failure turns a parser error into the error Verify returns, with the
+// reason of the first check that failed.
+func (j *JWT) failure(t *jwt.Token, claims jwt.MapClaims, err error) error {
+	var e *Error
+	switch {
+	case errors.As(err, &e): // from keyfunc
+		return e
+	case errors.Is(err, ErrUnavailable):
+		return err
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return unauthenticated(malformedReason(t))
+	}
+	alg, ok := t.Header["alg"].(string)
+	switch {
+	case !ok:
+		return unauthenticated("token header malformed")
+	case !slices.Contains(j.algs, alg):
+		return unauthenticated(fmt.Sprintf("token algorithm %q not accepted", alg))
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return unauthenticated("signature invalid")
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		return unauthenticated(j.claimsReason(claims, err))
+	}
+	return fmt.Errorf("auth: jwt: %w", err)
+}
+
+// malformedReason names the part of a token the parser could not decode,
+// from how far it got: it fills the header, then the claims and method,
+// then the signature.
+func malformedReason(t *jwt.Token) string {
+	switch {
+	case t == nil:
+		return "token malformed"
+	case t.Header == nil:
+		return "token header malformed"
+	case t.Method == nil:
+		return "token claims malformed"
+	}
+	return "token signature malformed"
+}
+
+// claimsReason names the first failed claim check, in the order exp, nbf,
+// iss, aud.
+func (j *JWT) claimsReason(c jwt.MapClaims, err error) string {
+	exp, expErr := c.GetExpirationTime()
+	_, nbfErr := c.GetNotBefore()
+	iss, issErr := c.GetIssuer()
+	switch {
+	case expErr != nil:
+		return "token exp malformed"
+	case exp == nil && !j.cfg.AllowNoExpiry:
+		return "token has no expiry"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "token expired"
+	case nbfErr != nil:
+		return "token nbf malformed"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "token not valid yet"
+	case j.cfg.Issuer != "" && (issErr != nil || iss != j.cfg.Issuer):
+		return "token issuer not accepted"
+	}
+	return "token audience not accepted"
+}
+
+func (j *JWT) user(token string, claims map[string]any) (hub.User, error) {
+	id, ok := claimString(claims, j.cfg.UserClaim)
+	switch {
+	case !ok:
+		return hub.User{}, unauthenticated("token user claim malformed")
+	case id == "" && !j.cfg.AllowAnonymous:
+		return hub.User{}, unauthenticated("token names no user")
+	}
+	u := hub.User{ID: id}
+	u.TenantID, _ = claimString(claims, j.cfg.TenantClaim)
+	u.Name, _ = claimString(claims, j.cfg.NameClaim)
+	if exp, err := jwt.MapClaims(claims).GetExpirationTime(); err == nil && exp != nil {
+		u.ExpiresAt = exp.Add(j.cfg.Leeway)
 	}
 	mapped := map[string]bool{j.cfg.UserClaim: true, j.cfg.TenantClaim: true, j.cfg.NameClaim: true}
 	if j.cfg.AccessTokenClaim == RawTokenClaim {
 		u.AccessToken = token
 	} else {
-		u.AccessToken = claimString(claims, j.cfg.AccessTokenClaim)
+		u.AccessToken, _ = claimString(claims, j.cfg.AccessTokenClaim)
 		mapped[j.cfg.AccessTokenClaim] = true
 	}
 	for k, v := range claims {
@@ -431,16 +462,20 @@ func (j *JWT) user(token string, claims map[string]any) hub.User {
 		}
 		u.Claims[k] = v
 	}
-	return u
+	return u, nil
 }
 
-// claimString renders a string or number claim; other types give "".
-func claimString(claims map[string]any, name string) string {
+// claimString renders a string or number claim. ok is false when the
+// claim is present with another type; absent gives "", true.
+func claimString(claims map[string]any, name string) (s string, ok bool) {
 	switch v := claims[name].(type) {
+	case nil:
+		_, present := claims[name]
+		return "", !present
 	case string:
-		return v
+		return v, true
 	case json.Number:
-		return v.String()
+		return v.String(), true
 	}
-	return ""
+	return "", false
 }
