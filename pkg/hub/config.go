@@ -29,17 +29,20 @@ type Config struct {
 	// Default 5 s.
 	ReconnectTime time.Duration
 	// Keepalive overrides the connection lifetime a client asks for with
-	// keepaliveTime. Default 0: the client's value, 15 min when absent; -1:
-	// connections never expire whatever the client asks.
+	// keepaliveTime. Default 0: the client's value, 15 min when absent, at
+	// most MaxKeepalive; -1: connections never expire whatever the client
+	// asks.
 	Keepalive time.Duration
 	// MaxConnectionsPerClient caps the connections of one browser profile
-	// (same user, client id, domain and tenant); the oldest are closed.
-	// Default 3; -1 disables the cap.
+	// (same user, client id and tenant, and with ClientCapByDomain the same
+	// domain) across the cluster; the oldest are closed with
+	// ReasonClientLimit. Default 3; -1 disables the cap.
 	MaxConnectionsPerClient int
 	// MaxConnectionsPerUser caps the connections of one user (same user id
 	// and tenant, or same access token for users without id) across the
 	// cluster, with or without a client id; the oldest are closed with
-	// ReasonUserLimit. Default 16; -1 disables the cap.
+	// ReasonUserLimit. Anonymous connections (neither id nor token) are not
+	// counted. Default 16; -1 disables the cap.
 	MaxConnectionsPerUser int
 	// ClientCapByDomain keys the per-client cap also on the request's
 	// domain (Host as the client sent it). Default false: Host is chosen
@@ -49,15 +52,18 @@ type Config struct {
 	// beyond it fails with ErrTooManyConnections. Default 100 000; -1
 	// disables the cap.
 	MaxConnections int
-	// MaxListeners caps the event names one connection listens to.
-	// Default 64.
+	// MaxListeners caps the event names one connection listens to; a
+	// Connect or ChangeListeners beyond it fails with ErrTooManyListeners.
+	// Default 64; -1 disables the cap.
 	MaxListeners int
 	// MaxNameLength caps the length of an event or listener name in
-	// bytes. Default 128.
+	// bytes; a longer one fails with ErrInvalidName. Default 128; -1
+	// disables the cap.
 	MaxNameLength int
 	// MaxKeepalive is the longest lifetime a client may choose with
 	// keepaliveTime (including "unlimited") when Keepalive is 0. Default
-	// 24 h; -1 lets clients choose unlimited.
+	// 24 h; -1 lets clients choose unlimited. A connection also ends when
+	// its user's credential expires (User.ExpiresAt), whichever is first.
 	MaxKeepalive time.Duration
 	// WriteTimeout bounds one write to a connection. Default 10 s.
 	WriteTimeout time.Duration
@@ -115,6 +121,21 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxConnectionsPerClient == 0 {
 		c.MaxConnectionsPerClient = 3
+	}
+	if c.MaxConnectionsPerUser == 0 {
+		c.MaxConnectionsPerUser = 16
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 100_000
+	}
+	if c.MaxListeners == 0 {
+		c.MaxListeners = 64
+	}
+	if c.MaxNameLength == 0 {
+		c.MaxNameLength = 128
+	}
+	if c.MaxKeepalive == 0 {
+		c.MaxKeepalive = 24 * time.Hour
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second

@@ -68,10 +68,12 @@ type Conn struct {
 	info      ClientInfo
 	channel   string
 	created   time.Time
-	expires   time.Time // zero: never
+	expires   time.Time        // zero: never
+	expiry    DisconnectReason // why it ends at expires
 	canAck    bool
 	lastEvent string
-	capKey    string
+	capKey    string // the per-client cap group, or empty
+	ownerKey  string // the per-user cap group, or empty
 
 	mu          sync.Mutex
 	queue       []*frame
@@ -80,6 +82,7 @@ type Conn struct {
 	out         outlet
 	scheduled   bool // the writer was told and has not yet found the queue empty
 	listeners   map[string]struct{}
+	named       bool // the client named listeners (at connect or since): QoS filtering applies
 	session     int64
 	sent        uint64
 	requests    uint64
@@ -176,6 +179,12 @@ func (c *Conn) offer(f *frame, listening bool) (bool, outlet) {
 			return false, nil
 		}
 	}
+	if f.qosID != "" && !c.canAck && !c.receivesLocked(f.event) {
+		// Writing it would count as delivered and drop it from the
+		// inbox, though the client never sees it: it stays stored.
+		c.mu.Unlock()
+		return false, nil
+	}
 	if len(c.queue) >= c.hub.cfg.QueueSize {
 		c.closed, c.reason, c.queue = true, ReasonSlow, nil
 		out := c.wakeLocked()
@@ -189,6 +198,17 @@ func (c *Conn) offer(f *frame, listening bool) (bool, outlet) {
 	out := c.wakeLocked()
 	c.mu.Unlock()
 	return true, out
+}
+
+// receivesLocked reports whether the client handles event, as far as the
+// hub knows: a client that named its listeners handles those; one that
+// never named any (a plain EventSource, curl) is taken to handle all.
+func (c *Conn) receivesLocked(event string) bool {
+	if !c.named {
+		return true
+	}
+	_, ok := c.listeners[event]
+	return ok
 }
 
 // wakeLocked returns the outlet to tell about new work, or nil when the
@@ -282,7 +302,8 @@ func (c *Conn) recycle(frames []*frame) {
 
 // written records frames that reached the socket: QoS messages are
 // remembered for redelivery, or acknowledged at once for clients that
-// cannot acknowledge.
+// cannot acknowledge, if they still listen to the event (a message whose
+// listener was removed while it waited stays stored).
 func (c *Conn) written(frames []*frame) {
 	var ids, events []string
 	for _, f := range frames {
@@ -295,7 +316,17 @@ func (c *Conn) written(frames []*frame) {
 		return
 	}
 	if !c.canAck {
-		c.hub.ackWritten(c, ids)
+		seen := ids[:0]
+		c.mu.Lock()
+		for i, id := range ids {
+			if c.receivesLocked(events[i]) {
+				seen = append(seen, id)
+			}
+		}
+		c.mu.Unlock()
+		if len(seen) > 0 {
+			c.hub.ackWritten(c, seen)
+		}
 		return
 	}
 	if c.hub.cfg.RedeliverAfter < 0 {

@@ -28,6 +28,9 @@ var (
 	ErrInvalidName = errors.New("hub: invalid name")
 	// ErrTooManyIDs is returned by Ack for more than MaxAckIDs ids.
 	ErrTooManyIDs = errors.New("hub: too many ids in one call")
+	// ErrTokenExpired is returned by Connect for a user whose credential
+	// has already expired (User.ExpiresAt); callers answer 401.
+	ErrTokenExpired = errors.New("hub: credential expired")
 )
 
 // MaxAckIDs bounds the QoS ids one Ack call may carry.

@@ -214,7 +214,8 @@ func TestDisconnectReasonNames(t *testing.T) {
 	want := map[DisconnectReason]string{
 		ReasonClientGone: "client-gone", ReasonClientClose: "client-close", ReasonKicked: "kicked",
 		ReasonClientLimit: "client-limit", ReasonExpired: "expired", ReasonSlow: "slow",
-		ReasonWriteError: "write-error", ReasonShutdown: "shutdown", 0: "unknown", 200: "unknown",
+		ReasonWriteError: "write-error", ReasonShutdown: "shutdown", ReasonTokenExpired: "token-expired",
+		ReasonUserLimit: "user-limit", 0: "unknown", 200: "unknown",
 	}
 	for r, name := range want {
 		if r.String() != name {
@@ -224,8 +225,9 @@ func TestDisconnectReasonNames(t *testing.T) {
 	if ReasonSlow.Error() != "hub: disconnected: slow" {
 		t.Errorf("Error() = %q", ReasonSlow.Error())
 	}
-	tells := map[DisconnectReason]bool{ReasonClientClose: true, ReasonKicked: true, ReasonClientLimit: true}
-	for r := ReasonClientGone; r <= ReasonShutdown; r++ {
+	tells := map[DisconnectReason]bool{ReasonClientClose: true, ReasonKicked: true, ReasonClientLimit: true,
+		ReasonTokenExpired: true, ReasonUserLimit: true}
+	for r := ReasonClientGone; r <= ReasonUserLimit; r++ {
 		if r.tellsClient() != tells[r] {
 			t.Errorf("%s.tellsClient() = %v", r, r.tellsClient())
 		}
@@ -281,6 +283,10 @@ func TestConfigDefaults(t *testing.T) {
 		c.QoSTTL != 24*time.Hour || c.RedeliverAfter != 30*time.Second || c.NodeID != "n1" {
 		t.Errorf("defaults: %+v", c)
 	}
+	if c.MaxConnectionsPerUser != 16 || c.ClientCapByDomain || c.MaxConnections != 100_000 || c.MaxListeners != 64 ||
+		c.MaxNameLength != 128 || c.MaxKeepalive != 24*time.Hour {
+		t.Errorf("limit defaults: %+v", c)
+	}
 	if h.pool != nil {
 		t.Error("Writers -1 built a pool")
 	}
@@ -299,20 +305,25 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestLifetime(t *testing.T) {
 	tests := []struct {
-		app, client, want time.Duration
+		app, max, client, want time.Duration
 	}{
-		{0, 0, defaultClientKeepalive},
-		{0, time.Minute, time.Minute},
-		{0, -1, 0},
-		{time.Hour, time.Minute, time.Hour},
-		{time.Hour, -1, time.Hour},
-		{-1, time.Minute, 0},
-		{-1, 0, 0},
+		{0, 0, 0, defaultClientKeepalive},
+		{0, 0, time.Minute, time.Minute},
+		{0, 0, -1, 24 * time.Hour}, // "unlimited" is capped by the default MaxKeepalive
+		{0, 0, 48 * time.Hour, 24 * time.Hour},
+		{0, time.Minute, time.Hour, time.Minute},
+		{0, time.Minute, 0, time.Minute},
+		{0, -1, -1, 0},
+		{0, -1, 48 * time.Hour, 48 * time.Hour},
+		{time.Hour, time.Minute, time.Minute, time.Hour},
+		{time.Hour, 0, -1, time.Hour},
+		{-1, 0, time.Minute, 0},
+		{-1, 0, 0, 0},
 	}
 	for _, tt := range tests {
-		h := newTestHub(t, Config{Writers: -1, Keepalive: tt.app})
+		h := newTestHub(t, Config{Writers: -1, Keepalive: tt.app, MaxKeepalive: tt.max})
 		if got := h.lifetime(tt.client); got != tt.want {
-			t.Errorf("app %v client %v: lifetime %v, want %v", tt.app, tt.client, got, tt.want)
+			t.Errorf("app %v max %v client %v: lifetime %v, want %v", tt.app, tt.max, tt.client, got, tt.want)
 		}
 		c := mustConnect(t, h, ConnectRequest{Keepalive: tt.client})
 		ci := c.Snapshot()

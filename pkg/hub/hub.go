@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ type Hub struct {
 	byTenant  index
 	byChannel index
 	byClient  index
+	byOwner   index // ownerKey → connections, for MaxConnectionsPerUser
 	pool      *writerPool
 
 	hooksMu          sync.RWMutex
@@ -66,7 +68,7 @@ func New(cfg Config) (*Hub, error) {
 		closed:  make(chan struct{}),
 	}
 	h.conns.init()
-	for _, ix := range []*index{&h.byUser, &h.byToken, &h.byTenant, &h.byChannel, &h.byClient} {
+	for _, ix := range []*index{&h.byUser, &h.byToken, &h.byTenant, &h.byChannel, &h.byClient, &h.byOwner} {
 		ix.init()
 	}
 	if in, ok := cfg.Transport.(Interest); ok {
@@ -130,11 +132,27 @@ func newConnID() string {
 // Connect registers a new connection and queues its connect-finish frame.
 // The caller must then either stream it with ServeStream or close it with
 // Disconnect; until then events for it wait in its queue.
+//
+// It fails with ErrTokenExpired for a user whose credential has expired,
+// ErrTooManyListeners or ErrInvalidName for listeners beyond
+// Config.MaxListeners or names it refuses, and ErrTooManyConnections when
+// the node holds Config.MaxConnections connections. A connection beyond
+// the per-client or per-user cap is accepted and the oldest of its group
+// are closed.
 func (h *Hub) Connect(ctx context.Context, req ConnectRequest) (*Conn, error) {
 	if h.closing.Load() || h.draining.Load() {
 		return nil, ErrClosed
 	}
 	now := time.Now()
+	if exp := req.User.ExpiresAt; !exp.IsZero() && !now.Before(exp) {
+		return nil, ErrTokenExpired
+	}
+	if err := h.checkListeners(req.Listeners); err != nil {
+		return nil, err
+	}
+	if limit := h.cfg.MaxConnections; limit > 0 && h.conns.count() >= limit {
+		return nil, ErrTooManyConnections
+	}
 	c := &Conn{
 		hub:       h,
 		id:        newConnID(),
@@ -148,21 +166,64 @@ func (h *Hub) Connect(ctx context.Context, req ConnectRequest) (*Conn, error) {
 		listeners: make(map[string]struct{}, len(req.Listeners)),
 	}
 	for _, l := range req.Listeners {
-		if l != "" {
-			c.listeners[l] = struct{}{}
-		}
+		c.listeners[l] = struct{}{}
 	}
-	if life := h.lifetime(req.Keepalive); life > 0 {
-		c.expires = now.Add(life)
-	}
+	c.named = len(c.listeners) > 0
+	c.expires, c.expiry = h.expiry(now, req)
+	c.ownerKey = ownerKey(req.User)
 	if req.Info.ClientID != "" {
-		c.capKey = req.User.ID + "\x00" + req.Info.ClientID + "\x00" + req.Info.RequestDomain + "\x00" + req.User.TenantID
+		c.capKey = c.ownerKey + "\x00" + req.User.TenantID + "\x00" + req.Info.ClientID
+		if h.cfg.ClientCapByDomain {
+			c.capKey += "\x00" + req.Info.RequestDomain
+		}
 	}
 	c.queue = append(c.queue, encodeConnectFinish(c, h))
 	h.register(c)
 	h.awaitRoutes(ctx, c)
-	h.enforceClientCap(ctx, c)
+	h.enforceCaps(c)
 	return c, nil
+}
+
+// ownerKey groups the connections of one user for MaxConnectionsPerUser:
+// the user id and tenant, or the access token of a user without id. It is
+// empty for anonymous users, who are not capped per user.
+func ownerKey(u User) string {
+	switch {
+	case u.ID != "":
+		return "u\x00" + u.ID + "\x00" + u.TenantID
+	case u.AccessToken != "":
+		return "k\x00" + u.AccessToken
+	}
+	return ""
+}
+
+// checkListeners refuses more listener names than Config.MaxListeners and
+// names checkName refuses.
+func (h *Hub) checkListeners(names []string) error {
+	if limit := h.cfg.MaxListeners; limit > 0 && len(names) > limit {
+		return fmt.Errorf("%w: %d names, at most %d", ErrTooManyListeners, len(names), limit)
+	}
+	for _, n := range names {
+		if err := h.checkName(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkName refuses a listener name that is empty, longer than
+// Config.MaxNameLength or holds CR, LF or NUL (which would break framing
+// wherever the name is written).
+func (h *Hub) checkName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty name", ErrInvalidName)
+	case h.cfg.MaxNameLength > 0 && len(name) > h.cfg.MaxNameLength:
+		return fmt.Errorf("%w: name longer than %d bytes", ErrInvalidName, h.cfg.MaxNameLength)
+	case strings.ContainsAny(name, "\r\n\x00"):
+		return fmt.Errorf("%w: name contains CR, LF or NUL", ErrInvalidName)
+	}
+	return nil
 }
 
 // awaitRoutes waits, bounded by RouteTimeout, until the transport routes
@@ -185,8 +246,9 @@ func (h *Hub) awaitRoutes(ctx context.Context, c *Conn) {
 	}
 }
 
-// lifetime resolves a connection's lifetime from the client's wish and the
-// app's override; 0 means unlimited.
+// lifetime resolves a connection's lifetime from the client's wish (0: not
+// given, negative: unlimited), bounded by MaxKeepalive, and the app's
+// override; 0 means unlimited.
 func (h *Hub) lifetime(client time.Duration) time.Duration {
 	switch {
 	case h.cfg.Keepalive < 0:
@@ -194,11 +256,27 @@ func (h *Hub) lifetime(client time.Duration) time.Duration {
 	case h.cfg.Keepalive > 0:
 		return h.cfg.Keepalive
 	case client == 0:
-		return defaultClientKeepalive
-	case client < 0:
-		return 0
+		client = defaultClientKeepalive
 	}
-	return client
+	if limit := h.cfg.MaxKeepalive; limit > 0 && (client < 0 || client > limit) {
+		return limit
+	}
+	return max(client, 0)
+}
+
+// expiry returns when a connection opened now for req ends by itself, and
+// why: at the end of its lifetime (ReasonExpired) or when its user's
+// credential expires (ReasonTokenExpired), whichever comes first. The zero
+// time means never.
+func (h *Hub) expiry(now time.Time, req ConnectRequest) (time.Time, DisconnectReason) {
+	var at time.Time
+	if life := h.lifetime(req.Keepalive); life > 0 {
+		at = now.Add(life)
+	}
+	if exp := req.User.ExpiresAt; !exp.IsZero() && (at.IsZero() || exp.Before(at)) {
+		return exp, ReasonTokenExpired
+	}
+	return at, ReasonExpired
 }
 
 // indexKeys lists the indices and keys c is registered under, with the
@@ -218,6 +296,9 @@ func (h *Hub) indexKeys(c *Conn, fn func(ix *index, key, prefix string)) {
 	}
 	if c.capKey != "" {
 		fn(&h.byClient, c.capKey, "")
+	}
+	if c.ownerKey != "" {
+		fn(&h.byOwner, c.ownerKey, "")
 	}
 }
 
@@ -273,24 +354,60 @@ func (h *Hub) started(c *Conn) {
 	}
 }
 
-// enforceClientCap closes the oldest connections of c's browser profile
-// beyond the cap, here at once and on other nodes asynchronously.
-func (h *Hub) enforceClientCap(ctx context.Context, c *Conn) {
-	limit := h.cfg.MaxConnectionsPerClient
-	if limit < 0 || c.capKey == "" {
-		return
+// connCap is one connection cap as it applies to a new connection: its
+// group on this node (the connections under key in ix) and in a listing
+// of the owner's connections across the cluster (those same accepts), the
+// limit, and the reason the oldest beyond it are closed with.
+type connCap struct {
+	ix     *index
+	key    string
+	limit  int
+	reason DisconnectReason
+	same   func(ConnectionInfo) bool
+}
+
+// capsOf lists the caps that apply to c: per client (with a client id),
+// then per user (for users with id or access token).
+func (h *Hub) capsOf(c *Conn) []connCap {
+	var caps []connCap
+	if limit := h.cfg.MaxConnectionsPerClient; limit > 0 && c.capKey != "" {
+		caps = append(caps, connCap{ix: &h.byClient, key: c.capKey, limit: limit, reason: ReasonClientLimit,
+			same: func(ci ConnectionInfo) bool {
+				return ci.ClientID == c.info.ClientID && ci.AccessTenantID == c.user.TenantID &&
+					(!h.cfg.ClientCapByDomain || ci.RequestDomain == c.info.RequestDomain)
+			}})
 	}
-	group := h.byClient.list(c.capKey)
-	if len(group) > limit {
-		sort.Slice(group, func(i, j int) bool { return olderThan(group[i], group[j]) })
-		for _, old := range group[:len(group)-limit] {
+	if limit := h.cfg.MaxConnectionsPerUser; limit > 0 && c.ownerKey != "" {
+		caps = append(caps, connCap{ix: &h.byOwner, key: c.ownerKey, limit: limit, reason: ReasonUserLimit,
+			same: func(ConnectionInfo) bool { return true }})
+	}
+	return caps
+}
+
+// enforceCaps closes the oldest connections of c's groups beyond their
+// caps, here at once and on other nodes asynchronously.
+func (h *Hub) enforceCaps(c *Conn) {
+	caps := h.capsOf(c)
+	for _, cp := range caps {
+		group := cp.ix.list(cp.key)
+		open := group[:0]
+		for _, g := range group {
+			if !g.Closed() {
+				open = append(open, g)
+			}
+		}
+		if len(open) <= cp.limit {
+			continue
+		}
+		sort.Slice(open, func(i, j int) bool { return olderThan(open[i], open[j]) })
+		for _, old := range open[:len(open)-cp.limit] {
 			if old != c {
-				old.close(ReasonClientLimit)
+				old.close(cp.reason)
 			}
 		}
 	}
-	if h.cfg.Transport != nil && c.user.ID != "" {
-		go h.enforceClientCapCluster(c)
+	if h.cfg.Transport != nil && c.ownerKey != "" && len(caps) > 0 {
+		go h.enforceCapsCluster(c, caps)
 	}
 }
 
@@ -301,39 +418,58 @@ func olderThan(a, b *Conn) bool {
 	return a.id < b.id
 }
 
-// enforceClientCapCluster applies the cap across nodes: it lists the
-// profile's connections everywhere and closes the oldest beyond the cap.
-func (h *Hub) enforceClientCapCluster(c *Conn) {
+// enforceCapsCluster applies caps across nodes: it lists the owner's
+// connections everywhere and closes the oldest of each group beyond its
+// cap. Connections already closing here, or chosen by an earlier cap, do
+// not count.
+func (h *Hub) enforceCapsCluster(c *Conn, caps []connCap) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SurveyTimeout)
 	defer cancel()
-	all, err := h.Connections(ctx, ConnectionQuery{UserID: c.user.ID, ClientID: c.info.ClientID})
+	q := ConnectionQuery{UserID: c.user.ID}
+	if c.user.ID == "" {
+		q.AccessToken = c.user.AccessToken
+	}
+	all, err := h.Connections(ctx, q)
 	if err != nil {
 		return
 	}
-	var group []ConnectionInfo
+	gone := make(map[string]bool)
+	var owned []ConnectionInfo
 	for _, ci := range all {
-		if ci.RequestDomain == c.info.RequestDomain && ci.AccessTenantID == c.user.TenantID {
-			group = append(group, ci)
+		if ci.AccessUserID != c.user.ID || (c.user.ID != "" && ci.AccessTenantID != c.user.TenantID) {
+			continue
 		}
-	}
-	limit := h.cfg.MaxConnectionsPerClient
-	if len(group) <= limit {
-		return
-	}
-	sort.Slice(group, func(i, j int) bool {
-		if group[i].CreateTime != group[j].CreateTime {
-			return group[i].CreateTime < group[j].CreateTime
+		if local := h.conns.get(ci.ID); local != nil && local.Closed() {
+			continue
 		}
-		return group[i].ID < group[j].ID
+		owned = append(owned, ci)
+	}
+	sort.Slice(owned, func(i, j int) bool {
+		if owned[i].CreateTime != owned[j].CreateTime {
+			return owned[i].CreateTime < owned[j].CreateTime
+		}
+		return owned[i].ID < owned[j].ID
 	})
-	var victims []string
-	for _, ci := range group[:len(group)-limit] {
-		if ci.ID != c.id {
-			victims = append(victims, ci.ID)
+	for _, cp := range caps {
+		var group []ConnectionInfo
+		for _, ci := range owned {
+			if !gone[ci.ID] && cp.same(ci) {
+				group = append(group, ci)
+			}
 		}
-	}
-	if len(victims) > 0 {
-		_, _ = h.Disconnect(ctx, Target{ConnectionIDs: victims}, ReasonClientLimit)
+		if len(group) <= cp.limit {
+			continue
+		}
+		var victims []string
+		for _, ci := range group[:len(group)-cp.limit] {
+			if ci.ID != c.id {
+				gone[ci.ID] = true
+				victims = append(victims, ci.ID)
+			}
+		}
+		if len(victims) > 0 {
+			_, _ = h.Disconnect(ctx, Target{ConnectionIDs: victims}, cp.reason)
+		}
 	}
 }
 
@@ -376,7 +512,7 @@ func (h *Hub) sweep(now time.Time, beat bool, tick int) {
 	w := h.newWaker()
 	h.conns.eachShard(func(shard int, c *Conn) {
 		if !c.expires.IsZero() && now.After(c.expires) {
-			c.close(ReasonExpired)
+			c.close(c.expiry)
 			return
 		}
 		if beat {

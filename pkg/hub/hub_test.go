@@ -38,10 +38,12 @@ func TestClientCap(t *testing.T) {
 				t.Errorf("newer connection %s closed", cl.id)
 			}
 		}
-		// Another domain, another tenant, another client id, and no client
-		// id at all are separate groups: nothing more is closed.
+		// Another tenant, another client id, and no client id at all are
+		// separate groups: nothing more is closed. (The domain is not part
+		// of the group unless ClientCapByDomain is set: see
+		// TestClientCapIgnoresDomain.)
 		others := []map[string]string{
-			{"domain": "b.example"}, {"tenantId": "t2"}, {"clientId": "other"}, {"clientId": ""}, {"userId": "u2"},
+			{"tenantId": "t2"}, {"clientId": "other"}, {"clientId": ""}, {"userId": "u2"},
 		}
 		var extra []*sseClient
 		for _, o := range others {
@@ -102,7 +104,7 @@ func TestHooks(t *testing.T) {
 			t.Fatalf("OnConnect calls: %v", connects)
 		}
 		owner := User{ID: "u1", TenantID: "t"}
-		after, err := f.h.ChangeListeners(ctx, cl.id, owner, true, []string{"b", "c", ""})
+		after, err := f.h.ChangeListeners(ctx, cl.id, owner, true, []string{"b", "c", "b"})
 		if err != nil || !slices.Equal(after, []string{"a", "b", "c"}) {
 			t.Fatalf("add listeners: %v %v", after, err)
 		}

@@ -125,10 +125,13 @@ func (h *Hub) replay(ctx context.Context, c *Conn) {
 			return
 		}
 		for _, m := range msgs {
-			if !c.enqueue(encodeResend(Event{Name: m.Event, ID: m.ID, Data: m.Data}), false) {
+			// A client that cannot acknowledge is not given messages it
+			// does not listen to (see Conn.offer): they stay stored.
+			if c.enqueue(encodeResend(Event{Name: m.Event, ID: m.ID, Data: m.Data}), false) {
+				h.qos.redelivered.Add(1)
+			} else if c.Closed() {
 				return
 			}
-			h.qos.redelivered.Add(1)
 			after = m.ID
 		}
 		if len(msgs) < replayPage {
@@ -257,9 +260,14 @@ func (h *Hub) retryAcks(ctx context.Context) {
 	}
 }
 
-// ackLocal acknowledges ids for local connection c. A repository failure
-// queues the acknowledgement for retry, so it is not lost.
+// ackLocal acknowledges ids for local connection c, each once. A
+// repository failure queues the acknowledgement for retry, so it is not
+// lost.
 func (h *Hub) ackLocal(ctx context.Context, c *Conn, ids []string) int {
+	ids = uniqueIDs(ids)
+	if len(ids) == 0 {
+		return 0
+	}
 	c.mu.Lock()
 	for _, id := range ids {
 		delete(c.unacked, id)
@@ -276,6 +284,20 @@ func (h *Hub) ackLocal(ctx context.Context, c *Conn, ids []string) int {
 	}
 	h.qos.acked.Add(uint64(n))
 	return n
+}
+
+// uniqueIDs returns ids without empty ones and repeats, in their order, in
+// linear time; ids is not changed.
+func uniqueIDs(ids []string) []string {
+	seen := make(map[string]struct{}, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if _, dup := seen[id]; !dup && id != "" {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // ReplayAll re-reads the QoS inbox of every local connection, e.g. after

@@ -10,12 +10,13 @@ import (
 )
 
 // ConnectionQuery filters connections. The first non-empty of ID, ClientID
-// and Name decides, as in the seed's connections.json; UserID further
-// restricts.
+// and Name decides, as in the seed's connections.json; UserID and
+// AccessToken further restrict.
 type ConnectionQuery struct {
-	ID       string `json:"id,omitempty"`
-	UserID   string `json:"userId,omitempty"`
-	ClientID string `json:"clientId,omitempty"`
+	ID          string `json:"id,omitempty"`
+	UserID      string `json:"userId,omitempty"`
+	AccessToken string `json:"accessToken,omitempty"`
+	ClientID    string `json:"clientId,omitempty"`
 	// Name matches user names containing it, case-insensitively.
 	Name string `json:"name,omitempty"`
 	// Limit, when positive, keeps the first Limit connections of the
@@ -25,6 +26,9 @@ type ConnectionQuery struct {
 
 func (q ConnectionQuery) match(c *Conn) bool {
 	if q.UserID != "" && c.user.ID != q.UserID {
+		return false
+	}
+	if q.AccessToken != "" && c.user.AccessToken != q.AccessToken {
 		return false
 	}
 	switch {
@@ -120,9 +124,12 @@ func (h *Hub) localConnections(q ConnectionQuery) ([]ConnectionInfo, int) {
 		return out, len(out)
 	}
 	var all []*Conn
-	if q.UserID != "" {
+	switch {
+	case q.UserID != "":
 		all = h.byUser.list(q.UserID)
-	} else {
+	case q.AccessToken != "":
+		all = h.byToken.list(q.AccessToken)
+	default:
 		h.conns.each(func(c *Conn) { all = append(all, c) })
 	}
 	conns := all[:0]
@@ -294,6 +301,8 @@ func (h *Hub) CountConnections(ctx context.Context, q ConnectionQuery) ([]Connec
 		t.ConnectionIDs = []string{q.ID}
 	case q.UserID != "":
 		t.UserIDs = []string{q.UserID}
+	case q.AccessToken != "":
+		t.AccessTokens = []string{q.AccessToken}
 	}
 	replies, err := h.survey(ctx, OpConnections, t, q)
 	for _, r := range replies {
@@ -508,8 +517,13 @@ func (h *Hub) deliverPendingDuration(c *Conn) {
 // ChangeListeners adds or removes event names of connection connID, on
 // whichever node holds it, for the connection's owner only, and returns
 // the connection's listener names afterwards. Another user's connection
-// is reported as unknown.
+// is reported as unknown. More names than Config.MaxListeners, in the call
+// or on the connection afterwards, fail with ErrTooManyListeners and
+// change nothing; a name checkName refuses fails with ErrInvalidName.
 func (h *Hub) ChangeListeners(ctx context.Context, connID string, owner User, add bool, names []string) ([]string, error) {
+	if err := h.checkListeners(names); err != nil {
+		return nil, err
+	}
 	args := ListenerArgs{Add: add, Names: names, Owner: owner}
 	if c := h.conns.get(connID); c != nil {
 		return h.changeListenersLocal(c, args)
@@ -522,6 +536,9 @@ func (h *Hub) ChangeListeners(ctx context.Context, connID string, owner User, ad
 				return list, nil
 			}
 		}
+		if strings.HasPrefix(r.Error, ErrTooManyListeners.Error()) {
+			return nil, fmt.Errorf("%w (on node %s)", ErrTooManyListeners, r.NodeID)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -533,15 +550,30 @@ func (h *Hub) changeListenersLocal(c *Conn, args ListenerArgs) ([]string, error)
 	if !owns(args.Owner, c) {
 		return nil, ErrUnknownConnection
 	}
+	if err := h.checkListeners(args.Names); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	before := c.listenersLocked()
-	for _, n := range args.Names {
-		if n == "" {
-			continue
+	if args.Add {
+		var added []string
+		for _, n := range args.Names {
+			if _, ok := c.listeners[n]; !ok {
+				c.listeners[n] = struct{}{}
+				added = append(added, n)
+			}
 		}
-		if args.Add {
-			c.listeners[n] = struct{}{}
-		} else {
+		if limit := h.cfg.MaxListeners; limit > 0 && len(c.listeners) > limit {
+			for _, n := range added {
+				delete(c.listeners, n)
+			}
+			c.mu.Unlock()
+			return nil, fmt.Errorf("%w: the connection would listen to %d names, at most %d",
+				ErrTooManyListeners, len(before)+len(added), limit)
+		}
+		c.named = c.named || len(args.Names) > 0
+	} else {
+		for _, n := range args.Names {
 			delete(c.listeners, n)
 		}
 	}
@@ -558,8 +590,13 @@ func (h *Hub) changeListenersLocal(c *Conn, args ListenerArgs) ([]string, error)
 
 // Ack acknowledges QoS messages received by connection connID, for its
 // owner only, on whichever node holds it. It returns how many were
-// pending. Unknown ids and other users' messages are ignored.
+// pending. Unknown ids and other users' messages are ignored, repeated
+// ids count once. More than MaxAckIDs ids fail with ErrTooManyIDs before
+// anything is done.
 func (h *Hub) Ack(ctx context.Context, connID string, owner User, ids []string) (int, error) {
+	if err := checkAckIDs(ids); err != nil {
+		return 0, err
+	}
 	if h.cfg.Repository == nil {
 		return 0, ErrQoSDisabled
 	}
@@ -580,6 +617,14 @@ func (h *Hub) Ack(ctx context.Context, connID string, owner User, ids []string) 
 		return 0, err
 	}
 	return 0, ErrUnknownConnection
+}
+
+// checkAckIDs refuses more than MaxAckIDs ids.
+func checkAckIDs(ids []string) error {
+	if len(ids) > MaxAckIDs {
+		return fmt.Errorf("%w: %d ids, at most %d", ErrTooManyIDs, len(ids), MaxAckIDs)
+	}
+	return nil
 }
 
 // HandleSurvey implements Handler: it answers another node's request for
@@ -631,7 +676,10 @@ func (h *Hub) HandleSurvey(ctx context.Context, app string, req Request) (Reply,
 		}
 	case OpAck:
 		var a AckArgs
-		if err = unmarshalArgs(req.Args, &a); err == nil && h.cfg.Repository != nil {
+		if err = unmarshalArgs(req.Args, &a); err == nil {
+			err = checkAckIDs(a.IDs)
+		}
+		if err == nil && h.cfg.Repository != nil {
 			if c := h.oneConn(req.Target); c != nil && owns(a.Owner, c) {
 				rep.Count = h.ackLocal(ctx, c, a.IDs)
 				rep.Data = json.RawMessage("true")

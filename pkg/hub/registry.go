@@ -3,6 +3,7 @@ package hub
 import (
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 )
 
 // shardCount is the number of shards of the connection map and of each
@@ -21,33 +22,41 @@ type connShard struct {
 	conns map[string]*Conn
 }
 
-// connMap is the sharded map of all local connections by id.
-type connMap [shardCount]connShard
+// connMap is the sharded map of all local connections by id, with their
+// number.
+type connMap struct {
+	shards [shardCount]connShard
+	n      atomic.Int64
+}
 
 func (m *connMap) init() {
-	for i := range m {
-		m[i].conns = make(map[string]*Conn)
+	for i := range m.shards {
+		m.shards[i].conns = make(map[string]*Conn)
 	}
 }
 
 func (m *connMap) add(c *Conn) {
-	s := &m[shardOf(c.id)]
+	s := &m.shards[shardOf(c.id)]
 	s.mu.Lock()
+	if _, dup := s.conns[c.id]; !dup {
+		m.n.Add(1)
+	}
 	s.conns[c.id] = c
 	s.mu.Unlock()
 }
 
 func (m *connMap) remove(c *Conn) {
-	s := &m[shardOf(c.id)]
+	s := &m.shards[shardOf(c.id)]
 	s.mu.Lock()
 	if s.conns[c.id] == c {
 		delete(s.conns, c.id)
+		m.n.Add(-1)
 	}
 	s.mu.Unlock()
 }
 
 func (m *connMap) get(id string) *Conn {
-	s := &m[shardOf(id)]
+	s := &m.shards[shardOf(id)]
 	s.mu.RLock()
 	c := s.conns[id]
 	s.mu.RUnlock()
@@ -62,8 +71,8 @@ func (m *connMap) each(fn func(*Conn)) {
 
 // eachShard is each, also passing the shard's index.
 func (m *connMap) eachShard(fn func(shard int, c *Conn)) {
-	for i := range m {
-		s := &m[i]
+	for i := range m.shards {
+		s := &m.shards[i]
 		s.mu.RLock()
 		for _, c := range s.conns {
 			fn(i, c)
@@ -72,16 +81,8 @@ func (m *connMap) eachShard(fn func(shard int, c *Conn)) {
 	}
 }
 
-// count returns the number of connections.
-func (m *connMap) count() int {
-	n := 0
-	for i := range m {
-		m[i].mu.RLock()
-		n += len(m[i].conns)
-		m[i].mu.RUnlock()
-	}
-	return n
-}
+// count returns the number of connections without taking a lock.
+func (m *connMap) count() int { return int(m.n.Load()) }
 
 // indexShard holds the keys that hash to it.
 type indexShard struct {

@@ -58,14 +58,14 @@ func (h *Hub) Publish(ctx context.Context, t Target, ev Event, opts ...PublishOp
 		if ev.ID == "" {
 			ev.ID = qos.NewID()
 		}
-		if err := ev.Validate(); err != nil {
+		if err := h.validate(ev); err != nil {
 			return Result{}, err
 		}
 		if err := h.store(ctx, t, ev, o.ttl); err != nil {
 			return Result{}, err
 		}
 		res.Stored, res.ID = true, ev.ID
-	} else if err := ev.Validate(); err != nil {
+	} else if err := h.validate(ev); err != nil {
 		return Result{}, err
 	}
 	f := encodeEvent(ev)
@@ -84,6 +84,18 @@ func (h *Hub) Publish(ctx context.Context, t Target, ev Event, opts ...PublishOp
 		res.Delivered += n
 	}
 	return res, nil
+}
+
+// validate checks ev (Event.Validate) and the length of its name against
+// Config.MaxNameLength.
+func (h *Hub) validate(ev Event) error {
+	if err := ev.Validate(); err != nil {
+		return err
+	}
+	if limit := h.cfg.MaxNameLength; limit > 0 && len(ev.Name) > limit {
+		return fmt.Errorf("%w: %w: event name longer than %d bytes", ErrInvalidEvent, ErrInvalidName, limit)
+	}
+	return nil
 }
 
 // Send publishes ev to t without QoS and returns how many connections,

@@ -130,7 +130,7 @@ func mustJSON(tb testing.TB, v any) json.RawMessage {
 func TestTransportDeliver(t *testing.T) {
 	tr := newFakeTransport()
 	tr.deliverCount = 5
-	h := newTestHub(t, Config{Writers: -1, Transport: tr})
+	h := newTestHub(t, Config{Writers: -1, Transport: tr, MaxConnectionsPerUser: -1}) // no cap survey
 	mustConnect(t, h, connectReq("u1"))
 	ctx := context.Background()
 	n, err := h.SendByUserID(ctx, "u1", "greet", map[string]int{"a": 1})
@@ -202,7 +202,7 @@ func TestTransportInterest(t *testing.T) {
 
 func TestTransportSurveyMerges(t *testing.T) {
 	tr := newFakeTransport()
-	h := newTestHub(t, Config{Writers: -1, Transport: tr})
+	h := newTestHub(t, Config{Writers: -1, Transport: tr, MaxConnectionsPerUser: -1}) // no cap survey
 	ctx := context.Background()
 	local := mustConnect(t, h, ConnectRequest{User: User{ID: "u1", Name: "Ann", AccessToken: "k1", TenantID: "t1"}})
 	mustConnect(t, h, ConnectRequest{User: User{ID: "u2", Name: "Bob"}})
@@ -280,7 +280,7 @@ func TestTransportSurveyMerges(t *testing.T) {
 
 func TestTransportRemoteCommands(t *testing.T) {
 	tr := newFakeTransport()
-	h := newTestHub(t, Config{Writers: -1, Transport: tr})
+	h := newTestHub(t, Config{Writers: -1, Transport: tr, MaxConnectionsPerUser: -1}) // no cap survey
 	ctx := context.Background()
 	var mu sync.Mutex
 	var seen []Request
@@ -485,7 +485,7 @@ func TestHandleDeliverAndMux(t *testing.T) {
 func TestTransportNodes(t *testing.T) {
 	tr := newFakeTransport()
 	var observed []string
-	h := newTestHub(t, Config{Writers: -1, Transport: tr, ObserveCluster: func(op string, took time.Duration, err error) {
+	h := newTestHub(t, Config{Writers: -1, Transport: tr, MaxConnectionsPerUser: -1, ObserveCluster: func(op string, took time.Duration, err error) {
 		observed = append(observed, fmt.Sprintf("%s:%v", op, err != nil))
 	}})
 	ctx := context.Background()
@@ -586,7 +586,7 @@ func TestConnectAwaitsRoutes(t *testing.T) {
 
 func TestQueriesLimit(t *testing.T) {
 	tr := newFakeTransport()
-	h := newTestHub(t, Config{Writers: -1, Transport: tr})
+	h := newTestHub(t, Config{Writers: -1, Transport: tr, MaxConnectionsPerUser: -1}) // no cap survey
 	ctx := context.Background()
 	for _, id := range []string{"u3", "u1", "u5", "u2", "u4"} {
 		mustConnect(t, h, ConnectRequest{User: User{ID: id, Name: "name-" + id}})
