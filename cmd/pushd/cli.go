@@ -83,7 +83,7 @@ func runCheckconfig(_ context.Context, args []string, stdout, stderr io.Writer) 
 	probe := &server{cfg: cfg, log: zerolog.Nop()}
 	for i, ac := range cfg.Apps {
 		if _, err := probe.newAuth(ac); err != nil {
-			return configError{fmt.Errorf("config: apps[%d].auth: %w", i, err)}
+			return configError{fmt.Errorf("config: apps[%d].%w", i, err)}
 		}
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d apps)\n", fs.Arg(0), len(cfg.Apps))

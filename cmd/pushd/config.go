@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"reflect"
 	"slices"
@@ -33,7 +31,7 @@ func (d *Duration) set(s string) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("not a duration: %q (try \"25s\")", s)
+		return fmt.Errorf("%q is not a duration (try \"25s\")", s)
 	}
 	*d = Duration(v)
 	return nil
@@ -276,10 +274,14 @@ func loadConfig(file string, env []string) (*Config, error) {
 		raw = b
 	}
 	cfg := Config{embedded: file == ""}
-	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("config %s: %w", cmpOr(file, "(embedded demo)"), err)
+	}
+	var probs problems
+	decodeNode(&doc, reflect.ValueOf(&cfg).Elem(), "", &probs)
+	if err := probs.err(); err != nil {
+		return nil, err
 	}
 	if err := applyEnv(&cfg, env); err != nil {
 		return nil, err
@@ -346,6 +348,11 @@ func walkEnv(v reflect.Value, name string, vars map[string]string) error {
 			}
 		}
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
+		for k := range vars {
+			if i, ok := envListIndex(k, name); ok && i >= v.Len() {
+				return fmt.Errorf("config: env %s: there is no item %d, the list has %d", k, i, v.Len())
+			}
+		}
 		for i := range v.Len() {
 			if err := walkEnv(v.Index(i), name+"_"+strconv.Itoa(i), vars); err != nil {
 				return err
@@ -393,9 +400,9 @@ func setScalar(v reflect.Value, s string) error {
 }
 
 // validate fills the HTTP defaults.
-func (h *HTTPConfig) validate() error {
+func (h *HTTPConfig) validate(p *problems) {
 	if h.ReadHeaderTimeout < 0 || h.ReadTimeout < 0 || h.IdleTimeout < 0 || h.MaxHeaderBytes < 0 {
-		return errors.New("config: http: timeouts and max_header_bytes must not be negative")
+		p.addf("http: timeouts and max_header_bytes must not be negative")
 	}
 	if h.ReadHeaderTimeout == 0 {
 		h.ReadHeaderTimeout = Duration(10 * time.Second)
@@ -409,25 +416,23 @@ func (h *HTTPConfig) validate() error {
 	if h.MaxHeaderBytes == 0 {
 		h.MaxHeaderBytes = 64 << 10
 	}
-	return nil
 }
 
-// validate fills defaults and names the key of the first problem.
+// validate fills defaults and names the key of every problem.
 func (c *Config) validate() error {
+	var p problems
 	c.Listen = cmpOr(c.Listen, ":8080")
-	if err := c.HTTP.validate(); err != nil {
-		return err
-	}
+	c.HTTP.validate(&p)
 	c.Log.Level = cmpOr(c.Log.Level, "info")
 	c.Log.Format = cmpOr(c.Log.Format, "json")
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
-		return fmt.Errorf("config: log.level: %q is not debug, info, warn or error", c.Log.Level)
+		p.addf("log.level: %q is not debug, info, warn or error", c.Log.Level)
 	}
 	if !slices.Contains([]string{"json", "console"}, c.Log.Format) {
-		return fmt.Errorf("config: log.format: %q is not json or console", c.Log.Format)
+		p.addf("log.format: %q is not json or console", c.Log.Format)
 	}
 	if c.GCPercent < 0 {
-		return fmt.Errorf("config: gc_percent: %d must be positive, or 0 for automatic", c.GCPercent)
+		p.addf("gc_percent: %d must be positive, or 0 for automatic", c.GCPercent)
 	}
 	if c.Shutdown.DrainWindow == 0 {
 		c.Shutdown.DrainWindow = Duration(10 * time.Second)
@@ -437,50 +442,51 @@ func (c *Config) validate() error {
 	}
 	c.Cluster.Transport = cmpOr(c.Cluster.Transport, "none")
 	if !slices.Contains([]string{"none", "redis", "nacos"}, c.Cluster.Transport) {
-		return fmt.Errorf("config: cluster.transport: %q is not none, redis or nacos", c.Cluster.Transport)
+		p.addf("cluster.transport: %q is not none, redis or nacos", c.Cluster.Transport)
 	}
 	if c.Cluster.Transport == "nacos" && len(c.Cluster.Peers) == 0 && len(c.Cluster.Nacos.Servers) == 0 {
-		return errors.New("config: cluster.nacos.servers: the nacos transport needs servers (or cluster.peers)")
+		p.addf("cluster.nacos.servers: the nacos transport needs servers (or cluster.peers)")
 	}
 	if c.Cluster.Transport == "nacos" && c.Cluster.Secret == "" {
-		return errors.New("config: cluster.secret: the nacos transport needs a shared secret")
+		p.addf("cluster.secret: the nacos transport needs a shared secret")
 	}
 	c.Cluster.RedisURL = cmpOr(c.Cluster.RedisURL, "redis://127.0.0.1:6379/0")
 	c.QoS.Repository = cmpOr(c.QoS.Repository, "memory")
 	if !slices.Contains([]string{"memory", "redis"}, c.QoS.Repository) {
-		return fmt.Errorf("config: qos.repository: %q is not memory or redis", c.QoS.Repository)
+		p.addf("qos.repository: %q is not memory or redis", c.QoS.Repository)
 	}
 	c.QoS.RedisURL = cmpOr(c.QoS.RedisURL, "redis://127.0.0.1:6379/0")
 	if c.QoS.TTL < 0 || c.QoS.MaxPerRecipient < 0 || c.QoS.MaxMessages < 0 {
-		return errors.New("config: qos: ttl, max_per_recipient and max_messages must not be negative")
+		p.addf("qos: ttl, max_per_recipient and max_messages must not be negative")
 	}
 	if len(c.Apps) == 0 {
-		return errors.New("config: apps: at least one app is needed")
+		p.addf("apps: at least one app is needed")
 	}
 	names, paths := map[string]bool{}, map[string]bool{}
 	for i := range c.Apps {
 		a := &c.Apps[i]
-		key := fmt.Sprintf("config: apps[%d]", i)
+		key := fmt.Sprintf("apps[%d]", i)
 		if a.Name == "" || strings.ContainsAny(a.Name, "/ ?#%") {
-			return fmt.Errorf("%s.name: %q must be non-empty without / ? # %% or spaces", key, a.Name)
+			p.addf("%s.name: %q must be non-empty without / ? # %% or spaces", key, a.Name)
+			continue
 		}
 		a.Path = cmpOr(a.Path, "/sse/"+a.Name)
 		if a.Path[0] != '/' || strings.HasSuffix(a.Path, "/") || strings.HasPrefix(a.Path, "/api/") {
-			return fmt.Errorf("%s.path: %q must start with /, not end with / and not be under /api/", key, a.Path)
+			p.addf("%s.path: %q must start with /, not end with / and not be under /api/", key, a.Path)
 		}
 		if names[a.Name] || paths[a.Path] {
-			return fmt.Errorf("%s: name %q or path %q is used twice", key, a.Name, a.Path)
+			p.addf("%s: name %q or path %q is used twice", key, a.Name, a.Path)
 		}
 		names[a.Name], paths[a.Path] = true, true
 		if !slices.Contains([]string{"jwt", "webhook", "demo"}, a.Auth.Mode) {
-			return fmt.Errorf("%s.auth.mode: %q is not jwt, webhook or demo", key, a.Auth.Mode)
+			p.addf("%s.auth.mode: %q is not jwt, webhook or demo", key, a.Auth.Mode)
 		}
 		if a.Auth.Mode == "webhook" && a.Auth.Webhook.URL == "" {
-			return fmt.Errorf("%s.auth.webhook.url: required for webhook auth", key)
+			p.addf("%s.auth.webhook.url: required for webhook auth", key)
 		}
 		if a.QueueSize < 0 || a.Upstream.MaxBody < 0 {
-			return fmt.Errorf("%s: queue_size and upstream.max_body must not be negative", key)
+			p.addf("%s: queue_size and upstream.max_body must not be negative", key)
 		}
 	}
-	return nil
+	return p.err()
 }

@@ -111,8 +111,11 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"qos: {repository: disk}\napps: [{name: a, auth: {mode: demo}}]", "", "qos.repository"},
 		{"apps: [{name: a, auth: {mode: demo}}]", "PUSHD_QOS_TTL=soon", "PUSHD_QOS_TTL"},
 		{"apps: [{name: a, auth: {mode: demo}}]", "PUSHD_LOG_LEVEL=loud", "log.level"},
-		{"apps: [{name: a, auth: {mode: demo}, heartbeat: often}]", "", "not a duration"},
-		{"lisen: typo\napps: [{name: a, auth: {mode: demo}}]", "", "field lisen not found"},
+		{"apps: [{name: a, auth: {mode: demo}, heartbeat: often}]", "", `apps[0].heartbeat: "often" is not a duration (try "25s")`},
+		{"apps: [{name: a, auth: {mode: demo}, queue_size: lots}]", "", `apps[0].queue_size: "lots" is not an integer`},
+		{"lisen: typo\napps: [{name: a, auth: {mode: demo}}]", "", `lisen: unknown key (line 1); did you mean "listen"?`},
+		{"apps: [{name: a, auth: {mode: demo, jtw: {}}}]", "", `apps[0].auth.jtw: unknown key (line 1); did you mean "jwt"?`},
+		{"apps: [{name: a, auth: {mode: demo}}]", "PUSHD_APPS_1_PATH=/sse/b", "PUSHD_APPS_1_PATH: there is no item 1"},
 	}
 	for _, c := range cases {
 		var env []string
@@ -122,6 +125,26 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		_, err := loadConfig(writeConfig(t, c.yaml), env)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("config %q env %q: error %v, want one naming %q", c.yaml, c.env, err, c.want)
+		}
+	}
+}
+
+// TestConfigNamesEveryProblem: one run lists every problem, not only the
+// first.
+func TestConfigNamesEveryProblem(t *testing.T) {
+	_, err := loadConfig(writeConfig(t, "listne: x\nlog: {level: loud}\napps: [{name: a, heartbeat: fast, auth: {mode: magic}}]"), nil)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"listne: unknown key", "apps[0].heartbeat"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("decode problems %q lack %q", err, want)
+		}
+	}
+	_, err = loadConfig(writeConfig(t, "log: {level: loud}\napps: [{name: a, auth: {mode: magic}}]"), nil)
+	for _, want := range []string{"log.level", "apps[0].auth.mode"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validation problems %v lack %q", err, want)
 		}
 	}
 }

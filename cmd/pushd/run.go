@@ -82,7 +82,7 @@ func newServer(cfg *Config) (*server, error) {
 	for i, ac := range cfg.Apps {
 		a, err := s.newApp(ac)
 		if err != nil {
-			return nil, fmt.Errorf("config: apps[%d] (%s): %w", i, ac.Name, err)
+			return nil, fmt.Errorf("config: apps[%d].%w", i, err)
 		}
 		s.apps = append(s.apps, a)
 		s.mux.Add(a.hub)
@@ -207,11 +207,14 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 		Logger: s.log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, err // "hub: …"
+	}
+	if len(ac.APIKeys) == 0 {
+		s.log.Warn().Str("app", ac.Name).Msg("the app has no api_keys: the server API refuses every call for it")
 	}
 	authn, err := s.newAuth(ac)
 	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
+		return nil, err // auth's errors start with "auth: "
 	}
 	var up web.UpstreamHandler
 	if ac.Upstream.URL != "" {
@@ -232,7 +235,7 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 	wh, err := web.New(web.Config{Hub: h, Path: ac.Path, Auth: authn, Upstream: up,
 		EnableJSON: ac.EnableJSONEndpoints, MaxBody: ac.Upstream.MaxBody, CORSOrigins: ac.CORS, Logger: s.log})
 	if err != nil {
-		return nil, err
+		return nil, err // "web: …"
 	}
 	a := &app{cfg: ac, hub: h, web: wh}
 	if ac.Hooks.URL != "" {
