@@ -48,8 +48,13 @@ type Config struct {
 	Log    struct {
 		// Level is debug, info, warn or error. Default info.
 		Level string `yaml:"level"`
-		// Format is json or console. Default json.
+		// Format is json, console or auto: console on a terminal, json
+		// otherwise. Default auto.
 		Format string `yaml:"format"`
+		// Summary is the interval of the info line that says what each
+		// app did (connections, users, sends, deliveries). Default 1 min;
+		// -1 off.
+		Summary Duration `yaml:"summary"`
 	} `yaml:"log"`
 	// Shutdown controls the drain on SIGTERM.
 	Shutdown struct {
@@ -251,7 +256,7 @@ const embeddedDemo = `
 listen: "` + demoListen + `"
 demo_page: true
 admin: {token: demo-admin}
-log: {level: info, format: console}
+log: {level: info}
 apps:
   - name: demo
     path: /sse/demo
@@ -424,12 +429,15 @@ func (c *Config) validate() error {
 	c.Listen = cmpOr(c.Listen, ":8080")
 	c.HTTP.validate(&p)
 	c.Log.Level = cmpOr(c.Log.Level, "info")
-	c.Log.Format = cmpOr(c.Log.Format, "json")
+	c.Log.Format = cmpOr(c.Log.Format, "auto")
+	if c.Log.Summary == 0 {
+		c.Log.Summary = Duration(time.Minute)
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		p.addf("log.level: %q is not debug, info, warn or error", c.Log.Level)
 	}
-	if !slices.Contains([]string{"json", "console"}, c.Log.Format) {
-		p.addf("log.format: %q is not json or console", c.Log.Format)
+	if !slices.Contains([]string{"auto", "json", "console"}, c.Log.Format) {
+		p.addf("log.format: %q is not auto, json or console", c.Log.Format)
 	}
 	if c.GCPercent < 0 {
 		p.addf("gc_percent: %d must be positive, or 0 for automatic", c.GCPercent)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,5 +161,32 @@ func TestComposeConfigLoads(t *testing.T) {
 		if cfg.Cluster.Transport != transport || cfg.Admin.Token == "" || len(cfg.Apps) != 1 {
 			t.Errorf("%s: %+v", transport, cfg)
 		}
+	}
+}
+
+func TestLogFormatAutoWritesJSONToAFile(t *testing.T) {
+	cfg, err := loadConfig("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.Format != "auto" {
+		t.Fatalf("default log.format %q, want auto", cfg.Log.Format)
+	}
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := newLogger(cfg, f)
+	log.Info().Str("app", "demo").Msg("hello")
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(b, &line); err != nil || line["message"] != "hello" || strings.Contains(string(b), "\x1b[") {
+		t.Fatalf("log line in a file is not one plain JSON object: %q (%v)", b, err)
+	}
+	if n := strings.Count(string(b), `"node"`); n != 1 {
+		t.Errorf("%d node keys in %q", n, b)
 	}
 }

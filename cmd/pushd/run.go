@@ -49,30 +49,20 @@ type app struct {
 	notifier *notify.Notifier
 }
 
-func newLogger(cfg *Config) zerolog.Logger {
-	level, _ := zerolog.ParseLevel(cfg.Log.Level)
-	var log zerolog.Logger
-	if cfg.Log.Format == "console" {
-		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
-	} else {
-		log = zerolog.New(os.Stderr)
-	}
-	return log.Level(level).With().Timestamp().Str("node", cfg.NodeID).Logger()
-}
-
 // newServer builds every part from cfg; nothing runs yet.
 func newServer(cfg *Config) (*server, error) {
 	if cfg.NodeID == "" {
 		host, _ := os.Hostname()
 		cfg.NodeID = cmpOr(host, "pushd")
 	}
-	s := &server{cfg: cfg, log: newLogger(cfg),
+	s := &server{cfg: cfg, log: newLogger(cfg, os.Stderr),
 		clusterCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushd_cluster_call_seconds",
 			Help:    "Calls to the other nodes through the cluster transport (op: deliver or the survey operation).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"app", "op"}),
 		clusterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_cluster_call_errors_total",
 			Help: "Calls to the other nodes that failed or answered partially."}, []string{"app", "op"}),
 	}
+	routeLibraryLogs(s.log)
 	if err := s.newRepository(); err != nil {
 		return nil, err
 	}
@@ -359,6 +349,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 		goRun("cluster", func() error { return s.transport.Run(bg, &s.mux) })
 	}
 	goRun("http", func() error { return srv.Serve(ln) })
+	goRun("summaries", func() error { return s.logSummaries(bg, time.Duration(s.cfg.Log.Summary)) })
 	s.log.Info().Str("listen", ln.Addr().String()).Int("apps", len(s.apps)).
 		Str("qos", s.cfg.QoS.Repository).Str("cluster", s.cfg.Cluster.Transport).Msg("pushd started")
 	if s.cfg.embedded && s.cfg.Listen == demoListen {

@@ -96,7 +96,7 @@ func New(cfg Config) (*Transport, error) {
 	t := &Transport{
 		cfg:          cfg,
 		client:       cfg.Client,
-		log:          cfg.Logger.With().Str("component", "transport.redis").Str("node", cfg.NodeID).Logger(),
+		log:          cfg.Logger.With().Str("component", "transport.redis").Logger(),
 		replyChannel: cfg.Prefix + ":reply:" + cfg.NodeID,
 		probeChannel: cfg.Prefix + ":probe:" + cfg.NodeID,
 		calls:        make(map[string]*call),
