@@ -39,11 +39,7 @@ func testKeys(t testing.TB) {
 		if rsaOther, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 			panic(err)
 		}
-		der, err := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
-		if err != nil {
-			panic(err)
-		}
-		rsaPEM = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		rsaPEM = pkixPEM(&rsaKey.PublicKey)
 		rsaPKCS1 = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey)}))
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -49,6 +50,10 @@ type WebhookConfig struct {
 	// CacheSize bounds the number of cached answers (least recently used
 	// go first). Default 10000.
 	CacheSize int
+	// AllowAnonymous accepts answers without an "id" as users without an
+	// id. Default false: such an answer is a rejection ("backend named no
+	// user").
+	AllowAnonymous bool
 	// Client makes the calls. Default: a client without redirects.
 	Client *http.Client
 	// Now is the clock of the cache. Default time.Now.
@@ -60,14 +65,16 @@ type WebhookConfig struct {
 // with NewWebhook.
 //
 // The backend answers 200 with a JSON object — "id", "name", "tenantId",
-// "accessToken" fill the hub.User, every other field goes to User.Claims;
-// an empty object is an anonymous user — or 401/403 (with any body) for
-// "not logged in". Anything else (other statuses, bad JSON, timeouts,
-// network errors) wraps ErrUnavailable and is not cached.
+// "accessToken" fill the hub.User, "expiresAt" (Unix seconds, or an RFC
+// 3339 string) its ExpiresAt, every other field goes to User.Claims; an
+// answer without "id" is refused unless AllowAnonymous, and one whose
+// expiresAt has passed is refused — or 401/403 (with any body) for "not
+// logged in". Anything else (other statuses, bad JSON or field types,
+// timeouts, network errors) wraps ErrUnavailable and is not cached.
 //
-// Answers are cached for CacheTTL, keyed by a SHA-256 of exactly what was
-// sent (header and parameter names and values), and identical concurrent
-// requests share one backend call.
+// Answers are cached for CacheTTL (a user not beyond its expiresAt), keyed
+// by a SHA-256 of exactly what was sent (header and parameter names and
+// values), and identical concurrent requests share one backend call.
 type Webhook struct {
 	cfg    WebhookConfig
 	base   *url.URL
@@ -250,7 +257,11 @@ func (w *Webhook) storeLocked(key [32]byte, u hub.User, err error) {
 	if w.cfg.CacheTTL < 0 {
 		return
 	}
-	e := &cacheEntry{key: key, user: cloneUser(u), err: err, expires: w.cfg.Now().Add(w.cfg.CacheTTL)}
+	expires := w.cfg.Now().Add(w.cfg.CacheTTL)
+	if !u.ExpiresAt.IsZero() && u.ExpiresAt.Before(expires) {
+		expires = u.ExpiresAt
+	}
+	e := &cacheEntry{key: key, user: cloneUser(u), err: err, expires: expires}
 	if el, ok := w.cache[key]; ok {
 		el.Value = e
 		w.lru.MoveToFront(el)
@@ -322,8 +333,13 @@ func (w *Webhook) ask(ctx context.Context, o outgoing) (hub.User, error) {
 		return hub.User{}, fmt.Errorf("%w: answer larger than %d bytes", ErrUnavailable, maxWebhookAnswer)
 	}
 	user, err := parseWebhookUser(body)
-	if err != nil {
+	switch {
+	case err != nil:
 		return hub.User{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case user.ID == "" && !w.cfg.AllowAnonymous:
+		return hub.User{}, unauthenticated("backend named no user")
+	case !user.ExpiresAt.IsZero() && !w.cfg.Now().Before(user.ExpiresAt):
+		return hub.User{}, unauthenticated("session expired")
 	}
 	return user, nil
 }
@@ -354,8 +370,34 @@ func parseWebhookUser(body []byte) (hub.User, error) {
 		}
 		delete(m, f.name)
 	}
+	if v, ok := m["expiresAt"]; ok && v != nil {
+		t, err := answerTime(v)
+		if err != nil {
+			return hub.User{}, err
+		}
+		u.ExpiresAt = t
+		delete(m, "expiresAt")
+	}
 	if len(m) > 0 {
 		u.Claims = m
 	}
 	return u, nil
+}
+
+// answerTime reads the answer's expiresAt: Unix seconds, or an RFC 3339
+// string.
+func answerTime(v any) (time.Time, error) {
+	switch t := v.(type) {
+	case json.Number:
+		f, err := t.Float64()
+		if err == nil && f > 0 && f < 1e11 {
+			sec, frac := math.Modf(f)
+			return time.Unix(int64(sec), int64(frac*1e9)), nil
+		}
+	case string:
+		if ts, err := time.Parse(time.RFC3339, t); err == nil {
+			return ts, nil
+		}
+	}
+	return time.Time{}, errors.New(`answer field "expiresAt" is not a time (Unix seconds or RFC 3339)`)
 }
