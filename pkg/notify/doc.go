@@ -47,10 +47,15 @@
 // connections is the user's number of connections on this node after the
 // event; for offline, connectionId, sessionDuration and timestamp are those
 // of the last connection's close. Headers: X-Pushd-Event (the type),
-// X-Pushd-Timestamp (Unix seconds of this attempt) and, when a Secret is
-// configured, X-Pushd-Signature = "v1=" + hex(HMAC-SHA256(secret,
-// "<X-Pushd-Timestamp>\n<body>\n")) — the scheme of package signature. Go
-// backends can call Verify.
+// X-Pushd-Timestamp (Unix seconds of this attempt), X-Pushd-Content-Sha256
+// (hex SHA-256 of the body) and, when a Secret is configured, X-Pushd-Nonce
+// (fresh for every attempt) and X-Pushd-Signature: the scheme of package
+// signature (its documentation has the recipe for other languages) over
+// POST, the URL's path and query, the body hash, the timestamp and the
+// nonce, with one extra line, the value of X-Pushd-Event. A captured
+// request is thus refused on another URL, with another body or type, after
+// the window (60 s by default) and, with a replay cache, a second time. Go
+// backends call Verify with one signature.ReplayCache.
 //
 // A 2xx answer delivers the event. 408, 429, 5xx and network errors are
 // retried up to MaxAttempts with exponential backoff and jitter; other

@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/pkg/notify"
+	"github.com/pushd/pushd/pkg/signature"
 )
 
 func Example() {
 	const secret = "shared-with-the-backend"
 	got := make(chan notify.Event, 10)
+	replay := signature.NewReplayCache(0) // one for all requests: each is accepted once
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ev, err := notify.Verify(r, secret, 0)
+		ev, err := notify.Verify(r, secret, signature.Options{Replay: replay})
 		if err != nil {
 			w.WriteHeader(http.StatusUnauthorized)
 			return

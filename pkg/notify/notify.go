@@ -487,12 +487,14 @@ func (n *Notifier) post(ctx context.Context, typ string, body []byte) (retry boo
 	if err != nil {
 		return false, err
 	}
-	ts := signature.Timestamp(time.Now())
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderEvent, typ)
-	req.Header.Set(signature.HeaderTimestamp, ts)
-	if n.cfg.Secret != "" {
-		req.Header.Set(signature.HeaderSignature, signature.Sign(n.cfg.Secret, ts, string(body)))
+	sum := signature.BodySHA256(body)
+	if n.cfg.Secret == "" {
+		req.Header.Set(signature.HeaderTimestamp, signature.Timestamp(time.Now()))
+		req.Header.Set(signature.HeaderContentSHA256, sum)
+	} else if err := signature.SignRequest(req, n.cfg.Secret, sum, time.Now(), typ); err != nil {
+		return false, err
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {
@@ -517,25 +519,28 @@ func newID() string {
 }
 
 // Verify reads and checks a notification request, for backends written in
-// Go: the signature over the body and X-Pushd-Timestamp with secret, and the
-// timestamp within maxSkew (zero → 5 minutes) of the local clock. Errors
-// wrap the signature package's errors or ErrInvalid.
-func Verify(r *http.Request, secret string, maxSkew time.Duration) (Event, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxEventBody+1))
-	if err != nil {
-		return Event{}, fmt.Errorf("notify: read body: %w", err)
+// Go, with the scheme of package signature: the signature (secret) over
+// the method, path, query, body hash, timestamp, nonce and X-Pushd-Event;
+// the timestamp within opts.Window (default 60 s) of opts.Now; only then the
+// body (at most 64 KiB, or opts.MaxBody when smaller) against its hash;
+// with opts.Replay (share one signature.ReplayCache between all requests)
+// that the nonce is new. Errors wrap the signature package's errors or
+// ErrInvalid.
+func Verify(r *http.Request, secret string, opts signature.Options) (Event, error) {
+	if opts.MaxBody <= 0 || opts.MaxBody > maxEventBody {
+		opts.MaxBody = maxEventBody
 	}
-	if len(body) > maxEventBody {
-		return Event{}, fmt.Errorf("%w: body too large", ErrInvalid)
-	}
-	err = signature.Verify(secret, r.Header.Get(signature.HeaderTimestamp), r.Header.Get(signature.HeaderSignature),
-		time.Now(), maxSkew, string(body))
+	typ := r.Header.Get(HeaderEvent)
+	body, err := signature.VerifyRequest(r, secret, opts, typ)
 	if err != nil {
 		return Event{}, fmt.Errorf("notify: %w", err)
 	}
 	var ev Event
-	if err := json.Unmarshal(body, &ev); err != nil || ev.Type == "" {
-		return Event{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return Event{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if ev.Type == "" || ev.Type != typ {
+		return Event{}, fmt.Errorf("%w: type %q, %s %q", ErrInvalid, ev.Type, HeaderEvent, typ)
 	}
 	return ev, nil
 }

@@ -1,9 +1,11 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/internal/await"
+	"github.com/pushd/pushd/pkg/signature"
 )
 
 const secret = "notify-test-secret"
@@ -105,12 +108,10 @@ type receiver struct {
 
 func newReceiver(t *testing.T, status func(n int64) int) *receiver {
 	rc := &receiver{status: status}
+	replay := signature.NewReplayCache(0) // retries carry fresh nonces
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := rc.hits.Add(1)
-		ev, err := Verify(r, secret, 0)
-		if err == nil && r.Header.Get(HeaderEvent) != ev.Type {
-			err = errors.New("X-Pushd-Event does not match the body")
-		}
+		ev, err := Verify(r, secret, signature.Options{Replay: replay})
 		code := http.StatusOK
 		if rc.status != nil {
 			code = rc.status(n)
@@ -450,6 +451,84 @@ func TestUnsignedAndVerifyFailures(t *testing.T) {
 	defer rc.mu.Unlock()
 	if len(rc.errs) != 1 || len(rc.events) != 0 {
 		t.Fatalf("unsigned event verified: errs %v events %v", rc.errs, rc.events)
+	}
+}
+
+// Attack (issue 10 #3, presence hooks): a signed online event captured on
+// its way to the backend is sent again — to another path, with another
+// body or event type, after the window, or a second time. Verify refuses
+// each and accepts the genuine request once.
+func TestVerifyRefusesReplayedHook(t *testing.T) {
+	type capture struct {
+		header http.Header
+		body   []byte
+	}
+	captured := make(chan capture, 1)
+	capturer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case captured <- capture{r.Header.Clone(), b}:
+		default:
+		}
+	}))
+	defer capturer.Close()
+	n, err := New(Config{URL: capturer.URL + "/hooks/presence", Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	n.Connected(pr("u1", "c1", 1))
+	c := <-captured
+
+	var offset atomic.Int64
+	replay := signature.NewReplayCache(0)
+	results := make(chan error, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := Verify(r, secret, signature.Options{Replay: replay,
+			Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+		results <- err
+	}))
+	defer backend.Close()
+	send := func(path string, body []byte, edit func(http.Header)) error {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, backend.URL+path, bytes.NewReader(body))
+		for k, v := range c.header {
+			if k != "Content-Length" && k != "Accept-Encoding" {
+				req.Header[k] = v
+			}
+		}
+		if edit != nil {
+			edit(req.Header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return <-results
+	}
+	forged := bytes.Replace(c.body, []byte(`"online"`), []byte(`"offline"`), 1)
+	for name, err := range map[string]error{
+		"other path":  send("/hooks/admin", c.body, nil),
+		"other body":  send("/hooks/presence", forged, nil),
+		"other event": send("/hooks/presence", c.body, func(h http.Header) { h.Set(HeaderEvent, TypeOffline) }),
+	} {
+		if !errors.Is(err, signature.ErrInvalid) {
+			t.Errorf("%s: Verify = %v, want ErrInvalid", name, err)
+		}
+	}
+	offset.Store(int64(70 * time.Second))
+	if err := send("/hooks/presence", c.body, nil); !errors.Is(err, signature.ErrExpired) {
+		t.Errorf("70 s later: Verify = %v, want ErrExpired", err)
+	}
+	offset.Store(0)
+	if err := send("/hooks/presence", c.body, nil); err != nil {
+		t.Fatalf("genuine request refused: %v", err)
+	}
+	if err := send("/hooks/presence", c.body, nil); !errors.Is(err, signature.ErrReplay) {
+		t.Errorf("second time: Verify = %v, want ErrReplay", err)
 	}
 }
 

@@ -7,15 +7,17 @@ import (
 	"net/http/httptest"
 	"strings"
 
+	"github.com/pushd/pushd/pkg/signature"
 	"github.com/pushd/pushd/pkg/upstream"
 )
 
-// A backend in Go checks that a call really comes from pushd before it
-// trusts the identity headers.
+// A backend in Go checks that a call really comes from pushd, unchanged and
+// for the first time, before it trusts the identity headers.
 func ExampleVerify() {
 	const secret = "shared-with-pushd"
+	replay := signature.NewReplayCache(0) // one for all requests: each call is accepted once
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := upstream.Verify(r.Header, secret, 0)
+		id, err := upstream.Verify(r, secret, signature.Options{Replay: replay})
 		if err != nil {
 			http.Error(w, `{"error":"not from pushd"}`, http.StatusUnauthorized)
 			return

@@ -1,11 +1,13 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,12 +21,14 @@ import (
 
 // Identity headers set on forwarded requests.
 const (
-	HeaderApp          = "X-Pushd-App"
-	HeaderUserID       = "X-Pushd-User-Id"
-	HeaderTenantID     = "X-Pushd-Tenant-Id"
-	HeaderConnectionID = "X-Pushd-Connection-Id"
-	HeaderTimestamp    = signature.HeaderTimestamp
-	HeaderSignature    = signature.HeaderSignature
+	HeaderApp           = "X-Pushd-App"
+	HeaderUserID        = "X-Pushd-User-Id"
+	HeaderTenantID      = "X-Pushd-Tenant-Id"
+	HeaderConnectionID  = "X-Pushd-Connection-Id"
+	HeaderTimestamp     = signature.HeaderTimestamp
+	HeaderNonce         = signature.HeaderNonce
+	HeaderContentSHA256 = signature.HeaderContentSHA256
+	HeaderSignature     = signature.HeaderSignature
 )
 
 // Kinds of forwarded calls.
@@ -46,16 +50,20 @@ type Config struct {
 	// calls go to URL + "/message/{path}" and URL + "/upload/{path}".
 	// Required; absolute http(s), no query or fragment.
 	URL string
-	// Secret signs the identity headers. Default empty: the identity
-	// headers are sent without X-Pushd-Signature, and the backend must
-	// trust the network instead.
+	// Secret signs each call (see the package documentation). Default
+	// empty: calls are sent without X-Pushd-Nonce and X-Pushd-Signature,
+	// and the backend must trust the network instead.
 	Secret string
 	// Timeout bounds the whole exchange with the backend (sending the
-	// body, waiting for and reading the answer). Default 10 s.
+	// body, waiting for and reading the answer), which starts once the
+	// browser's body has been read. Default 10 s.
 	Timeout time.Duration
 	// MaxBody is the largest request body forwarded, in bytes. Default
 	// 10 MiB; -1 means unlimited.
 	MaxBody int64
+	// SpoolDir holds the temporary files of bodies larger than 64 KiB
+	// while they are hashed before sending. Default os.TempDir().
+	SpoolDir string
 	// Client makes the calls. Default: a client that does not follow
 	// redirects (the answer is copied back as it is).
 	Client *http.Client
@@ -174,25 +182,25 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, kind, path s
 		target += "?" + query.Encode()
 	}
 
+	body, err := readSpool(http.MaxBytesReader(w, r.Body, f.maxBody()), f.cfg.SpoolDir)
+	if err != nil {
+		f.bodyFailed(w, r, err)
+		return
+	}
+	defer body.Close()
+
 	ctx, cancel := context.WithTimeout(r.Context(), f.cfg.Timeout)
 	defer cancel()
-	var body io.Reader = http.NoBody
-	if r.Body != nil && r.Body != http.NoBody {
-		body = r.Body
-		if f.cfg.MaxBody >= 0 {
-			body = http.MaxBytesReader(w, r.Body, f.cfg.MaxBody)
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, body.reader())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "cannot build backend request")
 		return
 	}
-	req.ContentLength = r.ContentLength
-	if r.ContentLength == 0 {
-		req.Body = http.NoBody
+	req.ContentLength = body.size
+	if err := f.setHeaders(req, r, id, body.sha256); err != nil {
+		writeError(w, http.StatusInternalServerError, "cannot sign backend request")
+		return
 	}
-	f.setHeaders(req.Header, r, id)
 
 	resp, err := f.client.Do(req)
 	if err != nil {
@@ -213,7 +221,8 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, kind, path s
 	}
 }
 
-func (f *Forwarder) setHeaders(h http.Header, r *http.Request, id Identity) {
+func (f *Forwarder) setHeaders(req *http.Request, r *http.Request, id Identity, bodySHA256 string) error {
+	h := req.Header
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		h.Set("Content-Type", ct)
 	}
@@ -228,24 +237,51 @@ func (f *Forwarder) setHeaders(h http.Header, r *http.Request, id Identity) {
 		}
 		h.Set("X-Forwarded-For", host)
 	}
-	ts := signature.Timestamp(f.cfg.Now())
 	h.Set(HeaderApp, id.App)
 	h.Set(HeaderUserID, id.UserID)
 	h.Set(HeaderTenantID, id.TenantID)
 	h.Set(HeaderConnectionID, id.ConnectionID)
-	h.Set(HeaderTimestamp, ts)
-	if f.cfg.Secret != "" {
-		h.Set(HeaderSignature, signature.Sign(f.cfg.Secret, ts, id.App, id.UserID, id.TenantID, id.ConnectionID))
+	if f.cfg.Secret == "" {
+		h.Set(HeaderTimestamp, signature.Timestamp(f.cfg.Now()))
+		h.Set(HeaderContentSHA256, bodySHA256)
+		return nil
+	}
+	return signature.SignRequest(req, f.cfg.Secret, bodySHA256, f.cfg.Now(), identityLines(id)...)
+}
+
+// identityLines are the extra signed lines: the identity headers' values.
+func identityLines(id Identity) []string {
+	return []string{id.App, id.UserID, id.TenantID, id.ConnectionID}
+}
+
+func (f *Forwarder) maxBody() int64 {
+	if f.cfg.MaxBody < 0 {
+		return math.MaxInt64
+	}
+	return f.cfg.MaxBody
+}
+
+// bodyFailed answers for a browser body that could not be read or kept.
+func (f *Forwarder) bodyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var tooBig *http.MaxBytesError
+	var spoolErr *spoolError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, tooLarge(tooBig.Limit))
+	case errors.As(err, &spoolErr):
+		f.log.Error().Err(err).Msg("cannot buffer request body")
+		writeError(w, http.StatusInternalServerError, "cannot buffer request body")
+	case r.Context().Err() != nil:
+		f.log.Debug().Err(err).Msg("browser gave up while sending the body")
+	default:
+		writeError(w, http.StatusBadRequest, "cannot read request body")
 	}
 }
 
 // fail answers for a call that got no response from the backend.
 func (f *Forwarder) fail(w http.ResponseWriter, r *http.Request, ctx context.Context, target string, err error) {
-	var tooBig *http.MaxBytesError
 	var netErr net.Error
 	switch {
-	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, tooLarge(tooBig.Limit))
 	case r.Context().Err() != nil:
 		// The browser went away; nobody reads an answer.
 		f.log.Debug().Err(err).Str("url", target).Msg("browser gave up before the backend answered")
@@ -283,26 +319,28 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	w.Write(append(b, '\n'))
 }
 
-// Verify checks the identity headers of a request pushd forwarded, for
-// backends written in Go: it recomputes the signature with secret and
-// rejects timestamps more than maxSkew (zero → 5 minutes) from the local
-// clock. On success it returns the identity; errors wrap signature.ErrMissing,
-// signature.ErrInvalid, signature.ErrExpired or signature.ErrNoSecret.
-func Verify(h http.Header, secret string, maxSkew time.Duration) (Identity, error) {
-	return verifyAt(h, secret, maxSkew, time.Now())
-}
-
-func verifyAt(h http.Header, secret string, maxSkew time.Duration, now time.Time) (Identity, error) {
+// Verify checks a request pushd forwarded, for backends written in Go,
+// with the scheme of package signature: the signature (secret) over the
+// method, path, query, body hash, timestamp, nonce and identity headers;
+// the timestamp within opts.Window (default 60 s) of opts.Now; with
+// opts.Replay (share one signature.ReplayCache between all requests) that
+// the nonce is new. Only then it reads the body, at most opts.MaxBody
+// (default 10 MiB) into memory, checks its hash and puts it back in r.Body
+// for the handler. On success it returns the identity; errors wrap
+// signature.ErrMissing, ErrInvalid, ErrExpired, ErrNoSecret, ErrReplay,
+// ErrReplayCacheFull or ErrTooLarge, or the read error.
+func Verify(r *http.Request, secret string, opts signature.Options) (Identity, error) {
 	id := Identity{
-		App:          h.Get(HeaderApp),
-		UserID:       h.Get(HeaderUserID),
-		TenantID:     h.Get(HeaderTenantID),
-		ConnectionID: h.Get(HeaderConnectionID),
+		App:          r.Header.Get(HeaderApp),
+		UserID:       r.Header.Get(HeaderUserID),
+		TenantID:     r.Header.Get(HeaderTenantID),
+		ConnectionID: r.Header.Get(HeaderConnectionID),
 	}
-	err := signature.Verify(secret, h.Get(HeaderTimestamp), h.Get(HeaderSignature), now, maxSkew,
-		id.App, id.UserID, id.TenantID, id.ConnectionID)
+	body, err := signature.VerifyRequest(r, secret, opts, identityLines(id)...)
 	if err != nil {
 		return Identity{}, fmt.Errorf("upstream: %w", err)
 	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
 	return id, nil
 }

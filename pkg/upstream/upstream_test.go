@@ -9,11 +9,13 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/await"
 	"github.com/pushd/pushd/pkg/signature"
 )
 
@@ -40,7 +42,7 @@ func newBackend(t *testing.T, handler http.HandlerFunc) (*httptest.Server, chan 
 	if handler == nil {
 		handler = func(w http.ResponseWriter, r *http.Request) {
 			s := seen{Path: r.URL.Path, Query: r.URL.RawQuery, ContentType: r.Header.Get("Content-Type"), Header: r.Header.Clone()}
-			s.Identity, s.VerifyErr = Verify(r.Header, secret, 0)
+			s.Identity, s.VerifyErr = Verify(r, secret, signature.Options{})
 			if strings.HasPrefix(s.ContentType, "multipart/form-data") {
 				if err := r.ParseMultipartForm(1 << 20); err != nil {
 					http.Error(w, err.Error(), http.StatusBadRequest)
@@ -355,27 +357,165 @@ func TestForwardUnsigned(t *testing.T) {
 	}
 }
 
-func TestVerify(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	h := http.Header{}
-	(&Forwarder{cfg: Config{Secret: secret, Now: func() time.Time { return now }}}).setHeaders(h, httptest.NewRequest("POST", "/", nil), testID)
+// captured is a forwarded call as the backend received it.
+type captured struct {
+	method, path, query string
+	header              http.Header
+	body                []byte
+}
 
-	if id, err := verifyAt(h, secret, 0, now.Add(time.Minute)); err != nil || id != testID {
-		t.Fatalf("verify = %+v, %v", id, err)
+// forwardAndCapture makes the browser call POST /connect/message/chat.do
+// with body through a signing Forwarder and returns what the backend got.
+func forwardAndCapture(t *testing.T, body string) captured {
+	t.Helper()
+	got := make(chan captured, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- captured{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), b}
+	}))
+	t.Cleanup(backend.Close)
+	front := newFront(t, newForwarder(t, Config{URL: backend.URL + "/pushd", Secret: secret}), testID)
+	resp, err := http.Post(front.URL+"/connect/message/chat.do?room=7", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := verifyAt(h, secret, 0, now.Add(time.Hour)); !errors.Is(err, signature.ErrExpired) {
-		t.Fatalf("stale: %v", err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("forward: status %d", resp.StatusCode)
 	}
-	if _, err := verifyAt(h, "other", 0, now); !errors.Is(err, signature.ErrInvalid) {
-		t.Fatalf("wrong secret: %v", err)
+	return <-got
+}
+
+// verifyingBackend is a Go backend that checks every call with Verify and
+// one replay cache; its clock runs offset ahead of the real one. It sends
+// each Verify result on the returned channel.
+func verifyingBackend(t *testing.T, offset *atomic.Int64) (*httptest.Server, chan error) {
+	t.Helper()
+	results := make(chan error, 1)
+	replay := signature.NewReplayCache(0)
+	opts := signature.Options{Replay: replay, Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := Verify(r, secret, opts)
+		if err == nil && id != testID {
+			err = fmt.Errorf("identity %+v", id)
+		}
+		results <- err
+		if err != nil {
+			http.Error(w, `{"error":"not from pushd"}`, http.StatusUnauthorized)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, results
+}
+
+// replay sends the captured headers again, with the given request line and
+// body, and returns Verify's verdict.
+func replay(t *testing.T, backend *httptest.Server, results chan error, c captured, method, path, query string, body []byte) error {
+	t.Helper()
+	target := backend.URL + path
+	if query != "" {
+		target += "?" + query
 	}
-	for _, hdr := range []string{HeaderApp, HeaderUserID, HeaderTenantID, HeaderConnectionID} {
-		forged := h.Clone()
-		forged.Set(hdr, "someone-else")
-		if _, err := verifyAt(forged, secret, 0, now); !errors.Is(err, signature.ErrInvalid) {
-			t.Fatalf("forged %s: %v", hdr, err)
+	req, err := http.NewRequest(method, target, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range c.header {
+		if k != "Content-Length" && k != "Accept-Encoding" {
+			req.Header[k] = v
 		}
 	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return <-results
+}
+
+// Attack (issue 10 #3): the signed headers of one forwarded call, captured
+// at (or on the way to) the backend, are put on another call — another
+// path, body, method or query, other identity headers — or sent again, or
+// sent after the window. Verify refuses every one of them and accepts the
+// genuine call once.
+func TestVerifyRefusesReplayedCall(t *testing.T) {
+	c := forwardAndCapture(t, `{"text":"hi"}`)
+	if c.header.Get(HeaderNonce) == "" || c.header.Get(HeaderContentSHA256) != signature.BodySHA256(c.body) {
+		t.Fatalf("forwarded headers lack nonce or body hash: %v", c.header)
+	}
+	var offset atomic.Int64
+	backend, results := verifyingBackend(t, &offset)
+
+	for _, tt := range []struct {
+		name                string
+		method, path, query string
+		body                string
+		edit                func(http.Header)
+	}{
+		{"other path", "POST", "/pushd/upload/chat", c.query, string(c.body), nil},
+		{"other body", "POST", c.path, c.query, `{"text":"pay 1000 to mallory"}`, nil},
+		{"other method", "PUT", c.path, c.query, string(c.body), nil},
+		{"other query", "POST", c.path, "room=8&connectionId=c-verified", string(c.body), nil},
+		{"other user", "POST", c.path, c.query, string(c.body), func(h http.Header) { h.Set(HeaderUserID, "admin") }},
+		{"body hash header matching the other body", "POST", c.path, c.query, "{}", func(h http.Header) {
+			h.Set(HeaderContentSHA256, signature.BodySHA256([]byte("{}")))
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cc := c
+			cc.header = c.header.Clone()
+			if tt.edit != nil {
+				tt.edit(cc.header)
+			}
+			if err := replay(t, backend, results, cc, tt.method, tt.path, tt.query, []byte(tt.body)); !errors.Is(err, signature.ErrInvalid) {
+				t.Fatalf("Verify = %v, want ErrInvalid", err)
+			}
+		})
+	}
+
+	t.Run("after the window", func(t *testing.T) {
+		offset.Store(int64(70 * time.Second))
+		defer offset.Store(0)
+		if err := replay(t, backend, results, c, "POST", c.path, c.query, c.body); !errors.Is(err, signature.ErrExpired) {
+			t.Fatalf("Verify 70 s later = %v, want ErrExpired", err)
+		}
+	})
+	t.Run("twice", func(t *testing.T) {
+		if err := replay(t, backend, results, c, "POST", c.path, c.query, c.body); err != nil {
+			t.Fatalf("genuine call refused: %v", err)
+		}
+		if err := replay(t, backend, results, c, "POST", c.path, c.query, c.body); !errors.Is(err, signature.ErrReplay) {
+			t.Fatalf("Verify of the same call again = %v, want ErrReplay", err)
+		}
+	})
+}
+
+// A body over 64 KiB is spooled to a file while it is hashed, arrives
+// intact and signed, and the file is gone once the call is answered.
+func TestForwardSpoolsLargeBody(t *testing.T) {
+	backend, calls := newBackend(t, nil)
+	dir := t.TempDir()
+	front := newFront(t, newForwarder(t, Config{URL: backend.URL, Secret: secret, SpoolDir: dir}), testID)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	// io.MultiReader hides the length, so the client sends chunks.
+	resp, err := http.Post(front.URL+"/connect/message/big.do", "application/octet-stream", io.MultiReader(bytes.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status = %d", resp.StatusCode)
+	}
+	s := <-calls
+	if s.VerifyErr != nil || !bytes.Equal(s.Body, body) || s.Header.Get("Content-Length") != fmt.Sprint(len(body)) {
+		t.Fatalf("backend got %d bytes (Content-Length %q), Verify %v", len(s.Body), s.Header.Get("Content-Length"), s.VerifyErr)
+	}
+	// The file is removed when Forward returns, which may be just after
+	// the answer reached us.
+	await.True(t, 5*time.Second, "spool file removed", func() bool {
+		left, err := os.ReadDir(dir)
+		return err == nil && len(left) == 0
+	})
 }
 
 func TestNewValidation(t *testing.T) {
