@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -160,6 +161,25 @@ func TestComposeConfigLoads(t *testing.T) {
 		}
 		if cfg.Cluster.Transport != transport || cfg.Admin.Token == "" || len(cfg.Apps) != 1 {
 			t.Errorf("%s: %+v", transport, cfg)
+		}
+	}
+}
+
+// TestComposeFileIsValid validates docker-compose.yml with Debian's
+// docker-compose, for both profiles (scripts/test.sh installs it).
+func TestComposeFileIsValid(t *testing.T) {
+	bin, err := exec.LookPath("docker-compose")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("docker-compose is not installed: scripts/test.sh installs it")
+		}
+		t.Skip("docker-compose is not installed (scripts/test.sh installs it)")
+	}
+	for _, profile := range []string{"redis", "nacos"} {
+		cmd := exec.Command(bin, "-f", "../../docker-compose.yml", "--profile", profile, "config", "-q")
+		cmd.Env = append(os.Environ(), "COMPOSE_PROJECT_NAME=pushd-check")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("docker-compose config --profile %s: %v\n%s", profile, err, out)
 		}
 	}
 }
