@@ -93,10 +93,15 @@ func bearer(token string) *http.Request {
 
 func TestJWT(t *testing.T) {
 	testKeys(t)
+	testKeysEC(t)
 	hsHdr := map[string]any{"alg": "HS256", "typ": "JWT"}
 	rsHdr := map[string]any{"alg": "RS256", "typ": "JWT"}
+	esHdr := map[string]any{"alg": "ES256", "typ": "JWT"}
+	edHdr := map[string]any{"alg": "EdDSA", "typ": "JWT"}
 	hsCfg := JWTConfig{Secret: testSecret}
 	rsCfg := JWTConfig{PublicKeyPEM: rsaPEM}
+	esCfg := JWTConfig{PublicKeyPEM: ecPEM}
+	edCfg := JWTConfig{PublicKeyPEM: edPEM}
 
 	tests := []struct {
 		name   string
@@ -107,6 +112,21 @@ func TestJWT(t *testing.T) {
 		{"hs256 ok", hsCfg, bearer(hs256(hsHdr, claims(nil), testSecret)), ""},
 		{"rs256 ok", rsCfg, bearer(rs256(rsHdr, claims(nil), rsaKey)), ""},
 		{"rs256 pkcs1 key", JWTConfig{PublicKeyPEM: rsaPKCS1}, bearer(rs256(rsHdr, claims(nil), rsaKey)), ""},
+		{"es256 ok", esCfg, bearer(es256(esHdr, claims(nil), ecKey)), ""},
+		{"es256 named", JWTConfig{Algorithm: ES256, PublicKeyPEM: ecPEM}, bearer(es256(esHdr, claims(nil), ecKey)), ""},
+		{"eddsa ok", edCfg, bearer(eddsa(edHdr, claims(nil), edKey)), ""},
+		{"es256 wrong key", esCfg, bearer(es256(esHdr, claims(nil), ecOther)), "signature invalid"},
+		{"eddsa wrong key", edCfg, bearer(eddsa(edHdr, claims(nil), edOther)), "signature invalid"},
+		{"es256 on eddsa", edCfg, bearer(es256(esHdr, claims(nil), ecKey)), `token algorithm "ES256" not accepted`},
+		{"eddsa on es256", esCfg, bearer(eddsa(edHdr, claims(nil), edKey)), `token algorithm "EdDSA" not accepted`},
+		{"rs256 on es256", esCfg, bearer(rs256(rsHdr, claims(nil), rsaKey)), `token algorithm "RS256" not accepted`},
+		{"hs256 keyed with the ec pem on es256", esCfg, bearer(hs256(hsHdr, claims(nil), ecPEM)), `token algorithm "HS256" not accepted`},
+		{"es256 short signature", esCfg, bearer(func() string {
+			tok := es256(esHdr, claims(nil), ecKey)
+			i := strings.LastIndex(tok, ".")
+			sig, _ := base64.RawURLEncoding.DecodeString(tok[i+1:])
+			return tok[:i+1] + enc(sig[:63])
+		}()), "signature invalid"},
 		{"hs256 wrong secret", hsCfg, bearer(hs256(hsHdr, claims(nil), testSecret+"x")), "signature invalid"},
 		{"rs256 wrong key", rsCfg, bearer(rs256(rsHdr, claims(nil), rsaOther)), "signature invalid"},
 		{"expired", hsCfg, bearer(hs256(hsHdr, claims(map[string]any{"exp": testNow.Add(-time.Second).Unix()}), testSecret)), "token expired"},
@@ -160,6 +180,14 @@ func TestJWT(t *testing.T) {
 				}
 				if u.ID != "u1" || u.TenantID != "t1" || u.Name != "Ann" || u.AccessToken != "sess-1" {
 					t.Fatalf("user = %+v", u)
+				}
+				var want time.Time
+				if exp, ok := u.Claims["exp"].(json.Number); ok {
+					sec, _ := exp.Int64()
+					want = time.Unix(sec, 0).Add(cfg.Leeway)
+				}
+				if !u.ExpiresAt.Equal(want) {
+					t.Fatalf("ExpiresAt = %v, want exp+leeway %v", u.ExpiresAt, want)
 				}
 				return
 			}
@@ -269,6 +297,7 @@ func TestJWTClaimMapping(t *testing.T) {
 
 func TestNewJWTValidation(t *testing.T) {
 	testKeys(t)
+	testKeysEC(t)
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "key.pem")
 	if err := os.WriteFile(keyFile, []byte(rsaPEM), 0o600); err != nil {
@@ -288,6 +317,20 @@ func TestNewJWTValidation(t *testing.T) {
 	}{
 		{"hs256 inferred", JWTConfig{Secret: testSecret}, true},
 		{"rs256 from file", JWTConfig{PublicKeyFile: keyFile}, true},
+		{"es256 inferred", JWTConfig{PublicKeyPEM: ecPEM}, true},
+		{"eddsa named", JWTConfig{Algorithm: EdDSA, PublicKeyPEM: edPEM}, true},
+		{"jwks", JWTConfig{JWKSURL: "https://idp.example.com/.well-known/jwks.json"}, true},
+		{"jwks with algorithm", JWTConfig{Algorithm: ES256, JWKSURL: "https://idp.example.com/jwks"}, true},
+		{"es256 named on an rsa key", JWTConfig{Algorithm: ES256, PublicKeyPEM: rsaPEM}, false},
+		{"rs256 named on an ed25519 key", JWTConfig{Algorithm: RS256, PublicKeyPEM: edPEM}, false},
+		{"ec P-384 key", JWTConfig{PublicKeyPEM: ecP384PEM}, false},
+		{"jwks and a public key", JWTConfig{PublicKeyPEM: rsaPEM, JWKSURL: "https://idp.example.com/jwks"}, false},
+		{"jwks and a public key with algorithm", JWTConfig{Algorithm: RS256, PublicKeyPEM: rsaPEM, JWKSURL: "https://idp.example.com/jwks"}, false},
+		{"jwks and a secret", JWTConfig{Secret: testSecret, JWKSURL: "https://idp.example.com/jwks"}, false},
+		{"jwks not http", JWTConfig{JWKSURL: "file:///etc/jwks.json"}, false},
+		{"jwks relative", JWTConfig{JWKSURL: "/jwks.json"}, false},
+		{"jwks negative refresh", JWTConfig{JWKSURL: "https://idp.example.com/jwks", JWKSRefresh: -1}, false},
+		{"hs256 with jwks only", JWTConfig{Algorithm: HS256, JWKSURL: "https://idp.example.com/jwks"}, false},
 		{"nothing", JWTConfig{}, false},
 		{"both keys without alg", JWTConfig{Secret: testSecret, PublicKeyPEM: rsaPEM}, false},
 		{"short secret", JWTConfig{Secret: "short"}, false},

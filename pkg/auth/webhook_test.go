@@ -333,3 +333,58 @@ func TestNewWebhookValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookExpiresAt: the answer's expiresAt (Unix seconds or RFC 3339)
+// becomes User.ExpiresAt, refuses a session already over, and bounds how
+// long the answer is cached.
+func TestWebhookExpiresAt(t *testing.T) {
+	answers := map[string]string{
+		"seconds":  `{"id":"u1","expiresAt":1010}`,
+		"rfc3339":  `{"id":"u1","expiresAt":"1970-01-01T00:16:50Z"}`,
+		"none":     `{"id":"u1"}`,
+		"null":     `{"id":"u1","expiresAt":null}`,
+		"past":     `{"id":"u1","expiresAt":999}`,
+		"garbage":  `{"id":"u1","expiresAt":"tomorrow"}`,
+		"boolean":  `{"id":"u1","expiresAt":true}`,
+		"negative": `{"id":"u1","expiresAt":-5}`,
+	}
+	var hits atomic.Int64
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		c, _ := r.Cookie("session")
+		fmt.Fprint(w, answers[c.Value])
+	}))
+	t.Cleanup(backend.Close)
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	w, err := NewWebhook(WebhookConfig{URL: backend.URL, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for name, want := range map[string]time.Time{"seconds": time.Unix(1010, 0), "rfc3339": time.Unix(1010, 0), "none": {}, "null": {}} {
+		u, err := w.Authenticate(sessionRequest(name))
+		if err != nil || !u.ExpiresAt.Equal(want) || u.Claims["expiresAt"] != nil {
+			t.Errorf("%s: user %+v, %v; want ExpiresAt %v, not in Claims", name, u, err, want)
+		}
+	}
+	if _, err := w.Authenticate(sessionRequest("past")); Reason(err) != "session expired" {
+		t.Errorf("past: %v, want \"session expired\"", err)
+	}
+	for _, name := range []string{"garbage", "boolean", "negative"} {
+		if _, err := w.Authenticate(sessionRequest(name)); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s: %v, want ErrUnavailable", name, err)
+		}
+	}
+
+	// "seconds" was cached at 1000 until its expiry at 1010, not for the
+	// 30 s CacheTTL; the next call asks again, and the session is over.
+	before := hits.Load()
+	clock.Add(9 * time.Second)
+	if _, err := w.Authenticate(sessionRequest("seconds")); err != nil || hits.Load() != before {
+		t.Fatalf("within expiry: %v, hits %d → %d; want the cached user", err, before, hits.Load())
+	}
+	clock.Add(time.Second)
+	if _, err := w.Authenticate(sessionRequest("seconds")); Reason(err) != "session expired" || hits.Load() != before+1 {
+		t.Fatalf("at expiry: %v, hits %d → %d; want a new call saying \"session expired\"", err, before, hits.Load())
+	}
+}
