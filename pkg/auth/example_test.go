@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -44,6 +45,36 @@ func ExampleJWT() {
 	// Output:
 	// 42 acme Ann session-7 <nil>
 	// true signature invalid
+}
+
+// An identity provider publishes its keys as a JWK Set; pushd picks the
+// key by the token's kid and fetches the set again when the provider
+// rotates its keys.
+func ExampleJWT_jwks() {
+	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)) // the provider's signing key
+	enc := base64.RawURLEncoding
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"2026-12","use":"sig","x":%q}]}`,
+			enc.EncodeToString(key.Public().(ed25519.PublicKey)))
+	}))
+	defer idp.Close()
+
+	j, err := auth.NewJWT(auth.JWTConfig{JWKSURL: idp.URL + "/.well-known/jwks.json", Audience: "pushd"})
+	if err != nil {
+		panic(err)
+	}
+
+	exp := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	signed := enc.EncodeToString([]byte(`{"alg":"EdDSA","kid":"2026-12"}`)) + "." +
+		enc.EncodeToString(fmt.Appendf(nil, `{"sub":"42","aud":"pushd","exp":%d}`, exp.Unix()))
+	token := signed + "." + enc.EncodeToString(ed25519.Sign(key, []byte(signed)))
+
+	r := httptest.NewRequest(http.MethodGet, "/sse/demo/connect", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	u, err := j.Authenticate(r)
+	fmt.Println(u.ID, u.ExpiresAt.UTC().Format(time.DateOnly), err)
+	// Output:
+	// 42 2100-01-01 <nil>
 }
 
 func ExampleWebhook() {
