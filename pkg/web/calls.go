@@ -71,15 +71,29 @@ func ReadJSON(w http.ResponseWriter, r *http.Request, v any, maxBody int64, stri
 	return true
 }
 
+// readJSON reads the JSON body of a call, at most maxCallBody bytes.
 func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	return ReadJSON(w, r, v, h.cfg.MaxBody, false)
+	return ReadJSON(w, r, v, min(h.cfg.MaxBody, maxCallBody), false)
 }
+
+// retryAfter is the Retry-After of a connect refused because the node is
+// full.
+const retryAfter = "10"
 
 // hubError answers a hub error with its status.
 func hubError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, hub.ErrUnknownConnection):
 		WriteError(w, http.StatusNotFound, "connectionId not exist")
+	case errors.Is(err, hub.ErrTooManyConnections):
+		w.Header().Set("Retry-After", retryAfter)
+		WriteError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, hub.ErrTooManyIDs):
+		WriteError(w, http.StatusRequestEntityTooLarge, err.Error())
+	case errors.Is(err, hub.ErrTooManyListeners), errors.Is(err, hub.ErrInvalidName):
+		WriteError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, hub.ErrClosed):
+		WriteError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, hub.ErrQoSDisabled):
 		WriteError(w, http.StatusNotImplemented, err.Error())
 	case errors.Is(err, hub.ErrStore):
@@ -91,7 +105,7 @@ func hubError(w http.ResponseWriter, err error) {
 	}
 }
 
-func (h *Handler) serveListener(w http.ResponseWriter, r *http.Request, add bool) {
+func (h *Handler) serveListener(w http.ResponseWriter, r *http.Request, user hub.User, add bool) {
 	var body struct {
 		ConnectionID connectionID `json:"connectionId"`
 		Listener     []string     `json:"listener"`
@@ -100,12 +114,8 @@ func (h *Handler) serveListener(w http.ResponseWriter, r *http.Request, add bool
 		return
 	}
 	if body.ConnectionID == "" || len(body.Listener) == 0 {
-		// The seed answers an incomplete body this way, before any auth.
+		// The seed answers an incomplete body this way.
 		h.writeOK(w, map[string]any{"listener": nil})
-		return
-	}
-	user, ok := h.authenticate(w, r)
-	if !ok {
 		return
 	}
 	list, err := h.hub.ChangeListeners(r.Context(), string(body.ConnectionID), user, add, body.Listener)
@@ -116,7 +126,9 @@ func (h *Handler) serveListener(w http.ResponseWriter, r *http.Request, add bool
 	h.writeOK(w, map[string]any{"listener": list})
 }
 
-func (h *Handler) serveAck(w http.ResponseWriter, r *http.Request) {
+// serveAck acknowledges QoS messages: at most hub.MaxAckIDs ids, in a
+// body of at most 64 KiB (1 000 ids of pushd's 24 characters take 27 KB).
+func (h *Handler) serveAck(w http.ResponseWriter, r *http.Request, user hub.User) {
 	var body struct {
 		ConnectionID connectionID `json:"connectionId"`
 		IDs          []string     `json:"ids"`
@@ -128,8 +140,8 @@ func (h *Handler) serveAck(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "connectionId is required")
 		return
 	}
-	user, ok := h.authenticate(w, r)
-	if !ok {
+	if len(body.IDs) > hub.MaxAckIDs {
+		WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("more than %d ids in one ack", hub.MaxAckIDs))
 		return
 	}
 	n, err := h.hub.Ack(r.Context(), string(body.ConnectionID), user, body.IDs)
@@ -141,11 +153,17 @@ func (h *Handler) serveAck(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveDisconnect closes a connection for whoever presents its id: ids are
-// unguessable, and the beacon that calls this carries no credentials but
-// cookies.
+// unguessable and shown to nobody but their owner, and the beacon that
+// calls this carries no credentials but cookies. Its body is a small
+// form, read within a short deadline.
 func (h *Handler) serveDisconnect(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
+	r.Body = http.MaxBytesReader(w, r.Body, min(h.cfg.MaxBody, maxBeaconBody))
 	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", tooBig.Limit))
+			return
+		}
 		WriteError(w, http.StatusBadRequest, "malformed form: "+err.Error())
 		return
 	}
@@ -212,20 +230,18 @@ func validPath(p string) bool {
 	return !strings.ContainsAny(p, "/\\?#%\x00") && p != "." && p != ".."
 }
 
-func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, path string, upload bool) {
+// serveUpstream hands a message or upload call to the UpstreamHandler,
+// with the credential parameters removed from its URL.
+func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, user hub.User, path string, upload bool) {
 	if !validPath(path) {
-		WriteError(w, http.StatusBadRequest, "invalid path segment")
-		return
-	}
-	user, ok := h.authenticate(w, r)
-	if !ok {
+		refuse(w, r, http.StatusBadRequest, "invalid path segment")
 		return
 	}
 	call := Call{App: h.hub.App(), Path: path, Upload: upload, User: user}
 	if id := r.URL.Query().Get("connectionId"); id != "" {
 		if c := h.hub.Conn(id); c != nil {
 			if !user.MayActFor(c.User()) {
-				WriteError(w, http.StatusNotFound, "connectionId not exist")
+				refuse(w, r, http.StatusNotFound, "connectionId not exist")
 				return
 			}
 			c.CountRequest(upload)
@@ -236,11 +252,11 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, path str
 				return
 			}
 			if !user.MayActFor(owner) {
-				WriteError(w, http.StatusNotFound, "connectionId not exist")
+				refuse(w, r, http.StatusNotFound, "connectionId not exist")
 				return
 			}
 		}
 		call.ConnectionID = id
 	}
-	h.cfg.Upstream.ServeUpstream(w, r, call)
+	h.cfg.Upstream.ServeUpstream(w, h.secrets.forUpstream(r), call)
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"mime"
@@ -15,13 +16,14 @@ import (
 	"github.com/pushd/pushd/pkg/hub"
 )
 
-// redactedHeaders are kept out of connection telemetry: they carry
-// credentials, and telemetry is shown to operators.
-var redactedHeaders = map[string]bool{"Cookie": true, "Authorization": true}
+// errConnectBody is wrapped by connectParams when a POST body is over
+// maxCallBody bytes.
+var errConnectBody = fmt.Errorf("a POST to /connect takes a body of at most %d bytes", maxCallBody)
 
 // connectParams merges the query (first value of each name) with a JSON
-// object body of a POST, body keys winning, as the seed server does.
-func (h *Handler) connectParams(r *http.Request) (map[string]string, error) {
+// object body of a POST (at most maxCallBody bytes), body keys winning,
+// as the seed server does.
+func (h *Handler) connectParams(w http.ResponseWriter, r *http.Request) (map[string]string, error) {
 	q := r.URL.Query()
 	if len(q["keepaliveTime"]) > 1 {
 		return nil, errors.New("keepaliveTime is given more than once")
@@ -37,8 +39,11 @@ func (h *Handler) connectParams(r *http.Request) (map[string]string, error) {
 		return nil, errors.New("a POST to /connect takes a JSON object body")
 	}
 	var body map[string]any
-	dec := json.NewDecoder(io.LimitReader(r.Body, h.cfg.MaxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCallBody))
 	if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, errConnectBody
+		}
 		return nil, errors.New("malformed JSON body: " + err.Error())
 	}
 	for k, v := range body {
@@ -54,35 +59,53 @@ func (h *Handler) connectParams(r *http.Request) (map[string]string, error) {
 	return params, nil
 }
 
+// serveConnect authenticates, reads the parameters (a POST body within
+// the deadline ServeHTTP set) and hands the connection to the hub's
+// stream, without read deadline.
 func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
-	params, err := h.connectParams(r)
-	if err != nil {
-		WriteError(w, http.StatusBadRequest, err.Error())
-		return
-	}
 	user, ok := h.authenticate(w, r)
 	if !ok {
 		return
 	}
-	req, err := connectRequest(r, params, user)
+	params, err := h.connectParams(w, r)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, errConnectBody) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		WriteError(w, status, err.Error())
+		return
+	}
+	if r.Method == http.MethodPost {
+		setReadDeadline(w, 0)
+	}
+	req, err := h.connectRequest(r, params, user)
 	if err != nil {
 		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	c, err := h.hub.Connect(r.Context(), req)
 	if err != nil {
-		status := http.StatusInternalServerError
-		if errors.Is(err, hub.ErrClosed) {
-			status = http.StatusServiceUnavailable
-		}
-		WriteError(w, status, err.Error())
+		connectError(w, err)
 		return
 	}
 	h.hub.ServeStream(w, r, c)
 }
 
-// connectRequest reads the seed client's connect parameters.
-func connectRequest(r *http.Request, p map[string]string, user hub.User) (hub.ConnectRequest, error) {
+// connectError answers a failed hub.Connect.
+func connectError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, hub.ErrTooManyConnections), errors.Is(err, hub.ErrClosed),
+		errors.Is(err, hub.ErrTooManyListeners), errors.Is(err, hub.ErrInvalidName):
+		hubError(w, err)
+	default:
+		WriteError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// connectRequest reads the seed client's connect parameters; the
+// connection keeps the telemetry of the allowlists, without credentials.
+func (h *Handler) connectRequest(r *http.Request, p map[string]string, user hub.User) (hub.ConnectRequest, error) {
 	var bad []string
 	num := func(name string) int64 {
 		v, ok := p[name]
@@ -117,30 +140,24 @@ func connectRequest(r *http.Request, p map[string]string, user hub.User) (hub.Co
 	if l := p["listeners"]; l != "" {
 		req.Listeners = strings.Split(l, ",")
 	}
+	params, headers := h.secrets.telemetry(r, p)
 	req.Info = hub.ClientInfo{
-		ClientID:               p["clientId"],
-		ClientVersion:          p["clientVersion"],
-		ClientInstanceID:       p["clientInstanceId"],
+		ClientID:               params["clientId"],
+		ClientVersion:          params["clientVersion"],
+		ClientInstanceID:       params["clientInstanceId"],
 		ClientInstanceTime:     num("clientInstanceTime"),
 		ClientImportModuleTime: num("clientImportModuleTime"),
 		AccessTime:             num("accessTime"),
-		Screen:                 p["screen"],
-		LocationHref:           p["locationHref"],
+		Screen:                 params["screen"],
+		LocationHref:           params["locationHref"],
 		JSHeapSizeLimit:        num("jsHeapSizeLimit"),
 		TotalJSHeapSize:        num("totalJSHeapSize"),
 		UsedJSHeapSize:         num("usedJSHeapSize"),
 		RequestIP:              requestIP(r),
 		RequestDomain:          requestDomain(r),
-		UserAgent:              r.UserAgent(),
-		Params:                 p,
-		Headers:                make(map[string]string, len(r.Header)),
-	}
-	for k, v := range r.Header {
-		if redactedHeaders[k] {
-			req.Info.Headers[k] = "[redacted]"
-			continue
-		}
-		req.Info.Headers[k] = v[0]
+		UserAgent:              headers["User-Agent"],
+		Params:                 params,
+		Headers:                headers,
 	}
 	if len(bad) > 0 {
 		return req, errors.New("not a number: " + strings.Join(bad, ", "))

@@ -26,11 +26,11 @@ func FuzzConnectRequest(f *testing.F) {
 		r := httptest.NewRequest(method, "/sse/demo/connect", strings.NewReader(body))
 		r.URL.RawQuery = query
 		r.Header.Set("Content-Type", "application/json")
-		params, err := h.connectParams(r)
+		params, err := h.connectParams(httptest.NewRecorder(), r)
 		if err != nil {
 			return
 		}
-		req, err := connectRequest(r, params, hub.User{ID: "u"})
+		req, err := h.connectRequest(r, params, hub.User{ID: "u"})
 		if err != nil {
 			return
 		}

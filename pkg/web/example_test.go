@@ -71,6 +71,7 @@ func Example() {
 
 	// The browser sends a message over its connection.
 	msg, _ := http.NewRequest(http.MethodPost, srv.URL+"/sse/hr/connect/message/hello.do", strings.NewReader(`{}`))
+	msg.Header.Set("Content-Type", "application/json")
 	msg.AddCookie(&http.Cookie{Name: "session", Value: "s3cret"})
 	mresp, err := http.DefaultClient.Do(msg)
 	if err != nil {

@@ -3,9 +3,11 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"mime"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -20,10 +22,17 @@ type Config struct {
 	Hub *hub.Hub
 	// Path is the app's base path, e.g. "/sse/demo". Required.
 	Path string
-	// Auth authenticates every request but the script and disconnect.do:
-	// an error wrapping auth.ErrUnavailable gives 503, any other 401.
-	// Required.
+	// Auth authenticates every request but the script and disconnect.do,
+	// before any body is read: an error wrapping auth.ErrUnavailable gives
+	// 503, any other 401. When it implements CredentialSource, the places
+	// it reads secrets from are kept out of telemetry, logs and the
+	// request handed to Upstream. Required.
 	Auth auth.Authenticator
+	// Credentials names more places of a request that carry secrets,
+	// treated like those of Auth. Headers and parameters whose names look
+	// like credentials (token, secret, password, key, session, …) are
+	// treated so anyway. Default none.
+	Credentials auth.Credentials
 	// Upstream answers message/{path}.do and upload/{path}.do. Default:
 	// Echo, which answers with what it received.
 	Upstream UpstreamHandler
@@ -31,14 +40,24 @@ type Config struct {
 	// repositoryMessages.json. Default false: they expose other users'
 	// connections.
 	EnableJSON bool
-	// MaxBody bounds request bodies read by this package (JSON calls and
-	// the echo upstream). Default 10 MiB.
+	// MaxBody bounds the bodies of message and upload calls read by the
+	// echo upstream, and, up to 64 KiB, those of the other calls (connect,
+	// add/removeListener, ack; disconnect.do takes at most 4 KiB). Default
+	// 10 MiB.
 	MaxBody int64
+	// ReadTimeout bounds reading the request body of a message or upload
+	// call; the other calls take at most 10 s (disconnect.do 5 s) or
+	// ReadTimeout when shorter. The stream itself has no read deadline.
+	// Default 30 s; -1 removes the bound of message and upload calls.
+	ReadTimeout time.Duration
 	// ServerIDHeader names the header carrying the node id. Default
 	// "X-Sse-Server-Id".
 	ServerIDHeader string
 	// CORSOrigins lists the origins allowed to call cross-origin with
-	// credentials. Default none (same origin only).
+	// credentials, exactly as browsers send them in Origin
+	// ("https://app.example.com"). A call that acts (connect, the .do
+	// calls) from any other origin than these and the server's own is
+	// refused with 403. Default none (same origin only).
 	CORSOrigins []string
 	// Wrap wraps successful JSON answers. Default: the seed server's
 	// {"success":true,"code":200,"data":…,"message":null,"errorMessage":null}.
@@ -52,6 +71,7 @@ type Handler struct {
 	cfg           Config
 	hub           *hub.Hub
 	log           zerolog.Logger
+	secrets       secrets
 	moduleScript  []byte
 	classicScript []byte
 }
@@ -70,6 +90,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 10 << 20
 	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
 	if cfg.ServerIDHeader == "" {
 		cfg.ServerIDHeader = "X-Sse-Server-Id"
 	}
@@ -77,6 +100,11 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Wrap = WrapOK
 	}
 	h := &Handler{cfg: cfg, hub: cfg.Hub}
+	creds := []auth.Credentials{cfg.Credentials}
+	if cs, ok := cfg.Auth.(CredentialSource); ok {
+		creds = append(creds, cs.Credentials())
+	}
+	h.secrets = newSecrets(creds...)
 	h.log = cfg.Logger.With().Str("component", "web").Str("app", cfg.Hub.App()).Logger()
 	if h.cfg.Upstream == nil {
 		h.cfg.Upstream = Echo(cfg.Hub, cfg.MaxBody)
@@ -93,6 +121,15 @@ func New(cfg Config) (*Handler, error) {
 // Path returns the app's base path.
 func (h *Handler) Path() string { return h.cfg.Path }
 
+// Bounds of the calls that are no stream: how long reading a body may
+// take and how large it may be.
+const (
+	callTimeout   = 10 * time.Second
+	beaconTimeout = 5 * time.Second
+	maxCallBody   = 64 << 10
+	maxBeaconBody = 4 << 10
+)
+
 // ServeHTTP routes a request under the base path.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rel, ok := strings.CutPrefix(r.URL.Path, h.cfg.Path)
@@ -104,11 +141,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cors(w, r) {
 		return
 	}
+	if rel != "/connect" || r.Method != http.MethodGet {
+		// Bounds the body, read or not: an unread one is drained after
+		// the answer (up to 256 KiB) to reuse the connection.
+		setReadDeadline(w, h.callTimeout(callTimeout))
+	}
 	switch {
 	case rel == "" || rel == "/" || rel == "/sse.js":
 		h.serveScript(w, r)
 	case rel == "/connect":
-		if !allow(w, r, http.MethodGet, http.MethodPost) {
+		if !allow(w, r, http.MethodGet, http.MethodPost) || !h.sameSite(w, r) {
 			return
 		}
 		h.serveConnect(w, r)
@@ -119,6 +161,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serveCall answers the .json and .do calls. A .do call is checked in
+// this order, before its body is read: method, origin, authentication
+// (all but disconnect.do), content type; its read deadline is then that
+// of its kind.
 func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request, name string) {
 	if strings.HasSuffix(name, ".json") {
 		if !allow(w, r, http.MethodGet) {
@@ -130,22 +176,96 @@ func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request, name string)
 	if !allow(w, r, http.MethodPost) {
 		return
 	}
+	var serve func(user hub.User)
+	timeout, jsonBody := h.callTimeout(callTimeout), true
 	switch {
 	case name == "addListener.do":
-		h.serveListener(w, r, true)
+		serve = func(u hub.User) { h.serveListener(w, r, u, true) }
 	case name == "removeListener.do":
-		h.serveListener(w, r, false)
-	case name == "disconnect.do":
-		h.serveDisconnect(w, r)
+		serve = func(u hub.User) { h.serveListener(w, r, u, false) }
 	case name == "ack.do":
-		h.serveAck(w, r)
+		serve = func(u hub.User) { h.serveAck(w, r, u) }
+	case name == "disconnect.do":
+		timeout = h.callTimeout(beaconTimeout)
 	case strings.HasPrefix(name, "message/") && strings.HasSuffix(name, ".do"):
-		h.serveUpstream(w, r, strings.TrimSuffix(strings.TrimPrefix(name, "message/"), ".do"), false)
+		path := strings.TrimSuffix(strings.TrimPrefix(name, "message/"), ".do")
+		timeout = h.cfg.ReadTimeout
+		serve = func(u hub.User) { h.serveUpstream(w, r, u, path, false) }
 	case strings.HasPrefix(name, "upload/") && strings.HasSuffix(name, ".do"):
-		h.serveUpstream(w, r, strings.TrimSuffix(strings.TrimPrefix(name, "upload/"), ".do"), true)
+		path := strings.TrimSuffix(strings.TrimPrefix(name, "upload/"), ".do")
+		timeout, jsonBody = h.cfg.ReadTimeout, false
+		serve = func(u hub.User) { h.serveUpstream(w, r, u, path, true) }
 	default:
 		WriteError(w, http.StatusNotFound, "not found")
+		return
 	}
+	if !h.sameSite(w, r) {
+		return
+	}
+	setReadDeadline(w, timeout)
+	if serve == nil {
+		h.serveDisconnect(w, r)
+		return
+	}
+	user, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if jsonBody && !isJSON(r) {
+		refuse(w, r, http.StatusUnsupportedMediaType, "this call takes a JSON body (Content-Type: application/json)")
+		return
+	}
+	serve(user)
+}
+
+// callTimeout is d, or Config.ReadTimeout when that is shorter.
+func (h *Handler) callTimeout(d time.Duration) time.Duration {
+	if h.cfg.ReadTimeout > 0 {
+		return min(d, h.cfg.ReadTimeout)
+	}
+	return d
+}
+
+// setReadDeadline bounds reading the rest of the request to d from now (d
+// <= 0: no bound). A ResponseWriter that cannot (a middleware's wrapper
+// without Unwrap) leaves the server's timeouts alone.
+func setReadDeadline(w http.ResponseWriter, d time.Duration) {
+	var deadline time.Time
+	if d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(deadline)
+}
+
+// isJSON reports whether r declares a JSON body. Browsers send such a
+// body cross-origin only after a CORS preflight.
+func isJSON(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "application/json"
+}
+
+// sameSite refuses (403) a call that acts from a foreign origin and
+// reports whether the request may go on.
+func (h *Handler) sameSite(w http.ResponseWriter, r *http.Request) bool {
+	if !h.foreign(r) {
+		return true
+	}
+	from := r.Header.Get("Origin")
+	if from == "" {
+		from = "a " + r.Header.Get("Sec-Fetch-Site") + " page"
+	}
+	h.log.Debug().Str("origin", from).Str("path", r.URL.Path).Msg("cross-origin call refused")
+	refuse(w, r, http.StatusForbidden, "cross-origin call refused: "+from+" is neither this server's origin nor one of the app's cors origins")
+	return false
+}
+
+// refuse answers an error for a request whose body is left unread; on
+// HTTP/1 the connection is then closed instead of drained.
+func refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+	WriteError(w, status, msg)
 }
 
 func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
@@ -197,18 +317,21 @@ func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request) {
 
 // authenticate answers 401/503 itself and reports false when the request
 // has no identity.
+// Error texts are redacted: a webhook's error quotes the URL it called,
+// with the browser's token.
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (hub.User, bool) {
 	u, err := h.cfg.Auth.Authenticate(r)
 	if err == nil {
 		return u, true
 	}
+	msg := h.secrets.redact(r, err.Error())
 	if errors.Is(err, auth.ErrUnavailable) {
-		h.log.Warn().Err(err).Msg("authentication unavailable")
-		WriteError(w, http.StatusServiceUnavailable, err.Error())
+		h.log.Warn().Str("error", msg).Msg("authentication unavailable")
+		refuse(w, r, http.StatusServiceUnavailable, auth.ErrUnavailable.Error())
 		return hub.User{}, false
 	}
-	h.log.Debug().Err(err).Str("path", r.URL.Path).Msg("unauthenticated")
-	WriteError(w, http.StatusUnauthorized, err.Error())
+	h.log.Debug().Str("error", msg).Str("path", r.URL.Path).Msg("unauthenticated")
+	refuse(w, r, http.StatusUnauthorized, msg)
 	return hub.User{}, false
 }
 

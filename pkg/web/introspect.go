@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -65,9 +66,12 @@ func PageParams(r *http.Request) (pageNum, pageSize int) {
 }
 
 // serveJSON answers users.json, connections.json and
-// repositoryMessages.json, when enabled, to authenticated callers.
+// repositoryMessages.json, when enabled, to authenticated callers, each
+// scoped to the caller: users of its tenant, its own connections, and
+// the QoS messages of its tenant (see scopedFilter).
 func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, name string) {
-	if _, ok := h.authenticate(w, r); !ok {
+	caller, ok := h.authenticate(w, r)
+	if !ok {
 		return
 	}
 	if !h.cfg.EnableJSON {
@@ -87,20 +91,20 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, name string)
 		} else {
 			list, err = h.hub.Users(ctx, hub.UsersQuery{Name: q.Get("name")})
 		}
+		list = slices.DeleteFunc(list, func(u hub.UserInfo) bool { return u.TenantID != caller.TenantID })
 		page = PageOf(list, pageNum, pageSize)
 	case "connections":
-		cq := hub.ConnectionQuery{ID: q.Get("id"), ClientID: q.Get("clientId"), Name: q.Get("name")}
-		if q.Get("cluster") == "false" {
-			page = PageOf(h.hub.LocalConnections(cq), pageNum, pageSize)
+		var list []hub.ConnectionInfo
+		list, err = h.ownConnections(ctx, caller, hub.ConnectionQuery{ID: q.Get("id"), ClientID: q.Get("clientId"),
+			Name: q.Get("name")}, q.Get("cluster") != "false")
+		page = PageOf(list, pageNum, pageSize)
+	case "repositoryMessages":
+		f, scoped := scopedFilter(caller, messagesFilter(r))
+		if !scoped {
+			page = Page[qos.Message]{PageNum: pageNum, PageSize: pageSize, List: []qos.Message{}}
 			break
 		}
-		cq.Limit = PageLimit(pageNum, pageSize)
-		var list []hub.ConnectionInfo
-		var total int
-		list, total, err = h.hub.CountConnections(ctx, cq)
-		page = PageFrom(list, total, pageNum, pageSize)
-	case "repositoryMessages":
-		page, err = MessagesPage(ctx, h.hub, r)
+		page, err = messagesPage(ctx, h.hub, f, pageNum, pageSize)
 	default:
 		WriteError(w, http.StatusNotFound, "not found")
 		return
@@ -112,13 +116,58 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, name string)
 	h.writeOK(w, page)
 }
 
+// ownConnections lists the connections of caller matching q: ids are
+// capabilities (disconnect.do closes a connection for whoever presents
+// its id), so nobody is shown another user's. A caller without user id
+// has none to see.
+func (h *Handler) ownConnections(ctx context.Context, caller hub.User, q hub.ConnectionQuery, cluster bool) ([]hub.ConnectionInfo, error) {
+	if caller.ID == "" {
+		return []hub.ConnectionInfo{}, nil
+	}
+	q.UserID = caller.ID
+	var list []hub.ConnectionInfo
+	var err error
+	if cluster {
+		list, _, err = h.hub.CountConnections(ctx, q)
+	} else {
+		list = h.hub.LocalConnections(q)
+	}
+	return slices.DeleteFunc(list, func(c hub.ConnectionInfo) bool { return !caller.MayActFor(c.AccessUser) }), err
+}
+
+// scopedFilter narrows f to what caller may see: the messages addressed
+// to its tenant, or, for a caller without tenant, those addressed to its
+// user id (or its access token, without user id). It reports false for a
+// caller with none of them, who sees nothing.
+func scopedFilter(caller hub.User, f qos.Filter) (qos.Filter, bool) {
+	switch {
+	case caller.TenantID != "":
+		f.TenantID = caller.TenantID
+	case caller.ID != "":
+		f.UserID = caller.ID
+	case caller.AccessToken != "":
+		f.AccessToken = caller.AccessToken
+	default:
+		return f, false
+	}
+	return f, true
+}
+
+// messagesFilter reads the seed's filters of repositoryMessages.json.
+func messagesFilter(r *http.Request) qos.Filter {
+	q := r.URL.Query()
+	return qos.Filter{UserID: q.Get("userId"), AccessToken: q.Get("accessToken"), TenantID: q.Get("tenantId"),
+		Channel: q.Get("channel"), Event: strings.Split(q.Get("listeners"), ",")[0]}
+}
+
 // MessagesPage lists the QoS backlog with the seed's filters (userId,
 // accessToken, tenantId, channel, listeners) and paging.
 func MessagesPage(ctx context.Context, hb *hub.Hub, r *http.Request) (any, error) {
-	q := r.URL.Query()
 	pageNum, pageSize := PageParams(r)
-	f := qos.Filter{UserID: q.Get("userId"), AccessToken: q.Get("accessToken"), TenantID: q.Get("tenantId"),
-		Channel: q.Get("channel"), Event: strings.Split(q.Get("listeners"), ",")[0]}
+	return messagesPage(ctx, hb, messagesFilter(r), pageNum, pageSize)
+}
+
+func messagesPage(ctx context.Context, hb *hub.Hub, f qos.Filter, pageNum, pageSize int) (any, error) {
 	list, total, err := hb.Messages(ctx, f, (max(pageNum, 1)-1)*max(pageSize, 0), max(pageSize, 0))
 	if err != nil {
 		return nil, err
