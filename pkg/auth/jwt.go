@@ -369,7 +369,8 @@ func (j *JWT) keyfunc(ctx context.Context) jwt.Keyfunc {
 }
 
 // failure turns a parser error into the error Verify returns, with the
-// reason of the first check that failed.
+// reason of the first check that failed; a failure it cannot name is
+// still a refusal.
 func (j *JWT) failure(t *jwt.Token, claims jwt.MapClaims, err error) error {
 	var e *Error
 	switch {
@@ -391,7 +392,7 @@ func (j *JWT) failure(t *jwt.Token, claims jwt.MapClaims, err error) error {
 	case errors.Is(err, jwt.ErrTokenInvalidClaims):
 		return unauthenticated(j.claimsReason(claims, err))
 	}
-	return fmt.Errorf("auth: jwt: %w", err)
+	return unauthenticated("token invalid")
 }
 
 // malformedReason names the part of a token the parser could not decode,
