@@ -1,6 +1,7 @@
 package qos
 
 import (
+	"cmp"
 	"container/heap"
 	"container/list"
 	"context"
@@ -24,6 +25,13 @@ type MemoryConfig struct {
 	// full store drops the oldest message, counted and logged. Zero means
 	// 100000.
 	MaxMessages int
+	// MaxBytes bounds the size of the messages of all apps together, as
+	// the lengths of their strings plus a fixed overhead per message and
+	// per inbox entry; saving into a full store drops the oldest messages,
+	// counted and logged as for MaxMessages, and a message larger than
+	// MaxBytes on its own is refused with ErrInvalidMessage. Zero means
+	// DefaultMemoryMaxBytes (64 MiB); -1 means no bound.
+	MaxBytes int64
 	// DefaultTTL is the lifetime of a message saved without ExpiresAt.
 	// Zero means DefaultTTL (24 h).
 	DefaultTTL time.Duration
@@ -34,22 +42,48 @@ type MemoryConfig struct {
 	Now func() time.Time
 }
 
+// DefaultMemoryMaxBytes is the MaxBytes of a MemoryConfig that sets none.
+const DefaultMemoryMaxBytes = 64 << 20
+
+// Size accounting of MaxBytes: a message costs the lengths of its strings,
+// memMessageOverhead, and memEntryOverhead per address (an inbox entry).
+const (
+	memMessageOverhead = 256
+	memEntryOverhead   = 32
+)
+
 // Memory is the in-memory Repository: the default, bounded, lost when the
-// process ends. All its methods take one mutex; expired messages are removed
-// by whichever call comes next.
+// process ends.
+//
+// Every app has a mutex of its own, held for the whole work of one call in
+// that app: one app's calls never wait for another app's. A store-wide
+// mutex guards only what the bounds and expiries need across apps (the
+// order of age and of expiry, the count and the bytes); a call holds it for
+// a few steps per message it stores or deletes, never across the per-id
+// work of an Ack or the scan of a Pending or List, and never while it
+// waits for an app. A message another app's call expires or evicts is
+// taken out of the indices at once and unlinked from its app's inboxes by
+// the next call that holds that app (or at once if the app is free);
+// until then its app's calls ignore it. Expired messages are removed by
+// whichever call comes next.
 type Memory struct {
 	maxPerRecipient int
 	maxMessages     int
+	maxBytes        int64 // 0: no bound
 	ttl             time.Duration
 	log             zerolog.Logger
 	now             func() time.Time
+	// ackHook, set by tests, runs in Ack while the app is held, before the
+	// per-id work.
+	ackHook func(app string)
 
-	mu     sync.Mutex
+	mu     sync.Mutex // the store-wide mutex: the fields below and memMessage's index fields
 	closed bool
 	apps   map[string]*memApp
 	byAge  *list.List // of *memMessage, oldest saved first
 	expiry expiryHeap
 	count  int
+	bytes  int64
 
 	stored, acked, expired, evicted atomic.Uint64
 }
@@ -61,55 +95,85 @@ var (
 )
 
 type memApp struct {
-	name    string
+	name string
+
+	mu      sync.Mutex // msgs, inboxes and memMessage's app fields
 	msgs    map[string]*memMessage
 	inboxes map[string]*memInbox
+
+	// retired are messages the store took out of its indices (expired or
+	// evicted) while another call held mu: the next holder unlinks them.
+	retiredMu sync.Mutex
+	retired   []*memMessage
 }
 
 // memInbox holds messages ordered by id.
 type memInbox struct {
-	key    string
-	direct bool
-	items  []*memMessage
+	items []*memMessage
 }
 
+// fate tells why a message left the store's indices.
+type fate uint8
+
+const (
+	fateDeleted fate = iota // acknowledged by all, or dropped by full inboxes
+	fateExpired
+	fateEvicted // by MaxMessages or MaxBytes
+)
+
 type memMessage struct {
-	msg     Message
-	app     *memApp
+	msg  Message
+	app  *memApp
+	size int64
+
+	// Guarded by app.mu.
 	inboxes int                 // inboxes still holding it
-	acks    map[string]struct{} // ack keys of recipients of a broadcast message
-	age     *list.Element
+	acks    map[string]struct{} // ack keys of recipients whose acknowledgement is recorded
+	linked  bool                // in app.msgs and its inboxes
+
+	// Guarded by Memory.mu.
+	age     *list.Element // nil once out of the indices
 	heapIdx int
-	removed bool
+	fate    fate
+
+	// dead is set when the store takes mm out of its indices (expired or
+	// evicted): its app's calls ignore it until it is unlinked.
+	dead atomic.Bool
 }
 
 // NewMemory returns an empty in-memory repository.
 func NewMemory(cfg MemoryConfig) (*Memory, error) {
-	if cfg.MaxPerRecipient < 0 || cfg.MaxMessages < 0 || cfg.DefaultTTL < 0 {
+	if cfg.MaxPerRecipient < 0 || cfg.MaxMessages < 0 || cfg.MaxBytes < -1 || cfg.DefaultTTL < 0 {
 		return nil, fmt.Errorf("qos: memory config: negative bound or ttl")
 	}
 	m := &Memory{
-		maxPerRecipient: cfg.MaxPerRecipient,
-		maxMessages:     cfg.MaxMessages,
-		ttl:             cfg.DefaultTTL,
+		maxPerRecipient: cmp.Or(cfg.MaxPerRecipient, 1000),
+		maxMessages:     cmp.Or(cfg.MaxMessages, 100000),
+		maxBytes:        max(cmp.Or(cfg.MaxBytes, DefaultMemoryMaxBytes), 0),
+		ttl:             cmp.Or(cfg.DefaultTTL, DefaultTTL),
 		log:             cfg.Logger.With().Str("component", "qos.memory").Logger(),
 		now:             cfg.Now,
 		apps:            make(map[string]*memApp),
 		byAge:           list.New(),
 	}
-	if m.maxPerRecipient == 0 {
-		m.maxPerRecipient = 1000
-	}
-	if m.maxMessages == 0 {
-		m.maxMessages = 100000
-	}
-	if m.ttl == 0 {
-		m.ttl = DefaultTTL
-	}
 	if m.now == nil {
 		m.now = time.Now
 	}
 	return m, nil
+}
+
+// messageSize is what m counts against MaxBytes.
+func messageSize(m *Message) int64 {
+	n := memMessageOverhead + len(m.ID) + len(m.Event) + len(m.Data)
+	for _, l := range [][]string{m.UserIDs, m.AccessTokens, m.TenantIDs, m.Channels} {
+		for _, v := range l {
+			n += memEntryOverhead + len(v)
+		}
+	}
+	if m.All {
+		n += memEntryOverhead
+	}
+	return int64(n)
 }
 
 // Save stores msg for app. Saving an id that is stored already does
@@ -123,42 +187,39 @@ func (m *Memory) Save(ctx context.Context, app string, msg Message) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
+	size := messageSize(&msg)
+	if m.maxBytes > 0 && size > m.maxBytes {
+		return fmt.Errorf("%w: message %s takes %d bytes, the store holds %d", ErrInvalidMessage, msg.ID, size, m.maxBytes)
 	}
-	m.expire(now)
+	a, err := m.enter(app, now, true)
+	if err != nil {
+		return err
+	}
 	if !msg.ExpiresAt.After(now) {
 		m.log.Debug().Str("app", app).Str("id", msg.ID).Msg("qos message expired before it was saved")
 		return nil
 	}
-	a := m.apps[app]
-	if a == nil {
-		a = &memApp{name: app, msgs: make(map[string]*memMessage), inboxes: make(map[string]*memInbox)}
-		m.apps[app] = a
+	m.lockApp(a)
+	defer m.unlockApp(a)
+	if old := a.msgs[msg.ID]; old != nil {
+		if !old.dead.Load() {
+			return nil
+		}
+		a.unlink(old) // expired or evicted a moment ago: the id is free
 	}
-	if a.msgs[msg.ID] != nil {
-		return nil
-	}
-	mm := &memMessage{msg: msg, app: a}
-	if msg.broadcast() {
+	mm := &memMessage{msg: msg, app: a, size: size, linked: true, heapIdx: -1}
+	if msg.recordsAcks() {
 		mm.acks = make(map[string]struct{})
 	}
 	a.msgs[msg.ID] = mm
-	mm.age = m.byAge.PushBack(mm)
-	heap.Push(&m.expiry, mm)
-	m.count++
-	m.stored.Add(1)
-
-	direct, bcast := msg.directInboxes(), msg.broadcastInboxes()
-	for i, key := range slices.Concat(direct, bcast) {
-		if mm.removed {
+	var dropped []*memMessage
+	for _, key := range msg.inboxes() {
+		if !mm.linked {
 			break // older than everything in a full inbox: dropped at once
 		}
 		in := a.inboxes[key]
 		if in == nil {
-			in = &memInbox{key: key, direct: i < len(direct)}
+			in = &memInbox{}
 			a.inboxes[key] = in
 		}
 		in.insert(mm)
@@ -166,21 +227,32 @@ func (m *Memory) Save(ctx context.Context, app string, msg Message) error {
 		for len(in.items) > m.maxPerRecipient {
 			old := in.items[0]
 			in.removeAt(0)
-			m.evicted.Add(1)
-			m.log.Warn().Str("app", app).Str("id", old.msg.ID).Str("inbox", key).
-				Int("max", m.maxPerRecipient).Msg("qos inbox full: oldest message dropped")
+			if !old.dead.Load() {
+				m.evicted.Add(1)
+				m.log.Warn().Str("app", app).Str("id", old.msg.ID).Str("inbox", key).
+					Int("max", m.maxPerRecipient).Msg("qos inbox full: oldest message dropped")
+			}
 			if old.inboxes--; old.inboxes == 0 {
-				m.remove(old)
+				a.unlink(old)
+				dropped = append(dropped, old)
 			}
 		}
 	}
-	for m.count > m.maxMessages {
-		old := m.byAge.Front().Value.(*memMessage)
-		m.evicted.Add(1)
-		m.log.Warn().Str("app", old.app.name).Str("id", old.msg.ID).
-			Int("max", m.maxMessages).Msg("qos store full: oldest message dropped")
-		m.remove(old)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
 	}
+	for _, d := range dropped {
+		m.unindexLocked(d)
+	}
+	if mm.linked {
+		m.indexLocked(mm)
+	}
+	victims := m.evictLocked()
+	m.mu.Unlock()
+	m.stored.Add(1)
+	m.retire(victims)
 	return nil
 }
 
@@ -191,42 +263,18 @@ func (m *Memory) Pending(ctx context.Context, app string, r Recipient, after str
 		return nil, err
 	}
 	now := m.now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, ErrClosed
-	}
-	m.expire(now)
-	a := m.apps[app]
-	if a == nil {
-		return nil, nil
+	a, err := m.enter(app, now, false)
+	if a == nil || err != nil {
+		return nil, err
 	}
 	ackKey := r.ackKey()
+	m.lockApp(a)
 	var found []*memMessage
-	for _, key := range slices.Concat(r.directInboxes(), r.broadcastInboxes()) {
-		in := a.inboxes[key]
-		if in == nil {
-			continue
-		}
-		n := 0
-		for _, mm := range in.items[in.after(after):] {
-			if limit > 0 && n == limit {
-				break
-			}
-			if !mm.msg.ExpiresAt.After(now) {
-				continue
-			}
-			if !in.direct {
-				if _, acked := mm.acks[ackKey]; acked {
-					continue
-				}
-			}
-			if mm.msg.Listening && !r.listens(mm.msg.Event) {
-				continue
-			}
-			found = append(found, mm)
-			n++
-		}
+	for _, key := range r.directInboxes() {
+		found = a.inboxes[key].pending(found, now, r, "", after, limit)
+	}
+	for _, key := range r.sharedInboxes() {
+		found = a.inboxes[key].pending(found, now, r, ackKey, after, limit)
 	}
 	slices.SortFunc(found, func(x, y *memMessage) int { return strings.Compare(x.msg.ID, y.msg.ID) })
 	found = slices.CompactFunc(found, func(x, y *memMessage) bool { return x == y })
@@ -237,35 +285,73 @@ func (m *Memory) Pending(ctx context.Context, app string, r Recipient, after str
 	for i, mm := range found {
 		out[i] = cloneMessage(mm.msg)
 	}
+	m.unlockApp(a)
 	return out, nil
 }
 
+// pending appends to found up to limit messages of the inbox (which may be
+// nil) with an id greater than after that are pending for r: not expired,
+// not acknowledged under ackKey (unless ackKey is empty: the inbox is one
+// of r's direct inboxes), and listened to if they ask for it.
+func (in *memInbox) pending(found []*memMessage, now time.Time, r Recipient, ackKey, after string, limit int) []*memMessage {
+	if in == nil {
+		return found
+	}
+	n := 0
+	for _, mm := range in.items[in.after(after):] {
+		if limit > 0 && n == limit {
+			break
+		}
+		if mm.dead.Load() || !mm.msg.ExpiresAt.After(now) {
+			continue
+		}
+		if ackKey != "" {
+			if _, acked := mm.acks[ackKey]; acked {
+				continue
+			}
+		}
+		if mm.msg.Listening && !r.listens(mm.msg.Event) {
+			continue
+		}
+		found = append(found, mm)
+		n++
+	}
+	return found
+}
+
 // Ack records that r received ids. A message leaves r's direct inboxes (its
-// user's and its access token's); a broadcast message that reaches r through
-// its tenant, channel or "all" is marked as received by r's user id (or
-// access token). Whether r still listens to the message's event does not
-// matter. A message no inbox holds any more is deleted.
+// access token's and, for a user without tenant, its user id's); for a
+// message r reads through a shared inbox (its user id's when r has a
+// tenant, its tenant's, its channel's, "all") r's acknowledgement is
+// recorded under r's ack key. Whether r still listens to the message's
+// event does not matter. A message no inbox holds any more is deleted.
+//
+// Only the app's mutex is held for the per-id work; the store-wide one is
+// taken once afterwards to take the deleted messages out of the indices.
 func (m *Memory) Ack(ctx context.Context, app string, r Recipient, ids ...string) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	now := m.now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return 0, ErrClosed
+	ids, err := ackIDs(ids)
+	if err != nil {
+		return 0, err
 	}
-	m.expire(now)
-	a := m.apps[app]
-	if a == nil {
-		return 0, nil
+	now := m.now()
+	a, err := m.enter(app, now, false)
+	if a == nil || err != nil {
+		return 0, err
 	}
 	ackKey := r.ackKey()
-	direct, bcast := r.directInboxes(), r.broadcastInboxes()
+	direct, shared := r.directInboxes(), r.sharedInboxes()
 	n := 0
-	for _, id := range uniqueIDs(ids) {
+	var gone []*memMessage
+	m.lockApp(a)
+	if m.ackHook != nil {
+		m.ackHook(app)
+	}
+	for _, id := range ids {
 		mm := a.msgs[id]
-		if mm == nil {
+		if mm == nil || mm.dead.Load() {
 			continue
 		}
 		hit := false
@@ -279,7 +365,7 @@ func (m *Memory) Ack(ctx context.Context, app string, r Recipient, ids ...string
 			}
 		}
 		if mm.acks != nil {
-			for _, key := range bcast {
+			for _, key := range shared {
 				if in := a.inboxes[key]; in != nil && in.contains(mm) {
 					if _, dup := mm.acks[ackKey]; !dup {
 						mm.acks[ackKey] = struct{}{}
@@ -293,8 +379,19 @@ func (m *Memory) Ack(ctx context.Context, app string, r Recipient, ids ...string
 			n++
 		}
 		if mm.inboxes == 0 {
-			m.remove(mm)
+			a.unlink(mm)
+			gone = append(gone, mm)
 		}
+	}
+	m.unlockApp(a)
+	if len(gone) > 0 {
+		m.mu.Lock()
+		if !m.closed {
+			for _, mm := range gone {
+				m.unindexLocked(mm)
+			}
+		}
+		m.mu.Unlock()
 	}
 	m.acked.Add(uint64(n))
 	return n, nil
@@ -307,19 +404,14 @@ func (m *Memory) List(ctx context.Context, app string, f Filter, offset, limit i
 		return nil, 0, err
 	}
 	now := m.now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, 0, ErrClosed
+	a, err := m.enter(app, now, false)
+	if a == nil || err != nil {
+		return nil, 0, err
 	}
-	m.expire(now)
-	a := m.apps[app]
-	if a == nil {
-		return nil, 0, nil
-	}
+	m.lockApp(a)
 	matched := make([]*memMessage, 0, len(a.msgs))
 	for _, mm := range a.msgs {
-		if f.matches(&mm.msg) {
+		if !mm.dead.Load() && f.matches(&mm.msg) {
 			matched = append(matched, mm)
 		}
 	}
@@ -329,6 +421,7 @@ func (m *Memory) List(ctx context.Context, app string, f Filter, offset, limit i
 	for i, mm := range page {
 		out[i] = cloneMessage(mm.msg)
 	}
+	m.unlockApp(a)
 	return out, len(matched), nil
 }
 
@@ -349,50 +442,177 @@ func (m *Memory) Close() error {
 	defer m.mu.Unlock()
 	m.closed = true
 	m.apps = nil
-	m.byAge.Init()
+	m.byAge = list.New() // elements still held by calls in flight belong to the old list
 	m.expiry = nil
 	m.count = 0
+	m.bytes = 0
 	return nil
 }
 
-// expire removes the messages whose time is up. Called with mu held.
-func (m *Memory) expire(now time.Time) {
+// enter starts a call in app: it fails if m is closed, removes what expired
+// by now, and returns the app's state, made if create is set (nil if the
+// app never stored anything and create is not set).
+func (m *Memory) enter(app string, now time.Time, create bool) (*memApp, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	expired := m.expireLocked(now)
+	a := m.apps[app]
+	if a == nil && create {
+		a = &memApp{name: app, msgs: make(map[string]*memMessage), inboxes: make(map[string]*memInbox)}
+		m.apps[app] = a
+	}
+	m.mu.Unlock()
+	m.retire(expired)
+	return a, nil
+}
+
+// expireLocked takes the messages whose time is up out of the indices and
+// returns them, to be retired. Called with mu held.
+func (m *Memory) expireLocked(now time.Time) []*memMessage {
+	var out []*memMessage
 	for len(m.expiry) > 0 && !m.expiry[0].msg.ExpiresAt.After(now) {
 		mm := m.expiry[0]
+		m.unindexLocked(mm)
+		mm.fate = fateExpired
+		mm.dead.Store(true)
 		m.expired.Add(1)
-		ev := m.log.Debug()
-		if mm.inDirectInbox() {
-			// Somebody never got it: worth a line at info.
-			ev = m.log.Info()
+		out = append(out, mm)
+	}
+	return out
+}
+
+// evictLocked takes the oldest messages out of the indices while the store
+// is over MaxMessages or MaxBytes and returns them, to be retired. Called
+// with mu held.
+func (m *Memory) evictLocked() []*memMessage {
+	var out []*memMessage
+	for m.count > m.maxMessages || (m.maxBytes > 0 && m.bytes > m.maxBytes) {
+		mm := m.byAge.Front().Value.(*memMessage)
+		m.unindexLocked(mm)
+		mm.fate = fateEvicted
+		mm.dead.Store(true)
+		m.evicted.Add(1)
+		out = append(out, mm)
+	}
+	return out
+}
+
+// indexLocked puts mm in the age and expiry indices and counts it against
+// the bounds. Called with mu held.
+func (m *Memory) indexLocked(mm *memMessage) {
+	mm.age = m.byAge.PushBack(mm)
+	heap.Push(&m.expiry, mm)
+	m.count++
+	m.bytes += mm.size
+}
+
+// unindexLocked takes mm out of the indices, if it is still there. Called
+// with mu held.
+func (m *Memory) unindexLocked(mm *memMessage) {
+	if mm.age == nil {
+		return
+	}
+	m.byAge.Remove(mm.age)
+	mm.age = nil
+	heap.Remove(&m.expiry, mm.heapIdx)
+	m.count--
+	m.bytes -= mm.size
+}
+
+// retire hands messages taken out of the indices to their apps, to be
+// unlinked now if the app is free or by the call that holds it, and logs
+// the evictions among them. Called without any mutex of m held by the
+// caller other than, possibly, one app's.
+func (m *Memory) retire(ms []*memMessage) {
+	for _, mm := range ms {
+		if mm.fate == fateEvicted {
+			m.log.Warn().Str("app", mm.app.name).Str("id", mm.msg.ID).Int("max", m.maxMessages).
+				Int64("maxBytes", m.maxBytes).Msg("qos store full: oldest message dropped")
 		}
-		ev.Str("app", mm.app.name).Str("id", mm.msg.ID).Str("event", mm.msg.Event).Msg("qos message expired")
-		m.remove(mm)
+		a := mm.app
+		a.retiredMu.Lock()
+		a.retired = append(a.retired, mm)
+		a.retiredMu.Unlock()
+	}
+	for _, mm := range ms {
+		if mm.app.mu.TryLock() {
+			m.unlockApp(mm.app)
+		}
 	}
 }
 
-// remove deletes mm from its app, its inboxes and the age and expiry
-// indices. Called with mu held.
-func (m *Memory) remove(mm *memMessage) {
-	a := mm.app
-	for _, key := range slices.Concat(mm.msg.directInboxes(), mm.msg.broadcastInboxes()) {
+// lockApp takes a's mutex and unlinks what was retired meanwhile.
+func (m *Memory) lockApp(a *memApp) {
+	a.mu.Lock()
+	m.unlinkRetired(a)
+}
+
+// unlockApp unlinks what was retired while a was held and releases it.
+// Whoever retires a message while a is held either finds a free (TryLock)
+// or has appended before this release, so nothing retired stays linked
+// once a is free.
+func (m *Memory) unlockApp(a *memApp) {
+	for {
+		m.unlinkRetired(a)
+		a.mu.Unlock()
+		a.retiredMu.Lock()
+		more := len(a.retired) > 0
+		a.retiredMu.Unlock()
+		if !more || !a.mu.TryLock() {
+			return
+		}
+	}
+}
+
+// unlinkRetired unlinks the messages retired in a, logging the expiries.
+// Called with a.mu held.
+func (m *Memory) unlinkRetired(a *memApp) {
+	a.retiredMu.Lock()
+	ms := a.retired
+	a.retired = nil
+	a.retiredMu.Unlock()
+	for _, mm := range ms {
+		if mm.fate == fateExpired && mm.linked {
+			ev := m.log.Debug()
+			if a.undelivered(mm) {
+				// Somebody never got it: worth a line at info.
+				ev = m.log.Info()
+			}
+			ev.Str("app", a.name).Str("id", mm.msg.ID).Str("event", mm.msg.Event).Msg("qos message expired")
+		}
+		a.unlink(mm)
+	}
+}
+
+// unlink takes mm out of a's inboxes and messages, if it is still there.
+// Called with a.mu held.
+func (a *memApp) unlink(mm *memMessage) {
+	if !mm.linked {
+		return
+	}
+	for _, key := range mm.msg.inboxes() {
 		if in := a.inboxes[key]; in != nil && in.remove(mm) && in.len() == 0 {
 			delete(a.inboxes, key)
 		}
 	}
-	delete(a.msgs, mm.msg.ID)
-	if len(a.msgs) == 0 {
-		delete(m.apps, a.name)
+	if a.msgs[mm.msg.ID] == mm {
+		delete(a.msgs, mm.msg.ID)
 	}
-	m.byAge.Remove(mm.age)
-	heap.Remove(&m.expiry, mm.heapIdx)
-	m.count--
-	mm.removed = true
+	mm.linked = false
+	mm.inboxes = 0
 }
 
-// inDirectInbox reports whether a user or access token still waits for mm.
-func (mm *memMessage) inDirectInbox() bool {
-	for _, key := range mm.msg.directInboxes() {
-		if in := mm.app.inboxes[key]; in != nil && in.contains(mm) {
+// undelivered reports whether mm is still in an inbox of a user or access
+// token it was sent to and nobody acknowledged it. Called with a.mu held.
+func (a *memApp) undelivered(mm *memMessage) bool {
+	if len(mm.acks) > 0 {
+		return false
+	}
+	for _, key := range mm.msg.ownInboxes() {
+		if in := a.inboxes[key]; in != nil && in.contains(mm) {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package qos
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -14,16 +15,25 @@ const DefaultTTL = 24 * time.Hour
 // maxIDLen bounds message ids (NewID makes 24 characters).
 const maxIDLen = 256
 
-// Inbox keys. A message lives in one inbox per addressed user, access
-// token, tenant and channel, plus the "all" inbox; the first two are
-// direct inboxes (left on ack), the others broadcast inboxes (kept until
-// the message expires, acks recorded per recipient).
+// Inbox keys. A message lives in one inbox per addressed user id, access
+// token, tenant and channel, plus the "all" inbox. Who reads an inbox, and
+// whether an acknowledgement takes the message out of it or is recorded
+// beside it, is the recipient's side: see Recipient.directInboxes and
+// Recipient.sharedInboxes.
 const (
 	inboxUser    = "u:"
 	inboxToken   = "k:"
 	inboxTenant  = "t:"
 	inboxChannel = "c:"
 	inboxAll     = "all"
+)
+
+// Ack keys of recipients with a tenant (those without one use the inbox
+// prefixes above, as before tenants were told apart): the tenant, length
+// first so that no tenant and id can run into each other.
+const (
+	ackTenantUser  = "tu:"
+	ackTenantToken = "tk:"
 )
 
 // prepare validates m and returns the copy a repository stores: empty and
@@ -60,14 +70,28 @@ func prepare(m Message, now time.Time, ttl time.Duration) (Message, error) {
 	return m, nil
 }
 
-// cleanList returns a copy of l without empty and repeated entries, nil if
-// nothing is left.
+// cleanList returns a copy of l without empty and repeated entries, in
+// their first order, nil if nothing is left. It takes linear time: l may be
+// the ids of an acknowledgement a browser sent.
 func cleanList(l []string) []string {
 	var out []string
+	var seen map[string]struct{}
+	if len(l) > 8 {
+		seen = make(map[string]struct{}, len(l))
+	}
 	for _, v := range l {
-		if v != "" && !slices.Contains(out, v) {
-			out = append(out, v)
+		if v == "" {
+			continue
 		}
+		if seen != nil {
+			if _, dup := seen[v]; dup {
+				continue
+			}
+			seen[v] = struct{}{}
+		} else if slices.Contains(out, v) {
+			continue
+		}
+		out = append(out, v)
 	}
 	return out
 }
@@ -82,27 +106,23 @@ func cloneMessage(m Message) Message {
 	return m
 }
 
-// broadcast reports whether m is (also) addressed to tenants, channels or
-// everybody, that is, kept until it expires.
-func (m Message) broadcast() bool {
-	return m.All || len(m.TenantIDs) > 0 || len(m.Channels) > 0
+// recordsAcks reports whether acknowledgements of m are recorded per
+// recipient: m is addressed to user ids (which name a user in every
+// tenant), tenants, channels or everybody.
+func (m Message) recordsAcks() bool {
+	return m.All || len(m.UserIDs) > 0 || len(m.TenantIDs) > 0 || len(m.Channels) > 0
 }
 
-// directInboxes are the inboxes m leaves when their owner acknowledges it.
-func (m Message) directInboxes() []string {
-	keys := make([]string, 0, len(m.UserIDs)+len(m.AccessTokens))
+// inboxes are all the inboxes m is put in: its users', its access tokens',
+// its tenants', its channels' and "all".
+func (m Message) inboxes() []string {
+	keys := make([]string, 0, len(m.UserIDs)+len(m.AccessTokens)+len(m.TenantIDs)+len(m.Channels)+1)
 	for _, u := range m.UserIDs {
 		keys = append(keys, inboxUser+u)
 	}
 	for _, k := range m.AccessTokens {
 		keys = append(keys, inboxToken+k)
 	}
-	return keys
-}
-
-// broadcastInboxes are the inboxes m stays in until it expires.
-func (m Message) broadcastInboxes() []string {
-	keys := make([]string, 0, len(m.TenantIDs)+len(m.Channels)+1)
 	for _, t := range m.TenantIDs {
 		keys = append(keys, inboxTenant+t)
 	}
@@ -115,38 +135,57 @@ func (m Message) broadcastInboxes() []string {
 	return keys
 }
 
-// ackKey names r in the ack records of broadcast messages: its user id, or
-// its access token when it has no user id. A recipient with neither cannot
-// be told apart from others, so broadcast messages are never pending for it.
-func (r Recipient) ackKey() string {
-	switch {
-	case r.UserID != "":
-		return inboxUser + r.UserID
-	case r.AccessToken != "":
-		return inboxToken + r.AccessToken
-	}
-	return ""
+// ownInboxes are the inboxes of m's users and access tokens: while one
+// holds m, somebody m was sent to by name may not have it yet.
+func (m Message) ownInboxes() []string {
+	return m.inboxes()[:len(m.UserIDs)+len(m.AccessTokens)]
 }
 
-// directInboxes are the inboxes r owns.
+// ackKey names r's identity in the acknowledgements recorded for a
+// message: its tenant and user id, or its tenant and access token when it
+// has no user id. A recipient with neither cannot be told apart from
+// others, so messages of shared inboxes are never pending for it.
+func (r Recipient) ackKey() string {
+	id, plain, scoped := r.UserID, inboxUser, ackTenantUser
+	if id == "" {
+		id, plain, scoped = r.AccessToken, inboxToken, ackTenantToken
+	}
+	switch {
+	case id == "":
+		return ""
+	case r.TenantID == "":
+		return plain + id
+	}
+	return scoped + strconv.Itoa(len(r.TenantID)) + ":" + r.TenantID + ":" + id
+}
+
+// directInboxes are the inboxes a message leaves when r acknowledges it:
+// its access token's (a token is one credential, whatever the tenant) and,
+// for a user without tenant, its user id's (in an app without tenants the
+// user id names one user).
 func (r Recipient) directInboxes() []string {
 	var keys []string
-	if r.UserID != "" {
-		keys = append(keys, inboxUser+r.UserID)
-	}
 	if r.AccessToken != "" {
 		keys = append(keys, inboxToken+r.AccessToken)
+	}
+	if r.UserID != "" && r.TenantID == "" {
+		keys = append(keys, inboxUser+r.UserID)
 	}
 	return keys
 }
 
-// broadcastInboxes are the broadcast inboxes r reads: its tenant's, its
-// channel's and "all" — none if r has no ack key.
-func (r Recipient) broadcastInboxes() []string {
+// sharedInboxes are the inboxes r reads that keep a message after r's
+// acknowledgement, which is recorded under r's ack key instead: its user
+// id's if r has a tenant (users of other tenants may share the id), its
+// tenant's, its channel's and "all" — none if r has no ack key.
+func (r Recipient) sharedInboxes() []string {
 	if r.ackKey() == "" {
 		return nil
 	}
-	keys := make([]string, 0, 3)
+	keys := make([]string, 0, 4)
+	if r.UserID != "" && r.TenantID != "" {
+		keys = append(keys, inboxUser+r.UserID)
+	}
 	if r.TenantID != "" {
 		keys = append(keys, inboxTenant+r.TenantID)
 	}
@@ -175,7 +214,11 @@ func (f Filter) isZero() bool {
 	return f == Filter{}
 }
 
-// uniqueIDs returns ids without empty and repeated entries.
-func uniqueIDs(ids []string) []string {
-	return cleanList(ids)
+// ackIDs refuses an acknowledgement of more than MaxAckIDs ids and returns
+// its ids without empty and repeated entries.
+func ackIDs(ids []string) ([]string, error) {
+	if len(ids) > MaxAckIDs {
+		return nil, fmt.Errorf("%w: %d ids, at most %d", ErrTooManyIDs, len(ids), MaxAckIDs)
+	}
+	return cleanList(ids), nil
 }

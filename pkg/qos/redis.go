@@ -322,7 +322,7 @@ func (r *Redis) Save(ctx context.Context, app string, m Message) error {
 		return fmt.Errorf("qos: encode message %s: %w", m.ID, err)
 	}
 	p := r.appPrefix(app)
-	inboxes := slices.Concat(m.directInboxes(), m.broadcastInboxes())
+	inboxes := m.inboxes()
 	keys := make([]string, 0, 3+len(inboxes))
 	keys = append(keys, p+"m:"+m.ID, p+"idx", p+"exp")
 	for _, in := range inboxes {
@@ -376,12 +376,12 @@ func (r *Redis) Pending(ctx context.Context, app string, rc Recipient, after str
 		return nil, ErrClosed
 	}
 	p := r.appPrefix(app)
-	direct, bcast := rc.directInboxes(), rc.broadcastInboxes()
-	if len(direct)+len(bcast) == 0 {
+	direct, shared := rc.directInboxes(), rc.sharedInboxes()
+	if len(direct)+len(shared) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, 0, len(direct)+len(bcast))
-	for _, in := range slices.Concat(direct, bcast) {
+	keys := make([]string, 0, len(direct)+len(shared))
+	for _, in := range slices.Concat(direct, shared) {
 		keys = append(keys, p+"q:"+in)
 	}
 	// Ids made by NewID carry their score: start the range there.
@@ -440,14 +440,17 @@ func (r *Redis) Ack(ctx context.Context, app string, rc Recipient, ids ...string
 	if r.closed.Load() {
 		return 0, ErrClosed
 	}
-	ids = uniqueIDs(ids)
-	direct, bcast := rc.directInboxes(), rc.broadcastInboxes()
-	if len(ids) == 0 || len(direct)+len(bcast) == 0 {
+	ids, err := ackIDs(ids)
+	if err != nil {
+		return 0, err
+	}
+	direct, shared := rc.directInboxes(), rc.sharedInboxes()
+	if len(ids) == 0 || len(direct)+len(shared) == 0 {
 		return 0, nil
 	}
 	p := r.appPrefix(app)
-	keys := make([]string, 0, len(direct)+len(bcast))
-	for _, in := range slices.Concat(direct, bcast) {
+	keys := make([]string, 0, len(direct)+len(shared))
+	for _, in := range slices.Concat(direct, shared) {
 		keys = append(keys, p+"q:"+in)
 	}
 	args := make([]any, 0, 3+len(ids))

@@ -7,10 +7,13 @@ import (
 
 // Message is one QoS message: an event and the recipients it is promised to.
 //
-// Messages to UserIDs and AccessTokens go to a per-recipient inbox and leave
-// it when that recipient acknowledges them. Messages to TenantIDs, Channels
-// or All are kept until ExpiresAt and are pending for every matching
-// recipient (by user id) that has not acknowledged them yet.
+// Messages to AccessTokens go to a per-token inbox and leave it when the
+// token's holder acknowledges them. Messages to UserIDs go to a per-user-id
+// inbox; they leave it when a user of that id without tenant acknowledges
+// them, and are pending once for that user id in every tenant otherwise.
+// Messages to TenantIDs, Channels or All are kept until ExpiresAt and are
+// pending for every matching recipient (by tenant and user id) that has not
+// acknowledged them yet. See the package documentation.
 type Message struct {
 	ID           string    `json:"id"`
 	Event        string    `json:"event"`
@@ -58,7 +61,8 @@ type Repository interface {
 	Pending(ctx context.Context, app string, r Recipient, after string, limit int) ([]Message, error)
 	// Ack records that r received the messages ids and returns how many of
 	// them were pending for r. Unknown ids and messages addressed to
-	// somebody else are ignored.
+	// somebody else are ignored. More than MaxAckIDs ids are refused with
+	// ErrTooManyIDs.
 	Ack(ctx context.Context, app string, r Recipient, ids ...string) (int, error)
 	// List returns one page of the app's stored messages matching f, oldest
 	// first, and the number of all matching messages.

@@ -32,11 +32,14 @@ func Run(t *testing.T, newRepo func(t *testing.T) qos.Repository) {
 		{"AckPerUser", testAckPerUser},
 		{"AckByOtherIgnored", testAckByOtherIgnored},
 		{"AckUnknownIDs", testAckUnknownIDs},
+		{"AckBound", testAckBound},
 		{"AccessTokenInbox", testAccessTokenInbox},
 		{"TenantBroadcast", testTenantBroadcast},
 		{"ChannelBroadcast", testChannelBroadcast},
 		{"AllBroadcast", testAllBroadcast},
 		{"DirectAndBroadcast", testDirectAndBroadcast},
+		{"TenantsIsolated", testTenantsIsolated},
+		{"TenantAckKeysDistinct", testTenantAckKeysDistinct},
 		{"Listening", testListening},
 		{"Expiry", testExpiry},
 		{"PerRecipientBound", testPerRecipientBound},
@@ -266,6 +269,37 @@ func testAckUnknownIDs(t *testing.T, r qos.Repository) {
 	wantIDs(t, "pending", pending(t, r, app, user("u1"), "", 0))
 }
 
+// testAckBound: an Ack of more than qos.MaxAckIDs ids is refused and
+// acknowledges nothing; one of exactly qos.MaxAckIDs ids, repeated and
+// unknown ones among them, counts every pending message once.
+func testAckBound(t *testing.T, r qos.Repository) {
+	var ms []qos.Message
+	for i := range MaxPerRecipient {
+		ms = append(ms, msg(fmt.Sprint("e", i), "u1"))
+	}
+	save(t, r, app, ms...)
+	tooMany := make([]string, 0, qos.MaxAckIDs+1)
+	for len(tooMany) <= qos.MaxAckIDs {
+		tooMany = append(tooMany, ids(ms)...)
+	}
+	tooMany = tooMany[:qos.MaxAckIDs+1]
+	n, err := r.Ack(context.Background(), app, user("u1"), tooMany...)
+	if !errors.Is(err, qos.ErrTooManyIDs) || n != 0 {
+		t.Fatalf("Ack of %d ids: %d, %v; want 0, ErrTooManyIDs", len(tooMany), n, err)
+	}
+	wantIDs(t, "pending after the refused Ack", pending(t, r, app, user("u1"), "", 0), ids(ms)...)
+
+	batch := make([]string, 0, qos.MaxAckIDs)
+	for len(batch) < qos.MaxAckIDs/2 {
+		batch = append(batch, ids(ms)...)
+	}
+	for len(batch) < qos.MaxAckIDs {
+		batch = append(batch, qos.NewID(), "")
+	}
+	wantN(t, fmt.Sprintf("Ack of %d ids", len(batch)), ack(t, r, app, user("u1"), batch[:qos.MaxAckIDs]...), len(ms))
+	wantIDs(t, "pending after the Ack", pending(t, r, app, user("u1"), "", 0))
+}
+
 func testAccessTokenInbox(t *testing.T, r qos.Repository) {
 	m := msg("e")
 	m.AccessTokens = []string{"tok1"}
@@ -356,6 +390,74 @@ func testDirectAndBroadcast(t *testing.T, r qos.Repository) {
 	wantN(t, "ack u1", ack(t, r, app, u1, m.ID), 1)
 	wantIDs(t, "pending u1 after ack", pending(t, r, app, u1, "", 0))
 	wantIDs(t, "pending u2", pending(t, r, app, u2, "", 0), m.ID)
+}
+
+// testTenantsIsolated: the same user id in two tenants is two users (issue
+// 10 #10). A message to everybody, to both tenants, to a channel or to the
+// user id is pending for each of them, and one's acknowledgement leaves it
+// pending for the other (and for a user of that id without tenant). A
+// token-only recipient is told apart by tenant too in shared inboxes.
+func testTenantsIsolated(t *testing.T, r qos.Repository) {
+	all := msg("all")
+	all.All = true
+	tenants := msg("tenants")
+	tenants.TenantIDs = []string{"tA", "tB"}
+	channel := msg("channel")
+	channel.Channels = []string{"c"}
+	direct := msg("direct", "dup3")
+	save(t, r, app, all, tenants, channel, direct)
+	every := []string{all.ID, tenants.ID, channel.ID, direct.ID}
+	inA := qos.Recipient{UserID: "dup3", TenantID: "tA", Channel: "c"}
+	inB := qos.Recipient{UserID: "dup3", TenantID: "tB", Channel: "c"}
+	noTenant := qos.Recipient{UserID: "dup3", Channel: "c"}
+	wantIDs(t, "pending dup3@tA", pending(t, r, app, inA, "", 0), every...)
+	wantIDs(t, "pending dup3@tB", pending(t, r, app, inB, "", 0), every...)
+	wantIDs(t, "pending dup3", pending(t, r, app, noTenant, "", 0), all.ID, channel.ID, direct.ID)
+
+	wantN(t, "ack dup3@tA", ack(t, r, app, inA, every...), 4)
+	wantIDs(t, "pending dup3@tA after its ack", pending(t, r, app, inA, "", 0))
+	wantN(t, "ack dup3@tA again", ack(t, r, app, inA, every...), 0)
+	wantIDs(t, "pending dup3@tB after dup3@tA's ack", pending(t, r, app, inB, "", 0), every...)
+	wantIDs(t, "pending dup3 after dup3@tA's ack", pending(t, r, app, noTenant, "", 0), all.ID, channel.ID, direct.ID)
+	wantN(t, "ack dup3@tB", ack(t, r, app, inB, every...), 4)
+	wantIDs(t, "pending dup3@tB after its ack", pending(t, r, app, inB, "", 0))
+	wantIDs(t, "pending dup3 after both tenants' acks", pending(t, r, app, noTenant, "", 0), all.ID, channel.ID, direct.ID)
+	// The user message waits for the users of that id in other tenants.
+	if got, total := list(t, r, app, qos.Filter{UserID: "dup3"}, 0, 0); total != 1 {
+		t.Fatalf("List dup3 after the tenants' acks: %v, want the message to dup3 kept", ids(got))
+	}
+	wantIDs(t, "pending dup3@tC", pending(t, r, app, qos.Recipient{UserID: "dup3", TenantID: "tC"}, "", 0), all.ID, direct.ID)
+
+	tokA := qos.Recipient{AccessToken: "tok", TenantID: "tA"}
+	tokB := qos.Recipient{AccessToken: "tok", TenantID: "tB"}
+	wantIDs(t, "pending tok@tA", pending(t, r, app, tokA, "", 0), all.ID, tenants.ID)
+	wantN(t, "ack tok@tA", ack(t, r, app, tokA, all.ID, tenants.ID), 2)
+	wantIDs(t, "pending tok@tB after tok@tA's ack", pending(t, r, app, tokB, "", 0), all.ID, tenants.ID)
+	wantIDs(t, "pending tok without tenant", pending(t, r, app, qos.Recipient{AccessToken: "tok"}, "", 0), all.ID)
+}
+
+// testTenantAckKeysDistinct: tenants and ids that would read the same when
+// joined stay apart.
+func testTenantAckKeysDistinct(t *testing.T, r qos.Repository) {
+	m := msg("e")
+	m.All = true
+	save(t, r, app, m)
+	pairs := []qos.Recipient{
+		{UserID: "b:c", TenantID: "a"},
+		{UserID: "c", TenantID: "a:b"},
+		{UserID: "1:a:c"},
+		{UserID: "c", TenantID: "1:a"},
+		{AccessToken: "b:c", TenantID: "a"},
+		{AccessToken: "c", TenantID: "a:b"},
+		{UserID: "tu:1:a:b:c"},
+		{AccessToken: "tk:1:a:b:c"},
+	}
+	for i, rc := range pairs {
+		wantN(t, fmt.Sprintf("ack %+v", rc), ack(t, r, app, rc, m.ID), 1)
+		for _, later := range pairs[i+1:] {
+			wantIDs(t, fmt.Sprintf("pending %+v after the ack of %+v", later, rc), pending(t, r, app, later, "", 0), m.ID)
+		}
+	}
 }
 
 func testListening(t *testing.T, r qos.Repository) {
@@ -545,12 +647,6 @@ func testConcurrent(t *testing.T, r qos.Repository) {
 			t.Fatal(err)
 		}
 		wantIDs(t, "pending after draining "+rc.UserID, pending(t, r, app, rc, "", 0))
-	}
-	direct, _ := list(t, r, app, qos.Filter{TenantID: ""}, 0, 0)
-	for _, m := range direct {
-		if len(m.UserIDs) > 0 {
-			t.Fatalf("acked direct message still stored: %+v", m)
-		}
 	}
 }
 
