@@ -130,9 +130,11 @@ func forEachPath(t *testing.T, fn func(t *testing.T, p streamPath)) {
 }
 
 // connectHandler is the test's connect endpoint: identity and options come
-// from query parameters (userId, name, tenantId, token, channel, clientId,
-// domain, listeners=a,b, ack=1, keepalive=<duration>, session=<seconds>,
-// lastEventId).
+// from query parameters (userId, name, tenantId, token, expiresIn=<duration
+// from now>, channel, clientId, domain, listeners=a,b, ack=1,
+// keepalive=<duration>, session=<seconds>, lastEventId). A refused connect
+// is answered as the web layer does: 401 for an expired credential, 413
+// for too many listeners, 400 for a bad name, 503 otherwise.
 func connectHandler(h *Hub) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -146,6 +148,14 @@ func connectHandler(h *Hub) http.Handler {
 		}
 		if l := q.Get("listeners"); l != "" {
 			req.Listeners = strings.Split(l, ",")
+		}
+		if e := q.Get("expiresIn"); e != "" {
+			d, err := time.ParseDuration(e)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			req.User.ExpiresAt = time.Now().Add(d)
 		}
 		if k := q.Get("keepalive"); k != "" {
 			d, err := time.ParseDuration(k)
@@ -166,7 +176,16 @@ func connectHandler(h *Hub) http.Handler {
 		w.Header().Set("X-Sse-Server-Id", h.NodeID())
 		c, err := h.Connect(r.Context(), req)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			status := http.StatusServiceUnavailable
+			switch {
+			case errors.Is(err, ErrTokenExpired):
+				status = http.StatusUnauthorized
+			case errors.Is(err, ErrTooManyListeners):
+				status = http.StatusRequestEntityTooLarge
+			case errors.Is(err, ErrInvalidName):
+				status = http.StatusBadRequest
+			}
+			http.Error(w, err.Error(), status)
 			return
 		}
 		h.ServeStream(w, r, c)
@@ -245,17 +264,7 @@ func (f *fixture) open(params url.Values) *sseClient {
 // body unread; the body is closed when the test ends.
 func (f *fixture) request(params url.Values) (*http.Response, context.CancelFunc) {
 	f.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+"/connect?"+params.Encode(), nil)
-	if err != nil {
-		cancel()
-		f.t.Fatal(err)
-	}
-	resp, err := f.srv.Client().Do(req)
-	if err != nil {
-		cancel()
-		f.t.Fatalf("connect: %v", err)
-	}
+	resp, cancel := f.send(params)
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -274,6 +283,38 @@ func (f *fixture) request(params url.Values) (*http.Response, context.CancelFunc
 		_ = resp.Body.Close()
 	})
 	return resp, cancel
+}
+
+// send sends the connect request and returns the response, whatever its
+// status.
+func (f *fixture) send(params url.Values) (*http.Response, context.CancelFunc) {
+	f.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+"/connect?"+params.Encode(), nil)
+	if err != nil {
+		cancel()
+		f.t.Fatal(err)
+	}
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		cancel()
+		f.t.Fatalf("connect: %v", err)
+	}
+	return resp, cancel
+}
+
+// refused sends a connect request that must be refused and returns the
+// status and body of the answer.
+func (f *fixture) refused(params url.Values) (int, string) {
+	f.t.Helper()
+	resp, cancel := f.send(params)
+	defer cancel()
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		f.t.Fatalf("connect %s was accepted", params.Encode())
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // sseItem is one thing read from a stream: a frame ended by a blank line,

@@ -420,8 +420,9 @@ func olderThan(a, b *Conn) bool {
 
 // enforceCapsCluster applies caps across nodes: it lists the owner's
 // connections everywhere and closes the oldest of each group beyond its
-// cap. Connections already closing here, or chosen by an earlier cap, do
-// not count.
+// cap. c counts as the newest (creation times cross nodes in
+// milliseconds); connections already closing here, or chosen by an
+// earlier cap, do not count.
 func (h *Hub) enforceCapsCluster(c *Conn, caps []connCap) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.SurveyTimeout)
 	defer cancel()
@@ -436,7 +437,7 @@ func (h *Hub) enforceCapsCluster(c *Conn, caps []connCap) {
 	gone := make(map[string]bool)
 	var owned []ConnectionInfo
 	for _, ci := range all {
-		if ci.AccessUserID != c.user.ID || (c.user.ID != "" && ci.AccessTenantID != c.user.TenantID) {
+		if ci.ID == c.id || ci.AccessUserID != c.user.ID || (c.user.ID != "" && ci.AccessTenantID != c.user.TenantID) {
 			continue
 		}
 		if local := h.conns.get(ci.ID); local != nil && local.Closed() {
@@ -457,19 +458,16 @@ func (h *Hub) enforceCapsCluster(c *Conn, caps []connCap) {
 				group = append(group, ci)
 			}
 		}
-		if len(group) <= cp.limit {
+		excess := len(group) + 1 - cp.limit
+		if excess <= 0 {
 			continue
 		}
-		var victims []string
-		for _, ci := range group[:len(group)-cp.limit] {
-			if ci.ID != c.id {
-				gone[ci.ID] = true
-				victims = append(victims, ci.ID)
-			}
+		victims := make([]string, excess)
+		for i, ci := range group[:excess] {
+			gone[ci.ID] = true
+			victims[i] = ci.ID
 		}
-		if len(victims) > 0 {
-			_, _ = h.Disconnect(ctx, Target{ConnectionIDs: victims}, cp.reason)
-		}
+		_, _ = h.Disconnect(ctx, Target{ConnectionIDs: victims}, cp.reason)
 	}
 }
 
