@@ -228,6 +228,10 @@ type AuthConfig struct {
 		Secret           string   `yaml:"secret"`
 		PublicKeyFile    string   `yaml:"public_key_file"`
 		PublicKeyPEM     string   `yaml:"public_key_pem"`
+		JWKSURL          string   `yaml:"jwks_url"`
+		JWKSRefresh      Duration `yaml:"jwks_refresh"`
+		JWKSTimeout      Duration `yaml:"jwks_timeout"`
+		AllowAnonymous   bool     `yaml:"allow_anonymous"`
 		Sources          []string `yaml:"sources"`
 		Issuer           string   `yaml:"issuer"`
 		Audience         string   `yaml:"audience"`
@@ -244,6 +248,8 @@ type AuthConfig struct {
 		QueryParams []string `yaml:"query_params"`
 		Timeout     Duration `yaml:"timeout"`
 		CacheTTL    Duration `yaml:"cache_ttl"`
+		// AllowAnonymous accepts answers without a user id.
+		AllowAnonymous bool `yaml:"allow_anonymous"`
 	} `yaml:"webhook"`
 }
 

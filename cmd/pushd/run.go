@@ -166,13 +166,15 @@ func (s *server) newAuth(ac AppConfig) (auth.Authenticator, error) {
 	case "jwt":
 		j := ac.Auth.JWT
 		return auth.NewJWT(auth.JWTConfig{Algorithm: j.Algorithm, Secret: j.Secret, PublicKeyPEM: j.PublicKeyPEM,
-			PublicKeyFile: j.PublicKeyFile, Sources: j.Sources, Issuer: j.Issuer, Audience: j.Audience,
+			PublicKeyFile: j.PublicKeyFile, JWKSURL: j.JWKSURL, JWKSRefresh: time.Duration(j.JWKSRefresh),
+			JWKSTimeout: time.Duration(j.JWKSTimeout), AllowAnonymous: j.AllowAnonymous, Sources: j.Sources, Issuer: j.Issuer, Audience: j.Audience,
 			Leeway: time.Duration(j.Leeway), AllowNoExpiry: j.AllowNoExpiry, UserClaim: j.UserClaim, TenantClaim: j.TenantClaim,
 			NameClaim: j.NameClaim, AccessTokenClaim: j.AccessTokenClaim})
 	case "webhook":
 		w := ac.Auth.Webhook
 		return auth.NewWebhook(auth.WebhookConfig{URL: w.URL, App: ac.Name, Headers: w.Headers,
-			QueryParams: w.QueryParams, Timeout: time.Duration(w.Timeout), CacheTTL: time.Duration(w.CacheTTL)})
+			QueryParams: w.QueryParams, Timeout: time.Duration(w.Timeout), CacheTTL: time.Duration(w.CacheTTL),
+			AllowAnonymous: w.AllowAnonymous})
 	default:
 		s.log.Warn().Str("app", ac.Name).Msg("demo authentication is on: anybody can connect as any user")
 		return auth.Demo{}, nil
