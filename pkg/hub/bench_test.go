@@ -321,3 +321,28 @@ func measureIdle(b *testing.B, tcpOnly bool, writers, n int) memFigures {
 		sys:   after.sys - min(before.sys, after.sys),
 	}
 }
+
+// BenchmarkAckMaxIDs measures one Ack of MaxAckIDs ids, each id twice,
+// by a local connection against the memory repository: the hub's linear
+// dedupe and the store's work for 500 pending messages.
+func BenchmarkAckMaxIDs(b *testing.B) {
+	h := newTestHub(b, Config{Writers: -1, Heartbeat: -1, QueueSize: 1 << 12, Repository: newMemoryRepo(b)})
+	c := mustConnect(b, h, ConnectRequest{User: User{ID: "u"}, CanAck: true})
+	ctx := context.Background()
+	ids := make([]string, MaxAckIDs)
+	for range b.N {
+		b.StopTimer()
+		for i := range MaxAckIDs / 2 {
+			res, err := h.Publish(ctx, Target{UserIDs: []string{"u"}}, Event{Name: "e", Data: "d"}, WithQoS(0))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids[2*i], ids[2*i+1] = res.ID, res.ID
+		}
+		drainQueue(c)
+		b.StartTimer()
+		if n, err := h.Ack(ctx, c.ID(), User{ID: "u"}, ids); err != nil || n != MaxAckIDs/2 {
+			b.Fatalf("Ack: %d %v", n, err)
+		}
+	}
+}

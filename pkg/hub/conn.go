@@ -37,7 +37,9 @@ type ConnectRequest struct {
 	Info ClientInfo
 	// Channel is the custom channel the connection joins, if any.
 	Channel string
-	// Listeners are the event names the client listens to initially.
+	// Listeners are the event names the client listens to initially: at
+	// most Config.MaxListeners valid names (see Hub.Connect). A client that
+	// names none is taken to handle every event.
 	Listeners []string
 	// Keepalive is the lifetime the client asked for: 0 means not given
 	// (15 min), negative means unlimited. Config.Keepalive overrides it.

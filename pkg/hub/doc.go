@@ -1,10 +1,10 @@
 // Package hub owns pushd's connections: the sharded registry and its
 // indices (user, access token, tenant, channel, client), one bounded queue
 // and one writer per connection, the SSE encoder, addressing and fan-out,
-// the per-client connection cap, connect/disconnect/listener hooks, QoS
-// integration through a qos.Repository, and cluster routing through a
-// Transport. A Hub serves one app; a Mux routes transport requests to the
-// hubs of several apps.
+// the per-client and per-user connection caps and the other limits,
+// connect/disconnect/listener hooks, QoS integration through a
+// qos.Repository, and cluster routing through a Transport. A Hub serves one
+// app; a Mux routes transport requests to the hubs of several apps.
 //
 // # Concurrency
 //
@@ -19,7 +19,36 @@
 // # Lifecycle
 //
 // New builds a hub; Run performs its periodic work (heartbeats,
-// connection lifetimes, QoS redelivery) until its context ends; Shutdown
-// closes every connection and refuses new ones. Drain closes connections
-// spread over a window so that clients reconnect elsewhere without a storm.
+// connection lifetimes and credential expiry, QoS redelivery) until its
+// context ends; Shutdown closes every connection and refuses new ones.
+// Drain closes connections spread over a window so that clients reconnect
+// elsewhere without a storm.
+//
+// # Limits
+//
+// Everything a browser can grow is bounded (see Config for the defaults).
+// Connect refuses a user whose credential has expired (ErrTokenExpired),
+// more listeners than MaxListeners (ErrTooManyListeners), names that are
+// empty, longer than MaxNameLength or hold CR, LF or NUL (ErrInvalidName),
+// and any connection beyond MaxConnections on the node
+// (ErrTooManyConnections). ChangeListeners keeps the same bounds. A new
+// connection beyond MaxConnectionsPerClient (same user, tenant and client
+// id; the domain only with ClientCapByDomain) or MaxConnectionsPerUser
+// (same user id and tenant, or access token) is accepted and the oldest of
+// its group are closed — on this node at once, on the others after a
+// survey of the owner's connections. A connection ends at the earlier of
+// its lifetime (the client's keepaliveTime, at most MaxKeepalive) and its
+// user's User.ExpiresAt, the latter with connect-close reason
+// token-expired. Ack takes at most MaxAckIDs ids and passes each to the
+// repository once.
+//
+// # QoS and listeners
+//
+// A client that acknowledges is sent every QoS message of its recipient
+// and the message stays stored until it acknowledges. For a client that
+// cannot, writing a message counts as delivery, so it is written only if
+// the client listens to its event: a client that named listeners (at
+// connect or later) gets the events it names; one that never named any is
+// taken to handle every event. Messages it does not listen to stay stored
+// for a connection that does, or until their TTL.
 package hub
