@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/pkg/notify"
+	"github.com/pushd/pushd/pkg/signature"
 	"github.com/pushd/pushd/pkg/upstream"
 )
 
@@ -106,6 +107,8 @@ const backendSecret = "backend-shared-secret-0123456789"
 
 func newBackend(t *testing.T) *backend {
 	b := &backend{}
+	// One replay cache per receiver: a nonce is accepted once.
+	verify := signature.Options{Window: time.Minute, Replay: signature.NewReplayCache(10000)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie("session")
@@ -116,7 +119,7 @@ func newBackend(t *testing.T) *backend {
 		_ = json.NewEncoder(w).Encode(map[string]string{"id": strings.TrimPrefix(c.Value, "user-"), "tenantId": "shop1", "role": "buyer"})
 	})
 	mux.HandleFunc("/upstream/", func(w http.ResponseWriter, r *http.Request) {
-		id, err := upstream.Verify(r.Header, backendSecret, time.Minute)
+		id, err := upstream.Verify(r, backendSecret, verify)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
@@ -131,7 +134,7 @@ func newBackend(t *testing.T) *backend {
 		_, _ = w.Write([]byte(`{"ok":"` + id.UserID + `"}`))
 	})
 	mux.HandleFunc("/hooks", func(w http.ResponseWriter, r *http.Request) {
-		ev, err := notify.Verify(r, backendSecret, time.Minute)
+		ev, err := notify.Verify(r, backendSecret, verify)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
