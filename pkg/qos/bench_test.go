@@ -79,3 +79,66 @@ func BenchmarkRedisRoundTrip(b *testing.B) {
 	b.Run("serial", func(b *testing.B) { benchRoundTrip(b, r) })
 	b.Run("parallel", func(b *testing.B) { benchRoundTripParallel(b, r) })
 }
+
+// benchAck1000 measures one Ack of qos.MaxAckIDs ids, the most one call may
+// carry. In "pending" every id is pending for the recipient: each round
+// saves the messages anew, and ns/ack reports the time of the Ack alone.
+// In "unknown" the ids name nothing (what a browser sending made-up ids
+// costs).
+func benchAck1000(b *testing.B, repo qos.Repository) {
+	ctx := context.Background()
+	rc := qos.Recipient{AccessToken: "tok"}
+	ids := make([]string, qos.MaxAckIDs)
+	b.Run("pending", func(b *testing.B) {
+		var acking time.Duration
+		rounds := 0
+		for b.Loop() {
+			for i := range ids {
+				m := qos.Message{ID: qos.NewID(), Event: "e", Data: "x", AccessTokens: []string{"tok"},
+					ExpiresAt: time.Now().Add(time.Hour)}
+				if err := repo.Save(ctx, "bench", m); err != nil {
+					b.Fatal(err)
+				}
+				ids[i] = m.ID
+			}
+			start := time.Now()
+			n, err := repo.Ack(ctx, "bench", rc, ids...)
+			acking += time.Since(start)
+			rounds++
+			if err != nil || n != len(ids) {
+				b.Fatalf("Ack: %d, %v; want %d", n, err, len(ids))
+			}
+		}
+		b.ReportMetric(float64(acking.Nanoseconds())/float64(rounds), "ns/ack")
+	})
+	b.Run("unknown", func(b *testing.B) {
+		for i := range ids {
+			ids[i] = qos.NewID()
+		}
+		for b.Loop() {
+			if n, err := repo.Ack(ctx, "bench", rc, ids...); err != nil || n != 0 {
+				b.Fatalf("Ack: %d, %v; want 0", n, err)
+			}
+		}
+	})
+}
+
+func BenchmarkAck1000(b *testing.B) {
+	b.Run("memory", func(b *testing.B) {
+		m, err := qos.NewMemory(qos.MemoryConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchAck1000(b, m)
+	})
+	b.Run("redis", func(b *testing.B) {
+		s := testredis.Start(b)
+		c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+		b.Cleanup(func() { _ = c.Close() })
+		r, err := qos.NewRedis(qos.RedisConfig{Client: c, Prefix: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchAck1000(b, r)
+	})
+}

@@ -112,13 +112,14 @@ type memInbox struct {
 	items []*memMessage
 }
 
-// fate tells why a message left the store's indices.
-type fate uint8
-
+// States of a memMessage. A message leaves the live state once, for one
+// reason, so that it is counted once: deleted by a call of its app (no
+// inbox holds it any more), or expired or evicted by the store.
 const (
-	fateDeleted fate = iota // acknowledged by all, or dropped by full inboxes
-	fateExpired
-	fateEvicted // by MaxMessages or MaxBytes
+	stateLive uint32 = iota
+	stateDeleted
+	stateExpired
+	stateEvicted
 )
 
 type memMessage struct {
@@ -134,11 +135,11 @@ type memMessage struct {
 	// Guarded by Memory.mu.
 	age     *list.Element // nil once out of the indices
 	heapIdx int
-	fate    fate
 
-	// dead is set when the store takes mm out of its indices (expired or
-	// evicted): its app's calls ignore it until it is unlinked.
-	dead atomic.Bool
+	// state leaves stateLive by CompareAndSwap. An expired or evicted
+	// message stays linked until its app's next call unlinks it; the app's
+	// calls ignore it meanwhile.
+	state atomic.Uint32
 }
 
 // NewMemory returns an empty in-memory repository.
@@ -202,7 +203,7 @@ func (m *Memory) Save(ctx context.Context, app string, msg Message) error {
 	m.lockApp(a)
 	defer m.unlockApp(a)
 	if old := a.msgs[msg.ID]; old != nil {
-		if !old.dead.Load() {
+		if old.state.Load() == stateLive {
 			return nil
 		}
 		a.unlink(old) // expired or evicted a moment ago: the id is free
@@ -227,14 +228,17 @@ func (m *Memory) Save(ctx context.Context, app string, msg Message) error {
 		for len(in.items) > m.maxPerRecipient {
 			old := in.items[0]
 			in.removeAt(0)
-			if !old.dead.Load() {
+			old.inboxes--
+			live := old.state.Load() == stateLive
+			if old.inboxes == 0 {
+				live = old.state.CompareAndSwap(stateLive, stateDeleted)
+				a.unlink(old)
+				dropped = append(dropped, old)
+			}
+			if live {
 				m.evicted.Add(1)
 				m.log.Warn().Str("app", app).Str("id", old.msg.ID).Str("inbox", key).
 					Int("max", m.maxPerRecipient).Msg("qos inbox full: oldest message dropped")
-			}
-			if old.inboxes--; old.inboxes == 0 {
-				a.unlink(old)
-				dropped = append(dropped, old)
 			}
 		}
 	}
@@ -302,7 +306,7 @@ func (in *memInbox) pending(found []*memMessage, now time.Time, r Recipient, ack
 		if limit > 0 && n == limit {
 			break
 		}
-		if mm.dead.Load() || !mm.msg.ExpiresAt.After(now) {
+		if mm.state.Load() != stateLive || !mm.msg.ExpiresAt.After(now) {
 			continue
 		}
 		if ackKey != "" {
@@ -351,7 +355,7 @@ func (m *Memory) Ack(ctx context.Context, app string, r Recipient, ids ...string
 	}
 	for _, id := range ids {
 		mm := a.msgs[id]
-		if mm == nil || mm.dead.Load() {
+		if mm == nil || mm.state.Load() != stateLive {
 			continue
 		}
 		hit := false
@@ -375,12 +379,15 @@ func (m *Memory) Ack(ctx context.Context, app string, r Recipient, ids ...string
 				}
 			}
 		}
-		if hit {
-			n++
-		}
 		if mm.inboxes == 0 {
+			if !mm.state.CompareAndSwap(stateLive, stateDeleted) {
+				hit = false // expired or evicted while we were at it
+			}
 			a.unlink(mm)
 			gone = append(gone, mm)
+		}
+		if hit {
+			n++
 		}
 	}
 	m.unlockApp(a)
@@ -411,7 +418,7 @@ func (m *Memory) List(ctx context.Context, app string, f Filter, offset, limit i
 	m.lockApp(a)
 	matched := make([]*memMessage, 0, len(a.msgs))
 	for _, mm := range a.msgs {
-		if !mm.dead.Load() && f.matches(&mm.msg) {
+		if mm.state.Load() == stateLive && f.matches(&mm.msg) {
 			matched = append(matched, mm)
 		}
 	}
@@ -476,10 +483,10 @@ func (m *Memory) expireLocked(now time.Time) []*memMessage {
 	for len(m.expiry) > 0 && !m.expiry[0].msg.ExpiresAt.After(now) {
 		mm := m.expiry[0]
 		m.unindexLocked(mm)
-		mm.fate = fateExpired
-		mm.dead.Store(true)
-		m.expired.Add(1)
-		out = append(out, mm)
+		if mm.state.CompareAndSwap(stateLive, stateExpired) { // else deleted by its app a moment ago
+			m.expired.Add(1)
+			out = append(out, mm)
+		}
 	}
 	return out
 }
@@ -492,10 +499,10 @@ func (m *Memory) evictLocked() []*memMessage {
 	for m.count > m.maxMessages || (m.maxBytes > 0 && m.bytes > m.maxBytes) {
 		mm := m.byAge.Front().Value.(*memMessage)
 		m.unindexLocked(mm)
-		mm.fate = fateEvicted
-		mm.dead.Store(true)
-		m.evicted.Add(1)
-		out = append(out, mm)
+		if mm.state.CompareAndSwap(stateLive, stateEvicted) { // else deleted by its app a moment ago
+			m.evicted.Add(1)
+			out = append(out, mm)
+		}
 	}
 	return out
 }
@@ -528,7 +535,7 @@ func (m *Memory) unindexLocked(mm *memMessage) {
 // caller other than, possibly, one app's.
 func (m *Memory) retire(ms []*memMessage) {
 	for _, mm := range ms {
-		if mm.fate == fateEvicted {
+		if mm.state.Load() == stateEvicted {
 			m.log.Warn().Str("app", mm.app.name).Str("id", mm.msg.ID).Int("max", m.maxMessages).
 				Int64("maxBytes", m.maxBytes).Msg("qos store full: oldest message dropped")
 		}
@@ -575,7 +582,7 @@ func (m *Memory) unlinkRetired(a *memApp) {
 	a.retired = nil
 	a.retiredMu.Unlock()
 	for _, mm := range ms {
-		if mm.fate == fateExpired && mm.linked {
+		if mm.state.Load() == stateExpired && mm.linked {
 			ev := m.log.Debug()
 			if a.undelivered(mm) {
 				// Somebody never got it: worth a line at info.
@@ -664,6 +671,12 @@ func (in *memInbox) remove(mm *memMessage) bool {
 }
 
 func (in *memInbox) removeAt(i int) {
+	if i == 0 {
+		// The usual case (acks and evictions go oldest first): no shifting.
+		in.items[0] = nil
+		in.items = in.items[1:]
+		return
+	}
 	in.items[i] = nil
 	in.items = slices.Delete(in.items, i, i+1)
 }

@@ -3,6 +3,8 @@ package qos_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +34,7 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 func TestNewMemoryValidates(t *testing.T) {
-	for _, cfg := range []qos.MemoryConfig{{MaxPerRecipient: -1}, {MaxMessages: -1}, {DefaultTTL: -time.Second}} {
+	for _, cfg := range []qos.MemoryConfig{{MaxPerRecipient: -1}, {MaxMessages: -1}, {MaxBytes: -2}, {DefaultTTL: -time.Second}} {
 		if _, err := qos.NewMemory(cfg); err == nil {
 			t.Errorf("NewMemory(%+v): no error", cfg)
 		}
@@ -69,6 +71,92 @@ func TestMemoryMaxMessagesEvictsOldestAndLogs(t *testing.T) {
 	}
 	if st := m.Stats(); st.Evicted != 2 || st.Stored != 5 {
 		t.Fatalf("stats %+v, want Stored 5, Evicted 2", st)
+	}
+}
+
+// Attack (issue 10 #13): the memory store was bounded by count only, so 40
+// sends of 1 MB raised the heap by 61 MB (and 100 000 would have been kept).
+// With MaxBytes, sends beyond it drop the oldest messages, whatever their
+// app, counted and logged as evictions.
+func TestMemoryMaxBytesEvictsOldestAndLogs(t *testing.T) {
+	const maxBytes = 8 << 20
+	var logs bytes.Buffer
+	m, err := qos.NewMemory(qos.MemoryConfig{MaxBytes: maxBytes, Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	data := strings.Repeat("x", 1<<20)
+	var saved []qos.Message
+	for i := range 40 {
+		msg := qos.Message{ID: qos.NewID(), Event: "e", Data: data, UserIDs: []string{fmt.Sprint("u", i)}}
+		if err := m.Save(ctx, []string{"a", "b"}[i%2], msg); err != nil {
+			t.Fatal(err)
+		}
+		saved = append(saved, msg)
+	}
+	var kept []qos.Message
+	for _, app := range []string{"a", "b"} {
+		ms, _, err := m.List(ctx, app, qos.Filter{}, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, ms...)
+	}
+	held := 0
+	for _, msg := range kept {
+		held += len(msg.Data)
+	}
+	if held > maxBytes || len(kept) != 7 {
+		t.Fatalf("store holds %d messages, %d bytes of data; want 7, at most %d bytes", len(kept), held, maxBytes)
+	}
+	for _, gone := range saved[:33] {
+		if !strings.Contains(logs.String(), gone.ID) {
+			t.Fatalf("eviction of %s not logged", gone.ID)
+		}
+	}
+	if !strings.Contains(logs.String(), `"level":"warn"`) {
+		t.Errorf("evictions not logged as warnings")
+	}
+	if st := m.Stats(); st.Evicted != 33 || st.Stored != 40 {
+		t.Fatalf("stats %+v, want Stored 40, Evicted 33", st)
+	}
+}
+
+// A message larger than the whole store is refused as invalid, not stored
+// by dropping everything else; MaxBytes -1 lifts the bound.
+func TestMemoryMaxBytesRefusesHugeMessage(t *testing.T) {
+	ctx := context.Background()
+	huge := qos.Message{ID: qos.NewID(), Event: "e", Data: strings.Repeat("x", qos.DefaultMemoryMaxBytes), UserIDs: []string{"u"}}
+	small := qos.Message{ID: qos.NewID(), Event: "e", UserIDs: []string{"u"}}
+	m, err := qos.NewMemory(qos.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(ctx, "a", small); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(ctx, "a", huge); !errors.Is(err, qos.ErrInvalidMessage) {
+		t.Fatalf("Save of a message over the default MaxBytes: %v, want ErrInvalidMessage", err)
+	}
+	if _, total, _ := m.List(ctx, "a", qos.Filter{}, 0, 0); total != 1 {
+		t.Fatalf("store holds %d messages after the refused Save, want 1", total)
+	}
+	if st := m.Stats(); st.Evicted != 0 || st.Stored != 1 {
+		t.Fatalf("stats %+v, want Stored 1, Evicted 0", st)
+	}
+
+	unbounded, err := qos.NewMemory(qos.MemoryConfig{MaxBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []qos.Message{small, huge} {
+		if err := unbounded.Save(ctx, "a", msg); err != nil {
+			t.Fatalf("Save with MaxBytes -1: %v", err)
+		}
+	}
+	if _, total, _ := unbounded.List(ctx, "a", qos.Filter{}, 0, 0); total != 2 {
+		t.Fatalf("store without byte bound holds %d messages, want 2", total)
 	}
 }
 

@@ -434,8 +434,15 @@ func (r *Redis) Pending(ctx context.Context, app string, rc Recipient, after str
 	return out, nil
 }
 
-// Ack records that rc received ids (see Memory.Ack for the rules) in one
-// atomic step.
+// ackChunk is how many ids one run of ackScript takes. Redis runs one
+// script at a time, for every app: a 1000-id script would hold all of
+// them up for milliseconds.
+const ackChunk = 100
+
+// Ack records that rc received ids (see Memory.Ack for the rules), in
+// atomic steps of up to ackChunk ids, so that other calls run between the
+// steps. If a step fails, the steps before it stay done (acknowledging
+// again is harmless) and Ack returns their count with the error.
 func (r *Redis) Ack(ctx context.Context, app string, rc Recipient, ids ...string) (int, error) {
 	if r.closed.Load() {
 		return 0, ErrClosed
@@ -453,14 +460,20 @@ func (r *Redis) Ack(ctx context.Context, app string, rc Recipient, ids ...string
 	for _, in := range slices.Concat(direct, shared) {
 		keys = append(keys, p+"q:"+in)
 	}
-	args := make([]any, 0, 3+len(ids))
-	args = append(args, p, rc.ackKey(), len(direct))
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	n, err := ackScript.Run(ctx, r.client, keys, args...).Int()
-	if err != nil {
-		return 0, fmt.Errorf("qos: redis ack %s: %w", app, err)
+	args := make([]any, 3, 3+min(len(ids), ackChunk))
+	args[0], args[1], args[2] = p, rc.ackKey(), len(direct)
+	n := 0
+	for chunk := range slices.Chunk(ids, ackChunk) {
+		args = args[:3]
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		k, err := ackScript.Run(ctx, r.client, keys, args...).Int()
+		if err != nil {
+			r.acked.Add(uint64(n))
+			return n, fmt.Errorf("qos: redis ack %s: %w", app, err)
+		}
+		n += k
 	}
 	r.acked.Add(uint64(n))
 	return n, nil
