@@ -149,6 +149,9 @@ type QoSConfig struct {
 	MaxPerRecipient int `yaml:"max_per_recipient"`
 	// MaxMessages bounds the memory repository. Default 100000.
 	MaxMessages int `yaml:"max_messages"`
+	// MaxBytes bounds the size of the memory repository's messages.
+	// Default 64 MiB; -1 off.
+	MaxBytes int64 `yaml:"max_bytes"`
 	// RedeliverAfter resends unacknowledged messages to connected clients.
 	// Default 30 s; -1 disables.
 	RedeliverAfter Duration `yaml:"redeliver_after"`

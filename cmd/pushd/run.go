@@ -97,7 +97,7 @@ func (s *server) newRepository() error {
 		s.repo = repo
 	default:
 		repo, err := qos.NewMemory(qos.MemoryConfig{MaxPerRecipient: q.MaxPerRecipient,
-			MaxMessages: q.MaxMessages, DefaultTTL: time.Duration(q.TTL), Logger: s.log})
+			MaxMessages: q.MaxMessages, MaxBytes: q.MaxBytes, DefaultTTL: time.Duration(q.TTL), Logger: s.log})
 		if err != nil {
 			return fmt.Errorf("config: qos: %w", err)
 		}
