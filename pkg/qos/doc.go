@@ -8,34 +8,59 @@
 //
 // # Inboxes
 //
-// A message is put in one inbox per address, per app:
+// A message is put in one inbox per address, per app: one per user id, per
+// access token, per tenant id and per channel in the message, and "all".
+// What a recipient's acknowledgement does depends on the inbox:
 //
-//   - direct inboxes, one per user id and per access token in the message:
-//     the message leaves such an inbox when its owner acknowledges it;
-//   - broadcast inboxes, one per tenant id and per channel, and "all": the
-//     message stays there until it expires, and the repository records who
-//     acknowledged it, by user id (or by access token for a recipient
-//     without user id). It is thus pending once for every such user.
+//   - an access token's inbox is direct: the message leaves it when the
+//     token's holder acknowledges it (a token is one credential, whatever
+//     the tenant of the connection that shows it);
+//   - a user id's inbox is direct for a user without tenant (in an app
+//     without tenants the user id names one user) and shared for users with
+//     a tenant;
+//   - the inboxes of tenants, channels and "all" are shared.
 //
-// A message is deleted when no inbox holds it any more (all its direct
-// recipients acknowledged it and it has no broadcast address), when it
-// expires (ExpiresAt; DefaultTTL after CreatedAt if unset), or when a bound
-// is reached: every inbox holds at most MaxPerRecipient messages (the oldest
-// is dropped), the memory repository at most MaxMessages in all. Expiries
-// and evictions are counted (Stats) and logged, evictions as warnings;
-// nothing disappears silently.
+// A message stays in a shared inbox until it expires, and the repository
+// records who acknowledged it, by identity: the tenant and the user id (or,
+// for a recipient without user id, the tenant and the access token). It is
+// thus pending once for every such identity.
+//
+// A message is deleted when no inbox holds it any more (the holders of its
+// direct inboxes acknowledged it and it has no shared one), when it expires
+// (ExpiresAt; DefaultTTL after CreatedAt if unset), or when a bound is
+// reached: every inbox holds at most MaxPerRecipient messages (the oldest
+// is dropped), the memory repository at most MaxMessages and MaxBytes in
+// all (the oldest are dropped; a message larger than MaxBytes is refused).
+// Expiries and evictions are counted (Stats) and logged, evictions as
+// warnings; nothing disappears silently.
+//
+// # Tenants
+//
+// A user's identity is its tenant and its user id: dup3 of tenant A and
+// dup3 of tenant B are two users, and one's acknowledgement never takes a
+// message away from the other. Addressing by user id does not change: a
+// message to the user id dup3 is for dup3 of every tenant (as live sends of
+// the hub reach that user id in every tenant), so it is pending for each of
+// them until that one acknowledges it, and it stays stored until it
+// expires (the repository cannot know which tenants have a dup3). In an app
+// without tenants nothing changes: the user's acknowledgement deletes the
+// message. One consequence to know: a user without tenant is a user of its
+// own; in an app where some identities have a tenant and some have none, a
+// tenant-less dup3's acknowledgement deletes a message to dup3 for all.
 //
 // # Recipients
 //
-// A message is pending for a Recipient if it is in the inbox of the
-// recipient's user id or access token, or in the inbox of its tenant, its
-// channel or "all" and not yet acknowledged by that user; and, for a message
-// with Listening, if the recipient's Listeners hold its Event. A recipient
-// with neither user id nor access token has no inbox and cannot be told
-// apart from others: nothing is pending for it and its acks count for
-// nothing. Ack only touches messages pending for the acknowledging
-// recipient (its listeners aside: they may have changed since delivery), so
-// nobody can delete somebody else's messages.
+// A message is pending for a Recipient if it is in one of the recipient's
+// direct inboxes, or in one of its shared inboxes (its user id's if it has
+// a tenant, its tenant's, its channel's, "all") and not yet acknowledged by
+// its identity; and, for a message with Listening, if the recipient's
+// Listeners hold its Event. A recipient with neither user id nor access
+// token has no inbox and cannot be told apart from others: nothing is
+// pending for it and its acks count for nothing. Ack only touches messages
+// pending for the acknowledging recipient (its listeners aside: they may
+// have changed since delivery), so nobody can delete or acknowledge
+// somebody else's messages. One Ack takes at most MaxAckIDs ids
+// (ErrTooManyIDs otherwise) and costs time linear in their number.
 //
 // # Ids and order
 //
@@ -56,8 +81,12 @@
 //
 // # Concurrency
 //
-// Both repositories are safe for concurrent use. Memory serialises all calls
-// on one mutex; Redis runs every change as one Lua script, so concurrent
-// Acks of one message by one recipient count once and a failed Save leaves
-// nothing behind. Stats counters are read without locking.
+// Both repositories are safe for concurrent use, and one app's calls do not
+// wait for another app's work. Memory holds a mutex per app for the work of
+// a call and a store-wide one only for the few steps per stored or deleted
+// message that the bounds and expiries need (see Memory). Redis runs every
+// Save as one Lua script, so a failed Save leaves nothing behind, and an
+// Ack as Lua scripts of up to 100 ids each, so concurrent Acks of one
+// message by one recipient count once and other calls run between the
+// steps of a long Ack. Stats counters are read without locking.
 package qos

@@ -37,7 +37,8 @@ type RedisConfig struct {
 }
 
 // Redis is the Repository kept in Redis: it survives restarts of pushd and,
-// with AOF, of Redis. Every change is one Lua script, so it is atomic.
+// with AOF, of Redis. Every Save is one Lua script, so it is atomic; an Ack
+// is one script per 100 ids.
 //
 // # Keys
 //
@@ -46,19 +47,27 @@ type RedisConfig struct {
 //
 //	{prefix}:{app}:m:{id}     hash: d (message JSON), e (event), l (listening),
 //	                          n (inboxes holding it); PEXPIREAT ExpiresAt
-//	{prefix}:{app}:a:{id}     set of the ack keys (u:{user} or k:{token}) of
-//	                          recipients who acknowledged a broadcast message;
+//	{prefix}:{app}:a:{id}     set of the identities that acknowledged the
+//	                          message in a shared inbox: u:{user} or k:{token}
+//	                          without tenant, tu:{n}:{tenant}:{user} or
+//	                          tk:{n}:{tenant}:{token} with a tenant of n bytes;
 //	                          expires with the message
 //	{prefix}:{app}:q:u:{user} sorted sets (inboxes), member id, score the
-//	{prefix}:{app}:q:k:{token} creation time in ms: direct inboxes for users
-//	{prefix}:{app}:q:t:{tenant} and tokens, broadcast inboxes for tenants,
-//	{prefix}:{app}:q:c:{chan}  channels and everybody; each expires with its
-//	{prefix}:{app}:q:all       last message
+//	{prefix}:{app}:q:k:{token} creation time in ms, for user ids, tokens,
+//	{prefix}:{app}:q:t:{tenant} tenants, channels and everybody; each
+//	{prefix}:{app}:q:c:{chan}  expires with its last message
+//	{prefix}:{app}:q:all
 //	{prefix}:{app}:idx        sorted set of all the app's ids, by creation
 //	{prefix}:{app}:exp        sorted set of all the app's ids, by ExpiresAt
 //
 // Inbox members whose message expired are dropped when Pending or Ack meet
 // them; idx and exp are swept on Save and List.
+//
+// The layout is the one from before acknowledgements were told apart by
+// tenant; only the members of a:{id} for users and tokens with a tenant
+// are new. An old record (u:{user}, written for a user of any tenant)
+// still counts for the user without tenant; a user with a tenant gets such
+// a message once more and records its acknowledgement under its own key.
 type Redis struct {
 	client          redis.UniversalClient
 	prefix          string
@@ -188,7 +197,7 @@ return {1, evicted, expired}
 `)
 
 // pendingScript reads inboxes. KEYS: the recipient's direct inboxes, then
-// its broadcast inboxes. ARGV: 1 key prefix of the app, 2 after, 3 minimum
+// its shared inboxes. ARGV: 1 key prefix of the app, 2 after, 3 minimum
 // score, 4 limit per inbox (0: all), 5 ack key, 6 number of direct inboxes,
 // 7… listeners. It returns a flat list of score, id, JSON.
 var pendingScript = redis.NewScript(`
@@ -241,7 +250,7 @@ return out
 `)
 
 // ackScript acknowledges. KEYS: the recipient's direct inboxes, then its
-// broadcast inboxes. ARGV: 1 key prefix of the app, 2 ack key, 3 number of
+// shared inboxes. ARGV: 1 key prefix of the app, 2 ack key, 3 number of
 // direct inboxes, 4… ids. It returns how many ids were pending for the
 // recipient.
 var ackScript = redis.NewScript(`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -255,5 +256,44 @@ func TestRedisKeysAndExpiry(t *testing.T) {
 	}
 	if st := repo.Stats(); st.Expired != 1 || st.Stored != 2 {
 		t.Fatalf("stats %+v, want Stored 2, Expired 1", st)
+	}
+}
+
+// TestRedisAcksOfTheOldLayout: before acknowledgements were told apart by
+// tenant, a user's ack was recorded as "u:{user}" whatever the tenant. Such
+// records still count for the user without tenant (the key is the same);
+// a user with a tenant no longer matches them and gets those messages once
+// more, then acknowledges them under its own key. Nothing fails.
+func TestRedisAcksOfTheOldLayout(t *testing.T) {
+	s := testredis.Start(t)
+	c := s.Client()
+	repo := newRedisRepo(t, c, "px")
+	ctx := context.Background()
+	m := userMsg("all")
+	m.UserIDs = nil
+	m.All = true
+	if err := repo.Save(ctx, "demo", m); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SAdd(ctx, "px:{demo}:a:"+m.ID, "u:dup3").Err(); err != nil {
+		t.Fatal(err)
+	}
+	noTenant := qos.Recipient{UserID: "dup3"}
+	inA := qos.Recipient{UserID: "dup3", TenantID: "tA"}
+	if got, err := repo.Pending(ctx, "demo", noTenant, "", 0); err != nil || len(got) != 0 {
+		t.Fatalf("Pending dup3 over an old ack record: %v, %v; want nothing", got, err)
+	}
+	if got, err := repo.Pending(ctx, "demo", inA, "", 0); err != nil || len(got) != 1 {
+		t.Fatalf("Pending dup3@tA over an old ack record: %v, %v; want the message once more", got, err)
+	}
+	if n, err := repo.Ack(ctx, "demo", inA, m.ID); err != nil || n != 1 {
+		t.Fatalf("Ack dup3@tA: %d, %v; want 1", n, err)
+	}
+	if got, err := repo.Pending(ctx, "demo", inA, "", 0); err != nil || len(got) != 0 {
+		t.Fatalf("Pending dup3@tA after its ack: %v, %v", got, err)
+	}
+	members, err := c.SMembers(ctx, "px:{demo}:a:"+m.ID).Result()
+	if err != nil || len(members) != 2 || !slices.Contains(members, "tu:2:tA:dup3") {
+		t.Fatalf("ack records %v, %v; want the old one and tu:2:tA:dup3", members, err)
 	}
 }

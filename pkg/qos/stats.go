@@ -15,8 +15,9 @@ type Stats struct {
 	// notices the expiry counts it (sweeps run on Save and List).
 	Expired uint64 `json:"expired"`
 	// Evicted counts inbox entries dropped because an inbox or the whole
-	// store was full, before their recipient acknowledged them. A message
-	// evicted from the store as a whole counts once.
+	// store was full (MaxMessages or MaxBytes of Memory), before their
+	// recipient acknowledged them. A message evicted from the store as a
+	// whole counts once.
 	Evicted uint64 `json:"evicted"`
 }
 
