@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strconv"
@@ -357,7 +358,7 @@ func TestErrors(t *testing.T) {
 			_, err := c.Send(ctx, client.Message{To: ann, Event: "e", QoS: true, TTL: "soon"})
 			return err
 		},
-		"data not JSON": func() error { _, err := c.SendToUser(ctx, "ann", "e", func() {}); return err },
+		"data not JSON":       func() error { _, err := c.SendToUser(ctx, "ann", "e", func() {}); return err },
 		"online without user": func() error { _, err := c.Online(ctx, ""); return err },
 		"disconnect nobody":   func() error { _, err := c.Disconnect(ctx, nil, nil, nil); return err },
 		"negative duration":   func() error { _, err := c.SetDuration(ctx, ann, -1); return err },
@@ -579,6 +580,34 @@ func TestWireShapes(t *testing.T) {
 		delete(want, tc.ignore)
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%T through %T:\n got %s\nwant %s", tc.from, tc.to, out, in)
+		}
+	}
+}
+
+// TestErrorText checks the message of answers without pushd's error JSON,
+// as a proxy in front of pushd gives them.
+func TestErrorText(t *testing.T) {
+	for _, tc := range []struct {
+		ctype, body string
+		status      int
+		want        string
+	}{
+		{"text/html", "<html><body>bad gateway</body></html>", http.StatusBadGateway, "Bad Gateway"},
+		{"text/plain; charset=utf-8", " upstream timed out \n", http.StatusGatewayTimeout, "upstream timed out"},
+		{"text/plain", "x" + strings.Repeat("é", 150), http.StatusTeapot, "x" + strings.Repeat("é", 99)}, // cut at 200 bytes, within a rune
+		{"application/json", `{"message":"other shape"}`, http.StatusForbidden, "Forbidden"},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", tc.ctype)
+			w.WriteHeader(tc.status)
+			_, _ = w.Write([]byte(tc.body))
+		}))
+		c := newClient(t, client.Config{URL: srv.URL, App: "hr", APIKey: "key", Retries: -1})
+		_, err := c.Stats(context.Background())
+		srv.Close()
+		var apiErr *client.APIError
+		if !errors.As(err, &apiErr) || apiErr.Status != tc.status || apiErr.Message != tc.want {
+			t.Errorf("%s answer %q: %v; want %d %q", tc.ctype, tc.body, err, tc.status, tc.want)
 		}
 	}
 }
