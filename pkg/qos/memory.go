@@ -56,12 +56,12 @@ const (
 // process ends.
 //
 // Every app has a mutex of its own, held for the whole work of one call in
-// that app: one app's calls never wait for another app's. A store-wide
-// mutex guards only what the bounds and expiries need across apps (the
-// order of age and of expiry, the count and the bytes); a call holds it for
-// a few steps per message it stores or deletes, never across the per-id
-// work of an Ack or the scan of a Pending or List, and never while it
-// waits for an app. A message another app's call expires or evicts is
+// that app: one app's calls never wait for the work of another app's. A
+// store-wide mutex guards only what the bounds and expiries need across
+// apps (the order of age and of expiry, the count and the bytes); a call
+// holds it for a few steps per message it stores or deletes, never across
+// the per-id work of an Ack or the scan of a Pending or List, and never
+// while it waits for an app. A message another app's call expires or evicts is
 // taken out of the indices at once and unlinked from its app's inboxes by
 // the next call that holds that app (or at once if the app is free);
 // until then its app's calls ignore it. Expired messages are removed by
