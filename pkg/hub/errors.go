@@ -1,6 +1,10 @@
 package hub
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/pushd/pushd/pkg/qos"
+)
 
 var (
 	// ErrClosed is returned by operations on a hub that was shut down.
@@ -33,5 +37,6 @@ var (
 	ErrTokenExpired = errors.New("hub: credential expired")
 )
 
-// MaxAckIDs bounds the QoS ids one Ack call may carry.
-const MaxAckIDs = 1000
+// MaxAckIDs bounds the QoS ids one Ack call may carry: what one store call
+// takes.
+const MaxAckIDs = qos.MaxAckIDs

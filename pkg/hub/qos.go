@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -237,8 +238,13 @@ func (a *ackRetry) takeAll() []pendingAck {
 // ackWritten acknowledges, for a client that cannot, the QoS messages just
 // written to it.
 func (h *Hub) ackWritten(c *Conn, ids []string) {
-	if !h.acks.push(pendingAck{r: c.recipient(), ids: ids}, true) {
-		h.qos.ackDropped.Add(uint64(len(ids)))
+	r := c.recipient()
+	// One flush may have written more than a store takes in one Ack (a
+	// queue longer than MaxAckIDs): queue it in chunks the store accepts.
+	for chunk := range slices.Chunk(ids, MaxAckIDs) {
+		if !h.acks.push(pendingAck{r: r, ids: chunk}, true) {
+			h.qos.ackDropped.Add(uint64(len(chunk)))
+		}
 	}
 }
 
