@@ -362,6 +362,10 @@ func testRecipeRefusals(t *testing.T, target string, msg, online exchange) {
 		}
 	}
 
+	if code, answer := do(t, http.MethodGet, target+"/pushd/events", "", nil); code != 405 || compactJSON(answer) != `{"error":"method not allowed"}` {
+		t.Errorf("GET: %d %s, want 405 with an error", code, answer)
+	}
+
 	// Fresh requests signed here: the control is accepted, so each refusal
 	// is for the one thing that differs.
 	identity := []string{"demo", "u1", "t1", "c1"}

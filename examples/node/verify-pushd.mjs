@@ -129,6 +129,7 @@ function header(req, name) {
 }
 
 async function readBody(req) {
+  if (Number(req.headers['content-length']) > MAX_BODY) throw new Refused(413, 'body too large');
   const chunks = [];
   let size = 0;
   for await (const chunk of req) {

@@ -139,6 +139,14 @@ class Handler(BaseHTTPRequestHandler):
         except Refused as r:
             print(f"refused {self.path.partition('?')[0]}: {r}", flush=True)
             answer, status = {"error": str(r)}, r.status
+        self._reply(status, answer)
+
+    def do_GET(self):
+        self._reply(405, {"error": "method not allowed"})
+
+    do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def _reply(self, status, answer):
         b = (json.dumps(answer) + "\n").encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
