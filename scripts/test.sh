@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs pushd's whole test suite on a fresh machine: installs what the tests
 # need when it is missing (redis-server, nginx, chromium, node/npm,
-# docker-compose from Debian; npm packages), makes sure the shared Redis on 127.0.0.1:6379
+# docker-compose, a JDK and python3 from Debian; npm packages), makes sure the shared Redis on 127.0.0.1:6379
 # runs, then runs go vet, the Go tests with -race and the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,8 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v npm >/dev/null || missing+=(nodejs npm)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v java >/dev/null || missing+=(default-jdk-headless)   # examples/java
+command -v python3 >/dev/null || missing+=(python3)             # examples/python
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq
