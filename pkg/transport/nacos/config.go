@@ -73,6 +73,14 @@ type Config struct {
 	// receiver's clock, and how long its nonce is remembered. Zero value:
 	// 30 s.
 	ReplayWindow time.Duration
+	// ClockSkew is how far a peer's clock may lag behind this node's when
+	// this node starts: a request signed more than ClockSkew before New ran
+	// is refused, so that a request captured before a restart cannot be
+	// replayed after it (the replay cache lives in memory). A peer whose
+	// clock lags further has its requests refused for the first
+	// (lag − ClockSkew) after this node starts. Zero value: 0 (nothing
+	// signed before the start is accepted).
+	ClockSkew time.Duration
 	// MaxNonces bounds the replay cache; while it is full of unexpired
 	// nonces new requests are refused with 503. Zero value: 1<<19.
 	MaxNonces int
@@ -122,7 +130,7 @@ func (c *Config) setDefaults() error {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 5 * time.Second
 	}
-	if c.Timeout < 0 || c.ReplayWindow < 0 || c.MaxNonces < 0 || c.MaxBodyBytes < 0 || c.ShutdownTimeout < 0 {
+	if c.Timeout < 0 || c.ReplayWindow < 0 || c.ClockSkew < 0 || c.MaxNonces < 0 || c.MaxBodyBytes < 0 || c.ShutdownTimeout < 0 {
 		return fmt.Errorf("%w: negative duration or size", ErrConfig)
 	}
 	return nil

@@ -15,17 +15,24 @@
 //
 // # Peer authentication
 //
-// Requests carry the sender's node id, the receiver's node id, a timestamp,
-// a random nonce and an HMAC-SHA256 signature (shared Config.Secret) over
-// those, the method, the path and a SHA-256 of the body. The receiver
-// rejects with 401, before its handler runs, a missing or wrong signature, a
-// timestamp outside the replay window and a nonce it has seen within the
-// window. Replies are signed too (bound to the request's nonce), so an
-// address that made its way into the registry cannot forge answers. No
-// credential is ever published in the registry. HMAC gives authenticity and
-// integrity, not confidentiality: the peer API is plain HTTP and belongs on a
-// private network; whoever can write to the registry can make nodes send
-// events to an address of their choice, so protect Nacos with its own auth.
+// Requests carry the sender's node id, the receiver's node id, a timestamp
+// (Unix ms), a random nonce, the body's SHA-256 and an HMAC-SHA256 signature
+// (shared Config.Secret) over those, the method, the path and the body's
+// length. The receiver checks the headers before it reads any of the body:
+// a request without Content-Length is refused with 411, one longer than
+// MaxBodyBytes with 413, and with 401 a missing or wrong signature or a
+// timestamp outside the replay window or before this node started (minus
+// Config.ClockSkew, default 0); only then is the body read, up to its
+// signed length, and refused with 401 unless it matches the signed hash,
+// and last a nonce seen within the window is refused with 401. The nonces
+// live in memory; the start check is what keeps a request captured before
+// a restart from being replayed after it. Replies are signed too (bound to
+// the request's nonce), so an address that made its way into the registry
+// cannot forge answers. No credential is ever published in the registry.
+// HMAC gives authenticity and integrity, not confidentiality: the peer API
+// is plain HTTP and belongs on a private network; whoever can write to the
+// registry can make nodes send events to an address of their choice, so
+// protect Nacos with its own auth.
 //
 // # Lifecycle and concurrency
 //

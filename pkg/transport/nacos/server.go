@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/pkg/hub"
+	"github.com/pushd/pushd/pkg/signature"
 )
 
 // peerServer is the inbound side of the peer API: it authenticates
@@ -29,30 +30,22 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, t.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "body too large")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "read body")
+	// Nothing of the body is read before the headers are authentic: they
+	// sign its length and hash.
+	if r.ContentLength < 0 {
+		writeError(w, http.StatusLengthRequired, "content length required")
+		return
+	}
+	if r.ContentLength > t.cfg.MaxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "body too large")
 		return
 	}
 	from, to, nonce := r.Header.Get(headerFrom), r.Header.Get(headerTo), r.Header.Get(headerNonce)
 	log := t.log.With().Str("peer", from).Str("remote", r.RemoteAddr).Str("op", r.URL.Path).Logger()
 
 	now := time.Now()
-	ts, err := t.sign.verifyRequest(r, body, now, t.cfg.ReplayWindow)
-	if err == nil && t.sign != nil {
-		err = t.nonces.add(nonce, ts, now)
-	}
+	ts, sum, err := t.sign.verifyRequest(r, now, t.notBefore, t.cfg.ReplayWindow)
 	if err != nil {
-		if errors.Is(err, errCacheFull) {
-			log.Warn().Err(err).Msg("peer request refused")
-			writeError(w, http.StatusServiceUnavailable, "busy")
-			return
-		}
 		log.Warn().Err(err).Msg("peer request rejected")
 		writeError(w, http.StatusUnauthorized, "unauthorized")
 		return
@@ -67,6 +60,28 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if from == t.self.NodeID {
 		writeError(w, http.StatusConflict, "request from this node to itself")
 		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, t.cfg.MaxBodyBytes))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "read body")
+		return
+	}
+	if t.sign != nil {
+		if signature.BodySHA256(body) != sum {
+			log.Warn().Err(errBodyHash).Msg("peer request rejected")
+			writeError(w, http.StatusUnauthorized, "unauthorized")
+			return
+		}
+		if err := t.nonces.Add(nonce, ts.Add(t.cfg.ReplayWindow), now); err != nil {
+			if errors.Is(err, signature.ErrReplayCacheFull) {
+				log.Warn().Err(err).Msg("peer request refused")
+				writeError(w, http.StatusServiceUnavailable, "busy")
+				return
+			}
+			log.Warn().Err(err).Msg("peer request rejected")
+			writeError(w, http.StatusUnauthorized, "unauthorized")
+			return
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), t.cfg.Timeout)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/pkg/hub"
+	"github.com/pushd/pushd/pkg/signature"
 	"github.com/rs/zerolog"
 )
 
@@ -49,9 +50,13 @@ type Transport struct {
 	disc   Discovery
 	self   Peer
 	sign   *signer
-	nonces *nonceCache
+	nonces *signature.ReplayCache
 	client *http.Client
-	ln     net.Listener
+	// notBefore is when New ran minus Config.ClockSkew, in whole
+	// milliseconds like the timestamps: requests signed before it are
+	// refused, as the nonces of a previous run of this node are gone.
+	notBefore time.Time
+	ln        net.Listener
 
 	running   atomic.Bool
 	serving   atomic.Bool
@@ -66,6 +71,7 @@ var _ hub.Transport = (*Transport)(nil)
 // New validates cfg, binds the peer listener and returns the Transport. It
 // takes ownership of cfg.Discovery (closing it on error too).
 func New(cfg Config) (*Transport, error) {
+	started := time.Now()
 	if err := cfg.setDefaults(); err != nil {
 		if cfg.Discovery != nil {
 			_ = cfg.Discovery.Close()
@@ -84,14 +90,15 @@ func New(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{
-		cfg:    cfg,
-		log:    cfg.Logger.With().Str("component", "nacos-transport").Str("node", cfg.NodeID).Logger(),
-		disc:   cfg.Discovery,
-		self:   Peer{NodeID: cfg.NodeID, Addr: addr, Version: cfg.Version},
-		sign:   newSigner(cfg.Secret),
-		nonces: newNonceCache(cfg.ReplayWindow, cfg.MaxNonces),
-		ln:     ln,
-		closed: make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger.With().Str("component", "nacos-transport").Str("node", cfg.NodeID).Logger(),
+		disc:      cfg.Discovery,
+		self:      Peer{NodeID: cfg.NodeID, Addr: addr, Version: cfg.Version},
+		sign:      newSigner(cfg.Secret),
+		nonces:    signature.NewReplayCache(cfg.MaxNonces),
+		notBefore: time.UnixMilli(started.Add(-cfg.ClockSkew).UnixMilli()),
+		ln:        ln,
+		closed:    make(chan struct{}),
 		client: &http.Client{
 			Transport: &http.Transport{
 				Proxy:                 nil, // peers are direct, never via HTTP_PROXY
@@ -366,7 +373,7 @@ func (t *Transport) call(ctx context.Context, p Peer, path string, body []byte) 
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	nonce := randomHex(16)
+	nonce := signature.NewNonce()
 	t.sign.signRequest(req, t.self.NodeID, p.NodeID, nonce, time.Now(), body)
 	resp, err := t.client.Do(req)
 	if err != nil {
