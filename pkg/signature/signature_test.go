@@ -56,6 +56,8 @@ func TestCanonicalQuery(t *testing.T) {
 		{"q=a+b%2Bc&%7Ex=%e2%82%ac", "q=a%20b%2Bc&~x=%E2%82%AC"},
 		{"k=a=b", "k=a%3Db"},
 		{"x=%2F%3f;", "x=%2F%3F%3B"},
+		// The same case as the Node example's self-test (examples/node).
+		{"z=it's+(ok)*!~&b=%FF&a=caf%C3%A9&a=1&&flag&=v&k=x%3Dy/", "=v&a=caf%C3%A9&a=1&b=%FF&flag=&k=x%3Dy%2F&z=it%27s%20%28ok%29%2A%21~"},
 	} {
 		got, err := CanonicalQuery(tt.raw)
 		if err != nil || got != tt.want {
