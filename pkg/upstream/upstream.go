@@ -19,7 +19,7 @@ import (
 	"github.com/pushd/pushd/pkg/signature"
 )
 
-// Identity headers set on forwarded requests.
+// Headers set on forwarded requests: the identity and the signature.
 const (
 	HeaderApp           = "X-Pushd-App"
 	HeaderUserID        = "X-Pushd-User-Id"
