@@ -28,10 +28,15 @@ export interface SseConnectResponse {
   version: string
 }
 
-/** Payload of connect-close: the server's JSON, or {connectionId, reason} for a client close. */
+/**
+ * Payload of connect-close: the server's JSON, or {connectionId, reason} for a client close.
+ * Server reasons: 'kicked', 'client-limit', 'user-limit' and 'client-close' leave the client closed until
+ * the tab is shown again; after any other (e.g. 'token-expired') it reconnects with backoff, with the
+ * query of options.query (call it a function to supply a fresh token) and the page's current cookies.
+ */
 export interface SseCloseInfo {
   connectionId: string
-  reason?: string
+  reason?: 'kicked' | 'client-limit' | 'user-limit' | 'client-close' | 'token-expired' | string
   [key: string]: unknown
 }
 
@@ -59,8 +64,12 @@ export interface SseOptions {
   eventListeners?: SseEventListeners | string[]
   /** Called (this = the client) with every event before it goes to the window bus. */
   intercepts?: Array<(this: Sse, event: SseMessageEvent) => void>
-  /** Extra query parameters for connect, add/removeListener.do and ack.do. */
-  query?: Record<string, string>
+  /**
+   * Extra query parameters for connect, add/removeListener.do and ack.do; a function is called
+   * (this = the client) for every connect and call, so a page can hand over a refreshed token,
+   * e.g. after a connect-close with reason 'token-expired'.
+   */
+  query?: Record<string, string> | ((this: Sse) => Record<string, string>)
   /** EventSource withCredentials. Default true. */
   withCredentials?: boolean
   /** Device id; default the one stored in localStorage (created once). */
@@ -93,6 +102,8 @@ export default class Sse {
   static SERVER_TRIGGER_CLOSE: 'server'
   static CLIENT_TRIGGER_CLOSE: 'client'
   static DEFAULT_OPTIONS: Required<SseOptions>
+  /** connect-close reasons after which the client does not reconnect by itself. */
+  static STAY_CLOSED: string[]
 
   constructor (options?: SseOptions)
 

@@ -71,7 +71,7 @@ class Sse {
     if (m) ['jsHeapSizeLimit', 'totalJSHeapSize', 'usedJSHeapSize'].forEach(k => add(k, m[k]))
     add('ack', '1')
     if (this.lastQosId) add('lastEventId', this.lastQosId)
-    Object.entries(o.query).forEach(([k, v]) => add(k, v))
+    Object.entries(this._query()).forEach(([k, v]) => add(k, v))
     const es = this.es = new EventSource(`${o.url}/connect?${p}`, { withCredentials: !!o.withCredentials })
     this.state = Sse.STATE_CONNECTING
     es.addEventListener('open', this._open)
@@ -140,6 +140,9 @@ class Sse {
 
   _url (path, query) { return `${this.options.url}/connect/${path}?${new URLSearchParams(query)}` }
 
+  // options.query, or what it returns when it is a function (a page's fresh token).
+  _query () { const q = this.options.query; return (typeof q === 'function' ? q.call(this) : q) || {} }
+
   _listen (kind, names, fn) {
     const L = this.options.eventListeners
     const map = typeof names === 'string' ? { [names]: fn } : Array.isArray(names) ? Object.fromEntries(names.map(n => [n, L[n] || null])) : names || {}
@@ -153,7 +156,7 @@ class Sse {
         if (this.es && !Sse.BUILTIN.includes(n)) this.es.removeEventListener(n, this._ev)
       }
     })
-    return this._call(id => fetch(this._url(`${kind}Listener.do`, this.options.query),
+    return this._call(id => fetch(this._url(`${kind}Listener.do`, this._query()),
       { method: 'POST', credentials: 'include', mode: 'cors', headers: Sse.JSON_HEADERS, body: JSON.stringify({ connectionId: id, listener: list }) }))
   }
 
@@ -198,7 +201,7 @@ class Sse {
     this.ackTimer = 0
     if (!this.acks.length || !this.isActive()) return
     const ids = this.acks.splice(0)
-    fetch(this._url('ack.do', this.options.query), {
+    fetch(this._url('ack.do', this._query()), {
       method: 'POST', credentials: 'include', mode: 'cors', keepalive, headers: Sse.JSON_HEADERS, body: JSON.stringify({ connectionId: this.connectionId, ids })
     }).then(r => { if (r.status >= 500) throw r }).catch(() => { if (!this.destroyed) this.acks.unshift(...ids) })
   }
@@ -220,8 +223,12 @@ class Sse {
       if (!this.active) Promise.resolve().then(() => { if (!this.destroyed && !this.active) { this.lastActiveTime = Date.now(); this._setActive(true) } })
     } else if (t === 'connect-close') {
       this._drop()
-      // The server closed on purpose (kicked, client cap): stay closed until the tab is shown again.
-      this._closed(e, Sse.parse(e.data), Sse.SERVER_TRIGGER_CLOSE, 'server-close')
+      const info = Sse.parse(e.data)
+      this._closed(e, info, Sse.SERVER_TRIGGER_CLOSE, 'server-close')
+      // Kicked or over a connection cap: stay closed until the tab is shown again (a reconnect would
+      // close another connection of the same user). Else (token-expired, ...) reconnect with backoff,
+      // with the query and cookies the page's listeners have refreshed meanwhile.
+      if (!Sse.STAY_CLOSED.includes(info.reason)) this._retry()
       return
     } else if (t === 'sse-set-duration') {
       Sse.store('sessionStorage', this.durationKey, Sse.parse(e.data).duration || '0')
@@ -337,6 +344,7 @@ Sse.STATE_CLOSED = 2
 Sse.SERVER_TRIGGER_CLOSE = 'server'
 Sse.CLIENT_TRIGGER_CLOSE = 'client'
 Sse.SEEN_MAX = 1000
+Sse.STAY_CLOSED = ['kicked', 'client-limit', 'user-limit', 'client-close']
 Sse.BUILTIN = ['connect-finish', 'connect-close', 'sse-set-duration']
 Sse.JSON_HEADERS = { 'content-type': 'application/json;charset=UTF-8' }
 Sse.DEFAULT_OPTIONS = {

@@ -95,6 +95,8 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 // connectError answers a failed hub.Connect.
 func connectError(w http.ResponseWriter, err error) {
 	switch {
+	case errors.Is(err, hub.ErrTokenExpired):
+		WriteError(w, http.StatusUnauthorized, err.Error())
 	case errors.Is(err, hub.ErrTooManyConnections), errors.Is(err, hub.ErrClosed),
 		errors.Is(err, hub.ErrTooManyListeners), errors.Is(err, hub.ErrInvalidName):
 		hubError(w, err)

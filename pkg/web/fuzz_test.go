@@ -18,8 +18,9 @@ import (
 // FuzzCalls sends arbitrary browser calls and API requests to one app
 // in process, with a live connection to aim at. No input may panic, get a
 // 5xx, or be answered with an error that is not {"error": …}; the
-// connection stays registered unless a call closed it by its id. Run it
-// longer with
+// connection stays registered unless a call closed it by its id, and no
+// browser call shows its id to anybody but its owner unless the request
+// named it. Run it longer with
 //
 //	go test -run x -fuzz FuzzCalls -fuzztime 60s ./pkg/web/
 func FuzzCalls(f *testing.F) {
@@ -57,6 +58,12 @@ func FuzzCalls(f *testing.F) {
 		{"POST", "/sse/demo/connect/disconnect.do", "connectionId=nope&reason=x&duration=1e309"},
 		{"GET", "/sse/demo/connect/connections.json?userId=me&pageNum=-1&pageSize=99999999999", ""},
 		{"GET", "/sse/demo/connect/users.json?userId=me&name=%00", ""},
+		{"GET", "/sse/demo/connect/connections.json?userId=me&tenantId=&cluster=false", ""},
+		{"GET", "/sse/demo/connect/repositoryMessages.json?userId=me&tenantId=t&listeners=a,b", ""},
+		{"POST", "/sse/demo/connect/ack.do?userId=victim", `{"connectionId":"` + id + `","ids":[` + strings.Repeat(`"q",`, hub.MaxAckIDs) + `"q"]}`},
+		{"POST", "/sse/demo/connect/addListener.do?userId=victim", `{"connectionId":"` + id + `","listener":["` + strings.Repeat("n", 200) + `"]}`},
+		{"POST", "/sse/demo/connect/addListener.do?userId=victim", `{"connectionId":"` + id + `","listener":[` + strings.Repeat(`"l",`, 70) + `"m"]}`},
+		{"POST", "/sse/demo/connect/message/x.do?userId=victim&access_token=t&connectionId=" + id, `{}`},
 		{"POST", "/api/v1/apps/demo/send", `{"to":{"userIds":["victim"]},"event":"e","data":{"x":[1,2]},"qos":true,"ttl":"1h"}`},
 		{"POST", "/api/v1/apps/demo/send", `{"to":{"all":true},"event":"e\r\nid:1","data":"x"}`},
 		{"POST", "/api/v1/apps/demo/disconnect", `{"connectionIds":["nope"]}`},
@@ -93,6 +100,11 @@ func FuzzCalls(f *testing.F) {
 		}
 		if h.Conn(id) == nil {
 			t.Fatalf("%s %s %q closed the victim's connection", method, target, body)
+		}
+		q := r.URL.Query()
+		owner := q.Get("userId") == "victim" && q.Get("tenantId") == ""
+		if strings.HasPrefix(r.URL.Path, "/sse/") && !owner && strings.Contains(w.Body.String(), id) && !strings.Contains(target+body, id) {
+			t.Fatalf("%s %s %q showed the victim's connection id: %s", method, target, body, w.Body)
 		}
 	})
 }

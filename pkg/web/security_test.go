@@ -162,6 +162,10 @@ func (a *testApp) connectAs(t *testing.T, user, query string) *stream {
 	return connect(t, req)
 }
 
+// client makes the calls that are no stream; its timeout ends a call the
+// server wrongly answered with a stream.
+var client = &http.Client{Timeout: 10 * time.Second}
+
 // call sends a request and returns status, headers and body.
 func call(t *testing.T, method, target, contentType string, body io.Reader, header ...string) (int, http.Header, string) {
 	t.Helper()
@@ -175,7 +179,7 @@ func call(t *testing.T, method, target, contentType string, body io.Reader, head
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,9 +500,10 @@ func TestConnectBodyBounded(t *testing.T) {
 	}
 }
 
-// Attack (issue 10 #5): a node accepts connections without bound; beyond
-// MaxConnections a connect gets 503 with Retry-After, and listeners
-// beyond MaxListeners or names beyond MaxNameLength get 400.
+// Attack (issue 10 #5, #8): a node accepts connections without bound;
+// beyond MaxConnections a connect gets 503 with Retry-After, listeners
+// beyond MaxListeners or names beyond MaxNameLength get 400, and a
+// credential that has already expired gets 401.
 func TestConnectLimitsAnswered(t *testing.T) {
 	a := newTestApp(t, hub.Config{MaxConnections: 1, MaxListeners: 2, MaxNameLength: 8}, web.Config{})
 	s := a.connectAs(t, "u", "listeners=a")
@@ -513,6 +518,12 @@ func TestConnectLimitsAnswered(t *testing.T) {
 	status, _, body = call(t, http.MethodPost, a.base+"/connect/addListener.do", "application/json",
 		strings.NewReader(`{"connectionId":"`+s.id+`","listener":["much-too-long"]}`), "X-User", "u")
 	jsonError(t, "listener name beyond MaxNameLength", http.StatusBadRequest, status, body)
+
+	expired := newTestApp(t, hub.Config{}, web.Config{Auth: auth.Func(func(*http.Request) (hub.User, error) {
+		return hub.User{ID: "u", ExpiresAt: time.Now().Add(-time.Second)}, nil
+	})})
+	status, _, body = call(t, http.MethodGet, expired.base+"/connect", "", nil)
+	jsonError(t, "connect with an expired credential", http.StatusUnauthorized, status, body)
 }
 
 // slowCall sends the head of a request promising a body of length bytes,

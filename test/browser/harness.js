@@ -53,7 +53,7 @@ export async function eventually (fn, { timeoutMs = 10000, intervalMs = 50, what
   }
 }
 
-const CONFIG = `
+export const CONFIG = `
 node_id: browser-test
 admin: {token: admin-secret}
 qos:
@@ -69,7 +69,7 @@ apps:
     auth: {mode: demo}
     api_keys: [other-key]
 `
-export const API_KEYS = { demo: 'demo-key', other: 'other-key' }
+export const API_KEYS = { demo: 'demo-key', other: 'other-key', jwt: 'jwt-key' }
 export const ADMIN_TOKEN = 'admin-secret'
 
 /** A pushd process on a fixed port that can be stopped and started again on the same port. */
@@ -82,10 +82,11 @@ export class Pushd {
     this.log = ''
   }
 
-  static async start () {
+  /** Starts pushd with the test config, or with config(port) when given. */
+  static async start (config = () => CONFIG) {
     const port = await freePort()
     const configFile = join(workDir, `pushd-${port}.yaml`)
-    writeFileSync(configFile, CONFIG)
+    writeFileSync(configFile, config(port))
     const p = new Pushd(port, configFile)
     await p.start()
     return p
@@ -168,11 +169,11 @@ export function useBrowser () {
 }
 
 /**
- * Runs body with a fresh pushd and a fresh page (and the browser, for more contexts); fails on page
- * errors and dumps the server log when the body fails.
+ * Runs body with a fresh pushd (started with config, see Pushd.start) and a fresh page (and the
+ * browser, for more contexts); fails on page errors and dumps the server log when the body fails.
  */
-export async function withSetup (t, body) {
-  const pushd = await Pushd.start()
+export async function withSetup (t, body, config) {
+  const pushd = await Pushd.start(config)
   const { page, context } = await openPage(browser, pushd)
   try {
     await body({ pushd, page, browser })
@@ -187,18 +188,19 @@ export async function withSetup (t, body) {
 }
 
 /**
- * Opens a page on the pushd origin (an HTML document written over /healthz), logged in as USER
- * through the demo cookie, with a recorder of events and instrumentation of timers, listeners and
+ * Opens a page on the pushd origin, or on origin (e.g. http://localhost:port, another origin of the
+ * same server), as an HTML document written over /healthz, logged in as USER through the demo cookie
+ * (set for the pushd origin), with a recorder of events and instrumentation of timers, listeners and
  * EventSources installed before any client code runs.
  */
-export async function openPage (browser, pushd) {
+export async function openPage (browser, pushd, origin = pushd.origin) {
   const context = await browser.newContext()
   await context.addCookies([{ name: 'pushd_demo_user', value: USER, url: pushd.origin }])
   const page = await context.newPage()
   page.errors = []
   page.on('pageerror', e => page.errors.push(String(e)))
   page.on('console', m => { if (m.type() === 'error') page.errors.push(m.text()) })
-  await page.goto(`${pushd.origin}/healthz`)
+  await page.goto(`${origin}/healthz`)
   await page.setContent('<!doctype html><html><head><title>sse.js test</title></head><body></body></html>')
   await page.evaluate(instrument)
   return { page, context }
