@@ -150,7 +150,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rel == "" || rel == "/" || rel == "/sse.js":
 		h.serveScript(w, r)
 	case rel == "/connect":
-		if !allow(w, r, http.MethodGet, http.MethodPost) || !h.sameSite(w, r) {
+		if !allow(w, r, http.MethodGet, http.MethodPost) || !h.originAllowed(w, r) {
 			return
 		}
 		h.serveConnect(w, r)
@@ -162,9 +162,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveCall answers the .json and .do calls. A .do call is checked in
-// this order, before its body is read: method, origin, authentication
-// (all but disconnect.do), content type; its read deadline is then that
-// of its kind.
+// this order, before its body is read: method, origin, then, with the
+// read deadline of its kind, authentication (all but disconnect.do) and
+// content type.
 func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request, name string) {
 	if strings.HasSuffix(name, ".json") {
 		if !allow(w, r, http.MethodGet) {
@@ -176,7 +176,7 @@ func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request, name string)
 	if !allow(w, r, http.MethodPost) {
 		return
 	}
-	var serve func(user hub.User)
+	var serve func(user hub.User) // stays nil for disconnect.do, which is not authenticated
 	timeout, jsonBody := h.callTimeout(callTimeout), true
 	switch {
 	case name == "addListener.do":
@@ -199,7 +199,7 @@ func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request, name string)
 		WriteError(w, http.StatusNotFound, "not found")
 		return
 	}
-	if !h.sameSite(w, r) {
+	if !h.originAllowed(w, r) {
 		return
 	}
 	setReadDeadline(w, timeout)
@@ -244,9 +244,9 @@ func isJSON(r *http.Request) bool {
 	return mt == "application/json"
 }
 
-// sameSite refuses (403) a call that acts from a foreign origin and
+// originAllowed refuses (403) a call that acts from a foreign origin and
 // reports whether the request may go on.
-func (h *Handler) sameSite(w http.ResponseWriter, r *http.Request) bool {
+func (h *Handler) originAllowed(w http.ResponseWriter, r *http.Request) bool {
 	if !h.foreign(r) {
 		return true
 	}
