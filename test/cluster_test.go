@@ -184,8 +184,10 @@ func testCluster(t *testing.T, transport string) {
 	if json.Unmarshal([]byte(body), &page) != nil || page.Total != 4 || len(page.List) != 1 {
 		t.Errorf("connections page 2 of 3 via B: %s", body)
 	}
-	_, body = do(t, http.MethodGet, cn.url+"/sse/demo/connect/users.json?userId=x", "", nil)
-	if !strings.Contains(body, `"total":4`) {
+	// users.json shows the caller's tenant only (issue 10 #12): acme has
+	// alice, bob and dave, carol is in another tenant.
+	_, body = do(t, http.MethodGet, cn.url+"/sse/demo/connect/users.json?userId=x&tenantId=acme", "", nil)
+	if !strings.Contains(body, `"total":3`) || strings.Contains(body, "carol") {
 		t.Errorf("users.json via C: %s", body)
 	}
 

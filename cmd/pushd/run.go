@@ -225,7 +225,8 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 		})
 	}
 	wh, err := web.New(web.Config{Hub: h, Path: ac.Path, Auth: authn, Upstream: up,
-		EnableJSON: ac.EnableJSONEndpoints, MaxBody: ac.Upstream.MaxBody, CORSOrigins: ac.CORS, Logger: s.log})
+		EnableJSON: ac.EnableJSONEndpoints, MaxBody: ac.Upstream.MaxBody, CORSOrigins: ac.CORS,
+		ReadTimeout: time.Duration(s.cfg.HTTP.ReadTimeout), Logger: s.log})
 	if err != nil {
 		return nil, err // "web: …"
 	}
