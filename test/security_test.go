@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -187,5 +188,96 @@ func TestEmbeddedDemoBindsLoopbackOnly(t *testing.T) {
 	if conn, err := net.DialTimeout("tcp", "127.0.0.2:8080", 2*time.Second); err == nil {
 		conn.Close()
 		t.Fatal("the embedded demo accepts connections on 127.0.0.2: it listens on every interface")
+	}
+}
+
+// Attack (issue 10 #4): credentials leaked through telemetry. A tenant's
+// user read another user's JWT in the connection list and connected with
+// it; tokens also travelled in the upstream URL and in logs. Here a real
+// pushd is connected to with a token in each configured source (bearer,
+// cookie, query, custom header) plus a credential-looking parameter, and
+// every answer that shows connections (the server API, the admin page,
+// connections.json), the upstream request of a browser message, and the
+// whole log are searched for them.
+func TestCredentialsNeverLeak(t *testing.T) {
+	const secret = "credential-test-secret-0123456789abcdef"
+	var upstreamSeen lockedBuffer
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(&upstreamSeen, "%s %s\n%v\n%s\n", r.Method, r.RequestURI, r.Header, body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	t.Cleanup(backend.Close)
+	n := startPushd(t, fmt.Sprintf(`
+admin: {token: admin-secret-token}
+apps:
+  - name: demo
+    auth:
+      mode: jwt
+      jwt:
+        secret: %q
+        sources: [bearer, "cookie:pushd_token", "query:access_token", "header:X-Auth-Token"]
+    api_keys: [demo-key]
+    enable_json_endpoints: true
+    upstream: {url: %q, secret: upstream-secret}
+`, secret, backend.URL))
+	exp := time.Now().Add(time.Hour).Unix()
+	tokens := map[string]string{}
+	for _, src := range []string{"bearer", "cookie", "query", "header"} {
+		tokens[src] = signHS256(t, map[string]any{"sub": "victim-" + src, "tenant_id": "acme", "exp": exp}, secret)
+	}
+	const extraSecret = "sessionSecretValue42"
+	base := n.url + "/sse/demo/connect?listeners=bell&clientId=c1&session_secret=" + extraSecret
+	connIDs := map[string]string{}
+	for src, tok := range tokens {
+		var s *stream
+		switch src {
+		case "bearer":
+			s = openStream(t, base, "Authorization", "Bearer "+tok)
+		case "cookie":
+			s = openStream(t, base, "Cookie", "pushd_token="+tok)
+		case "query":
+			s = openStream(t, base+"&access_token="+tok)
+		case "header":
+			s = openStream(t, base, "X-Auth-Token", tok)
+		}
+		connIDs[src] = field(s.frame(), "id")
+	}
+	// A browser message carrying every token, forwarded upstream; the bearer
+	// source comes first, so it is the bearer user's connection.
+	code, body := do(t, http.MethodPost, n.url+"/sse/demo/connect/message/order.do?connectionId="+connIDs["bearer"]+
+		"&access_token="+tokens["query"]+"&session_secret="+extraSecret, "application/json", strings.NewReader(`{"item":"book"}`),
+		"Authorization", "Bearer "+tokens["bearer"], "Cookie", "pushd_token="+tokens["cookie"], "X-Auth-Token", tokens["header"])
+	if code != http.StatusOK {
+		t.Fatalf("message.do: %d %s", code, body)
+	}
+	var answers []string
+	_, b := apiCall(t, n.url, http.MethodGet, "connections?pageSize=100", nil)
+	answers = append(answers, b)
+	_, b = do(t, http.MethodGet, n.url+"/admin/api/overview", "", nil, "Authorization", "Bearer admin-secret-token")
+	answers = append(answers, b)
+	_, b = do(t, http.MethodGet, n.url+"/sse/demo/connect/connections.json?access_token="+tokens["query"], "", nil)
+	answers = append(answers, b)
+	for _, a := range answers {
+		if !strings.Contains(a, "victim-") {
+			t.Fatalf("an answer does not list the connections, so it proves nothing: %.300s", a)
+		}
+	}
+	places := map[string]string{"the upstream request": upstreamSeen.String(), "the log": n.out.String()}
+	for i, a := range answers {
+		places[fmt.Sprintf("answer %d", i)] = a
+	}
+	for where, text := range places {
+		for src, tok := range tokens {
+			// The signature part alone is enough to use the token.
+			sig := tok[strings.LastIndex(tok, ".")+1:]
+			if strings.Contains(text, sig) {
+				t.Errorf("the %s token is in %s", src, where)
+			}
+		}
+		if strings.Contains(text, extraSecret) {
+			t.Errorf("the session_secret parameter is in %s", where)
+		}
 	}
 }
