@@ -12,6 +12,7 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v npm >/dev/null || missing+=(nodejs npm)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v curl >/dev/null || missing+=(curl)                   # the README's quick start
 command -v java >/dev/null || missing+=(default-jdk-headless)   # examples/java
 command -v python3 >/dev/null || missing+=(python3)             # examples/python
 if [ ${#missing[@]} -gt 0 ]; then
