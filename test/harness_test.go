@@ -59,6 +59,8 @@ type node struct {
 	out  *lockedBuffer
 	args []string
 	env  []string
+	// client asks readyz; default http.DefaultClient (TLS nodes set theirs).
+	client *http.Client
 }
 
 type lockedBuffer struct {
@@ -111,7 +113,11 @@ func (n *node) start() {
 		if n.cmd.ProcessState != nil {
 			return fmt.Errorf("pushd exited: %s", n.out.String())
 		}
-		resp, err := http.Get(n.url + "/readyz")
+		client := n.client
+		if client == nil {
+			client = http.DefaultClient
+		}
+		resp, err := client.Get(n.url + "/readyz")
 		if err != nil {
 			return err
 		}

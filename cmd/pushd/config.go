@@ -64,7 +64,14 @@ type Config struct {
 		Timeout Duration `yaml:"timeout"`
 	} `yaml:"shutdown"`
 	// HTTP bounds the time and size of what clients send.
-	HTTP    HTTPConfig    `yaml:"http"`
+	HTTP HTTPConfig `yaml:"http"`
+	// TLS serves HTTPS (and HTTP/2 to browsers) instead of plain HTTP.
+	TLS struct {
+		// CertFile and KeyFile are the PEM certificate (chain) and key;
+		// they are loaded again when they change. Both empty: plain HTTP.
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"tls"`
 	Cluster ClusterConfig `yaml:"cluster"`
 	QoS     QoSConfig     `yaml:"qos"`
 	// GCPercent is the Go garbage collector's target (GOGC). 0, the
@@ -437,6 +444,9 @@ func (c *Config) validate() error {
 	var p problems
 	c.Listen = cmpOr(c.Listen, ":8080")
 	c.HTTP.validate(&p)
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		p.addf("tls: cert_file and key_file go together")
+	}
 	c.Log.Level = cmpOr(c.Log.Level, "info")
 	c.Log.Format = cmpOr(c.Log.Format, "auto")
 	if c.Log.Summary == 0 {

@@ -33,6 +33,7 @@ type server struct {
 	repo      qos.Repository
 	redis     *goredis.Client // the QoS repository's client, if any
 	transport hub.Transport
+	tls       *certReloader // nil: plain HTTP
 	mux       hub.Mux
 	apps      []*app
 	draining  atomic.Bool
@@ -63,6 +64,13 @@ func newServer(cfg *Config) (*server, error) {
 			Help: "Calls to the other nodes that failed or answered partially."}, []string{"app", "op"}),
 	}
 	routeLibraryLogs(s.log)
+	if cfg.TLS.CertFile != "" {
+		r, err := newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.tls = r
+	}
 	if err := s.newRepository(); err != nil {
 		return nil, err
 	}
@@ -351,9 +359,14 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	if s.transport != nil {
 		goRun("cluster", func() error { return s.transport.Run(bg, &s.mux) })
 	}
-	goRun("http", func() error { return srv.Serve(ln) })
+	if s.tls != nil {
+		srv.TLSConfig = tlsConfig(s.tls)
+		goRun("https", func() error { return srv.ServeTLS(ln, "", "") })
+	} else {
+		goRun("http", func() error { return srv.Serve(ln) })
+	}
 	goRun("summaries", func() error { return s.logSummaries(bg, time.Duration(s.cfg.Log.Summary)) })
-	s.log.Info().Str("listen", ln.Addr().String()).Int("apps", len(s.apps)).
+	s.log.Info().Str("listen", ln.Addr().String()).Bool("tls", s.tls != nil).Int("apps", len(s.apps)).
 		Str("qos", s.cfg.QoS.Repository).Str("cluster", s.cfg.Cluster.Transport).Msg("pushd started")
 	if s.cfg.embedded && s.cfg.Listen == demoListen {
 		s.log.Warn().Str("listen", demoListen).
