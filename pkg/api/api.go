@@ -1,10 +1,8 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,7 +12,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushd/pushd/pkg/hub"
-	"github.com/pushd/pushd/pkg/qos"
 	"github.com/pushd/pushd/pkg/web"
 )
 
@@ -33,6 +30,10 @@ type Config struct {
 	Apps map[string]App
 	// MaxBody bounds request bodies. Default 1 MiB.
 	MaxBody int64
+	// MaxBatch bounds the sends of one batch (a JSON array posted to
+	// …/send); a longer batch is refused with 413. Default
+	// DefaultMaxBatch. A batch is a body, so MaxBody bounds its bytes.
+	MaxBatch int
 	// AsyncTimeout bounds a send made with "async": true. Default 30 s.
 	AsyncTimeout time.Duration
 	// Logger receives the API's logs. The zero value logs nothing.
@@ -51,6 +52,9 @@ type Handler struct {
 func New(cfg Config) (*Handler, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 1 << 20
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
 	}
 	if cfg.AsyncTimeout <= 0 {
 		cfg.AsyncTimeout = 30 * time.Second
@@ -123,104 +127,6 @@ func statusOf(err error) int {
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
-}
-
-// SendRequest is the body of POST …/send.
-type SendRequest struct {
-	To    hub.Target      `json:"to"`
-	Event string          `json:"event"`
-	Data  json.RawMessage `json:"data"`
-	QoS   bool            `json:"qos,omitempty"`
-	// TTL is how long a QoS message waits for its recipients ("24h").
-	TTL   string `json:"ttl,omitempty"`
-	Async bool   `json:"async,omitempty"`
-}
-
-// SendResponse is the answer of POST …/send.
-type SendResponse = hub.Result
-
-// eventData turns the request's data into the SSE data text: a JSON string
-// is sent raw, anything else as its compact JSON.
-func eventData(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", err
-		}
-		return s, nil
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return "", err
-	}
-	return buf.String(), nil
-}
-
-func (h *Handler) send(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
-	var req SendRequest
-	if !h.readJSON(w, r, &req) {
-		return
-	}
-	data, err := eventData(req.Data)
-	if err != nil {
-		web.WriteError(w, http.StatusBadRequest, "data: "+err.Error())
-		return
-	}
-	ev := hub.Event{Name: req.Event, Data: data}
-	if err := ev.Validate(); err != nil {
-		web.WriteError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if req.To.IsZero() {
-		web.WriteError(w, http.StatusBadRequest, "to: the target addresses nobody")
-		return
-	}
-	var opts []hub.PublishOption
-	if req.QoS {
-		var ttl time.Duration
-		if req.TTL != "" {
-			if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
-				web.WriteError(w, http.StatusBadRequest, "ttl: a positive duration like \"24h\" is expected")
-				return
-			}
-		}
-		if !hb.QoSEnabled() {
-			web.WriteError(w, http.StatusNotImplemented, hub.ErrQoSDisabled.Error())
-			return
-		}
-		opts = append(opts, hub.WithQoS(ttl))
-		ev.ID = qos.NewID()
-	} else if req.TTL != "" {
-		web.WriteError(w, http.StatusBadRequest, "ttl applies to qos sends only")
-		return
-	}
-	if req.Async {
-		id := ev.ID
-		if id == "" {
-			id = qos.NewID()
-		}
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.AsyncTimeout)
-			defer cancel()
-			res, err := hb.Publish(ctx, req.To, ev, opts...)
-			if err != nil {
-				h.log.Warn().Err(err).Str("send", id).Msg("async send failed")
-				return
-			}
-			h.log.Debug().Str("send", id).Int("delivered", res.Delivered).Msg("async send done")
-		}()
-		web.WriteJSON(w, http.StatusAccepted, map[string]string{"id": id})
-		return
-	}
-	res, err := hb.Publish(r.Context(), req.To, ev, opts...)
-	if err != nil {
-		web.WriteError(w, statusOf(err), err.Error())
-		return
-	}
-	web.WriteJSON(w, http.StatusOK, res)
 }
 
 func (h *Handler) users(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
