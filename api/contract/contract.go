@@ -1,0 +1,150 @@
+package contract
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	openapi "github.com/pushd/pushd/api"
+)
+
+// ErrUnknownOperation reports a request whose method and path the contract
+// does not have.
+var ErrUnknownOperation = errors.New("contract: no such operation")
+
+// ErrAcceptedInvalid reports an answer below 400 to a request the contract
+// refuses: either the contract is too strict or the server too lax.
+var ErrAcceptedInvalid = errors.New("contract: the server accepted a request the contract refuses")
+
+// Validator checks exchanges against the contract. It is safe for
+// concurrent use.
+type Validator struct {
+	doc    *openapi3.T
+	router routers.Router
+}
+
+// New loads and validates the contract, its examples included.
+func New() (*Validator, error) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(openapi.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("contract: load: %w", err)
+	}
+	if err := doc.Validate(loader.Context, openapi3.EnableExamplesValidation()); err != nil {
+		return nil, fmt.Errorf("contract: invalid document: %w", err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, fmt.Errorf("contract: router: %w", err)
+	}
+	return &Validator{doc: doc, router: router}, nil
+}
+
+// Operations lists the contract's operations as "METHOD path", sorted.
+func (v *Validator) Operations() []string {
+	var ops []string
+	for path, item := range v.doc.Paths.Map() {
+		for method := range item.Operations() {
+			ops = append(ops, method+" "+path)
+		}
+	}
+	sort.Strings(ops)
+	return ops
+}
+
+// Operation names the operation of r as "METHOD path", or fails with
+// ErrUnknownOperation.
+func (v *Validator) Operation(r *http.Request) (string, error) {
+	route, _, err := v.router.FindRoute(r)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s %s: %w", ErrUnknownOperation, r.Method, r.URL.Path, err)
+	}
+	return route.Method + " " + route.Path, nil
+}
+
+// CheckValue validates the JSON encoding of value against the contract's
+// schema components/schemas/name.
+func (v *Validator) CheckValue(name string, value any) error {
+	ref, ok := v.doc.Components.Schemas[name]
+	if !ok || ref.Value == nil {
+		return fmt.Errorf("contract: no schema %q", name)
+	}
+	b, err := json.Marshal(value)
+	if err != nil {
+		return fmt.Errorf("contract: encode %T: %w", value, err)
+	}
+	var decoded any
+	if err := json.Unmarshal(b, &decoded); err != nil {
+		return fmt.Errorf("contract: decode %T: %w", value, err)
+	}
+	if err := ref.Value.VisitJSON(decoded, openapi3.EnableJSONSchema2020()); err != nil {
+		return fmt.Errorf("contract: %T as %s: %w", value, name, err)
+	}
+	return nil
+}
+
+// Exchange is one call of the API and its answer.
+type Exchange struct {
+	// Request is the call as sent; its Body is not read (RequestBody
+	// holds it).
+	Request     *http.Request
+	RequestBody []byte
+	// Status, Header and Body are the answer.
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Check validates ex. The answer must be one the contract documents for
+// the operation, status included. A request that breaks the contract is
+// fine as long as it was refused (4xx or 5xx): tests send bad requests on
+// purpose; an answer below 400 to one is ErrAcceptedInvalid. It returns
+// the operation as "METHOD path".
+func (v *Validator) Check(ctx context.Context, ex Exchange) (string, error) {
+	req := ex.Request.Clone(ctx)
+	req.Body = io.NopCloser(bytes.NewReader(ex.RequestBody))
+	route, params, err := v.router.FindRoute(req)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s %s: %w", ErrUnknownOperation, req.Method, req.URL.Path, err)
+	}
+	op := route.Method + " " + route.Path
+	in := &openapi3filter.RequestValidationInput{
+		Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: bearer},
+	}
+	reqErr := openapi3filter.ValidateRequest(ctx, in)
+	if reqErr != nil && ex.Status < 400 {
+		return op, fmt.Errorf("%w: %s answered %d: %w", ErrAcceptedInvalid, op, ex.Status, reqErr)
+	}
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: ex.Status, Header: ex.Header,
+		Options: &openapi3filter.Options{MultiError: true, IncludeResponseStatus: true},
+	}
+	out.SetBodyBytes(ex.Body)
+	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+		return op, fmt.Errorf("contract: %s answered %d %s: %w", op, ex.Status, ex.Body, err)
+	}
+	return op, nil
+}
+
+// bearer checks what the contract says of the key: an Authorization
+// header with a non-empty bearer token. Whether the key is right is the
+// server's to say (401).
+func bearer(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	key, ok := strings.CutPrefix(in.RequestValidationInput.Request.Header.Get("Authorization"), "Bearer ")
+	if !ok || key == "" {
+		return errors.New("no bearer token")
+	}
+	return nil
+}
