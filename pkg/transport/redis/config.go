@@ -58,6 +58,13 @@ type Config struct {
 	MaxRoutedKeys int
 	// ChannelSize is the buffer of the go-redis message channel. Zero: 4096.
 	ChannelSize int
+	// LegacyWire makes the node publish its requests as JSON, the format of
+	// the versions before the binary one, which they can read (they drop
+	// binary requests as undecodable, so their connections go uncounted).
+	// Set it on the new nodes while a cluster is upgraded from such a
+	// version, and clear it once no old node is left. Every node reads both
+	// formats and answers in the format of the request. Zero: binary.
+	LegacyWire bool
 	// OnResubscribe is called (in its own goroutine) each time the
 	// subscription was re-established after it had been lost: messages sent
 	// in between may be missing, so the hub resyncs QoS. Not called for the

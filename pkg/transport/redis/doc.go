@@ -39,11 +39,28 @@
 // of the receiving node, so senders would not know how many replies to
 // expect. Use a standalone Redis or a Sentinel failover client.
 //
+// A node publishes its replies from one goroutine: the replies to one
+// sender that are ready together (while the previous flush is in flight)
+// go out as one message, so under load a send costs Redis about one
+// PUBLISH instead of two. Single PUBLISH commands go through the client's
+// autopipeliner (go-redis AutoPipeline), which writes the commands of
+// concurrent senders in one pipeline.
+//
 // # Wire format
 //
-// Requests and replies are JSON objects (see wire.go); the request carries a
-// unique id, the origin node, the reply channel, the app, the target and the
-// event or survey request, and how long the sender still waits.
+// A request is one binary message (wire.go): a format byte, flags, the
+// unique id, the origin node, the reply channel, the app, how long the
+// sender still waits, the target's id lists, and the event (name, id,
+// data) or the survey request (op, JSON args), each string length-prefixed
+// and sent as is. A reply message is a format byte, the node id and any
+// number of replies (request id, duplicate flag, count, data, error).
+//
+// Versions before the binary format sent one JSON object per request and
+// per reply. Every node still reads that JSON and answers a JSON request
+// with one JSON reply, so an old node's sends reach new nodes with exact
+// counts; an old node drops binary requests as undecodable, so while old
+// nodes are left, new ones must publish JSON too (Config.LegacyWire),
+// or the old nodes' connections are neither reached nor counted.
 //
 // # Concurrency
 //

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -44,6 +43,7 @@ type pool struct {
 	queued  atomic.Int64 // jobs waiting in ordered queues
 	limit   int64
 	wg      sync.WaitGroup
+	replies *replier
 }
 
 // workerQueue is the ordered queue of one worker.
@@ -54,13 +54,15 @@ type workerQueue struct {
 	notify chan struct{}
 }
 
-// startPool starts the workers serving with h until stop.
+// startPool starts the workers serving with h until stop, and the
+// replier publishing their replies.
 func (t *Transport) startPool(ctx context.Context, h hub.Handler) *pool {
 	p := &pool{
 		seed:    maphash.MakeSeed(),
 		ordered: make([]*workerQueue, t.cfg.Workers),
 		shared:  make(chan job, t.cfg.QueueSize),
 		limit:   int64(t.cfg.QueueSize),
+		replies: t.startReplier(),
 	}
 	for i := range p.ordered {
 		q := &workerQueue{notify: make(chan struct{}, 1)}
@@ -80,7 +82,7 @@ func (p *pool) work(ctx context.Context, t *Transport, h hub.Handler, q *workerQ
 		q.jobs = nil
 		q.mu.Unlock()
 		for _, j := range batch {
-			t.serve(ctx, h, j)
+			t.serve(ctx, h, j, p.replies)
 			p.queued.Add(-1)
 		}
 		if len(batch) > 0 {
@@ -96,7 +98,7 @@ func (p *pool) work(ctx context.Context, t *Transport, h hub.Handler, q *workerQ
 				shared = nil
 				continue
 			}
-			t.serve(ctx, h, j)
+			t.serve(ctx, h, j, p.replies)
 		}
 	}
 }
@@ -126,8 +128,10 @@ func (p *pool) submit(j job) bool {
 	return true
 }
 
-// stop closes the queues and waits for the workers to finish what is queued.
+// stop closes the queues, waits for the workers to finish what is queued
+// and for the replier to publish their replies.
 func (p *pool) stop() {
+	defer p.replies.close()
 	close(p.shared)
 	for _, q := range p.ordered {
 		q.mu.Lock()
@@ -459,26 +463,26 @@ func (t *Transport) read(msgs <-chan any, echo chan<- string, drained chan<- str
 	}
 }
 
-// handleReply hands a reply to the call waiting for it.
+// handleReply hands each reply of a message to the call waiting for it.
 func (t *Transport) handleReply(payload string) {
-	var r replyEnvelope
-	if err := json.Unmarshal([]byte(payload), &r); err != nil {
+	err := decodeReplies(payload, func(r *replyEnvelope) {
+		t.callsMu.Lock()
+		c := t.calls[r.ID]
+		t.callsMu.Unlock()
+		if c != nil {
+			c.add(r, true)
+		}
+	})
+	if err != nil {
 		t.log.Warn().Err(err).Msg("undecodable reply")
-		return
-	}
-	t.callsMu.Lock()
-	c := t.calls[r.ID]
-	t.callsMu.Unlock()
-	if c != nil {
-		c.add(&r, true)
 	}
 }
 
 // handleRequest answers this node's own requests at once with nothing and
 // queues the others for a worker.
 func (t *Transport) handleRequest(channel, payload string, jobs *pool) {
-	var env envelope
-	if err := json.Unmarshal([]byte(payload), &env); err != nil {
+	env, err := decodeEnvelope(payload)
+	if err != nil {
 		t.log.Warn().Err(err).Str("channel", channel).Msg("undecodable request")
 		return
 	}
@@ -505,8 +509,8 @@ func (t *Transport) handleRequest(channel, payload string, jobs *pool) {
 	}
 }
 
-// serve runs one request with h and publishes the reply.
-func (t *Transport) serve(ctx context.Context, h hub.Handler, j job) {
+// serve runs one request with h and queues the reply to out.
+func (t *Transport) serve(ctx context.Context, h hub.Handler, j job, out *replier) {
 	if !time.Now().Before(j.deadline) {
 		return // the sender stopped waiting
 	}
@@ -517,18 +521,7 @@ func (t *Transport) serve(ctx context.Context, h hub.Handler, j job) {
 		cancel()
 	}
 	rep.NodeID = t.cfg.NodeID
-	payload, err := json.Marshal(&rep)
-	if err != nil {
-		t.log.Error().Err(err).Msg("encode reply")
-		return
-	}
-	// The reply goes out even when Run is stopping: the sender counted
-	// this node and would otherwise wait until its deadline.
-	pctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), j.deadline)
-	defer cancel()
-	if err := t.client.Publish(pctx, j.env.ReplyTo, payload).Err(); err != nil {
-		t.log.Warn().Err(err).Str("origin", j.env.Origin).Msg("publish reply")
-	}
+	out.add(j.env.ReplyTo, &rep, j.env.legacy, j.deadline)
 }
 
 // handle calls the handler for env; a panic becomes an error reply.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
@@ -30,7 +29,10 @@ type Transport struct {
 	cfg        Config
 	client     goredis.UniversalClient
 	ownsClient bool
-	log        zerolog.Logger
+	// pub publishes single messages: the client's autopipeliner, which
+	// batches the PUBLISH commands of concurrent calls into pipelines.
+	pub publisher
+	log zerolog.Logger
 
 	// idPrefix starts every request id of this instance ("<random hex>.").
 	idPrefix     string
@@ -58,6 +60,11 @@ type Transport struct {
 	once     sync.Once
 
 	stats counters
+}
+
+// publisher publishes one message (a go-redis client or autopipeliner).
+type publisher interface {
+	Publish(ctx context.Context, channel string, message any) *goredis.IntCmd
 }
 
 // counters are the Transport's statistics, reported by Stats.
@@ -109,6 +116,12 @@ func New(cfg Config) (*Transport, error) {
 		}
 		t.client = client
 		t.ownsClient = true
+	}
+	t.pub = t.client
+	if ap, err := t.client.AutoPipeline(); err == nil {
+		t.pub = ap
+	} else {
+		t.log.Warn().Err(err).Msg("no autopipelining: every PUBLISH is its own round trip")
 	}
 	var random [6]byte
 	if _, err := rand.Read(random[:]); err != nil {
@@ -236,9 +249,9 @@ func (t *Transport) roundTrip(ctx context.Context, app string, keys []string, en
 	env.ReplyTo = t.replyChannel
 	env.Multi = len(keys) > 1
 	env.TimeoutMS = max(1, time.Until(deadline).Milliseconds())
-	payload, err := json.Marshal(env)
+	payload, err := env.encode(t.cfg.LegacyWire)
 	if err != nil {
-		return nil, fmt.Errorf("redis: encode request: %w", err)
+		return nil, err
 	}
 
 	c := &call{notify: make(chan struct{}, 1)}
@@ -266,7 +279,7 @@ func (t *Transport) roundTrip(ctx context.Context, app string, keys []string, en
 // of subscribers Redis reported in total.
 func (t *Transport) publish(ctx context.Context, app string, keys []string, payload []byte) (int, error) {
 	if len(keys) == 1 {
-		n, err := t.client.Publish(ctx, t.channel(app, keys[0]), payload).Result()
+		n, err := t.pub.Publish(ctx, t.channel(app, keys[0]), payload).Result()
 		return int(n), err
 	}
 	cmds := make([]*goredis.IntCmd, len(keys))
