@@ -132,9 +132,13 @@ func (h *Handler) readAction(w http.ResponseWriter, r *http.Request, body any, r
 	return hb, t, true
 }
 
+// logAction starts the audit line of an action.
 func (h *Handler) logAction(r *http.Request, action string, rcpt Recipient) *zerolog.Event {
-	return h.log.Info().Str("action", action).Str("app", rcpt.App).
-		Str("user", rcpt.UserID).Str("conn", rcpt.ConnectionID).Str("remote", r.RemoteAddr)
+	e := h.log.Info().Str("action", action).Str("app", rcpt.App).Str("remote", r.RemoteAddr)
+	if rcpt.UserID != "" {
+		return e.Str("user", rcpt.UserID)
+	}
+	return e.Str("conn", rcpt.ConnectionID)
 }
 
 // actionStatus maps a hub error of an action to its status.

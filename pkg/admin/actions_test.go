@@ -2,14 +2,18 @@ package admin_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/pushd/pushd/pkg/admin"
 	"github.com/pushd/pushd/pkg/hub"
@@ -143,13 +147,36 @@ func post(t *testing.T, url, token, contentType, body string) (int, map[string]a
 
 func newServer(t *testing.T, hubs ...*hub.Hub) string {
 	t.Helper()
-	h, err := admin.New(admin.Config{Token: "s3cret", Hubs: hubs})
+	return serve(t, admin.Config{Token: "s3cret", Hubs: hubs})
+}
+
+func serve(t *testing.T, cfg admin.Config) string {
+	t.Helper()
+	h, err := admin.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// logBuffer collects log lines written from the server's goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestActionsNeedTheToken(t *testing.T) {
@@ -234,7 +261,8 @@ func TestSendAndKick(t *testing.T) {
 	demo, other := newHub(t, "demo"), newHub(t, "other")
 	ann1, ann2, bob := openStream(t, demo, "u1", "Ann"), openStream(t, demo, "u1", "Ann"), openStream(t, demo, "u2", "Bob")
 	elsewhere := openStream(t, other, "u1", "Ann")
-	base := newServer(t, demo, other)
+	var log logBuffer
+	base := serve(t, admin.Config{Token: "s3cret", Hubs: []*hub.Hub{demo, other}, Logger: zerolog.New(&log)})
 	send := func(body string) float64 {
 		t.Helper()
 		code, answer := post(t, base+"/admin/api/send", "s3cret", "application/json; charset=utf-8", body)
@@ -296,6 +324,12 @@ func TestSendAndKick(t *testing.T) {
 	}
 	if ev := elsewhere.next(t); ev.data != "other app" {
 		t.Errorf("u1 of the other app got %+v", ev)
+	}
+	// Every action leaves an audit line.
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	if len(lines) != 9 || !strings.Contains(lines[5], `"action":"kick"`) || !strings.Contains(lines[5], `"conn":"`+ann1.connID+`"`) ||
+		!strings.Contains(lines[5], `"closed":1`) || !strings.Contains(lines[2], `"user":"u1"`) || !strings.Contains(lines[2], `"delivered":2`) {
+		t.Errorf("audit log:\n%s", log.String())
 	}
 }
 

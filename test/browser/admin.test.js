@@ -1,56 +1,197 @@
-// The admin page (/admin/) in chromium against a real pushd (node --test).
+// The admin page (/admin/) in chromium against a real pushd (node --test): the token prompt, the
+// tables, the charts, the search and the actions (send a test event, kick) with their confirmation.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { USER, ADMIN_TOKEN, useBrowser, withSetup, createClient, waitActive, eventually } from './harness.js'
+import { writeFileSync } from 'node:fs'
+import { USER, ADMIN_TOKEN, useBrowser, withSetup, openPage, createClient, waitActive, waitEvents, eventually } from './harness.js'
 
 useBrowser()
 
+/** Opens the admin page in a new context of browser and logs in with token; returns the page. */
+async function openAdmin (browser, pushd, token = ADMIN_TOKEN) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } })
+  const page = await context.newPage()
+  page.errors = []
+  page.on('pageerror', e => page.errors.push(String(e)))
+  await page.goto(`${pushd.origin}/admin`) // redirected to /admin/
+  assert.equal(new URL(page.url()).pathname, '/admin/')
+  await page.fill('#token', token)
+  await page.click('#login-form button')
+  return page
+}
+
+/** The rows of an app's table (nodes, users or connections) as lists of cell texts. */
+function rows (page, table, app = 'demo') {
+  return page.locator(`section[data-app="${app}"] table.${table} tbody tr`).evaluateAll(trs =>
+    trs.map(tr => [...tr.cells].map(td => td.textContent)))
+}
+
+/**
+ * Clicks the button of the row that data matches, then answers the confirmation dialog (after
+ * fields.before(), when given).
+ */
+async function act (page, table, data, action, answer, fields = {}) {
+  const [key, value] = Object.entries(data)[0]
+  await page.locator(`section[data-app="demo"] table.${table} tr[data-${key}="${value}"] button.${action}`).click()
+  const dialog = page.locator('#confirm')
+  await dialog.waitFor({ state: 'visible', timeout: 5000 })
+  if (fields.event !== undefined) await page.fill('#confirm-event', fields.event)
+  if (fields.data !== undefined) await page.fill('#confirm-data', fields.data)
+  await fields.before?.()
+  await page.click(answer === 'ok' ? '#confirm-ok' : '#confirm button[value="cancel"]')
+  await dialog.waitFor({ state: 'hidden', timeout: 5000 })
+}
+
 test('the admin page asks for the token, then shows nodes, online users and connections, live', t => withSetup(t, async ({ pushd, page: client, browser }) => {
-  const context = await browser.newContext()
+  await createClient(client, { listeners: ['server-push'] })
+  await waitActive(client)
+  const connectionId = await client.evaluate(() => window.client.connectionId)
+
+  const page = await openAdmin(browser, pushd, 'wrong')
   try {
-    await createClient(client, { listeners: ['server-push'] })
-    await waitActive(client)
-    const connectionId = await client.evaluate(() => window.client.connectionId)
-
-    const page = await context.newPage()
-    const errors = []
-    page.on('pageerror', e => errors.push(String(e)))
-    await page.goto(`${pushd.origin}/admin`) // redirected to /admin/
-    assert.equal(new URL(page.url()).pathname, '/admin/')
-
     // A wrong token is refused and the page asks again.
-    await page.fill('#token', 'wrong')
-    await page.click('#login-form button')
     await page.waitForFunction(() => document.querySelector('#login-error').textContent.includes('invalid admin token'), null, { timeout: 10000 })
     assert.equal(await page.isVisible('#login'), true)
 
     await page.fill('#token', ADMIN_TOKEN)
     await page.click('#login-form button')
     const demo = page.locator('section[data-app="demo"]')
-    await demo.waitFor({ timeout: 10000 })
+    await eventually(async () => (await rows(page, 'connections')).length === 1, { what: 'the connection listed' })
     assert.equal(await page.isVisible('#login'), false)
     assert.match(await demo.locator('h2').textContent(), /1 node\(s\), 1 user\(s\), 1 connection\(s\)/)
-    const node = demo.locator('table').nth(0).locator('tbody tr')
-    assert.equal(await node.locator('td').nth(0).textContent(), 'browser-test')
-    assert.equal(await node.locator('td').nth(1).textContent(), '1')
-    const user = demo.locator('table').nth(1).locator('tbody tr')
-    assert.equal(await user.locator('td').nth(0).textContent(), USER)
-    const conn = demo.locator('table').nth(2).locator('tbody tr')
-    assert.equal(await conn.locator('td').nth(0).textContent(), connectionId)
-    assert.equal(await conn.locator('td').nth(4).textContent(), 'server-push')
+    const [node] = await rows(page, 'nodes')
+    assert.deepEqual(node.slice(0, 3), ['browser-test', '1', '1'])
+    const [user] = await rows(page, 'users')
+    assert.deepEqual(user.slice(0, 4), [USER, '', '', '1'])
+    const [conn] = await rows(page, 'connections')
+    assert.equal(conn[0], connectionId)
+    assert.equal(conn[1], USER)
+    assert.equal(conn[3], 'browser-test')
+    assert.equal(conn[5], 'server-push')
 
     // Without reloading, the counters follow a send.
-    const sendsBefore = Number(await node.locator('td').nth(5).textContent())
+    const sendsBefore = Number(node[5])
     await pushd.push('server-push', { from: 'admin test' })
-    await eventually(async () => Number(await node.locator('td').nth(5).textContent()) === sendsBefore + 1,
+    await eventually(async () => Number((await rows(page, 'nodes'))[0][5]) === sendsBefore + 1,
       { what: 'the sends column to count the push' })
 
     // Forgetting the token returns to the prompt and stops showing data.
     await page.click('#logout')
     assert.equal(await page.isVisible('#login'), true)
     assert.equal(await page.locator('section[data-app]').count(), 0)
-    assert.deepEqual(errors, [], 'page errors')
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0)
+    assert.deepEqual(page.errors, [], 'page errors')
   } finally {
-    await context.close()
+    await page.context().close()
+  }
+}))
+
+test('the admin page draws the last minutes per node on canvases', t => withSetup(t, async ({ pushd, page: client, browser }) => {
+  await createClient(client, { listeners: ['server-push'] })
+  await waitActive(client)
+  const page = await openAdmin(browser, pushd)
+  try {
+    const demo = page.locator('section[data-app="demo"]')
+    await demo.waitFor({ timeout: 10000 })
+    // Rates need two samples; sends between them make the sends and deliveries lines rise.
+    await pushd.push('server-push', { n: 1 })
+    await page.waitForFunction(() => Number(document.querySelector('section[data-app="demo"] canvas[data-chart="connections"]').dataset.points) >= 2, null, { timeout: 10000, polling: 100 })
+    await pushd.push('server-push', { n: 2 })
+    await page.waitForFunction(() => Number(document.querySelector('section[data-app="demo"] canvas[data-chart="deliveries"]').dataset.points) >= 2, null, { timeout: 10000, polling: 100 })
+
+    // Each chart of the node holds pixels of the node's colour (#2563eb), well off the grey grid; the
+    // QoS backlog chart holds its own line (QoS is on in the test config), flat at 0.
+    const inked = await demo.locator('canvas').evaluateAll(canvases => canvases.map(c => {
+      const { data } = c.getContext('2d').getImageData(0, 0, c.width, c.height)
+      let node = 0
+      let backlog = 0
+      for (let i = 0; i < data.length; i += 4) {
+        const [r, g, b, a] = [data[i], data[i + 1], data[i + 2], data[i + 3]]
+        if (a > 200 && Math.abs(r - 0x25) < 30 && Math.abs(g - 0x63) < 30 && Math.abs(b - 0xeb) < 30) node++
+        if (a > 200 && Math.abs(r - 0x4b) < 20 && Math.abs(g - 0x55) < 20 && Math.abs(b - 0x63) < 20) backlog++
+      }
+      return { chart: c.dataset.chart, node, backlog, points: Number(c.dataset.points), max: Number(c.dataset.max) }
+    }))
+    t.diagnostic(JSON.stringify(inked))
+    assert.deepEqual(inked.map(c => c.chart), ['connections', 'sends', 'deliveries', 'slow', 'backlog'])
+    for (const c of inked.slice(0, 4)) assert.ok(c.node > 20 && c.points >= 1, `chart ${c.chart} drew the node's line: ${JSON.stringify(c)}`)
+    assert.ok(inked[4].backlog > 20 && inked[4].points >= 2, `the backlog line: ${JSON.stringify(inked[4])}`)
+    assert.equal(inked[0].max, 1) // one connection: the axis tops at 1
+    assert.ok(await demo.locator('.legend span').first().textContent() === 'browser-test')
+
+    // The screenshot is of the rendered page, charts included (set ADMIN_SCREENSHOT=file.png to keep it).
+    const png = await demo.locator('.charts').screenshot()
+    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+    if (process.env.ADMIN_SCREENSHOT) writeFileSync(process.env.ADMIN_SCREENSHOT, await page.screenshot({ fullPage: true }))
+    assert.deepEqual(page.errors, [], 'page errors')
+  } finally {
+    await page.context().close()
+  }
+}))
+
+test('the admin page searches users and connections, sends a test event and kicks, after confirmation', t => withSetup(t, async ({ pushd, page: ann, browser }) => {
+  await createClient(ann, { listeners: ['admin-test', 'connect-close'], options: { query: { userId: USER, name: 'Ann' } } })
+  await waitActive(ann)
+  const annConn = await ann.evaluate(() => window.client.connectionId)
+  const { page: bob, context: bobContext } = await openPage(browser, pushd)
+  const page = await openAdmin(browser, pushd)
+  try {
+    await createClient(bob, { listeners: ['admin-test', 'connect-close'], options: { query: { userId: 'u2', name: 'Bob' } } })
+    await waitActive(bob)
+    const bobConn = await bob.evaluate(() => window.client.connectionId)
+    await eventually(async () => (await rows(page, 'connections')).length === 2, { what: 'both connections listed' })
+
+    // Search by exact user id, then by part of the name (ignoring case); clearing lists everyone again.
+    const search = async (userId, name) => {
+      await page.fill('section[data-app="demo"] input[name="userId"]', userId)
+      await page.fill('section[data-app="demo"] input[name="name"]', name)
+      await page.click('section[data-app="demo"] form.search button:not([type])')
+    }
+    const listed = async () => ({ users: (await rows(page, 'users')).map(r => r[0]), conns: (await rows(page, 'connections')).map(r => r[0]) })
+    await search(USER, '')
+    await eventually(async () => JSON.stringify(await listed()) === JSON.stringify({ users: [USER], conns: [annConn] }), { what: 'the search by user id' })
+    await search('', 'bO')
+    await eventually(async () => JSON.stringify(await listed()) === JSON.stringify({ users: ['u2'], conns: [bobConn] }), { what: 'the search by name' })
+    assert.match(await page.locator('section[data-app="demo"] .pager').last().textContent(), /1–1 of 1 connection/)
+    await page.click('section[data-app="demo"] form.search button[type="reset"]')
+    await eventually(async () => (await listed()).users.length === 2, { what: 'the cleared search' })
+
+    // A cancelled send sends nothing, a confirmed one reaches Ann's stream (events keep their order:
+    // had the cancelled one been sent, it would come first).
+    await act(page, 'users', { 'user-id': USER }, 'send', 'cancel')
+    await act(page, 'users', { 'user-id': USER }, 'send', 'ok', { data: 'hello from the admin page' })
+    const got = await waitEvents(ann, 'admin-test')
+    assert.equal(got[0].data, 'hello from the admin page')
+    await page.locator('section[data-app="demo"] .status.ok').filter({ hasText: 'delivered to 1 connection(s)' }).waitFor({ timeout: 5000 })
+    assert.equal((await ann.evaluate(() => window.__got('admin-test'))).length, 1)
+
+    // Kicking Ann's connection, after confirmation, closes it: the client is told and stays closed.
+    await act(page, 'connections', { 'connection-id': annConn }, 'kick', 'ok')
+    const [close] = await waitEvents(ann, 'connect-close')
+    assert.equal(close.info.reason, 'kicked')
+    await page.locator('section[data-app="demo"] .status.ok').filter({ hasText: 'closed 1 connection(s)' }).waitFor({ timeout: 5000 })
+    await eventually(async () => JSON.stringify((await rows(page, 'connections')).map(r => r[0])) === JSON.stringify([bobConn]), { what: 'the kicked connection to leave the table' })
+    assert.equal(await ann.evaluate(() => window.__openSources()), 0)
+    assert.deepEqual((await pushd.connections()).list.map(c => c.id), [bobConn])
+
+    // A wrong token is refused for actions, and so is the right one in a cookie instead of the header.
+    const refused = await page.evaluate(async connectionId => {
+      const body = JSON.stringify({ app: 'demo', connectionId })
+      const wrong = await fetch('api/kick', { method: 'POST', headers: { Authorization: 'Bearer wrong', 'Content-Type': 'application/json' }, body })
+      document.cookie = 'pushd-admin-token=admin-secret; path=/'
+      const cookie = await fetch('api/send', { method: 'POST', credentials: 'include', headers: { 'Content-Type': 'application/json' }, body })
+      return [wrong.status, (await wrong.json()).error, cookie.status]
+    }, bobConn)
+    assert.deepEqual(refused, [401, 'invalid admin token', 401])
+    // From the page: with a wrong token in store, the kick is refused and the page asks for the token.
+    await act(page, 'connections', { 'connection-id': bobConn }, 'kick', 'ok',
+      { before: () => page.evaluate(() => sessionStorage.setItem('pushd-admin-token', 'wrong')) })
+    await page.waitForFunction(() => document.querySelector('#login-error').textContent.includes('invalid admin token'), null, { timeout: 10000 })
+    assert.deepEqual((await pushd.connections()).list.map(c => c.id), [bobConn])
+    assert.equal((await bob.evaluate(() => window.__got('connect-close'))).length, 0)
+    assert.deepEqual(page.errors, [], 'page errors')
+  } finally {
+    await page.context().close()
+    await bobContext.close()
   }
 }))
