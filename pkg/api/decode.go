@@ -222,8 +222,12 @@ func stringsField(field string, val []byte, dst *[]string) error {
 	return nil
 }
 
-// decodeSend decodes a checked send body into req.
+// decodeSend decodes a checked send body into req; null leaves req as it
+// is.
 func decodeSend(b []byte, req *SendRequest) error {
+	if b[0] == 'n' {
+		return nil
+	}
 	if b[0] != '{' {
 		return errNotObject
 	}
