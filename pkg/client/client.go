@@ -94,6 +94,46 @@ func (c *Client) Send(ctx context.Context, m Message) (SendResult, error) {
 	return res, err
 }
 
+// SendBatch sends many messages in one call, in order, and returns a
+// result per message in the same order: a message pushd refused or could
+// not send has Err set, the others went out as with Send. The error is
+// for the call as a whole (network, a wrong key, a malformed or too large
+// batch: pushd takes at most 1000 messages and 1 MiB per call by
+// default); then no message went out, except after a network error, when
+// any of them may have. It is made once. An empty batch makes no call.
+func (c *Client) SendBatch(ctx context.Context, msgs []Message) ([]BatchResult, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	var items []batchItem
+	if _, err := c.call(ctx, http.MethodPost, "send", nil, msgs, &items); err != nil {
+		return nil, err
+	}
+	if len(items) != len(msgs) {
+		return nil, fmt.Errorf("client: send: %d results for %d messages", len(items), len(msgs))
+	}
+	results := make([]BatchResult, len(items))
+	for i, it := range items {
+		r := &results[i]
+		r.Delivered, r.Stored, r.ID = it.Delivered, it.Stored, it.ID
+		switch {
+		case it.Status == http.StatusAccepted:
+			r.Accepted = true
+		case it.Status != 0 || it.Error != "":
+			r.Err = &APIError{Status: it.Status, Message: it.Error}
+		}
+	}
+	return results, nil
+}
+
+// batchItem is one result of a batch send as pushd writes it: a send's
+// answer, or "error" and "status" (and "status" 202 for an async send).
+type batchItem struct {
+	SendResult
+	Error  string `json:"error"`
+	Status int    `json:"status"`
+}
+
 // SendToUser sends an event to every connection of userID and returns
 // how many connections got it.
 func (c *Client) SendToUser(ctx context.Context, userID, event string, data any) (int, error) {

@@ -135,6 +135,52 @@ func TestSend(t *testing.T) {
 	}
 }
 
+// TestSendBatch sends messages of every outcome in one call and checks
+// each result and the order on the receiving streams.
+func TestSendBatch(t *testing.T) {
+	p := newPushd(t, true, nil)
+	c := newClient(t, client.Config{URL: p.URL, App: "hr", APIKey: "key"})
+	ctx := context.Background()
+	ann := connect(t, p, "userId=ann")
+	bob := connect(t, p, "userId=bob")
+	toAnn, toBob := client.Target{UserIDs: []string{"ann"}}, client.Target{UserIDs: []string{"bob"}}
+	res, err := c.SendBatch(ctx, []client.Message{
+		{To: toAnn, Event: "e", Data: "first"},
+		{To: toBob, Event: "e", Data: map[string]int{"n": 1}},
+		{To: toAnn, Event: "a\nb", Data: "refused"},
+		{To: toAnn, Event: "e", Data: "stored", QoS: true, TTL: "1h"},
+		{To: toBob, Event: "e", Data: "later", Async: true},
+		{To: client.Target{UserIDs: []string{"nobody"}}, Event: "e"},
+	})
+	if err != nil || len(res) != 6 {
+		t.Fatalf("SendBatch = %+v, %v", res, err)
+	}
+	for i, want := range []client.SendResult{{Delivered: 1}, {Delivered: 1}, {}, {Delivered: 1, Stored: true, ID: res[3].ID}, {ID: res[4].ID, Accepted: true}, {}} {
+		if res[i].SendResult != want || (res[i].Err != nil) != (i == 2) {
+			t.Errorf("result %d = %+v; want %+v", i, res[i], want)
+		}
+	}
+	wantStatus(t, "refused item", res[2].Err, http.StatusBadRequest, "CR, LF or NUL")
+	if res[3].ID == "" || res[4].ID == "" {
+		t.Errorf("no ids: %+v %+v", res[3], res[4])
+	}
+	seen, err := ann.until("data:stored")
+	if err != nil || !slices.Contains(seen, "data:first") || slices.Contains(seen, "data:refused") {
+		t.Errorf("ann saw %q before the stored message (%v)", seen, err)
+	}
+	seen, err = bob.until("data:later")
+	if err != nil || !slices.Contains(seen, `data:{"n":1}`) {
+		t.Errorf("bob saw %q before the async message (%v)", seen, err)
+	}
+
+	_, err = c.SendBatch(ctx, make([]client.Message, api.DefaultMaxBatch+1))
+	wantStatus(t, "SendBatch beyond the bound", err, http.StatusRequestEntityTooLarge, "batch of more than")
+	closed := newClient(t, client.Config{URL: "http://127.0.0.1:1", App: "hr", APIKey: "key"})
+	if res, err := closed.SendBatch(ctx, nil); res != nil || err != nil {
+		t.Errorf("empty SendBatch = %v, %v; want no call", res, err)
+	}
+}
+
 // TestReads covers the list, count and presence calls and the fields of
 // their answers.
 func TestReads(t *testing.T) {
@@ -287,6 +333,10 @@ func calls(c *client.Client) map[string]func(context.Context) error {
 	return map[string]func(context.Context) error{
 		"Send": func(ctx context.Context) error {
 			_, err := c.Send(ctx, client.Message{To: to, Event: "e", Data: "x"})
+			return err
+		},
+		"SendBatch": func(ctx context.Context) error {
+			_, err := c.SendBatch(ctx, []client.Message{{To: to, Event: "e", Data: "x"}})
 			return err
 		},
 		"SendToUser":    func(ctx context.Context) error { _, err := c.SendToUser(ctx, "ann", "e", "x"); return err },

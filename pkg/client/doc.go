@@ -12,7 +12,9 @@
 //	n, err := c.SendToUser(ctx, "42", "myHrBell", map[string]int{"count": 100})
 //
 // Send takes a Message with any Target (SendToUser, SendToToken,
-// SendToTenant, SendToChannel and SendToAll are its shorthands); Users,
+// SendToTenant, SendToChannel and SendToAll are its shorthands);
+// SendBatch sends many messages, each with its own target, event, data
+// and QoS flag, in one call and answers a BatchResult per message; Users,
 // SearchUsers, Connections, SearchConnections and Messages answer a Page
 // with Total, PageNum and PageSize; Stats, Online, Disconnect and
 // SetDuration complete the API. Every method takes a context that bounds
@@ -21,7 +23,8 @@
 // # Errors
 //
 // An answer other than 2xx is an *APIError with the HTTP status and
-// pushd's message; match it with errors.As. Network failures and
+// pushd's message; match it with errors.As. So is BatchResult.Err, for
+// one refused message of a batch. Network failures and
 // undecodable answers are other errors, wrapped with %w.
 //
 // # Retries
@@ -29,8 +32,8 @@
 // Reads (Users, SearchUsers, Connections, SearchConnections, Stats,
 // Online, Messages) are tried again after a network error or a 502, 503
 // or 504, Config.Retries times (default 2) with a doubling wait from
-// Config.RetryWait (default 100 ms). Send, Disconnect and SetDuration are
-// made once: a send is not idempotent, so after a failure the event may
+// Config.RetryWait (default 100 ms). Send, SendBatch, Disconnect and
+// SetDuration are made once: a send is not idempotent, so after a failure the event may
 // or may not have gone out; retry it yourself only where a duplicate is
 // harmless (a QoS send made twice is stored twice, under two ids).
 //

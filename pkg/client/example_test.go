@@ -52,6 +52,37 @@ func ExampleClient_Send() {
 	// Output: 1 true <nil>
 }
 
+func ExampleClient_SendBatch() {
+	p := mustStart()
+	defer p.Close()
+	p.mustConnect("userId=42")
+	p.mustConnect("userId=43")
+	c, _ := client.New(client.Config{URL: p.URL, App: "hr", APIKey: "key"})
+
+	// A different message to each user in one call; a refused message
+	// does not stop the others.
+	results, err := c.SendBatch(context.Background(), []client.Message{
+		{To: client.Target{UserIDs: []string{"42"}}, Event: "salary", Data: map[string]int{"amount": 4200}},
+		{To: client.Target{UserIDs: []string{"43"}}, Event: "salary", Data: map[string]int{"amount": 4300}},
+		{To: client.Target{UserIDs: []string{"44"}}, Event: "bad\nname"},
+	})
+	if err != nil {
+		panic(err)
+	}
+	for _, r := range results {
+		var apiErr *client.APIError
+		if errors.As(r.Err, &apiErr) {
+			fmt.Println("refused:", apiErr.Status)
+			continue
+		}
+		fmt.Println("delivered:", r.Delivered)
+	}
+	// Output:
+	// delivered: 1
+	// delivered: 1
+	// refused: 400
+}
+
 func ExampleClient_SendToUser() {
 	p := mustStart()
 	defer p.Close()

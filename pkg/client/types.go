@@ -55,6 +55,16 @@ type SendResult struct {
 	Accepted bool `json:"-"`
 }
 
+// BatchResult is pushd's answer for one message of a SendBatch.
+type BatchResult struct {
+	// SendResult is the send's outcome, as Send returns it.
+	SendResult
+	// Err is why the message was not sent: an *APIError with the status
+	// and message Send would have got (400 bad input, 501 QoS not
+	// configured, 503 store unavailable, …); nil for a message sent.
+	Err error
+}
+
 // Page is one page of a list.
 type Page[T any] struct {
 	// Total counts the items of every page.
