@@ -24,8 +24,8 @@
 //
 // An answer other than 2xx is an *APIError with the HTTP status and
 // pushd's message; match it with errors.As. So is BatchResult.Err, for
-// one refused message of a batch. Network failures and
-// undecodable answers are other errors, wrapped with %w.
+// one refused message of a batch. Network failures and undecodable
+// answers are other errors, wrapped with %w.
 //
 // # Retries
 //
@@ -33,9 +33,10 @@
 // Online, Messages) are tried again after a network error or a 502, 503
 // or 504, Config.Retries times (default 2) with a doubling wait from
 // Config.RetryWait (default 100 ms). Send, SendBatch, Disconnect and
-// SetDuration are made once: a send is not idempotent, so after a failure the event may
-// or may not have gone out; retry it yourself only where a duplicate is
-// harmless (a QoS send made twice is stored twice, under two ids).
+// SetDuration are made once: a send is not idempotent, so after a failure
+// the event may or may not have gone out; retry it yourself only where a
+// duplicate is harmless (a QoS send made twice is stored twice, under two
+// ids).
 //
 // A Client is safe for concurrent use.
 package client
