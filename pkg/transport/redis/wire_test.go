@@ -22,7 +22,7 @@ func TestWireRoundTrip(t *testing.T) {
 		{ID: "p.2", Origin: "a", ReplyTo: "r", App: app, Kind: kindDeliver, Target: hub.Target{UserIDs: []string{"1"}},
 			Event: &hub.Event{Name: "e"}},
 		{ID: "p.3", Origin: "a", ReplyTo: "r", App: app, Kind: kindSurvey, TimeoutMS: 1,
-			Target: hub.Target{ConnectionIDs: []string{"c"}},
+			Target:  hub.Target{ConnectionIDs: []string{"c"}},
 			Request: &hub.Request{Op: hub.OpListeners, Target: hub.Target{ConnectionIDs: []string{"c"}}, Args: json.RawMessage(`{"add":["x"]}`)}},
 		{ID: "p.4", ReplyTo: "r", App: app, Kind: kindSurvey, Request: &hub.Request{Op: hub.OpStats}},
 	} {

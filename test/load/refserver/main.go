@@ -16,12 +16,15 @@ import (
 )
 
 func main() {
-	design := flag.String("design", "pool", "goroutine or pool")
+	design := flag.String("design", "pool", "goroutine, pool or epoll")
 	base := flag.String("base", "/sse/demo", "browser base path")
 	flag.Parse()
 	addr := os.Getenv("PUSHD_LISTEN")
 	if addr == "" {
 		addr = "127.0.0.1:8090"
+	}
+	if *design == "epoll" {
+		log.Fatal(serveFloor(addr, *base))
 	}
 	srv, err := newServer(*design, *base)
 	if err != nil {
