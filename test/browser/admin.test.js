@@ -3,7 +3,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
-import { USER, ADMIN_TOKEN, useBrowser, withSetup, openPage, createClient, waitActive, waitEvents, eventually } from './harness.js'
+import {
+  USER, ADMIN_TOKEN, Pushd, freePort, useBrowser, withSetup, openPage, createClient, waitActive, waitEvents, eventually
+} from './harness.js'
 
 useBrowser()
 
@@ -195,3 +197,66 @@ test('the admin page searches users and connections, sends a test event and kick
     await bobContext.close()
   }
 }))
+
+test('in a cluster the admin page of one node charts every node and acts on the others', async t => {
+  const [peerA, peerB] = [await freePort(), await freePort()]
+  const config = id => () => `
+node_id: ${id}
+cluster: {transport: nacos, secret: "browser-cluster-secret-0123456789", peers: [node-a@127.0.0.1:${peerA}, node-b@127.0.0.1:${peerB}], peer_listen: "127.0.0.1:${id === 'node-a' ? peerA : peerB}", timeout: 2s}
+admin: {token: ${ADMIN_TOKEN}}
+apps:
+  - name: demo
+    path: /sse/demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+`
+  const b = await Pushd.start(config('node-b'))
+  try {
+    await withSetup(t, async ({ pushd: a, browser }) => {
+      // The client is on node B, the admin page on node A.
+      const { page: client, context } = await openPage(browser, b)
+      const page = await openAdmin(browser, a)
+      try {
+        await createClient(client, { listeners: ['admin-test', 'connect-close'] })
+        await waitActive(client)
+        const connectionId = await client.evaluate(() => window.client.connectionId)
+        await eventually(async () => JSON.stringify((await rows(page, 'connections')).map(r => [r[0], r[3]])) === JSON.stringify([[connectionId, 'node-b']]),
+          { what: "node B's connection listed by node A" })
+        assert.deepEqual((await rows(page, 'nodes')).map(r => r[0]), ['node-a', 'node-b'])
+        await page.waitForFunction(() => Number(document.querySelector('canvas[data-chart="connections"]').dataset.points) >= 4, null, { timeout: 10000, polling: 100 })
+        // One line per node: node-a's blue at 0, node-b's red at 1.
+        const colours = await page.locator('canvas[data-chart="connections"]').evaluate(c => {
+          const { data } = c.getContext('2d').getImageData(0, 0, c.width, c.height)
+          const near = (i, [r, g, b]) => data[i + 3] > 200 && Math.abs(data[i] - r) < 30 && Math.abs(data[i + 1] - g) < 30 && Math.abs(data[i + 2] - b) < 30
+          let blue = 0
+          let red = 0
+          for (let i = 0; i < data.length; i += 4) {
+            if (near(i, [0x25, 0x63, 0xeb])) blue++
+            if (near(i, [0xdc, 0x26, 0x26])) red++
+          }
+          return { blue, red }
+        })
+        assert.ok(colours.blue > 20 && colours.red > 20, JSON.stringify(colours))
+        assert.deepEqual(await page.locator('.legend span').allTextContents(), ['node-a', 'node-b'])
+        if (process.env.ADMIN_SCREENSHOT) writeFileSync(process.env.ADMIN_SCREENSHOT.replace(/(\.png)?$/, '-cluster.png'), await page.screenshot())
+
+        await act(page, 'users', { 'user-id': USER }, 'send', 'ok', { data: 'across the cluster' })
+        const [got] = await waitEvents(client, 'admin-test')
+        assert.equal(got.data, 'across the cluster')
+        await act(page, 'connections', { 'connection-id': connectionId }, 'kick', 'ok')
+        const [close] = await waitEvents(client, 'connect-close')
+        assert.equal(close.info.reason, 'kicked')
+        await eventually(async () => (await b.connections()).total === 0, { what: 'the connection on node B to close' })
+        assert.deepEqual(page.errors, [], 'page errors')
+      } finally {
+        await page.context().close()
+        await context.close()
+      }
+    }, config('node-a'))
+  } catch (e) {
+    t.diagnostic(`node B log:\n${b.log}`)
+    throw e
+  } finally {
+    await b.stop()
+  }
+})
