@@ -2,8 +2,8 @@ package static
 
 import "embed"
 
-// FS holds sse.js and the demo page. (sse.d.ts lies beside them for front
-// ends that bundle the client; the server does not serve it.)
+// FS holds sse.js, its TypeScript declarations sse.d.ts (served beside
+// the script at every app's base path) and the demo page index.html.
 //
-//go:embed sse.js index.html
+//go:embed sse.js sse.d.ts index.html
 var FS embed.FS

@@ -1,9 +1,12 @@
-// Type declarations for pushd's sse.js (served at every app's base path).
+// Type declarations for pushd's sse.js (served at every app's base path; these at {base}/sse.d.ts).
 // Module use:  const { default: Sse } = await import('/sse/demo')
 // Classic use: <script src="/sse/demo?script-type=script"></script> then window.Sse
 
-/** Handler of a server event; connect-close handlers also get the parsed close payload. */
-export type SseEventHandler = (this: Sse, event: SseMessageEvent, closeInfo?: SseCloseInfo) => void
+/**
+ * Handler of a server event; connect-close handlers also get the parsed close payload, connect-error
+ * handlers the parsed error.
+ */
+export type SseEventHandler = (this: Sse, event: SseMessageEvent, info?: SseCloseInfo | SseConnectError) => void
 
 /** Event names mapped to handlers; a null handler only subscribes (the window event bus still fires). */
 export type SseEventListeners = Record<string, SseEventHandler | null>
@@ -40,6 +43,21 @@ export interface SseCloseInfo {
   [key: string]: unknown
 }
 
+/**
+ * Payload of connect-error (its data as JSON, and the handler's second argument): the server refused
+ * the stream. After 401 or 403 the client stays closed until connect() is called (with a fixed
+ * options.query, e.g. a fresh token); after any other it reconnects with backoff, no sooner than
+ * retryAfter seconds. Dispatched on the window bus whenever useWindowEventBus is on.
+ */
+export interface SseConnectError {
+  /** HTTP status of the refused connect; 0 when the server could not be asked (network, CORS). */
+  status: number
+  /** The server's error text ({"error": …}), or the network error. */
+  error: string
+  /** Seconds of the answer's Retry-After (sent with 503 when the node is full), or null. */
+  retryAfter: number | null
+}
+
 /** data of the sse-change-active event. */
 export interface SseChangeActive {
   oldActive: boolean
@@ -65,7 +83,8 @@ export interface SseOptions {
   /** Called (this = the client) with every event before it goes to the window bus. */
   intercepts?: Array<(this: Sse, event: SseMessageEvent) => void>
   /**
-   * Extra query parameters for connect, add/removeListener.do and ack.do; a function is called
+   * Extra query parameters for connect, send, upload, add/removeListener.do and ack.do (a send's or
+   * upload's own query wins over them); a function is called
    * (this = the client) for every connect and call, so a page can hand over a refreshed token,
    * e.g. after a connect-close with reason 'token-expired'.
    */
@@ -104,6 +123,8 @@ export default class Sse {
   static DEFAULT_OPTIONS: Required<SseOptions>
   /** connect-close reasons after which the client does not reconnect by itself. */
   static STAY_CLOSED: string[]
+  /** connect-error statuses after which the client does not reconnect until connect() is called. */
+  static STOP_STATUS: number[]
 
   constructor (options?: SseOptions)
 
@@ -122,8 +143,13 @@ export default class Sse {
   readonly serverVersion?: string
   /** Last QoS message id received; sent back as lastEventId on reconnect. */
   readonly lastQosId: string | null
+  /** The latest connect-error, null before any. */
+  readonly connectError: SseConnectError | null
 
-  /** Opens the stream (no-op while connected, while the tab is hidden, or after close/destroy). */
+  /**
+   * Opens the stream (no-op while connected, while the tab is hidden, or after close/destroy); the way
+   * to try again after a connect-error of 401 or 403.
+   */
   connect (): void
   /** True while the stream is open and connect-finish has arrived. */
   isActive (): boolean
@@ -137,7 +163,10 @@ export default class Sse {
   removeListener (name: string, handler?: SseEventHandler | null): Promise<Response>
   removeListener (listeners: SseEventListeners | string[]): Promise<Response>
 
-  /** POST {url}/connect/message/{path}.do with a JSON body; queued while disconnected, sent in call order. */
+  /**
+   * POST {url}/connect/message/{path}.do with a JSON body and options.query, then query; queued while
+   * disconnected, sent in call order.
+   */
   send (path?: string, body?: unknown, query?: Record<string, string>, headers?: Record<string, string>): Promise<Response>
   /** POST {url}/connect/upload/{path}.do with a multipart body; queued like send. */
   upload (path: string, formData: FormData, query?: Record<string, string>, headers?: Record<string, string>): Promise<Response>

@@ -4,7 +4,9 @@
  * (the server appends the default export) or as a classic script
  * (?script-type=script; the class is then window.Sse).
  * Adds: queued send/upload that really get sent, QoS acks and duplicate
- * suppression, resume after reconnect, jittered exponential backoff.
+ * suppression, resume after reconnect, jittered exponential backoff, and
+ * connect-error: a refused connect is reported with its status and the
+ * server's error; after 401/403 the client waits for connect().
  */
 class Sse {
   constructor (options) {
@@ -22,17 +24,24 @@ class Sse {
     this.instanceId = Sse.uuid()
     this.createTimestamp = this.lastActiveTime = this.durationTime = Date.now()
     this.state = Sse.STATE_CLOSED
-    this.es = this.connectionId = this.clientClose = this.lastQosId = null
+    this.es = this.connectionId = this.clientClose = this.lastQosId = this.connectError = null
     this.queue = []
     this.acks = []
     this.seen = new Set()
-    this.attempt = this.timer = this.ackTimer = this.connectedAt = 0
+    this.attempt = this.timer = this.ackTimer = this.connectedAt = this.probes = 0
     this.active = true
     this.destroyed = false
     const act = () => { this.lastActiveTime = Date.now() }
     this._ev = e => this._handle(e)
     this._open = e => { if (e.target === this.es) this.state = Sse.STATE_OPEN }
-    this._err = e => { if (e.target === this.es) { this._drop(); this._retry() } }
+    this._err = e => {
+      const es = e.target
+      if (es !== this.es) return
+      // CLOSED before open: the server answered but not with a stream (EventSource hides the status).
+      const refused = es.readyState === 2 && this.state === Sse.STATE_CONNECTING
+      this._drop()
+      refused ? this._probe(es.url) : this._retry()
+    }
     this._docEvents = [
       ['visibilitychange', () => Sse.hidden() ? this._close('visibilitychange') : (this.attempt = 0, this.connect())],
       ['mouseover', act], ['click', act], ['keydown', act], ['touchstart', act]]
@@ -47,11 +56,15 @@ class Sse {
     this.connect()
   }
 
-  /** Opens the stream unless one is open or connecting, the tab is hidden, or the client was closed. */
+  /**
+   * Opens the stream unless one is open or connecting, the tab is hidden, or the client was closed.
+   * Also the way to try again after a connect-error of 401 or 403.
+   */
   connect () {
     if (this.destroyed || this.es || Sse.hidden()) return
     clearTimeout(this.timer)
     this.timer = 0
+    this.probes++
     const o = this.options
     const p = new URLSearchParams()
     const m = window.performance && performance.memory
@@ -98,14 +111,14 @@ class Sse {
 
   /** POST {url}/connect/message/{path}.do; queued while disconnected; resolves with the Response. */
   send (path = '', body = {}, query = {}, headers = {}) {
-    return this._call(id => fetch(this._url(`message/${path}.do`, Object.assign({ connectionId: id }, query)),
+    return this._call(id => fetch(this._url(`message/${path}.do`, Object.assign({ connectionId: id }, this._query(), query)),
       { method: 'POST', credentials: 'include', mode: 'cors', headers: Object.assign({}, Sse.JSON_HEADERS, headers), body: JSON.stringify(body) }))
   }
 
   /** POST {url}/connect/upload/{path}.do with a FormData body; queued like send. */
   upload (path = '', formData, query = {}, headers = {}) {
     if (!(formData instanceof FormData)) return Promise.reject(new TypeError('upload: formData must be a FormData'))
-    return this._call(id => fetch(this._url(`upload/${path}.do`, Object.assign({ connectionId: id }, query)),
+    return this._call(id => fetch(this._url(`upload/${path}.do`, Object.assign({ connectionId: id }, this._query(), query)),
       { method: 'POST', credentials: 'include', mode: 'cors', headers, body: formData }))
   }
 
@@ -293,14 +306,46 @@ class Sse {
     this.state = Sse.STATE_CLOSED
   }
 
-  _retry () {
+  // Reconnects after a jittered, growing delay of at least minDelay ms (a Retry-After).
+  _retry (minDelay = 0) {
     const o = this.options
     if (this.destroyed || this.timer) return
     // A connection that lived long restarts the backoff; quick failures keep growing it.
     if (this.connectedAt && Date.now() - this.connectedAt > o.maxReconnectTime) this.attempt = 0
     this.connectedAt = 0
     const d = Math.min(o.maxReconnectTime, (o.reconnectTime || this.reconnectDuration || Sse.DEFAULT_RECONNECT_TIME) * 2 ** Math.min(this.attempt++, 16))
-    this.timer = setTimeout(() => { this.timer = 0; this.connect() }, d / 2 + Math.random() * d / 2)
+    this.timer = setTimeout(() => { this.timer = 0; this.connect() }, Math.max(minDelay, d / 2 + Math.random() * d / 2))
+  }
+
+  // Asks the refused connect URL again with fetch to learn the status and the server's error, reports
+  // them as connect-error, then stays closed (401, 403) or retries, no sooner than a Retry-After.
+  async _probe (url) {
+    const n = this.probes
+    const info = { status: 0, error: '', retryAfter: null }
+    try {
+      const r = await fetch(url, { credentials: this.options.withCredentials ? 'include' : 'same-origin', headers: { accept: 'text/event-stream' } })
+      if (r.ok) {
+        // Accepted this time: drop the probe, connect for real.
+        r.body && r.body.cancel().catch(() => {})
+        if (n === this.probes && !this.destroyed) this._retry()
+        return
+      }
+      info.status = r.status
+      const s = parseInt(r.headers.get('retry-after'), 10)
+      if (s >= 0) info.retryAfter = s
+      const text = await r.text()
+      info.error = Sse.parse(text).error || text.slice(0, 500)
+    } catch (e) {
+      info.error = String(e && e.message || e)
+    }
+    // A connect() or close() meanwhile makes this probe stale.
+    if (n !== this.probes || this.destroyed || this.es) return
+    this.connectError = info
+    const e = new MessageEvent('connect-error', { data: JSON.stringify(info) })
+    const f = this.options.eventListeners['connect-error']
+    if (typeof f === 'function') Sse.safe(() => f.call(this, e, info))
+    if (this.options.useWindowEventBus) this._dispatchEvent(e)
+    if (!Sse.STOP_STATUS.includes(info.status)) this._retry((info.retryAfter || 0) * 1000)
   }
 
   _setActive (a) {
@@ -345,6 +390,7 @@ Sse.SERVER_TRIGGER_CLOSE = 'server'
 Sse.CLIENT_TRIGGER_CLOSE = 'client'
 Sse.SEEN_MAX = 1000
 Sse.STAY_CLOSED = ['kicked', 'client-limit', 'user-limit', 'client-close']
+Sse.STOP_STATUS = [401, 403]
 Sse.BUILTIN = ['connect-finish', 'connect-close', 'sse-set-duration']
 Sse.JSON_HEADERS = { 'content-type': 'application/json;charset=UTF-8' }
 Sse.DEFAULT_OPTIONS = {

@@ -230,6 +230,18 @@ func validPath(p string) bool {
 	return !strings.ContainsAny(p, "/\\?#%\x00") && p != "." && p != ".."
 }
 
+// errForeignConnection is the answer to a call naming a connection that
+// exists but belongs to another identity. The status stays the seed's 404
+// (the wire test holds clients to it); the text tells the user what to
+// fix. Connection ids are unguessable, so it tells an attacker nothing
+// they could use.
+const errForeignConnection = "connectionId belongs to another user: the user id, tenant id or access token of this request is not the one the connection was opened with (send the query of connect)"
+
+// refuseForeign answers a call on another user's connection.
+func refuseForeign(w http.ResponseWriter, r *http.Request) {
+	refuse(w, r, http.StatusNotFound, errForeignConnection)
+}
+
 // serveUpstream hands a message or upload call to the UpstreamHandler,
 // with the credential parameters removed from its URL.
 func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, user hub.User, path string, upload bool) {
@@ -241,7 +253,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, user hub
 	if id := r.URL.Query().Get("connectionId"); id != "" {
 		if c := h.hub.Conn(id); c != nil {
 			if !user.MayActFor(c.User()) {
-				refuse(w, r, http.StatusNotFound, "connectionId not exist")
+				refuseForeign(w, r)
 				return
 			}
 			c.CountRequest(upload)
@@ -252,7 +264,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, user hub
 				return
 			}
 			if !user.MayActFor(owner) {
-				refuse(w, r, http.StatusNotFound, "connectionId not exist")
+				refuseForeign(w, r)
 				return
 			}
 		}

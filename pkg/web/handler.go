@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"slices"
@@ -72,8 +73,9 @@ type Handler struct {
 	hub           *hub.Hub
 	log           zerolog.Logger
 	secrets       secrets
-	moduleScript  []byte
-	classicScript []byte
+	moduleScript  *asset // sse.js with an export default, the default
+	classicScript *asset // sse.js as it is (?script-type=script)
+	types         *asset // sse.d.ts
 }
 
 // New builds a Handler.
@@ -109,12 +111,9 @@ func New(cfg Config) (*Handler, error) {
 	if h.cfg.Upstream == nil {
 		h.cfg.Upstream = Echo(cfg.Hub, cfg.MaxBody)
 	}
-	script, err := static.FS.ReadFile("sse.js")
-	if err != nil {
+	if err := h.loadAssets(); err != nil {
 		return nil, err
 	}
-	h.classicScript = script
-	h.moduleScript = append(slices.Clip(script), "\nexport default Sse"...)
 	return h, nil
 }
 
@@ -148,7 +147,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case rel == "" || rel == "/" || rel == "/sse.js":
-		h.serveScript(w, r)
+		if allow(w, r, http.MethodGet, http.MethodHead) {
+			h.serveScript(w, r)
+		}
+	case rel == "/sse.d.ts":
+		if allow(w, r, http.MethodGet, http.MethodHead) {
+			h.types.serve(w, r)
+		}
 	case rel == "/connect":
 		if !allow(w, r, http.MethodGet, http.MethodPost) || !h.originAllowed(w, r) {
 			return
@@ -305,14 +310,35 @@ func (h *Handler) cors(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request) {
-	body := h.moduleScript
-	if t := r.URL.Query().Get("script-type"); t != "" && !strings.EqualFold(t, "module") {
-		body = h.classicScript
+// loadAssets prepares the script in both forms and its types.
+func (h *Handler) loadAssets() error {
+	script, err := static.FS.ReadFile("sse.js")
+	if err != nil {
+		return fmt.Errorf("web: %w", err)
 	}
-	w.Header().Set("Content-Type", "application/javascript;charset=utf-8")
-	w.Header().Set("Cache-Control", "no-cache")
-	_, _ = w.Write(body)
+	types, err := static.FS.ReadFile("sse.d.ts")
+	if err != nil {
+		return fmt.Errorf("web: %w", err)
+	}
+	const js = "application/javascript;charset=utf-8"
+	if h.classicScript, err = newAsset(js, script); err != nil {
+		return err
+	}
+	if h.moduleScript, err = newAsset(js, append(slices.Clip(script), "\nexport default Sse"...)); err != nil {
+		return err
+	}
+	h.types, err = newAsset("application/typescript;charset=utf-8", types)
+	return err
+}
+
+// serveScript answers sse.js: a module unless ?script-type asks for
+// anything else (the seed's "script": a classic script).
+func (h *Handler) serveScript(w http.ResponseWriter, r *http.Request) {
+	a := h.moduleScript
+	if t := r.URL.Query().Get("script-type"); t != "" && !strings.EqualFold(t, "module") {
+		a = h.classicScript
+	}
+	a.serve(w, r)
 }
 
 // authenticate answers 401/503 itself and reports false when the request

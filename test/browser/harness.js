@@ -72,7 +72,10 @@ apps:
 export const API_KEYS = { demo: 'demo-key', other: 'other-key', jwt: 'jwt-key' }
 export const ADMIN_TOKEN = 'admin-secret'
 
-/** A pushd process on a fixed port that can be stopped and started again on the same port. */
+/**
+ * A pushd process on a fixed port that can be stopped and started again on the same port; without
+ * configFile it runs the embedded demo (`pushd` without --config, moved to the port by PUSHD_LISTEN).
+ */
 export class Pushd {
   constructor (port, configFile) {
     this.port = port
@@ -92,8 +95,15 @@ export class Pushd {
     return p
   }
 
+  /** Starts the embedded demo: app demo with demo auth, API key demo-key, admin token demo-admin, the demo page. */
+  static async startEmbedded () {
+    const p = new Pushd(await freePort(), null)
+    await p.start()
+    return p
+  }
+
   async start () {
-    const proc = this.proc = spawn(pushdBinary(), ['--config', this.configFile], {
+    const proc = this.proc = spawn(pushdBinary(), this.configFile ? ['--config', this.configFile] : [], {
       env: { ...process.env, PUSHD_LISTEN: `127.0.0.1:${this.port}`, PUSHD_LOG_LEVEL: process.env.PUSHD_LOG_LEVEL || 'warn' },
       stdio: ['ignore', 'pipe', 'pipe']
     })
@@ -117,7 +127,7 @@ export class Pushd {
 
   async stop () {
     await this.kill('SIGTERM')
-    rmSync(this.configFile, { force: true })
+    if (this.configFile) rmSync(this.configFile, { force: true })
   }
 
   /** Calls the server API of an app; returns {status, body}. */
@@ -155,6 +165,9 @@ const LAUNCH = {
 export function launchBrowser () { return chromium.launch(LAUNCH) }
 
 let browser = null
+
+/** The chromium of useBrowser, for tests that open their own contexts. */
+export function currentBrowser () { return browser }
 
 /** Registers the test file's hooks: pushd built and chromium started before its tests, both cleaned up after. */
 export function useBrowser () {
@@ -219,14 +232,15 @@ function instrument () {
   // playwright registers window listeners of its own.
   const fromClient = () => /\/sse\//.test(new Error().stack)
   const timeouts = w.__timeouts = new Set()
+  const delays = w.__delays = new Map() // the client's pending timeouts: id → ms
   const intervals = w.__intervals = new Set()
   const { setTimeout: st, clearTimeout: ct, setInterval: si, clearInterval: ci } = w
   w.setTimeout = (f, ms, ...a) => {
-    const id = st(() => { timeouts.delete(id); typeof f === 'function' ? f(...a) : eval(f) }, ms)
-    if (fromClient()) timeouts.add(id)
+    const id = st(() => { timeouts.delete(id); delays.delete(id); typeof f === 'function' ? f(...a) : eval(f) }, ms)
+    if (fromClient()) { timeouts.add(id); delays.set(id, ms) }
     return id
   }
-  w.clearTimeout = id => { timeouts.delete(id); ct(id) }
+  w.clearTimeout = id => { timeouts.delete(id); delays.delete(id); ct(id) }
   w.setInterval = (f, ms, ...a) => { const id = si(f, ms, ...a); if (fromClient()) intervals.add(id); return id }
   w.clearInterval = id => { intervals.delete(id); ci(id) }
   const listeners = w.__listeners = new Map()

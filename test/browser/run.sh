@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real-browser tests of static/sse.js and the admin page: installs what is missing (Debian's chromium, playwright-core
+# Real-browser tests of static/sse.js, the demo page and the admin page: installs what is missing (Debian's chromium, playwright-core
 # from package-lock.json), then runs node's test runner. Builds ./cmd/pushd itself (or uses $PUSHD_BIN).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,4 +11,4 @@ fi
 if [ ! -d node_modules/playwright-core ]; then
   npm ci --no-audit --no-fund
 fi
-exec node --test --test-concurrency=1 --test-timeout=120000 "$@" sse.test.js admin.test.js origin.test.js
+exec node --test --test-concurrency=1 --test-timeout=120000 "$@" sse.test.js admin.test.js origin.test.js connect-error.test.js demo.test.js
