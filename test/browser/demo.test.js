@@ -66,10 +66,19 @@ function overflows (page) {
       if (r.left < 0 || r.right > vw) bad.push(`${name} spans x ${Math.round(r.left)}..${Math.round(r.right)} of 0..${vw}`)
       if (el.scrollWidth > el.clientWidth + 1) bad.push(`${name} scrolls sideways: ${el.scrollWidth} > ${el.clientWidth}`)
     }
-    // Two columns: the backend panel beside the browser panel, both on the screen.
+    // Every control and log stays inside its panel.
+    for (const panel of document.querySelectorAll('section')) {
+      const p = panel.getBoundingClientRect()
+      for (const el of panel.querySelectorAll('input, select, textarea, button, .log, .row')) {
+        const r = el.getBoundingClientRect()
+        if (r.left < p.left - 0.5 || r.right > p.right + 0.5) bad.push(`${el.id || el.tagName.toLowerCase()} sticks out of ${panel.id}: x ${Math.round(r.left)}..${Math.round(r.right)} of ${Math.round(p.left)}..${Math.round(p.right)}`)
+      }
+    }
+    // Two equal columns: the backend panel beside the browser panel; no content widens one.
     const b = document.getElementById('browser').getBoundingClientRect()
     const s = document.getElementById('backend').getBoundingClientRect()
     if (!(s.left >= b.right && s.top === b.top)) bad.push(`the backend panel is not beside the browser panel: ${JSON.stringify({ b, s })}`)
+    if (Math.abs(b.width - s.width) > 2) bad.push(`unequal columns: the browser panel is ${Math.round(b.width)} px wide, the backend panel ${Math.round(s.width)}`)
     return bad
   })
 }
