@@ -297,6 +297,9 @@ func (h *Handler) cors(w http.ResponseWriter, r *http.Request) bool {
 	hdr := w.Header()
 	hdr.Set("Access-Control-Allow-Origin", origin)
 	hdr.Set("Access-Control-Allow-Credentials", "true")
+	// The client honours Retry-After of a refused connect (503) on a
+	// cross-origin page too.
+	hdr.Set("Access-Control-Expose-Headers", "Retry-After")
 	hdr.Add("Vary", "Origin")
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		hdr.Set("Access-Control-Allow-Methods", "GET, POST")
