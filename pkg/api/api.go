@@ -75,28 +75,58 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// ServeHTTP routes an API request.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP routes an API request. A send, the hot call, is matched
+// without the mux when its path is plain.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if app, ok := sendApp(r); ok {
+		h.serve(w, r, app, h.send)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// sendApp returns the app of a POST /api/v1/apps/{app}/send whose path
+// the mux would take as it is: clean, without escapes.
+func sendApp(r *http.Request) (string, bool) {
+	if r.Method != http.MethodPost || r.URL.RawPath != "" {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v1/apps/")
+	if !ok {
+		return "", false
+	}
+	app, ok := strings.CutSuffix(rest, "/send")
+	if !ok || app == "" || app == "." || app == ".." || strings.IndexByte(app, '/') >= 0 {
+		return "", false
+	}
+	return app, true
+}
 
 // handle registers fn behind the app lookup and API key check.
 func (h *Handler) handle(pattern string, fn func(http.ResponseWriter, *http.Request, *hub.Hub)) {
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		app, ok := h.cfg.Apps[r.PathValue("app")]
-		if !ok {
-			web.WriteError(w, http.StatusNotFound, fmt.Sprintf("unknown app %q", r.PathValue("app")))
-			return
-		}
-		key, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !found || key == "" {
-			web.WriteError(w, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
-			return
-		}
-		if !validKey(app.Keys, key) {
-			web.WriteError(w, http.StatusUnauthorized, "invalid API key for this app")
-			return
-		}
-		fn(w, r, app.Hub)
+		h.serve(w, r, r.PathValue("app"), fn)
 	})
+}
+
+// serve looks the app up, checks the API key (before anything reads the
+// body) and calls fn.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string, fn func(http.ResponseWriter, *http.Request, *hub.Hub)) {
+	app, ok := h.cfg.Apps[name]
+	if !ok {
+		web.WriteError(w, http.StatusNotFound, fmt.Sprintf("unknown app %q", name))
+		return
+	}
+	key, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !found || key == "" {
+		web.WriteError(w, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
+		return
+	}
+	if !validKey(app.Keys, key) {
+		web.WriteError(w, http.StatusUnauthorized, "invalid API key for this app")
+		return
+	}
+	fn(w, r, app.Hub)
 }
 
 func validKey(keys []string, key string) bool {

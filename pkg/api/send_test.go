@@ -60,7 +60,13 @@ func startNode(t *testing.T, cfg api.Config) *node {
 // answer.
 func (n *node) post(t *testing.T, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, n.url+"/api/v1/apps/demo/send", strings.NewReader(body))
+	return n.do(t, http.MethodPost, "/api/v1/apps/demo/send", body)
+}
+
+// do makes an API call with the API key.
+func (n *node) do(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, n.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,5 +280,40 @@ func TestSendAnswers(t *testing.T) {
 	var acc struct{ ID string }
 	if status != http.StatusAccepted || json.Unmarshal([]byte(body), &acc) != nil || acc.ID == "" || strings.Contains(body, "status") {
 		t.Errorf("async send: %d %s", status, body)
+	}
+}
+
+// TestSendRouting checks that sends reach the handler as the mux routes
+// them, whether or not the path takes the fast way.
+func TestSendRouting(t *testing.T) {
+	n := startNode(t, api.Config{})
+	const body = `{"to":{"all":true},"event":"e"}`
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodPost, "/api/v1/apps/demo/send", http.StatusOK},
+		{http.MethodPost, "/api/v1/apps/de%6Do/send", http.StatusOK},
+		{http.MethodPost, "/api/v1/apps/other/send", http.StatusNotFound},
+		{http.MethodPost, "/api/v1/apps/demo/send/", http.StatusNotFound},
+		{http.MethodPost, "/api/v1/apps/demo/x/send", http.StatusNotFound},
+		{http.MethodPost, "/api/v1/apps//send", http.StatusTemporaryRedirect}, // the mux cleans the path
+		{http.MethodPost, "/api/v1/apps/../send", http.StatusTemporaryRedirect},
+		{http.MethodGet, "/api/v1/apps/demo/send", http.StatusNotFound},
+	} {
+		req, err := http.NewRequest(tc.method, n.url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.URL.Opaque = tc.path // sent as it is, not cleaned
+		req.Header.Set("Authorization", "Bearer k")
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s: %d; want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+		}
 	}
 }
