@@ -260,3 +260,40 @@ apps:
     await b.stop()
   }
 })
+
+test('the admin page pages through users and connections', t => withSetup(t, async ({ pushd, browser }) => {
+  // 27 streams of 27 users, opened from node: more than one page of 25.
+  const ctl = new AbortController()
+  const ids = Array.from({ length: 27 }, (_, i) => `p${String(i).padStart(2, '0')}`)
+  try {
+    for (const id of ids) {
+      const r = await fetch(`${pushd.origin}/sse/demo/connect?userId=${id}&name=Pat${id}`, { signal: ctl.signal })
+      assert.equal(r.status, 200)
+    }
+    const page = await openAdmin(browser, pushd)
+    try {
+      const pager = page.locator('section[data-app="demo"] .pager')
+      await eventually(async () => (await rows(page, 'users')).length === 25, { what: 'the first page of users' })
+      assert.deepEqual((await rows(page, 'users')).map(r => r[0]), ids.slice(0, 25))
+      assert.equal(await pager.nth(0).locator('span').textContent(), '1–25 user(s), more follow')
+      assert.equal(await pager.nth(1).locator('span').textContent(), '1–25 of 27 connection(s)')
+      assert.equal(await pager.nth(0).locator('button').first().isDisabled(), true)
+
+      await pager.nth(0).locator('button', { hasText: 'next' }).click()
+      await pager.nth(1).locator('button', { hasText: 'next' }).click()
+      await eventually(async () => JSON.stringify((await rows(page, 'users')).map(r => r[0])) === JSON.stringify(ids.slice(25)), { what: 'the second page of users' })
+      await eventually(async () => JSON.stringify((await rows(page, 'connections')).map(r => r[2])) === JSON.stringify(['Patp25', 'Patp26']), { what: 'the second page of connections' })
+      assert.equal(await pager.nth(1).locator('span').textContent(), '26–27 of 27 connection(s)')
+      assert.equal(await pager.nth(1).locator('button', { hasText: 'next' }).isDisabled(), true)
+      await pager.nth(1).locator('button', { hasText: 'previous' }).click()
+      await eventually(async () => (await rows(page, 'connections')).length === 25, { what: 'the first page of connections again' })
+      assert.deepEqual(page.errors, [], 'page errors')
+    } finally {
+      await page.context().close()
+    }
+  } finally {
+    // Closed by the server, the streams do not hold up pushd's drain.
+    assert.deepEqual(await pushd.api('POST', '/disconnect', { userIds: ids }), { status: 200, body: { disconnected: 27 } })
+    ctl.abort()
+  }
+}))
