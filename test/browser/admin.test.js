@@ -97,9 +97,9 @@ test('the admin page draws the last minutes per node on canvases', t => withSetu
     await demo.waitFor({ timeout: 10000 })
     // Rates need two samples; sends between them make the sends and deliveries lines rise.
     await pushd.push('server-push', { n: 1 })
-    await page.waitForFunction(() => Number(document.querySelector('section[data-app="demo"] canvas[data-chart="connections"]').dataset.points) >= 2, null, { timeout: 10000, polling: 100 })
+    await page.waitForFunction(() => Number(document.querySelector('section[data-app="demo"] canvas[data-chart="connections"]').dataset.points) >= 2, null, { timeout: 20000, polling: 100 })
     await pushd.push('server-push', { n: 2 })
-    await page.waitForFunction(() => Number(document.querySelector('section[data-app="demo"] canvas[data-chart="deliveries"]').dataset.points) >= 2, null, { timeout: 10000, polling: 100 })
+    await page.waitForFunction(() => Number(document.querySelector('section[data-app="demo"] canvas[data-chart="deliveries"]').dataset.points) >= 2, null, { timeout: 20000, polling: 100 })
 
     // Each chart of the node holds pixels of the node's colour (#2563eb), well off the grey grid; the
     // QoS backlog chart holds its own line (QoS is on in the test config), flat at 0.
@@ -223,7 +223,7 @@ apps:
         await eventually(async () => JSON.stringify((await rows(page, 'connections')).map(r => [r[0], r[3]])) === JSON.stringify([[connectionId, 'node-b']]),
           { what: "node B's connection listed by node A" })
         assert.deepEqual((await rows(page, 'nodes')).map(r => r[0]), ['node-a', 'node-b'])
-        await page.waitForFunction(() => Number(document.querySelector('canvas[data-chart="connections"]').dataset.points) >= 4, null, { timeout: 10000, polling: 100 })
+        await page.waitForFunction(() => Number(document.querySelector('canvas[data-chart="connections"]').dataset.points) >= 4, null, { timeout: 20000, polling: 100 })
         // One line per node: node-a's blue at 0, node-b's red at 1.
         const colours = await page.locator('canvas[data-chart="connections"]').evaluate(c => {
           const { data } = c.getContext('2d').getImageData(0, 0, c.width, c.height)
