@@ -87,21 +87,20 @@ func (h *Handler) users(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
-	p := Page[hub.UserInfo]{App: s.app, Offset: s.offset, Limit: s.limit, Items: []hub.UserInfo{}}
+	p := Page[hub.UserInfo]{App: s.app, Offset: s.offset, Limit: s.limit}
+	var users []hub.UserInfo
 	var err error
 	if s.userID != "" {
 		// The hub lists users by name only; one user's connections give
 		// its entry and the exact count.
-		var u []hub.UserInfo
-		u, err = h.userByID(ctx, hb, s.userID, s.name)
-		p.Items, p.More = cut(u, s.offset, s.limit)
-		total := len(u)
+		users, err = userByID(ctx, hb, s.userID, s.name)
+		total := len(users)
 		p.Total = &total
 	} else {
-		var u []hub.UserInfo
-		u, err = hb.Users(ctx, hub.UsersQuery{Name: s.name, Limit: s.offset + s.limit + 1})
-		p.Items, p.More = cut(u, s.offset, s.limit)
+		// One more than the page tells whether more follow.
+		users, err = hb.Users(ctx, hub.UsersQuery{Name: s.name, Limit: s.offset + s.limit + 1})
 	}
+	p.Items, p.More = cut(users, s.offset, s.limit)
 	if err != nil {
 		p.Partial = err.Error()
 	}
@@ -110,7 +109,7 @@ func (h *Handler) users(w http.ResponseWriter, r *http.Request) {
 
 // userByID finds user id (with a name containing name, when set) from its
 // connections: none or one entry.
-func (h *Handler) userByID(ctx context.Context, hb *hub.Hub, id, name string) ([]hub.UserInfo, error) {
+func userByID(ctx context.Context, hb *hub.Hub, id, name string) ([]hub.UserInfo, error) {
 	conns, n, err := hb.CountConnections(ctx, hub.ConnectionQuery{UserID: id, Name: name, Limit: 1})
 	if len(conns) == 0 {
 		return nil, err
