@@ -18,7 +18,9 @@ func Example_batch() {
 	h, _ := hub.New(hub.Config{App: "hr", NodeID: "n1"})
 	defer func() { _ = h.Shutdown(context.Background()) }()
 	c, _ := h.Connect(context.Background(), hub.ConnectRequest{User: hub.User{ID: "42"}})
-	defer func() { _, _ = h.Disconnect(context.Background(), hub.Target{ConnectionIDs: []string{c.ID()}}, hub.ReasonKicked) }()
+	defer func() {
+		_, _ = h.Disconnect(context.Background(), hub.Target{ConnectionIDs: []string{c.ID()}}, hub.ReasonKicked)
+	}()
 	handler, _ := api.New(api.Config{Apps: map[string]api.App{"hr": {Hub: h, Keys: []string{"key"}}}})
 	srv := httptest.NewServer(handler)
 	defer srv.Close()
