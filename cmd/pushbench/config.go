@@ -23,9 +23,17 @@ const (
 // Config is one benchmark run.
 type Config struct {
 	// Nodes are the pushd base URLs ("http://127.0.0.1:8080"); connection i
-	// goes to node i%len(Nodes), message i is published on node i%len(Nodes).
-	// Empty with Spawn set means the spawned server.
+	// goes to node i%len(Nodes), message i is published on node i%len(Nodes)
+	// (unless ConnNodes and APINodes say otherwise). Empty with Spawn set
+	// means the spawned servers.
 	Nodes []string
+	// ConnNodes are the nodes (1-based numbers in Nodes) that hold the
+	// connections, round-robin. Zero value: all.
+	ConnNodes []int
+	// APINodes are the nodes (1-based) the messages are published on,
+	// round-robin. Zero value: all. With ConnNodes {1} and APINodes {2}
+	// every send crosses from node 2 to node 1.
+	APINodes []int
 	// App is the app name in the server API. Zero value: "demo".
 	App string
 	// Base is the app's browser base path. Zero value: "/sse/demo".
@@ -77,6 +85,14 @@ type Config struct {
 	SpawnArgs []string
 	// SpawnEnv are extra environment variables (KEY=value) for it.
 	SpawnEnv []string
+	// SpawnRedis is a redis-server binary to start on a free loopback port
+	// (no persistence) for the run: the spawned pushd nodes are clustered
+	// over it with the Redis transport, and its CPU is reported apart.
+	SpawnRedis string
+	// Floor is a refserver binary: before the run, the same phases (without
+	// QoS) run against its epoll design, the kernel floor, on one node, and
+	// every phase reports its CPU figures as ratios to the floor's.
+	Floor string
 	// SpawnLogDir receives the spawned pushd's output file. Zero value: the
 	// system's temporary directory.
 	SpawnLogDir string
@@ -193,7 +209,30 @@ func (c *Config) setDefaults() error {
 		c.Nodes[i] = strings.TrimRight(n, "/")
 	}
 	sort.Ints(c.RSSSteps)
+	if c.SpawnRedis != "" && c.Spawn == "" {
+		return errors.New("spawn-redis needs spawn")
+	}
 	return nil
+}
+
+// nodeIndexes checks 1-based node numbers against n nodes and returns them
+// 0-based; empty means all.
+func nodeIndexes(nums []int, n int) ([]int, error) {
+	if len(nums) == 0 {
+		all := make([]int, n)
+		for i := range all {
+			all[i] = i
+		}
+		return all, nil
+	}
+	out := make([]int, len(nums))
+	for i, v := range nums {
+		if v < 1 || v > n {
+			return nil, fmt.Errorf("node %d: there are %d nodes", v, n)
+		}
+		out[i] = v - 1
+	}
+	return out, nil
 }
 
 // parseFlags turns command-line arguments into a Config and the JSON output
@@ -202,7 +241,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	var (
 		c                                        Config
 		nodes, modes, pids, srcips, steps, sargs string
-		senv                                     string
+		senv, connNodes, apiNodes                string
 		jsonPath                                 string
 	)
 	fs := flag.NewFlagSet("pushbench", flag.ContinueOnError)
@@ -225,6 +264,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.DurationVar(&c.AckInterval, "ack-interval", 200*time.Millisecond, "ack batching interval per connection")
 	fs.StringVar(&pids, "pids", "", "comma-separated server pids for /proc readings")
 	fs.StringVar(&c.Spawn, "spawn", "", "path of a pushd binary to start (demo mode, free loopback port)")
+	fs.StringVar(&c.SpawnRedis, "spawn-redis", "", "path of a redis-server to start and cluster the spawned nodes over (its CPU reported apart)")
+	fs.StringVar(&c.Floor, "floor", "", "path of refserver: run the phases against its epoll design first and report ratios to it")
+	fs.StringVar(&connNodes, "conn-nodes", "", "comma-separated node numbers (1-based) holding the connections (default all)")
+	fs.StringVar(&apiNodes, "api-nodes", "", "comma-separated node numbers (1-based) publishing the messages (default all)")
 	fs.IntVar(&c.SpawnNodes, "spawn-nodes", 1, "number of pushd processes -spawn starts")
 	fs.StringVar(&sargs, "spawn-args", "", "space-separated extra arguments for the spawned pushd")
 	fs.StringVar(&senv, "spawn-env", "", "comma-separated KEY=value environment for the spawned pushd")
@@ -255,6 +298,12 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	}
 	if c.RSSSteps, err = splitInts(steps); err != nil {
 		return Config{}, "", fmt.Errorf("-rss-steps: %w", err)
+	}
+	if c.ConnNodes, err = splitInts(connNodes); err != nil {
+		return Config{}, "", fmt.Errorf("-conn-nodes: %w", err)
+	}
+	if c.APINodes, err = splitInts(apiNodes); err != nil {
+		return Config{}, "", fmt.Errorf("-api-nodes: %w", err)
 	}
 	return c, jsonPath, nil
 }

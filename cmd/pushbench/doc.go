@@ -11,9 +11,18 @@
 //	pushbench -nodes http://127.0.0.1:8080,http://127.0.0.1:8081 -pids 1234,1235 -conns 2000 -json out.json
 //	pushbench -spawn ./pushd -spawn-nodes 2 -spawn-env PUSHD_CLUSTER_TRANSPORT=redis,PUSHD_CLUSTER_REDIS_URL=redis://127.0.0.1:6379/0 -qos -ack
 //	pushbench -spawn ./pushd -conns 19000 -mode none -rss-steps 1000,5000,10000   (idle memory only)
+//	pushbench -spawn ./pushd -spawn-nodes 2 -spawn-redis redis-server -conn-nodes 1 -api-nodes 2 -floor ./refserver \
+//	    -conns 5000 -users 5000 -mode user -messages 10000 -publishers 16   (cross-node sends)
 //
 // Connection i belongs to user u{i%users} and tenant t{i%tenants} (demo
-// authentication query parameters) and is held by node i%len(nodes). Each
+// authentication query parameters) and is held by node i%len(nodes), or by
+// the -conn-nodes round-robin; messages are published on the -api-nodes
+// round-robin (default all). -spawn-redis starts a private redis-server and
+// clusters the spawned nodes over it; the CPU of every node and of that
+// redis-server is reported apart per phase, with their sum per send.
+// -floor runs the same phases first against refserver's epoll design (the
+// kernel floor, one node, no QoS) and reports each phase's CPU per delivery
+// and per send, and idle memory, as ratios to the floor's. Each
 // mode is one phase; every phase is bounded by -timeout and the tool stops by
 // itself. The report is printed as a table and optionally written as JSON; the
 // exit status is 2 when a delivery was lost, duplicated or misrouted.

@@ -130,7 +130,7 @@ func (b *bench) publishOne(ctx context.Context, ph *phase, e expectations, seq i
 		req.QoS = true
 		req.TTL = b.cfg.TTL
 	}
-	node := b.cfg.Nodes[int(seq%int64(len(b.cfg.Nodes)))]
+	node := b.cfg.Nodes[b.apiNodes[int(seq%int64(len(b.apiNodes)))]]
 	t0 := time.Now()
 	res, err := b.send(ctx, node, req)
 	ph.apiCall.Record(time.Since(t0))

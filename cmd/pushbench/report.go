@@ -23,8 +23,16 @@ type Report struct {
 	Payload    int      `json:"payload"`
 	SrcIPs     []string `json:"src_ips,omitempty"`
 	FileLimit  uint64   `json:"file_limit"`
-	// ServerLogs are the output files of spawned pushd processes.
+	// ServerLogs are the output files of spawned processes.
 	ServerLogs []string `json:"server_logs,omitempty"`
+	// Procs are the processes whose CPU each phase reports one by one: the
+	// nodes (node1, node2, … in the order of Nodes) and a spawned redis.
+	Procs []Proc `json:"procs,omitempty"`
+	// Floor is the run of the same phases against the kernel floor
+	// (refserver's epoll design), made first; nil without Config.Floor.
+	Floor *Report `json:"floor,omitempty"`
+	// MemoryFloorRatio is Memory.BytesPerConn over the floor's.
+	MemoryFloorRatio float64 `json:"memory_floor_ratio,omitempty"`
 
 	Connect ConnectReport  `json:"connect"`
 	Memory  MemoryReport   `json:"memory"`
@@ -114,9 +122,52 @@ type PhaseReport struct {
 	ServerCPUNetPerDelivUs float64 `json:"server_cpu_net_per_delivery_us"`
 	ServerCPUNetPerSendUs  float64 `json:"server_cpu_net_per_send_us"`
 	ToolCPUSecs            float64 `json:"tool_cpu_seconds"`
-	TimedOut               bool    `json:"timed_out"`
+	// Procs is the CPU of each of Report.Procs over the phase, and
+	// TotalCPUPerSendUs their sum per send (the nodes and redis-server).
+	Procs             []ProcCPU `json:"procs,omitempty"`
+	TotalCPUPerSendUs float64   `json:"total_cpu_per_send_us,omitempty"`
+	// The Floor figures are this phase's CPU per delivery and per send over
+	// the floor's in the same phase (the total with redis for per send).
+	FloorCPUPerDelivRatio float64 `json:"floor_cpu_per_delivery_ratio,omitempty"`
+	FloorCPUPerSendRatio  float64 `json:"floor_cpu_per_send_ratio,omitempty"`
+	TimedOut              bool    `json:"timed_out"`
 
 	Errors map[string]int `json:"errors,omitempty"`
+}
+
+// Proc is a process whose CPU is reported apart.
+type Proc struct {
+	Name string `json:"name"`
+	PID  int    `json:"pid"`
+}
+
+// ProcCPU is one process's CPU over a phase.
+type ProcCPU struct {
+	Name      string  `json:"name"`
+	CPUSecs   float64 `json:"cpu_seconds"`
+	PerSendUs float64 `json:"per_send_us"`
+}
+
+// compareWithFloor fills the floor ratios from r.Floor, phase by phase.
+func (r *Report) compareWithFloor() {
+	if r.Floor == nil {
+		return
+	}
+	if f := r.Floor.Memory.BytesPerConn; f > 0 {
+		r.MemoryFloorRatio = r.Memory.BytesPerConn / f
+	}
+	for i := range r.Phases {
+		if i >= len(r.Floor.Phases) {
+			break
+		}
+		p, f := &r.Phases[i], r.Floor.Phases[i]
+		if f.ServerCPUPerDelivUs > 0 {
+			p.FloorCPUPerDelivRatio = p.ServerCPUPerDelivUs / f.ServerCPUPerDelivUs
+		}
+		if f.ServerCPUPerSendUs > 0 {
+			p.FloorCPUPerSendRatio = max(p.TotalCPUPerSendUs, p.ServerCPUPerSendUs) / f.ServerCPUPerSendUs
+		}
+	}
 }
 
 // ConnLifeReport is what happened to the connections during the run.
@@ -219,6 +270,7 @@ func (r Report) WriteTable(w io.Writer) {
 	fmt.Fprintln(w)
 	if len(r.Phases) > 0 {
 		r.writePhases(w)
+		r.writeProcs(w)
 	}
 	l := r.Conn
 	fmt.Fprintf(w, "\nconnections: %d dropped, %d closed by server, %d stray messages, %d other events, %d acked (%d ack failures)\n",
@@ -298,6 +350,32 @@ func (r Report) writePhases(w io.Writer) {
 			p.ToolCPUSecs)
 	}
 	tw.Flush()
+}
+
+// writeProcs prints each process's CPU per send, the total, and the
+// ratios to the floor.
+func (r Report) writeProcs(w io.Writer) {
+	for _, p := range r.Phases {
+		if len(p.Procs) == 0 && r.Floor == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%s cpu/send:", p.Mode)
+		for _, pc := range p.Procs {
+			fmt.Fprintf(w, " %s %.1fµs", pc.Name, pc.PerSendUs)
+		}
+		fmt.Fprintf(w, ", total %.1fµs", p.TotalCPUPerSendUs)
+		if r.Floor != nil {
+			fmt.Fprintf(w, "; × floor: cpu/deliv %.2f, cpu/send %.2f", p.FloorCPUPerDelivRatio, p.FloorCPUPerSendRatio)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.Floor != nil {
+		fmt.Fprintf(w, "floor (refserver -design=epoll, same phases, run first): idle %.0f B/conn (× %.2f)", r.Floor.Memory.BytesPerConn, r.MemoryFloorRatio)
+		for _, f := range r.Floor.Phases {
+			fmt.Fprintf(w, "; %s %.2fµs/deliv %.2fµs/send, lost %d", f.Mode, f.ServerCPUPerDelivUs, f.ServerCPUPerSendUs, f.Lost)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func dupString(p PhaseReport) string {

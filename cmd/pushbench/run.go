@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,11 @@ type bench struct {
 
 	errMu      sync.Mutex
 	connErrors map[string]int
+
+	// apiNodes are the indexes in cfg.Nodes messages are published on.
+	apiNodes []int
+	// procs are the processes whose CPU is reported one by one.
+	procs []Proc
 }
 
 // run performs one benchmark: optionally start a server, read its idle
@@ -52,6 +58,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	// The caller's slices stay untouched: setDefaults and spawning edit them.
 	cfg.Nodes, cfg.PIDs, cfg.Modes = slices.Clone(cfg.Nodes), slices.Clone(cfg.PIDs), slices.Clone(cfg.Modes)
 	cfg.RSSSteps, cfg.SrcIPs = slices.Clone(cfg.RSSSteps), slices.Clone(cfg.SrcIPs)
+	cfg.ConnNodes, cfg.APINodes, cfg.SpawnEnv = slices.Clone(cfg.ConnNodes), slices.Clone(cfg.APINodes), slices.Clone(cfg.SpawnEnv)
 	if err := cfg.setDefaults(); err != nil {
 		return Report{}, fmt.Errorf("config: %w", err)
 	}
@@ -61,6 +68,14 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Log, "pushbench: "+format+"\n", args...) }
 
 	rep := Report{}
+	if cfg.Floor != "" {
+		logf("floor: the same phases against %s -design=epoll", cfg.Floor)
+		floor, err := run(ctx, floorConfig(cfg))
+		if err != nil {
+			return rep, fmt.Errorf("floor: %w", err)
+		}
+		rep.Floor = &floor
+	}
 	limit, err := raiseFileLimit()
 	if err != nil {
 		rep.Warnings = append(rep.Warnings, err.Error())
@@ -70,6 +85,18 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	rep.FileLimit = limit
 
+	var procs []Proc
+	if cfg.SpawnRedis != "" {
+		srv, err := spawnRedis(ctx, cfg)
+		if err != nil {
+			return rep, err
+		}
+		defer srv.stop(10 * time.Second)
+		cfg.SpawnEnv = append(cfg.SpawnEnv, "PUSHD_CLUSTER_TRANSPORT=redis", "PUSHD_CLUSTER_REDIS_URL="+srv.url)
+		procs = append(procs, Proc{Name: "redis", PID: srv.cmd.Process.Pid})
+		rep.ServerLogs = append(rep.ServerLogs, srv.logPath)
+		logf("spawned %s at %s (pid %d, log %s)", cfg.SpawnRedis, srv.url, srv.cmd.Process.Pid, srv.logPath)
+	}
 	if cfg.Spawn != "" {
 		for n := 1; n <= cfg.SpawnNodes; n++ {
 			srv, err := spawnServer(ctx, cfg, n)
@@ -83,11 +110,24 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 			logf("spawned %s at %s (pid %d, log %s)", cfg.Spawn, srv.url, srv.cmd.Process.Pid, srv.logPath)
 		}
 	}
+	connNodes, err := nodeIndexes(cfg.ConnNodes, len(cfg.Nodes))
+	if err != nil {
+		return rep, fmt.Errorf("config: conn-nodes: %w", err)
+	}
+	apiNodes, err := nodeIndexes(cfg.APINodes, len(cfg.Nodes))
+	if err != nil {
+		return rep, fmt.Errorf("config: api-nodes: %w", err)
+	}
 	if len(cfg.SrcIPs) == 0 {
 		cfg.SrcIPs = autoSourceIPs(cfg.Conns, cfg.Nodes)
 	}
+	for i, pid := range cfg.PIDs {
+		procs = append(procs, Proc{Name: fmt.Sprintf("node%d", i+1), PID: pid})
+	}
+	slices.SortStableFunc(procs, func(a, b Proc) int { return strings.Compare(a.Name, b.Name) })
+	rep.Procs = procs
 
-	b := &bench{cfg: cfg, runID: newRunID(), connErrors: map[string]int{}}
+	b := &bench{cfg: cfg, runID: newRunID(), connErrors: map[string]int{}, apiNodes: apiNodes, procs: procs}
 	for _, s := range cfg.SrcIPs {
 		ip := net.ParseIP(s)
 		if ip == nil {
@@ -109,7 +149,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	for i := range b.clients {
 		b.clients[i] = &client{
 			idx:    i,
-			node:   i % len(cfg.Nodes),
+			node:   connNodes[i%len(connNodes)],
 			user:   fmt.Sprintf("u%d", i%cfg.Users),
 			tenant: fmt.Sprintf("t%d", i%cfg.Tenants),
 		}
@@ -228,7 +268,18 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		<-ackDone
 	}
 	b.finish(&rep)
+	rep.compareWithFloor()
 	return rep, nil
+}
+
+// floorConfig is cfg's run against the floor: one refserver -design=epoll
+// node, the same connections and phases, no QoS.
+func floorConfig(cfg Config) Config {
+	f := cfg
+	f.Floor, f.Spawn, f.SpawnArgs, f.SpawnNodes = "", cfg.Floor, []string{"-design=epoll"}, 1
+	f.SpawnRedis, f.SpawnEnv, f.Nodes, f.PIDs, f.ConnNodes, f.APINodes = "", nil, nil, nil, nil, nil
+	f.QoS, f.Ack = false, false
+	return f
 }
 
 // finish copies the connection counters into the report.
@@ -266,6 +317,7 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 	b.phases[id].Store(ph)
 	exp := b.expectations()
 	cpu0 := readProcs(b.cfg.PIDs)
+	each0 := b.readEach()
 	self0, _ := readCPU(os.Getpid())
 	phaseStart := time.Now()
 
@@ -296,6 +348,7 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 	// A short quiet period so that late duplicates are seen.
 	sleepCtx(ctx, 200*time.Millisecond)
 	cpu1 := readProcs(b.cfg.PIDs)
+	each1 := b.readEach()
 	self1, _ := readCPU(os.Getpid())
 	phaseTime := time.Since(phaseStart)
 
@@ -358,6 +411,14 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 		if r.Sent > 0 {
 			r.ServerCPUPerSendUs = float64(cpu) / 1e3 / float64(r.Sent)
 		}
+		for i, p := range b.procs {
+			pc := ProcCPU{Name: p.Name, CPUSecs: (each1[i] - each0[i]).Seconds()}
+			if r.Sent > 0 {
+				pc.PerSendUs = float64(each1[i]-each0[i]) / 1e3 / float64(r.Sent)
+			}
+			r.Procs = append(r.Procs, pc)
+			r.TotalCPUPerSendUs += pc.PerSendUs
+		}
 		// The same without what the servers spend while idle (heartbeats,
 		// timers, GC of the connection state) over the phase's duration.
 		if b.idleKnown {
@@ -372,6 +433,15 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 		}
 	}
 	return r
+}
+
+// readEach reads the CPU time of each of b.procs (0 when unreadable).
+func (b *bench) readEach() []time.Duration {
+	out := make([]time.Duration, len(b.procs))
+	for i, p := range b.procs {
+		out[i], _ = readCPU(p.PID)
+	}
+	return out
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

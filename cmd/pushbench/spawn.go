@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,7 +14,8 @@ import (
 	"time"
 )
 
-// server is a pushd process started by the tool.
+// server is a process started by the tool: a pushd node (url is its base
+// URL) or redis-server (url is a redis:// URL).
 type server struct {
 	cmd     *exec.Cmd
 	url     string
@@ -23,31 +25,83 @@ type server struct {
 }
 
 // spawnServer starts the pushd binary at path in demo mode on a free
-// loopback port and waits until /healthz answers, at most timeout.
+// loopback port and waits until /healthz answers, at most cfg.Timeout.
 func spawnServer(ctx context.Context, cfg Config, node int) (*server, error) {
 	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.CreateTemp(cfg.SpawnLogDir, "pushbench-pushd-*.log")
-	if err != nil {
-		return nil, fmt.Errorf("spawn: log file: %w", err)
-	}
-	cmd := exec.Command(cfg.Spawn, cfg.SpawnArgs...)
-	cmd.Env = append(os.Environ(),
-		"PUSHD_LISTEN="+addr,
-		"PUSHD_API_KEY="+cfg.Key,
+	env := []string{
+		"PUSHD_LISTEN=" + addr,
+		"PUSHD_API_KEY=" + cfg.Key,
 		fmt.Sprintf("PUSHD_NODE_ID=pushbench-%d", node),
 		"PUSHD_LOG_LEVEL=warn",
 		// The run has closed its connections before the stop: no need to
 		// spread their closing over the default drain window.
 		"PUSHD_SHUTDOWN_DRAIN_WINDOW=500ms",
-	)
-	cmd.Env = append(cmd.Env, cfg.SpawnEnv...)
+	}
+	hc := &http.Client{Timeout: time.Second}
+	healthy := func() bool {
+		resp, err := hc.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	s, err := startProcess(ctx, cfg, "pushd", cfg.Spawn, cfg.SpawnArgs, append(env, cfg.SpawnEnv...), healthy)
+	if err != nil {
+		return nil, err
+	}
+	s.url = "http://" + addr
+	return s, nil
+}
+
+// spawnRedis starts a private redis-server (binary cfg.SpawnRedis) on a
+// free loopback port, without persistence, and waits until it answers
+// PING. Its url is a redis:// URL.
+func spawnRedis(ctx context.Context, cfg Config) (*server, error) {
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	args := []string{"--bind", host, "--port", port, "--save", "", "--appendonly", "no", "--protected-mode", "no"}
+	pong := func() bool {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(time.Second))
+		if _, err := nc.Write([]byte("PING\r\n")); err != nil {
+			return false
+		}
+		var b [7]byte
+		n, _ := io.ReadFull(nc, b[:])
+		return string(b[:n]) == "+PONG\r\n"
+	}
+	s, err := startProcess(ctx, cfg, "redis", cfg.SpawnRedis, args, nil, pong)
+	if err != nil {
+		return nil, err
+	}
+	s.url = "redis://" + addr + "/0"
+	return s, nil
+}
+
+// startProcess starts path with args and extra environment, its output in
+// a log file, and polls ready until it holds, at most cfg.Timeout.
+func startProcess(ctx context.Context, cfg Config, name, path string, args, env []string, ready func() bool) (*server, error) {
+	logFile, err := os.CreateTemp(cfg.SpawnLogDir, "pushbench-"+name+"-*.log")
+	if err != nil {
+		return nil, fmt.Errorf("spawn: log file: %w", err)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), env...)
 	endWithParent(cmd)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	s := &server{cmd: cmd, url: "http://" + addr, logPath: logFile.Name(), exited: make(chan struct{})}
+	s := &server{cmd: cmd, logPath: logFile.Name(), exited: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		// Linux sends the parent-death signal when the thread that started
@@ -65,21 +119,13 @@ func spawnServer(ctx context.Context, cfg Config, node int) (*server, error) {
 	}()
 	if err := <-started; err != nil {
 		_ = logFile.Close()
-		return nil, fmt.Errorf("spawn %s: %w", cfg.Spawn, err)
+		return nil, fmt.Errorf("spawn %s: %w", path, err)
 	}
 	deadline := time.Now().Add(cfg.Timeout)
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		resp, err := hc.Get(s.url + "/healthz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
+	for !ready() {
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("spawn: pushd exited (%v); log %s: %s", s.waitErr, s.logPath, s.logTail())
+			return nil, fmt.Errorf("spawn: %s exited (%v); log %s: %s", name, s.waitErr, s.logPath, s.logTail())
 		case <-ctx.Done():
 			s.stop(5 * time.Second)
 			return nil, fmt.Errorf("spawn: %w", ctx.Err())
@@ -87,9 +133,10 @@ func spawnServer(ctx context.Context, cfg Config, node int) (*server, error) {
 		}
 		if time.Now().After(deadline) {
 			s.stop(5 * time.Second)
-			return nil, fmt.Errorf("spawn: pushd not healthy after %v; log %s: %s", cfg.Timeout, s.logPath, s.logTail())
+			return nil, fmt.Errorf("spawn: %s not ready after %v; log %s: %s", name, cfg.Timeout, s.logPath, s.logTail())
 		}
 	}
+	return s, nil
 }
 
 // stop sends SIGTERM, waits up to grace, then kills the process.

@@ -134,3 +134,17 @@ func TestParseFlags(t *testing.T) {
 }
 
 func osGetpid() int { return os.Getpid() }
+
+func TestNodeIndexes(t *testing.T) {
+	all, err := nodeIndexes(nil, 3)
+	if err != nil || !slices.Equal(all, []int{0, 1, 2}) {
+		t.Fatalf("default: %v, %v", all, err)
+	}
+	some, err := nodeIndexes([]int{2, 1}, 2)
+	if err != nil || !slices.Equal(some, []int{1, 0}) {
+		t.Fatalf("[2 1]: %v, %v", some, err)
+	}
+	if _, err := nodeIndexes([]int{3}, 2); err == nil {
+		t.Fatal("node 3 of 2 accepted")
+	}
+}
