@@ -31,9 +31,20 @@
 //
 // A malformed array is refused whole (400) and sends nothing, as is one
 // of more than Config.MaxBatch items (default 1000; 413); its bytes are
-// bounded by Config.MaxBody like any body. Async items are sent after the
-// others, in order, by one background goroutine. A batch costs one HTTP
-// call: BenchmarkSendBatch measures it at 10 000 connections.
+// bounded by Config.MaxBody like any body. Async items are sent in order
+// by one background goroutine, while the batch goes on. A batch costs one
+// HTTP call: BenchmarkSendBatch measures it at 10 000 connections.
+//
+// # Streamed batches
+//
+// With Content-Type application/x-ndjson, POST …/send reads one send
+// body a line and answers one result a line (application/x-ndjson, 200),
+// in order, as the sends are made: answers are written whenever the next
+// line has not arrived yet, so a client can keep sending while it reads.
+// A line is bounded by Config.MaxBody (a longer one gets a 413 result
+// and is skipped); the number of lines is not, only the server's read
+// timeout bounds the call. Empty lines are skipped; a malformed line gets
+// a 400 result and the stream goes on.
 //
 // A Handler is safe for concurrent use.
 package api

@@ -193,25 +193,39 @@ func (p plan) logID() string {
 	return qos.NewID()
 }
 
-// sendLater makes async sends in order, in the background, each bounded
-// by Config.AsyncTimeout.
-func (h *Handler) sendLater(hb *hub.Hub, plans []plan, ids []string) {
+// asyncSend is a send made in the background, logged under id.
+type asyncSend struct {
+	plan
+	id string
+}
+
+// asyncSends starts a goroutine that makes the sends given to the
+// returned channel in order, each bounded by Config.AsyncTimeout, until
+// the channel is closed. The channel holds pending sends; once full, it
+// holds its sender back.
+func (h *Handler) asyncSends(hb *hub.Hub, pending int) chan<- asyncSend {
+	ch := make(chan asyncSend, pending)
 	go func() {
-		for i, p := range plans {
+		for s := range ch {
 			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.AsyncTimeout)
-			res, err := p.publish(ctx, hb)
+			res, err := s.publish(ctx, hb)
 			cancel()
 			if err != nil {
-				h.log.Warn().Err(err).Str("send", ids[i]).Msg("async send failed")
+				h.log.Warn().Err(err).Str("send", s.id).Msg("async send failed")
 				continue
 			}
-			h.log.Debug().Str("send", ids[i]).Int("delivered", res.Delivered).Msg("async send done")
+			h.log.Debug().Str("send", s.id).Int("delivered", res.Delivered).Msg("async send done")
 		}
 	}()
+	return ch
 }
 
 // send serves POST …/send: one send body, or a JSON array of them.
 func (h *Handler) send(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	if isNDJSON(r) {
+		h.sendStream(w, r, hb)
+		return
+	}
 	bp, ok := h.readBody(w, r)
 	if !ok {
 		return
@@ -230,7 +244,9 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	out := (*bp)[len(*bp):] // the answer goes after the body, in the same buffer
 	if p.async {
 		id := p.logID()
-		h.sendLater(hb, []plan{p}, []string{id})
+		later := h.asyncSends(hb, 1)
+		later <- asyncSend{p, id}
+		close(later)
 		out = appendAccepted(out, id, false)
 		writeAnswer(w, http.StatusAccepted, append(out, '\n'))
 		return
@@ -241,49 +257,6 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 		return
 	}
 	writeAnswer(w, http.StatusOK, append(appendResult(out, res), '\n'))
-}
-
-// sendBatch makes the sends of a JSON array in order and answers the
-// array of their results. Async items are sent after the others, in
-// order, in the background.
-func (h *Handler) sendBatch(w http.ResponseWriter, r *http.Request, hb *hub.Hub, body []byte, bp *[]byte) {
-	n := 0
-	for it := newMembers(body); it.next(); n++ {
-		if n == h.cfg.MaxBatch {
-			web.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("batch of more than %d sends", h.cfg.MaxBatch))
-			return
-		}
-	}
-	out := slices.Grow((*bp)[len(*bp):], n*48+2)
-	out = append(out, '[')
-	var later []plan
-	var laterIDs []string
-	i := 0
-	for it := newMembers(body); it.next(); i++ {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		p, fail := prepare(hb, it.val)
-		if fail == nil && p.async {
-			id := p.logID()
-			later, laterIDs = append(later, p), append(laterIDs, id)
-			out = appendAccepted(out, id, true)
-			continue
-		}
-		if fail == nil {
-			res, err := p.publish(r.Context(), hb)
-			if err == nil {
-				out = appendResult(out, res)
-				continue
-			}
-			fail = &failure{statusOf(err), err.Error()}
-		}
-		out = appendFailure(out, fail)
-	}
-	if len(later) > 0 {
-		h.sendLater(hb, later, laterIDs)
-	}
-	writeAnswer(w, http.StatusOK, append(out, ']', '\n'))
 }
 
 // jsonType is the Content-Type of every answer, shared to set it without

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -207,10 +208,11 @@ func TestBatchSend(t *testing.T) {
 			t.Errorf("u1 got %q; want %q", got, want)
 		}
 	}
-	for _, want := range []string{"b {\"x\":1}", "both [1,2]", "later async"} {
-		if got := next(t, u2); got != want {
-			t.Errorf("u2 got %q; want %q", got, want)
-		}
+	// The async item goes out in the background, before or after the
+	// sync items that follow it.
+	got := []string{next(t, u2), next(t, u2), next(t, u2)}
+	if got[0] != `b {"x":1}` || !slices.Contains(got, "both [1,2]") || !slices.Contains(got, "later async") {
+		t.Errorf("u2 got %q", got)
 	}
 }
 
@@ -315,5 +317,97 @@ func TestSendRouting(t *testing.T) {
 		if resp.StatusCode != tc.status {
 			t.Errorf("%s %s: %d; want %d", tc.method, tc.path, resp.StatusCode, tc.status)
 		}
+	}
+}
+
+// TestStreamedBatch sends NDJSON lines one by one over one call and reads
+// each result before the next line is written: answers flow while the
+// body is still being sent.
+func TestStreamedBatch(t *testing.T) {
+	n := startNode(t, api.Config{MaxBody: 256})
+	u1 := n.events(t, "u1")
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, n.url+"/api/v1/apps/demo/send", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer k")
+	req.Header.Set("Content-Type", "application/x-ndjson; charset=utf-8")
+	answered := make(chan *http.Response, 1)
+	failed := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			failed <- err
+			return
+		}
+		answered <- resp
+	}()
+	write := func(line string) {
+		t.Helper()
+		if _, err := io.WriteString(pw, line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"to":{"userIds":["u1"]},"event":"e","data":"one"}` + "\n")
+	var resp *http.Response
+	select {
+	case resp = <-answered:
+	case err := <-failed:
+		t.Fatal(err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer to the first line within 5 s")
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("answer %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	results := bufio.NewReader(resp.Body)
+	result := func() item {
+		t.Helper()
+		line, err := results.ReadString('\n')
+		if err != nil {
+			t.Fatalf("result line: %q %v", line, err)
+		}
+		var it item
+		if err := json.Unmarshal([]byte(line), &it); err != nil {
+			t.Fatalf("result %q: %v", line, err)
+		}
+		return it
+	}
+	if it := result(); it.Delivered == nil || *it.Delivered != 1 {
+		t.Errorf("first result %+v", it)
+	}
+	if got := next(t, u1); got != "e one" {
+		t.Errorf("u1 got %q", got)
+	}
+	for _, tc := range []struct {
+		line   string
+		status int
+	}{
+		{`{"to":{"userIds":["u1"]},"event":"e","data":"two"}` + "\n\n  \n", 0},
+		{`{"to":` + "\n", http.StatusBadRequest},
+		{`{"to":{"userIds":["u1"]},"event":"e","data":"` + strings.Repeat("x", 300) + `"}` + "\n", http.StatusRequestEntityTooLarge},
+		{`[1]` + "\n", http.StatusBadRequest},
+		{`{"to":{"userIds":["u1"]},"event":"e","data":"three","async":true}` + "\n", http.StatusAccepted},
+	} {
+		write(tc.line)
+		if it := result(); it.Status != tc.status || (tc.status == 0) != (it.Delivered != nil) {
+			t.Errorf("line %.40q: %+v; want status %d", tc.line, it, tc.status)
+		}
+	}
+	write(`{"to":{"userIds":["u1"]},"event":"e","data":"last"}`) // no newline: the end of the body ends it
+	pw.Close()
+	if it := result(); it.Delivered == nil || *it.Delivered != 1 {
+		t.Errorf("last result %+v", it)
+	}
+	if rest, err := io.ReadAll(results); err != nil || len(rest) != 0 {
+		t.Errorf("after the last result: %q %v", rest, err)
+	}
+	// The async line goes out in the background, before or after the
+	// last one.
+	got := []string{next(t, u1), next(t, u1), next(t, u1)}
+	if got[0] != "e two" || !slices.Contains(got, "e three") || !slices.Contains(got, "e last") {
+		t.Errorf("u1 got %q", got)
 	}
 }
