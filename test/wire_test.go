@@ -14,10 +14,18 @@ import (
 	"time"
 )
 
-// do sends a request and returns status and body.
+// do sends a request and returns status and body. A call of the server API
+// (under /api/) and its answer are checked against the OpenAPI contract.
 func do(t testing.TB, method, url, contentType string, body io.Reader, header ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, body)
+	var sent []byte
+	if body != nil {
+		var err error
+		if sent, err = io.ReadAll(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(method, url, bytes.NewReader(sent))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +41,7 @@ func do(t testing.TB, method, url, contentType string, body io.Reader, header ..
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	checkContract(t, req, sent, resp, b)
 	return resp.StatusCode, string(b)
 }
 

@@ -109,8 +109,9 @@ type Exchange struct {
 // Check validates ex. The answer must be one the contract documents for
 // the operation, status included. A request that breaks the contract is
 // fine as long as it was refused (4xx or 5xx): tests send bad requests on
-// purpose; an answer below 400 to one is ErrAcceptedInvalid. It returns
-// the operation as "METHOD path".
+// purpose; an answer below 400 to one is ErrAcceptedInvalid, except for a
+// batch whose every item the contract refuses was answered with its error.
+// It returns the operation as "METHOD path".
 func (v *Validator) Check(ctx context.Context, ex Exchange) (string, error) {
 	req := ex.Request.Clone(ctx)
 	req.Body = io.NopCloser(bytes.NewReader(ex.RequestBody))
@@ -125,7 +126,9 @@ func (v *Validator) Check(ctx context.Context, ex Exchange) (string, error) {
 	}
 	reqErr := openapi3filter.ValidateRequest(ctx, in)
 	if reqErr != nil && ex.Status < 400 {
-		return op, fmt.Errorf("%w: %s answered %d: %w", ErrAcceptedInvalid, op, ex.Status, reqErr)
+		if err := acceptedBatch(ctx, in, ex); err != nil {
+			return op, fmt.Errorf("%w: %s %.200s answered %d: %w; %w", ErrAcceptedInvalid, op, ex.RequestBody, ex.Status, reqErr, err)
+		}
 	}
 	out := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: in, Status: ex.Status, Header: ex.Header,
@@ -136,6 +139,57 @@ func (v *Validator) Check(ctx context.Context, ex Exchange) (string, error) {
 		return op, fmt.Errorf("contract: %s answered %d %s: %w", op, ex.Status, ex.Body, err)
 	}
 	return op, nil
+}
+
+// acceptedBatch reports nil when the server was right to accept a request
+// the contract refuses: a batch, an array body answered item by item, that
+// is fine but for items the contract refuses, each answered with its error
+// (a status of 400 or more). Any other request is an error.
+func acceptedBatch(ctx context.Context, in *openapi3filter.RequestValidationInput, ex Exchange) error {
+	bodyless := *in
+	bodyless.Options = &openapi3filter.Options{ExcludeRequestBody: true, AuthenticationFunc: bearer}
+	if err := openapi3filter.ValidateRequest(ctx, &bodyless); err != nil {
+		return err
+	}
+	var items []any
+	var answers []struct {
+		Status int `json:"status"`
+	}
+	if json.Unmarshal(ex.RequestBody, &items) != nil || json.Unmarshal(ex.Body, &answers) != nil {
+		return errors.New("not a batch")
+	}
+	batch := batchSchema(in.Route.Operation)
+	switch {
+	case batch == nil:
+		return errors.New("the operation takes no batch")
+	case len(answers) != len(items):
+		return fmt.Errorf("%d answers to a batch of %d", len(answers), len(items))
+	case batch.MaxItems != nil && uint64(len(items)) > *batch.MaxItems:
+		return fmt.Errorf("a batch of %d, over %d", len(items), *batch.MaxItems)
+	}
+	for i, item := range items {
+		if batch.Items.Value.VisitJSON(item, openapi3.EnableJSONSchema2020()) != nil && answers[i].Status < 400 {
+			return fmt.Errorf("item %d breaks the contract but was answered as sent", i)
+		}
+	}
+	return nil
+}
+
+// batchSchema is the array form of the operation's JSON body, or nil.
+func batchSchema(op *openapi3.Operation) *openapi3.Schema {
+	if op.RequestBody == nil || op.RequestBody.Value == nil {
+		return nil
+	}
+	mt := op.RequestBody.Value.Content.Get("application/json")
+	if mt == nil || mt.Schema == nil {
+		return nil
+	}
+	for _, alt := range mt.Schema.Value.OneOf {
+		if alt.Value.Type.Is(openapi3.TypeArray) && alt.Value.Items != nil {
+			return alt.Value
+		}
+	}
+	return nil
 }
 
 // bearer checks what the contract says of the key: an Authorization

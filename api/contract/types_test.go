@@ -31,6 +31,8 @@ func TestGoTypesMatchSchemas(t *testing.T) {
 	}
 	sendReq := filled[api.SendRequest]()
 	sendReq.TTL = "24h"
+	itemErr := filled[api.BatchItemError]()
+	itemErr.Status = 503
 	clientMsg := filled[client.Message]()
 	clientMsg.TTL = "90m"
 	for _, tc := range []struct {
@@ -43,6 +45,7 @@ func TestGoTypesMatchSchemas(t *testing.T) {
 		{"SendRequest", sendReq, true},
 		{"Target", filled[hub.Target](), true},
 		{"SendResult", filled[hub.Result](), true},
+		{"BatchItemError", itemErr, true},
 		{"UserInfo", filled[hub.UserInfo](), true},
 		{"Identity", filled[hub.User](), true},
 		{"ClientInfo", filled[hub.ClientInfo](), true},
