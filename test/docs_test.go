@@ -30,33 +30,30 @@ func docBlock(t *testing.T, file, heading string) string {
 	return block
 }
 
-// TestDocsTwoNodes runs the cluster guide's two-node block as written, as
-// a new user would paste it: genconfig, two nodes on the redis transport,
-// gentoken, a stream on one node and a send through the other. Only the
-// ports are changed to free ones, and the nodes use a private Redis
-// (PUSHD_REDIS_URL, which overrides the file).
-func TestDocsTwoNodes(t *testing.T) {
+// runDocBlock runs a documentation block with bash -e in a fresh directory
+// holding the pushd binary as ./pushd, with the ports replaced by free ones
+// and env added, until the output satisfies done. The block's background
+// processes are killed at the end.
+func runDocBlock(t *testing.T, block string, ports []string, env []string, done func(out string) error) {
+	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed (scripts/test.sh installs it)")
 	}
-	block := docBlock(t, "../docs/cluster.md", "### Two nodes on one machine")
-	for _, port := range []string{"8081", "8082"} {
+	for _, port := range ports {
 		block = strings.ReplaceAll(block, "127.0.0.1:"+port, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 	}
-	rd := startRedis(t, false)
-	dir := t.TempDir() // the binary in the current directory, as the guide says
+	dir := t.TempDir()
 	if err := os.Symlink(pushdBin, filepath.Join(dir, "pushd")); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("bash", "-e", "-c", block+"\nwait\n")
 	cmd.Dir = dir
-	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PUSHD_") {
-			env = append(env, kv)
+			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(env, "PUSHD_REDIS_URL="+rd.URL())
+	cmd.Env = append(cmd.Env, env...)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -70,8 +67,33 @@ func TestDocsTwoNodes(t *testing.T) {
 			t.Logf("the block printed:\n%s", out.String())
 		}
 	})
-	waitFor(t, 30*time.Second, func() error {
-		s := out.String()
+	waitFor(t, 30*time.Second, func() error { return done(out.String()) })
+}
+
+// TestReadmeJWTApp runs the README's five lines: genconfig, checkconfig, a
+// server on the generated config, gentoken, and a stream with the token.
+func TestReadmeJWTApp(t *testing.T) {
+	block := docBlock(t, "../README.md", "A JWT-protected app in five lines (`test/docs_test.go` runs them):")
+	runDocBlock(t, block, []string{"8090"}, nil, func(out string) error {
+		if !strings.Contains(out, "ok (1 apps)") {
+			return fmt.Errorf("checkconfig has not passed")
+		}
+		if !strings.Contains(out, "event:connect-finish") {
+			return fmt.Errorf("the stream with the generated token has no connect-finish")
+		}
+		return nil
+	})
+}
+
+// TestDocsTwoNodes runs the cluster guide's two-node block as written, as
+// a new user would paste it: genconfig, two nodes on the redis transport,
+// gentoken, a stream on one node and a send through the other. Only the
+// ports are changed to free ones, and the nodes use a private Redis
+// (PUSHD_REDIS_URL, which overrides the file).
+func TestDocsTwoNodes(t *testing.T) {
+	block := docBlock(t, "../docs/cluster.md", "### Two nodes on one machine")
+	rd := startRedis(t, false)
+	runDocBlock(t, block, []string{"8081", "8082"}, []string{"PUSHD_REDIS_URL=" + rd.URL()}, func(s string) error {
 		if !strings.Contains(s, "event:bell") || !strings.Contains(s, "data:from b") {
 			return fmt.Errorf("the stream on node a has not received the send")
 		}
