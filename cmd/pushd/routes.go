@@ -69,7 +69,7 @@ func (s *server) adminHandler() http.Handler {
 	for _, a := range s.apps {
 		hubs = append(hubs, a.hub)
 	}
-	h, err := admin.New(admin.Config{Token: s.cfg.Admin.Token, Hubs: hubs})
+	h, err := admin.New(admin.Config{Token: s.cfg.Admin.Token, Hubs: hubs, Logger: s.log})
 	if err != nil {
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			web.WriteError(w, http.StatusNotFound, "the admin page is off: set admin.token (PUSHD_ADMIN_TOKEN) to turn it on")
