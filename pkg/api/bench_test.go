@@ -29,8 +29,11 @@ import (
 // (no kernel, no loopback): the figures are pushd's own CPU per message,
 // the pool's writes included. cpu-ns/msg is the process's CPU time
 // (getrusage) over the messages, every goroutine and the GC included;
-// ns/msg is wall time. BenchmarkSendHTTP sends over a real loopback
-// connection through net/http, to show what the HTTP server adds.
+// ns/msg is wall time. BenchmarkSendBatchSocket is BenchmarkSendBatch
+// over real loopback TCP sockets, written as pushd writes them (one
+// non-blocking send per message, inline): the kernel's share included.
+// BenchmarkSendHTTP sends over a real loopback connection through
+// net/http, to show what the HTTP server adds.
 
 // discardWriter is a ResponseWriter that keeps the status and drops the
 // body, so the benchmark counts the handler's own work.
@@ -206,6 +209,117 @@ func BenchmarkSendBatch(b *testing.B) {
 		bodies[j] = "[" + strings.Join(items, ",") + "]"
 	}
 	n.run(b, bodies, size)
+}
+
+// socketConns is how many loopback connections BenchmarkSendBatchSocket
+// holds: both ends are in this process, and 20 000 descriptors is a
+// common limit.
+const socketConns = 9000
+
+// BenchmarkSendBatchSocket posts batches of 100 personal sends to users
+// holding one of 9 000 real loopback TCP streams. The clients do not
+// read while the benchmark runs (their socket buffers hold what they
+// get); afterwards every stream is read to check that each message
+// arrived.
+func BenchmarkSendBatchSocket(b *testing.B) {
+	const size = 100
+	h, err := hub.New(hub.Config{App: "demo", NodeID: "n1", Heartbeat: -1, QueueSize: 1024})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = h.Shutdown(context.Background()) })
+	handler, err := New(Config{Apps: map[string]App{"demo": {Hub: h, Keys: []string{"k1"}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	clients := make([]net.Conn, socketConns)
+	b.Cleanup(func() {
+		for _, c := range clients {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	})
+	stream := httptest.NewRequest(http.MethodGet, "/sse/demo/connect", nil)
+	for i := range clients {
+		if clients[i], err = net.Dial("tcp", ln.Addr().String()); err != nil {
+			b.Fatalf("connection %d: %v", i, err)
+		}
+		nc, err := ln.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := h.Connect(context.Background(), hub.ConnectRequest{User: hub.User{ID: "u" + strconv.Itoa(i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		h.ServeStream(&hijackWriter{discardWriter: discardWriter{header: http.Header{}}, conn: nc}, stream, c)
+	}
+	bodies := make([]string, socketConns/size)
+	for j := range bodies {
+		items := make([]string, size)
+		for k := range items {
+			items[k] = sendBody(j*size+k, k)
+		}
+		bodies[j] = "[" + strings.Join(items, ",") + "]"
+	}
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/apps/demo/send", nil)
+	r.Header.Set("Authorization", "Bearer k1")
+	w := &discardWriter{header: http.Header{}}
+	body := strings.NewReader("")
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := processCPU()
+	for i := 0; i < b.N; i++ {
+		body.Reset(bodies[i%len(bodies)])
+		r.Body, r.ContentLength = io.NopCloser(body), int64(body.Len())
+		clear(w.header)
+		handler.ServeHTTP(w, r)
+		if w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+	cpu = processCPU() - cpu
+	b.StopTimer()
+	msgs := float64(b.N) * size
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/msgs, "ns/msg")
+	if cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/msgs, "cpu-ns/msg")
+	}
+	// Zero loss: user u got one message per batch that reached it.
+	buf := make([]byte, 64<<10)
+	for u, c := range clients {
+		want := b.N / len(bodies)
+		if u/size < b.N%len(bodies) {
+			want++
+		}
+		if got := countEvents(c, buf, want); got != want {
+			b.Fatalf("user u%d got %d of %d messages", u, got, want)
+		}
+	}
+}
+
+// countEvents reads c until it has seen want bench events after the
+// response head and connect-finish, or for at most 10 s.
+func countEvents(c net.Conn, buf []byte, want int) int {
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got int
+	var tail []byte
+	for got < want {
+		n, err := c.Read(buf)
+		chunk := append(tail, buf[:n]...)
+		got += bytes.Count(chunk, benchHead)
+		tail = append([]byte(nil), chunk[max(0, len(chunk)-len(benchHead)+1):]...)
+		if err != nil {
+			break
+		}
+	}
+	return got
 }
 
 // BenchmarkSendHTTP makes single sends to a user without connection over
