@@ -220,7 +220,8 @@ func (h *Handler) asyncSends(hb *hub.Hub, pending int) chan<- asyncSend {
 	return ch
 }
 
-// send serves POST …/send: one send body, or a JSON array of them.
+// send serves POST …/send: one send body, a JSON array of them, or an
+// NDJSON stream of them.
 func (h *Handler) send(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	if isNDJSON(r) {
 		h.sendStream(w, r, hb)
