@@ -93,6 +93,15 @@ func TestAPIContract(t *testing.T) {
 			t.Errorf("batch frame %q, want data %s", f, want)
 		}
 	}
+	code, answers := do(t, "POST", api+"send", contract.NDJSON, strings.NewReader(`{"to":{"userIds":["ann"]},"event":"bell","data":4}`+
+		"\n\n{\n"+`{"to":{"listening":true},"event":"bell"}`+"\n"), "Authorization", "Bearer "+key)
+	if lines := strings.Split(strings.TrimSpace(answers), "\n"); code != 200 || len(lines) != 3 || !strings.Contains(lines[0], `"delivered":1`) ||
+		!strings.Contains(lines[1], `"status":400`) || !strings.Contains(lines[2], `"status":400`) {
+		t.Errorf("streamed batch: %d %s", code, answers)
+	}
+	if f := s.frame(); field(f, "data") != "4" {
+		t.Errorf("streamed batch frame %q", f)
+	}
 	send(`{}`, 400)
 	send(`{"to":{"all":true},"event":"a\r\nevent: x"}`, 400)
 	send(`{"to":{"all":true},"event":"a","extra":1}`, 400)

@@ -2,6 +2,7 @@ package contract_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -55,6 +56,7 @@ func TestCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name                    string
 		method, path, key, sent string
+		sentType                string // default application/json
 		status                  int
 		contentType, answer     string
 		wantErr                 error // nil: any error at all when bad is set
@@ -69,6 +71,11 @@ func TestCheck(t *testing.T) {
 			status: 200, answer: `[{"delivered":1,"stored":false},{"error":"hub: qos store unavailable","status":503},{"id":"x","status":202}]`},
 		{name: "batch with refused items", method: "POST", path: "/api/v1/apps/demo/send", key: "k", sent: "[" + send + `,1,{"to":{"all":true},"event":"e","x":1}]`,
 			status: 200, answer: `[{"delivered":1,"stored":false},{"error":"a JSON object is expected","status":400},{"error":"unknown field \"x\"","status":400}]`},
+		{name: "streamed batch", method: "POST", path: "/api/v1/apps/demo/send", key: "k", sentType: contract.NDJSON,
+			sent:   send + "\n\n{\n" + `{"to":{"userIds":[""]},"event":"e"}` + "\n" + `{"to":{"all":true},"event":"e","async":true}`,
+			status: 200, contentType: contract.NDJSON,
+			answer: `{"delivered":1,"stored":false}` + "\n" + `{"error":"malformed JSON","status":400}` + "\n" +
+				`{"error":"to: the target addresses nobody","status":400}` + "\n" + `{"id":"x","status":202}` + "\n"},
 		{name: "async", method: "POST", path: "/api/v1/apps/demo/send", key: "k", sent: `{"to":{"all":true},"event":"e","data":null,"async":true}`,
 			status: 202, answer: `{"id":"x"}`},
 		{name: "refused bad request", method: "POST", path: "/api/v1/apps/demo/send", key: "k", sent: `{"to":{"userIds":[""]},"event":"e"}`,
@@ -96,6 +103,13 @@ func TestCheck(t *testing.T) {
 			status: 200, answer: `[{"delivered":1,"stored":false},{"error":"a JSON object is expected","status":400}]`, bad: true, wantErr: contract.ErrAcceptedInvalid},
 		{name: "batch item error without status", method: "POST", path: "/api/v1/apps/demo/send", key: "k", sent: "[" + send + "]",
 			status: 200, answer: `[{"error":"x"}]`, bad: true},
+		{name: "streamed item accepted", method: "POST", path: "/api/v1/apps/demo/send", key: "k", sentType: contract.NDJSON,
+			sent: send + "\n{\n", status: 200, contentType: contract.NDJSON,
+			answer: `{"delivered":1,"stored":false}` + "\n" + `{"delivered":1,"stored":false}` + "\n", bad: true, wantErr: contract.ErrAcceptedInvalid},
+		{name: "streamed answer with an undocumented field", method: "POST", path: "/api/v1/apps/demo/send", key: "k", sentType: contract.NDJSON,
+			sent: send + "\n", status: 200, contentType: contract.NDJSON, answer: `{"delivered":1,"stored":false,"queued":1}` + "\n", bad: true},
+		{name: "streamed answer not JSON", method: "POST", path: "/api/v1/apps/demo/send", key: "k", sentType: contract.NDJSON,
+			sent: send + "\n", status: 200, contentType: contract.NDJSON, answer: "ok\n", bad: true},
 		{name: "accepted without key", method: "GET", path: "/api/v1/apps/demo/stats",
 			status: 200, answer: `{"connections":0,"users":0,"accessTokens":0,"tenants":0}`, bad: true, wantErr: contract.ErrAcceptedInvalid},
 		{name: "answer with an undocumented field", method: "POST", path: "/api/v1/apps/demo/send", key: "k", sent: send,
@@ -114,15 +128,12 @@ func TestCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest(tc.method, "http://127.0.0.1:8080"+tc.path, nil)
 			if tc.sent != "" {
-				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Content-Type", cmp.Or(tc.sentType, "application/json"))
 			}
 			if tc.key != "" {
 				req.Header.Set("Authorization", "Bearer "+tc.key)
 			}
-			ct := tc.contentType
-			if ct == "" {
-				ct = "application/json"
-			}
+			ct := cmp.Or(tc.contentType, "application/json")
 			_, err := v.Check(context.Background(), contract.Exchange{Request: req, RequestBody: []byte(tc.sent),
 				Status: tc.status, Header: http.Header{"Content-Type": {ct}}, Body: []byte(tc.answer)})
 			switch {
