@@ -1,3 +1,3 @@
-// Package static holds the files pushd serves to browsers: the sse.js
-// client, its TypeScript declarations and the demo page.
+// Package static holds the demo page pushd serves at / (index.html). The
+// browser client it imports lives in clients/js (package sseclient).
 package static

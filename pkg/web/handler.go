@@ -13,8 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushd/pushd/pkg/auth"
+	sseclient "github.com/pushd/pushd/clients/js"
 	"github.com/pushd/pushd/pkg/hub"
-	"github.com/pushd/pushd/static"
 )
 
 // Config configures a Handler.
@@ -73,8 +73,8 @@ type Handler struct {
 	hub           *hub.Hub
 	log           zerolog.Logger
 	secrets       secrets
-	moduleScript  *asset // sse.js with an export default, the default
-	classicScript *asset // sse.js as it is (?script-type=script)
+	moduleScript  *asset // sse.js as it is, the default
+	classicScript *asset // sse.js without its export (?script-type=script)
 	types         *asset // sse.d.ts
 }
 
@@ -313,21 +313,27 @@ func (h *Handler) cors(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// loadAssets prepares the script in both forms and its types.
+// loadAssets prepares the script in both forms and its types, all from
+// clients/js: the module as the npm package ships it, the classic script
+// derived from it.
 func (h *Handler) loadAssets() error {
-	script, err := static.FS.ReadFile("sse.js")
+	module, err := sseclient.FS.ReadFile("sse.js")
 	if err != nil {
 		return fmt.Errorf("web: %w", err)
 	}
-	types, err := static.FS.ReadFile("sse.d.ts")
+	types, err := sseclient.FS.ReadFile("sse.d.ts")
 	if err != nil {
 		return fmt.Errorf("web: %w", err)
 	}
-	const js = "application/javascript;charset=utf-8"
-	if h.classicScript, err = newAsset(js, script); err != nil {
+	classic, err := classicScript(module)
+	if err != nil {
 		return err
 	}
-	if h.moduleScript, err = newAsset(js, append(slices.Clip(script), "\nexport default Sse"...)); err != nil {
+	const js = "application/javascript;charset=utf-8"
+	if h.moduleScript, err = newAsset(js, module); err != nil {
+		return err
+	}
+	if h.classicScript, err = newAsset(js, classic); err != nil {
 		return err
 	}
 	h.types, err = newAsset("application/typescript;charset=utf-8", types)

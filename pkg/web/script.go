@@ -11,6 +11,20 @@ import (
 	"strings"
 )
 
+// moduleExport is the statement that ends sse.js, on a line of its own.
+const moduleExport = "export default Sse"
+
+// classicScript derives the classic form of the client module: the module
+// up to its final export statement, which a plain <script> cannot parse.
+// The class stays reachable as window.Sse, which the module sets itself.
+func classicScript(module []byte) ([]byte, error) {
+	body, ok := bytes.CutSuffix(bytes.TrimRight(module, " \t\r\n;"), []byte(moduleExport))
+	if !ok || !bytes.HasSuffix(body, []byte("\n")) {
+		return nil, fmt.Errorf("web: sse.js does not end with %q on a line of its own", moduleExport)
+	}
+	return body, nil
+}
+
 // asset is a file served under the base path: the client script or its
 // types, kept plain and gzip-compressed (made once, in New), each with its
 // own strong ETag.

@@ -5,12 +5,13 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
+	sseclient "github.com/pushd/pushd/clients/js"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/web"
-	"github.com/pushd/pushd/static"
 )
 
 // rawClient leaves Accept-Encoding and the body as the test sets and gets
@@ -59,11 +60,11 @@ func decoded(t *testing.T, resp *http.Response, body []byte) []byte {
 
 func TestScriptEncodingFollowsAcceptEncoding(t *testing.T) {
 	a := newTestApp(t, hub.Config{}, web.Config{})
-	script, err := static.FS.ReadFile("sse.js")
+	script, err := sseclient.FS.ReadFile("sse.js")
 	if err != nil {
 		t.Fatal(err)
 	}
-	module := string(script) + "\nexport default Sse"
+	module := string(script)
 	for _, tc := range []struct {
 		accept string
 		gzip   bool
@@ -95,7 +96,7 @@ func TestScriptEncodingFollowsAcceptEncoding(t *testing.T) {
 			t.Errorf("%q: Vary %q lacks Accept-Encoding", tc.accept, resp.Header.Values("Vary"))
 		}
 		if got := string(decoded(t, resp, body)); got != module {
-			t.Errorf("%q: body is not sse.js with its export (%d bytes, want %d)", tc.accept, len(got), len(module))
+			t.Errorf("%q: body is not clients/js/sse.js (%d bytes, want %d)", tc.accept, len(got), len(module))
 		}
 		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/javascript") {
 			t.Errorf("%q: Content-Type %q", tc.accept, ct)
@@ -108,6 +109,44 @@ func TestScriptEncodingFollowsAcceptEncoding(t *testing.T) {
 	}
 	if resp.ContentLength != int64(len(body)) {
 		t.Errorf("Content-Length %d, body %d", resp.ContentLength, len(body))
+	}
+}
+
+// exportStatement matches a line that starts an export statement.
+var exportStatement = regexp.MustCompile(`(?m)^\s*export\b`)
+
+func TestClassicScriptIsTheModuleWithoutItsExport(t *testing.T) {
+	a := newTestApp(t, hub.Config{}, web.Config{})
+	source, err := sseclient.FS.ReadFile("sse.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := exportStatement.FindAll(source, -1); len(got) != 1 || !bytes.HasSuffix(bytes.TrimSpace(source), []byte("\nexport default Sse")) {
+		t.Fatalf("clients/js/sse.js has export statements %q; want exactly one, the final export default Sse", got)
+	}
+	for _, target := range []string{a.base + "?script-type=script", a.base + "/sse.js?script-type=SCRIPT", a.base + "/?script-type=classic"} {
+		for _, accept := range []string{"", "gzip"} {
+			resp, body := fetchRaw(t, http.MethodGet, target, "Accept-Encoding", accept)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: %d", target, resp.StatusCode)
+			}
+			classic := decoded(t, resp, body)
+			if exportStatement.Match(classic) {
+				t.Errorf("%s (%q): the classic script has an export statement", target, accept)
+			}
+			if !bytes.Contains(classic, []byte("window.Sse = Sse")) {
+				t.Errorf("%s (%q): the classic script does not set window.Sse", target, accept)
+			}
+			if want := bytes.TrimSuffix(source, []byte("export default Sse")); !bytes.Equal(classic, want) {
+				t.Errorf("%s (%q): %d bytes, want the %d of sse.js up to its export", target, accept, len(classic), len(want))
+			}
+		}
+	}
+	for _, target := range []string{a.base, a.base + "/sse.js", a.base + "?script-type=module", a.base + "?script-type=MODULE"} {
+		resp, body := fetchRaw(t, http.MethodGet, target)
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, source) {
+			t.Errorf("%s: %d, %d bytes; want sse.js as it is (%d bytes)", target, resp.StatusCode, len(body), len(source))
+		}
 	}
 }
 
@@ -159,7 +198,7 @@ func TestScriptRevalidatesWithETag(t *testing.T) {
 
 func TestTypesServedBesideScript(t *testing.T) {
 	a := newTestApp(t, hub.Config{}, web.Config{})
-	want, err := static.FS.ReadFile("sse.d.ts")
+	want, err := sseclient.FS.ReadFile("sse.d.ts")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +211,7 @@ func TestTypesServedBesideScript(t *testing.T) {
 			t.Errorf("sse.d.ts: Content-Type %q", ct)
 		}
 		if !bytes.Equal(decoded(t, resp, body), want) {
-			t.Errorf("sse.d.ts (%q): not static/sse.d.ts", accept)
+			t.Errorf("sse.d.ts (%q): not clients/js/sse.d.ts", accept)
 		}
 	}
 	resp, body := fetchRaw(t, http.MethodHead, a.base+"/sse.d.ts")

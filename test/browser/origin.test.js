@@ -4,10 +4,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import {
-  USER, CONFIG, repoRoot, useBrowser, withSetup, openPage, createClient, waitActive, waitEvents, eventually
+  USER, CONFIG, useBrowser, withSetup, openPage, createClient, waitActive, waitEvents, eventually
 } from './harness.js'
 
 useBrowser()
@@ -87,8 +85,8 @@ test('from a foreign origin the client cannot connect and no call acts on the vi
   const { page, context } = await openPage(browser, pushd, localhost(pushd))
   try {
     const calls = await recordCalls(page, pushd)
-    // The seed's client, loaded into the foreign page (a module import is blocked by CORS anyway).
-    await page.addScriptTag({ content: readFileSync(join(repoRoot, 'static/sse.js'), 'utf8') })
+    // The client as a classic script, loaded into the foreign page (a module import is blocked by CORS anyway).
+    await page.addScriptTag({ content: await (await fetch(`${pushd.origin}/sse/demo?script-type=script`)).text() })
     const base = `${pushd.origin}/sse/demo`
     await page.evaluate(base => { window.client = new window.Sse({ url: base, query: { userId: 'u1' }, reconnectTime: 200, maxReconnectTime: 1000 }) }, base)
     await eventually(() => calls().some(c => c.path === '/sse/demo/connect' && c.status === 403), { what: 'the foreign connect to be refused with 403' })

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real-browser tests of static/sse.js, the demo page and the admin page: installs what is missing (Debian's chromium, playwright-core
+# Real-browser tests of the client (clients/js/sse.js), the demo page and the admin page: installs what is missing (Debian's chromium, playwright-core
 # from package-lock.json), then runs node's test runner. Builds ./cmd/pushd itself (or uses $PUSHD_BIN).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -232,13 +232,14 @@ test('destroy() leaves no connection, timer or listener behind', t => withSetup(
 }))
 
 test('the module and the classic-script forms both load and connect', t => withSetup(t, async ({ pushd, page }) => {
-  const source = readFileSync(join(repoRoot, 'static/sse.js'), 'utf8')
+  const source = readFileSync(join(repoRoot, 'clients/js/sse.js'), 'utf8')
+  assert.match(source, /\nexport default Sse\s*$/)
   const mod = await fetch(`${pushd.origin}/sse/demo`)
   assert.match(mod.headers.get('content-type'), /javascript/)
-  assert.equal(await mod.text(), source + '\nexport default Sse')
+  assert.equal(await mod.text(), source)
   const classic = await fetch(`${pushd.origin}/sse/demo/sse.js?script-type=script`)
   assert.match(classic.headers.get('content-type'), /javascript/)
-  assert.equal(await classic.text(), source)
+  assert.equal(await classic.text(), source.replace(/export default Sse\s*$/, ''))
 
   // Classic script first: it must register window.Sse by itself.
   assert.equal(await page.evaluate(() => typeof window.Sse), 'undefined')

@@ -1,8 +1,10 @@
 /*
  * sse.js - pushd's browser client (ES2020, no dependencies, no build step).
- * Public API compatible with the sse-server 1.2.x client. Loaded as a module
- * (the server appends the default export) or as a classic script
- * (?script-type=script; the class is then window.Sse).
+ * Public API compatible with the sse-server 1.2.x client. An ES module with
+ * the class as its default export: the npm package @pushd/client, and what
+ * pushd serves at every app's base path. ?script-type=script serves it as a
+ * classic script (pushd removes the final export statement); the class is
+ * window.Sse in both forms.
  * Adds: queued send/upload that really get sent, QoS acks and duplicate
  * suppression, resume after reconnect, jittered exponential backoff, and
  * connect-error: a refused connect is reported with its status and the
@@ -410,4 +412,6 @@ Sse.DEFAULT_OPTIONS = {
   leaveCheckInterval: 500,
   sseDurationKey: ''
 }
+// The seed's pages use the global; keep it the first class loaded (classic or module).
 if (typeof window !== 'undefined' && !window.Sse) window.Sse = Sse
+export default Sse
