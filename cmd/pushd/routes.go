@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	openapi "github.com/pushd/pushd/api"
 	"github.com/pushd/pushd/pkg/admin"
 	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/hub"
@@ -35,6 +36,7 @@ func (s *server) routes() http.Handler {
 		apps[a.cfg.Name] = api.App{Hub: a.hub, Keys: a.cfg.APIKeys}
 	}
 	apiHandler, _ := api.New(api.Config{Apps: apps, Logger: s.log})
+	r.Handle("/api/v1/openapi.yaml", openapi.Handler())
 	r.Handle("/api/*", apiHandler)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		web.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
