@@ -56,8 +56,6 @@ type Config struct {
 	// the target itself), so a send costs one message per node rather than
 	// one per key. -1: no limit. Zero: 64.
 	MaxRoutedKeys int
-	// ChannelSize is the buffer of the go-redis message channel. Zero: 4096.
-	ChannelSize int
 	// LegacyWire makes the node publish its requests as JSON, the format of
 	// the versions before the binary one, which they can read (they drop
 	// binary requests as undecodable, so their connections go uncounted).
@@ -85,7 +83,6 @@ const (
 	defaultWorkers       = 64
 	defaultQueueSize     = 4096
 	defaultMaxRoutedKeys = 64
-	defaultChannelSize   = 4096
 )
 
 // withDefaults validates cfg and fills in its defaults.
@@ -106,7 +103,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	for name, n := range map[string]int{
 		"BatchSize": cfg.BatchSize, "Workers": cfg.Workers,
-		"QueueSize": cfg.QueueSize, "ChannelSize": cfg.ChannelSize,
+		"QueueSize": cfg.QueueSize,
 	} {
 		if n < 0 {
 			return cfg, fmt.Errorf("%w: %s is negative", ErrConfig, name)
@@ -141,9 +138,6 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.MaxRoutedKeys = defaultMaxRoutedKeys
 	case cfg.MaxRoutedKeys < -1:
 		return cfg, fmt.Errorf("%w: MaxRoutedKeys below -1", ErrConfig)
-	}
-	if cfg.ChannelSize == 0 {
-		cfg.ChannelSize = defaultChannelSize
 	}
 	return cfg, nil
 }

@@ -31,8 +31,7 @@
 // every ProbeInterval and tears the subscription down when the probe does not
 // come back within ProbeTimeout (a pub/sub connection can go silent), then
 // subscribes again with backoff, every held key in a few commands, and calls
-// Config.OnResubscribe. The go-redis message channel is treated as lossy; a
-// request the node cannot queue is dropped and its sender stops waiting at
+// Config.OnResubscribe. A request the node cannot queue is dropped and its sender stops waiting at
 // its deadline.
 //
 // Redis Cluster is not supported: there PUBLISH counts only the subscribers
@@ -42,9 +41,10 @@
 // A node publishes its replies from one goroutine: the replies to one
 // sender that are ready together (while the previous flush is in flight)
 // go out as one message, so under load a send costs Redis about one
-// PUBLISH instead of two. Single PUBLISH commands go through the client's
-// autopipeliner (go-redis AutoPipeline), which writes the commands of
-// concurrent senders in one pipeline.
+// PUBLISH instead of two. Requests to one channel go through the client's
+// autopipeliner (go-redis AutoPipeline), which writes the PUBLISH commands
+// of concurrent senders as one pipeline. The subscription is read and
+// dispatched by one goroutine, without a channel in between.
 //
 // # Wire format
 //

@@ -130,7 +130,7 @@ func (r *replier) flush() {
 	defer cancel()
 	var err error
 	if len(msgs) == 1 {
-		err = r.t.pub.Publish(ctx, msgs[0].channel, msgs[0].payload).Err()
+		err = r.t.client.Publish(ctx, msgs[0].channel, msgs[0].payload).Err()
 	} else {
 		_, err = r.t.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for _, m := range msgs {

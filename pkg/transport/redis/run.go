@@ -246,14 +246,10 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 	if err := ps.Subscribe(ctx, t.replyChannel, t.probeChannel); err != nil {
 		return false, fmt.Errorf("redis: subscribe: %w", err)
 	}
-	msgs := ps.ChannelWithSubscriptions(
-		goredis.WithChannelSize(t.cfg.ChannelSize),
-		goredis.WithChannelSendTimeout(t.cfg.ProbeTimeout),
-	)
 	readerStarted = true
 	go func() {
 		defer close(readerDone)
-		t.read(msgs, echo, drained, jobs)
+		t.read(ps, echo, drained, jobs)
 	}()
 
 	var (
@@ -425,12 +421,28 @@ func (t *Transport) resubscribed() {
 	}
 }
 
-// read dispatches what the subscription receives until msgs is closed:
-// replies to their waiting calls, probe echoes to the session, requests to
-// the workers. It never blocks on a full queue: it drops the request.
-func (t *Transport) read(msgs <-chan any, echo chan<- string, drained chan<- struct{}, jobs *pool) {
+// read receives from the subscription until ps is closed and dispatches
+// each message in this goroutine: replies to their waiting calls, probe
+// echoes to the session, requests to the workers. None of that blocks (a
+// request finding its queue full is dropped), so reading from the socket
+// and dispatching need no goroutine and channel in between. A receive
+// error makes go-redis reconnect and subscribe again on the next call;
+// repeated errors are spaced out.
+func (t *Transport) read(ps *goredis.PubSub, echo chan<- string, drained chan<- struct{}, jobs *pool) {
 	probeSubscriptions := 0
-	for m := range msgs {
+	failures := 0
+	for {
+		m, err := ps.Receive(context.Background())
+		if errors.Is(err, goredis.ErrClosed) {
+			return
+		}
+		if err != nil {
+			if failures++; failures > 1 {
+				time.Sleep(backoffMin)
+			}
+			continue
+		}
+		failures = 0
 		switch m := m.(type) {
 		case *goredis.Subscription:
 			t.interest.confirmed(m.Channel, m.Kind == "subscribe")

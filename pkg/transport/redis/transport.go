@@ -29,8 +29,9 @@ type Transport struct {
 	cfg        Config
 	client     goredis.UniversalClient
 	ownsClient bool
-	// pub publishes single messages: the client's autopipeliner, which
-	// batches the PUBLISH commands of concurrent calls into pipelines.
+	// pub publishes single requests: the client's autopipeliner, which
+	// writes the PUBLISH commands of concurrent calls as one pipeline (or
+	// the client, when it has none).
 	pub publisher
 	log zerolog.Logger
 
