@@ -1,4 +1,6 @@
-// Type declarations for pushd's sse.js (served at every app's base path; these at {base}/sse.d.ts).
+// Type declarations for pushd's sse.js: the npm package @pushd/client, also served by pushd at every
+// app's base path (these at {base}/sse.d.ts).
+// Package use: import Sse from '@pushd/client'
 // Module use:  const { default: Sse } = await import('/sse/demo')
 // Classic use: <script src="/sse/demo?script-type=script"></script> then window.Sse
 

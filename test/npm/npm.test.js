@@ -1,0 +1,114 @@
+// The npm package of clients/js in a Vite app (node --test): npm pack makes the tarball, a copy of
+// app/ installs it offline, tsc checks the app against the package's types, vite builds the app,
+// vite preview serves it on an origin of its own, and chromium runs it against a real pushd that
+// allows that origin (cors): connect-finish, an event pushed through the server API, a send()
+// answered.
+import { test, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { cpSync, readFileSync, readdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { build, preview } from 'vite'
+import { API_KEYS, CONFIG, Pushd, USER, currentBrowser, freePort, repoRoot, useBrowser, workDir } from '../browser/harness.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const pkgDir = join(repoRoot, 'clients/js')
+const appDir = join(workDir, 'app')
+const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'))
+
+useBrowser()
+
+/** Runs a command, failing with its output. */
+function run (cmd, args, cwd) {
+  try {
+    return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  } catch (e) {
+    throw new Error(`${cmd} ${args.join(' ')} in ${cwd}: ${e.message}\n${e.stdout}${e.stderr}`)
+  }
+}
+
+let tarball = null
+
+test('npm pack ships only the client, its types, README.md and package.json', () => {
+  const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', workDir], pkgDir))
+  assert.equal(packed.name, pkg.name)
+  assert.deepEqual(packed.files.map(f => f.path).sort(), ['README.md', 'package.json', 'sse.d.ts', 'sse.js'])
+  tarball = join(workDir, packed.filename)
+})
+
+test('the app installs the tarball offline and type-checks against the package\'s types', () => {
+  assert.ok(tarball, 'no tarball')
+  cpSync(join(here, 'app'), appDir, { recursive: true })
+  run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], appDir)
+  const installed = join(appDir, 'node_modules', ...pkg.name.split('/'))
+  assert.equal(readFileSync(join(installed, 'sse.js'), 'utf8'), readFileSync(join(pkgDir, 'sse.js'), 'utf8'))
+  run(process.execPath, [join(here, 'node_modules/typescript/bin/tsc'), '-p', appDir], appDir)
+})
+
+test('vite builds the app with the client bundled', async () => {
+  await build({ root: appDir, configFile: false, logLevel: 'warn' })
+  const assets = join(appDir, 'dist/assets')
+  const js = readdirSync(assets).filter(f => f.endsWith('.js')).map(f => readFileSync(join(assets, f), 'utf8')).join('\n')
+  assert.match(js, /sseAccessTimestamp/, 'the client is not in the bundle')
+  assert.match(js, /window\.Sse\s*=/, 'the bundle dropped the window.Sse registration')
+})
+
+let site = null
+after(() => site?.close())
+
+test('in chromium the built app connects, gets an event pushed through the API and has a send() answered', async t => {
+  const port = await freePort()
+  site = await preview({ root: appDir, configFile: false, logLevel: 'warn', preview: { host: '127.0.0.1', port, strictPort: true } })
+  const origin = `http://127.0.0.1:${port}`
+  const pushd = await Pushd.start(() => CONFIG.replace('    enable_json_endpoints: true\n', `    enable_json_endpoints: true\n    cors: [${origin}]\n`))
+  const context = await currentBrowser().newContext()
+  try {
+    const base = `${pushd.origin}/sse/demo`
+    // The server serves the very file the package ships.
+    assert.equal(await (await fetch(base)).text(), readFileSync(join(pkgDir, 'sse.js'), 'utf8'))
+
+    const page = await context.newPage()
+    const errors = []
+    const requests = []
+    page.on('pageerror', e => errors.push(String(e)))
+    page.on('console', m => { if (m.type() === 'error') errors.push(m.text()) })
+    page.on('request', r => requests.push(r.url()))
+    page.on('response', r => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`) })
+    await page.goto(`${origin}/?${new URLSearchParams({ pushd: base, userId: USER })}`)
+    await page.waitForFunction(() => window.app && window.app.client.isActive(), null, { timeout: 15000, polling: 50 })
+    assert.match(await page.textContent('#state'), /^connected to \S+ as \S+$/)
+    assert.equal(await page.textContent('#version'), pkg.version, 'package.json and Sse.version differ')
+    assert.equal(await page.evaluate(() => window.Sse === window.app.client.constructor), true, 'window.Sse is not the bundled class')
+    const finish = JSON.parse(await page.textContent('li[data-event="connect-finish"]'))
+    assert.equal(finish.connectionId, await page.evaluate(() => window.app.client.connectionId))
+
+    const sent = await fetch(`${pushd.origin}/api/v1/apps/demo/send`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEYS.demo}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ to: { userIds: [USER] }, event: 'bell', data: { from: 'api' } })
+    })
+    assert.equal(sent.status, 200, await sent.clone().text())
+    const bell = await page.waitForSelector('li[data-event="bell"]', { timeout: 10000 })
+    assert.deepEqual(JSON.parse(await bell.textContent()), { from: 'api' })
+
+    // pushd's echo upstream (an app without backend) answers with what the call carried and pushes
+    // it back to the connection as server-ack.
+    const answer = await page.evaluate(() => window.app.ping(7))
+    assert.equal(answer.status, 200)
+    assert.deepEqual(answer.body.data.body, { n: 7 })
+    assert.equal(answer.body.data.path, 'ping')
+    assert.equal(answer.body.data.connectionId, finish.connectionId)
+    const ack = await page.waitForSelector('li[data-event="server-ack"]', { timeout: 10000 })
+    assert.deepEqual(JSON.parse(await ack.textContent()).body, { n: 7 })
+
+    assert.deepEqual(requests.filter(u => /\/sse\/demo(\/sse\.js)?(\?|$)/.test(u)), [], 'the page loaded the client from pushd')
+    assert.deepEqual(errors, [], 'page errors')
+  } catch (e) {
+    t.diagnostic(`pushd log:\n${pushd.log}`)
+    throw e
+  } finally {
+    await context.close()
+    await pushd.stop()
+  }
+})
