@@ -173,13 +173,24 @@ func TestEmbeddedDemoBindsLoopbackOnly(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	// Our own process must be the one serving: wait for its start-up line,
+	// not for any answer on the port.
 	waitFor(t, 20*time.Second, func() error {
-		resp, err := http.Get("http://127.0.0.1:8080/readyz")
-		if err != nil {
-			return err
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			if strings.Contains(out.String(), "address already in use") {
+				t.Skipf("port 8080 was taken meanwhile: %s", out.String())
+			}
+			t.Fatalf("the embedded demo exited (%v):\n%s", err, out.String())
+		default:
 		}
-		resp.Body.Close()
+		if !strings.Contains(out.String(), "pushd started") {
+			return errors.New("not started yet")
+		}
 		return nil
 	})
 	if !strings.Contains(out.String(), "127.0.0.1 only") {
