@@ -1,15 +1,16 @@
-// The npm package of clients/js in a Vite app (node --test): npm pack makes the tarball, a copy of
-// app/ installs it offline, tsc checks the app against the package's types, vite builds the app,
-// vite preview serves it on an origin of its own, and chromium runs it against a real pushd that
-// allows that origin (cors): connect-finish, an event pushed through the server API, a send()
-// answered.
-import { test, after } from 'node:test'
+// The npm package of clients/js in a bundled app (node --test): npm pack makes the tarball, a copy
+// of app/ installs it offline, tsc checks the app against the package's types, Vite and webpack
+// each build the app, vite preview serves both builds on an origin of their own, and chromium runs
+// each against a real pushd that allows that origin (cors): connect-finish, an event pushed through
+// the server API, a send() answered.
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { cpSync, readFileSync, readdirSync } from 'node:fs'
+import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build, preview } from 'vite'
+import webpack from 'webpack'
 import { API_KEYS, CONFIG, Pushd, USER, currentBrowser, freePort, repoRoot, useBrowser, workDir } from '../browser/harness.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -46,21 +47,50 @@ test('the app installs the tarball offline and type-checks against the package\'
   run(process.execPath, [join(here, 'node_modules/typescript/bin/tsc'), '-p', appDir], appDir)
 })
 
+/** Asserts that the bundle js holds the client, with its registration of window.Sse. */
+function assertBundled (js) {
+  assert.match(js, /sseAccessTimestamp/, 'the client is not in the bundle')
+  assert.match(js, /window\.Sse\s*=/, 'the bundle dropped the window.Sse registration')
+}
+
 test('vite builds the app with the client bundled', async () => {
   await build({ root: appDir, configFile: false, logLevel: 'warn' })
   const assets = join(appDir, 'dist/assets')
-  const js = readdirSync(assets).filter(f => f.endsWith('.js')).map(f => readFileSync(join(assets, f), 'utf8')).join('\n')
-  assert.match(js, /sseAccessTimestamp/, 'the client is not in the bundle')
-  assert.match(js, /window\.Sse\s*=/, 'the bundle dropped the window.Sse registration')
+  assertBundled(readdirSync(assets).filter(f => f.endsWith('.js')).map(f => readFileSync(join(assets, f), 'utf8')).join('\n'))
 })
 
-let site = null
-after(() => site?.close())
+test('webpack builds the same app with the client bundled, into dist/webpack', async () => {
+  const out = join(appDir, 'dist/webpack')
+  const compiler = webpack({ mode: 'production', devtool: false, context: appDir, entry: './main.js', output: { path: out, filename: 'main.js' } })
+  const stats = await new Promise((resolve, reject) => compiler.run((err, stats) => err ? reject(err) : resolve(stats)))
+  await new Promise(resolve => compiler.close(resolve))
+  assert.ok(!stats.hasErrors() && !stats.hasWarnings(), stats.toString('errors-warnings'))
+  assertBundled(readFileSync(join(out, 'main.js'), 'utf8'))
+  const page = readFileSync(join(appDir, 'index.html'), 'utf8')
+  const webpackPage = page.replace('<script type="module" src="/main.js"></script>', '<script defer src="/webpack/main.js"></script>')
+  assert.notEqual(webpackPage, page, 'index.html has no script tag for main.js')
+  writeFileSync(join(out, 'index.html'), webpackPage)
+})
 
-test('in chromium the built app connects, gets an event pushed through the API and has a send() answered', async t => {
-  const port = await freePort()
-  site = await preview({ root: appDir, configFile: false, logLevel: 'warn', preview: { host: '127.0.0.1', port, strictPort: true } })
-  const origin = `http://127.0.0.1:${port}`
+for (const [bundler, path, script] of [['vite', '/', /\/assets\/index-[\w-]+\.js$/], ['webpack', '/webpack/', /\/webpack\/main\.js$/]]) {
+  test(`in chromium the ${bundler} build connects, gets an event pushed through the API and has a send() answered`, async t => {
+    const port = await freePort()
+    // mpa: no fallback to the Vite build's index.html for a path without its own.
+    const site = await preview({ root: appDir, configFile: false, appType: 'mpa', logLevel: 'warn', preview: { host: '127.0.0.1', port, strictPort: true } })
+    try {
+      const requests = await runApp(t, `http://127.0.0.1:${port}`, path)
+      assert.ok(requests.some(u => script.test(u)), `the page did not load the ${bundler} bundle: ${requests}`)
+    } finally {
+      await site.close()
+    }
+  })
+}
+
+/**
+ * Opens the app at path on origin in chromium against a fresh pushd that allows that origin and
+ * checks it works; returns the URLs the page requested.
+ */
+async function runApp (t, origin, path) {
   const pushd = await Pushd.start(() => CONFIG.replace('    enable_json_endpoints: true\n', `    enable_json_endpoints: true\n    cors: [${origin}]\n`))
   const context = await currentBrowser().newContext()
   try {
@@ -75,7 +105,7 @@ test('in chromium the built app connects, gets an event pushed through the API a
     page.on('console', m => { if (m.type() === 'error') errors.push(m.text()) })
     page.on('request', r => requests.push(r.url()))
     page.on('response', r => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`) })
-    await page.goto(`${origin}/?${new URLSearchParams({ pushd: base, userId: USER })}`)
+    await page.goto(`${origin}${path}?${new URLSearchParams({ pushd: base, userId: USER })}`)
     await page.waitForFunction(() => window.app && window.app.client.isActive(), null, { timeout: 15000, polling: 50 })
     assert.match(await page.textContent('#state'), /^connected to \S+ as \S+$/)
     assert.equal(await page.textContent('#version'), pkg.version, 'package.json and Sse.version differ')
@@ -104,6 +134,7 @@ test('in chromium the built app connects, gets an event pushed through the API a
 
     assert.deepEqual(requests.filter(u => /\/sse\/demo(\/sse\.js)?(\?|$)/.test(u)), [], 'the page loaded the client from pushd')
     assert.deepEqual(errors, [], 'page errors')
+    return requests
   } catch (e) {
     t.diagnostic(`pushd log:\n${pushd.log}`)
     throw e
@@ -111,4 +142,4 @@ test('in chromium the built app connects, gets an event pushed through the API a
     await context.close()
     await pushd.stop()
   }
-})
+}

@@ -1,5 +1,13 @@
-// Checked by tsc, not bundled: the package's types reject what the client does not take.
+// Checked by tsc, not bundled: what main.js gives the test, and that the package's types reject what
+// the client does not take.
 import Sse from '@pushd/client'
+
+declare global {
+  interface Window {
+    /** The client, and a send whose answer the test reads. */
+    app: { client: Sse, ping: (n: number) => Promise<{ status: number, body: unknown }> }
+  }
+}
 
 // @ts-expect-error url is a string
 void new Sse({ url: 1 })
