@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pushd/pushd/internal/redisurl"
+	"github.com/pushd/pushd/pkg/hub"
+	"github.com/pushd/pushd/pkg/qos"
+	"github.com/pushd/pushd/pkg/transport/nacos"
+	redistransport "github.com/pushd/pushd/pkg/transport/redis"
+)
+
+// newRepository opens the QoS store of qos.repository.
+func (s *server) newRepository() error {
+	q := s.cfg.QoS
+	switch q.Repository {
+	case "redis":
+		client, err := redisurl.NewClient(q.RedisURL)
+		if err != nil {
+			return fmt.Errorf("config: qos.redis_url: %w", err)
+		}
+		s.redis = client
+		repo, err := qos.NewRedis(qos.RedisConfig{Client: s.redis, Prefix: q.Prefix,
+			MaxPerRecipient: q.MaxPerRecipient, DefaultTTL: time.Duration(q.TTL), Logger: s.log})
+		if err != nil {
+			return fmt.Errorf("config: qos: %w", err)
+		}
+		s.repo = repo
+	default:
+		repo, err := qos.NewMemory(qos.MemoryConfig{MaxPerRecipient: q.MaxPerRecipient,
+			MaxMessages: q.MaxMessages, MaxBytes: q.MaxBytes, DefaultTTL: time.Duration(q.TTL), Logger: s.log})
+		if err != nil {
+			return fmt.Errorf("config: qos: %w", err)
+		}
+		s.repo = repo
+	}
+	return nil
+}
+
+// newTransport builds the cluster transport of cluster.transport, if any.
+func (s *server) newTransport() error {
+	c := s.cfg.Cluster
+	switch c.Transport {
+	case "redis":
+		t, err := redistransport.New(redistransport.Config{URL: c.RedisURL, Prefix: c.Prefix, NodeID: s.cfg.NodeID,
+			Timeout: time.Duration(c.Timeout), Logger: s.log,
+			OnResubscribe: func() { s.replayAll() }})
+		if err != nil {
+			return fmt.Errorf("config: cluster: %w", err)
+		}
+		s.transport = t
+	case "nacos":
+		var disc nacos.Discovery
+		if len(c.Peers) > 0 {
+			peers, err := nacos.ParsePeers(c.Peers...)
+			if err != nil {
+				return fmt.Errorf("config: cluster.peers: %w", err)
+			}
+			static, err := nacos.NewStatic(peers...)
+			if err != nil {
+				return fmt.Errorf("config: cluster.peers: %w", err)
+			}
+			disc = static
+		} else {
+			n, err := nacos.NewNacos(nacos.NacosConfig{Servers: c.Nacos.Servers, Namespace: c.Nacos.Namespace,
+				Group: c.Nacos.Group, Username: c.Nacos.Username, Password: c.Nacos.Password, Dir: c.Nacos.Dir,
+				SDKLogLevel: "error", Logger: s.log})
+			if err != nil {
+				return fmt.Errorf("config: cluster.nacos: %w", err)
+			}
+			disc = n
+		}
+		names := make([]string, len(s.cfg.Apps))
+		for i, a := range s.cfg.Apps {
+			names[i] = a.Name
+		}
+		t, err := nacos.New(nacos.Config{NodeID: s.cfg.NodeID, Version: hub.Version, Apps: names, Discovery: disc,
+			Secret: c.Secret, Listen: c.PeerListen, AdvertiseAddr: c.AdvertiseAddr,
+			Timeout: time.Duration(c.Timeout), Logger: s.log})
+		if err != nil {
+			return fmt.Errorf("config: cluster: %w", err)
+		}
+		s.transport = t
+	}
+	return nil
+}
+
+// replayAll re-reads the QoS inboxes of every connection (after the
+// transport may have lost messages).
+func (s *server) replayAll() {
+	for _, a := range s.apps {
+		go a.hub.ReplayAll(context.Background())
+	}
+}
+
+// ready reports why this node cannot serve, or nil.
+func (s *server) ready(ctx context.Context) error {
+	if s.draining.Load() {
+		return errors.New("draining")
+	}
+	if s.redis != nil {
+		if err := s.redis.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("qos redis: %w", err)
+		}
+	}
+	if r, ok := s.transport.(interface{ Ready(context.Context) error }); ok {
+		if err := r.Ready(ctx); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
+	return nil
+}
