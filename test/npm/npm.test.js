@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { build, preview } from 'vite'
 import webpack from 'webpack'
 import { API_KEYS, CONFIG, Pushd, USER, currentBrowser, freePort, repoRoot, useBrowser, workDir } from '../browser/harness.js'
@@ -38,13 +38,16 @@ test('npm pack ships only the client, its types, README.md and package.json', ()
   tarball = join(workDir, packed.filename)
 })
 
-test('the app installs the tarball offline and type-checks against the package\'s types', () => {
+test('the app installs the tarball offline, type-checks against the package\'s types, and the package imports in Node', async () => {
   assert.ok(tarball, 'no tarball')
   cpSync(join(here, 'app'), appDir, { recursive: true })
   run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], appDir)
   const installed = join(appDir, 'node_modules', ...pkg.name.split('/'))
   assert.equal(readFileSync(join(installed, 'sse.js'), 'utf8'), readFileSync(join(pkgDir, 'sse.js'), 'utf8'))
   run(process.execPath, [join(here, 'node_modules/typescript/bin/tsc'), '-p', appDir], appDir)
+  // Server-side rendering imports the module where there is no window.
+  const { default: Sse } = await import(pathToFileURL(join(installed, 'sse.js')).href)
+  assert.equal(Sse.version, pkg.version, 'package.json and Sse.version differ')
 })
 
 /** Asserts that the bundle js holds the client, with its registration of window.Sse. */
