@@ -81,9 +81,11 @@ func clusterSend(t testing.TB, base string, to map[string]any, event, data strin
 
 func userIDs(t testing.TB, base string) []string {
 	t.Helper()
-	_, body := apiCall(t, base, http.MethodGet, "users", nil)
+	code, body := apiCall(t, base, http.MethodGet, "users", nil)
 	var page struct{ List []struct{ ID string } }
-	_ = json.Unmarshal([]byte(body), &page)
+	if err := json.Unmarshal([]byte(body), &page); code != http.StatusOK || err != nil {
+		t.Fatalf("users: %d %s (%v)", code, body, err)
+	}
 	var ids []string
 	for _, u := range page.List {
 		ids = append(ids, u.ID)
