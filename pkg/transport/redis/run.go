@@ -46,10 +46,12 @@ type pool struct {
 	replies *replier
 }
 
-// workerQueue is the ordered queue of one worker.
+// workerQueue is the ordered queue of one worker. jobs and spare are two
+// buffers taking turns: the worker serves one while the other fills.
 type workerQueue struct {
 	mu     sync.Mutex
 	jobs   []job
+	spare  []job
 	closed bool
 	notify chan struct{}
 }
@@ -79,13 +81,17 @@ func (p *pool) work(ctx context.Context, t *Transport, h hub.Handler, q *workerQ
 	for {
 		q.mu.Lock()
 		batch, closed := q.jobs, q.closed
-		q.jobs = nil
+		q.jobs, q.spare = q.spare, nil
 		q.mu.Unlock()
 		for _, j := range batch {
 			t.serve(ctx, h, j, p.replies)
 			p.queued.Add(-1)
 		}
 		if len(batch) > 0 {
+			clear(batch) // let the served requests' memory go
+			q.mu.Lock()
+			q.spare = batch[:0]
+			q.mu.Unlock()
 			continue
 		}
 		if closed && shared == nil {
