@@ -35,3 +35,5 @@ echo "== go test (without -race: the Nacos SDK races in its reconnect, so these 
 go test -count=1 -timeout 5m -run 'TestNacosReRegistersAfterServerRestart|TestNacosReplaysRegistrationMadeWhileServerDown' ./pkg/transport/nacos/
 echo "== browser tests (chromium + playwright-core)"
 test/browser/run.sh
+echo "== npm package clients/js (Vite and webpack builds in chromium)"
+test/npm/run.sh
