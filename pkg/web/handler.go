@@ -12,8 +12,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/pushd/pushd/pkg/auth"
 	sseclient "github.com/pushd/pushd/clients/js"
+	"github.com/pushd/pushd/pkg/auth"
 	"github.com/pushd/pushd/pkg/hub"
 )
 
@@ -73,6 +73,7 @@ type Handler struct {
 	hub           *hub.Hub
 	log           zerolog.Logger
 	secrets       secrets
+	origins       *http.CrossOriginProtection
 	moduleScript  *asset // sse.js as it is, the default
 	classicScript *asset // sse.js without its export (?script-type=script)
 	types         *asset // sse.d.ts
@@ -101,7 +102,11 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Wrap == nil {
 		cfg.Wrap = WrapOK
 	}
-	h := &Handler{cfg: cfg, hub: cfg.Hub}
+	origins, err := newOriginCheck(cfg.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{cfg: cfg, hub: cfg.Hub, origins: origins}
 	creds := []auth.Credentials{cfg.Credentials}
 	if cs, ok := cfg.Auth.(CredentialSource); ok {
 		creds = append(creds, cs.Credentials())

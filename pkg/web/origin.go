@@ -1,41 +1,35 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 )
 
+// newOriginCheck builds an app's cross-origin protection: net/http's
+// CrossOriginProtection, which refuses a request whose Sec-Fetch-Site is
+// neither same-origin nor none, or, from browsers that do not send it,
+// whose Origin names another host than the request's Host; the app's
+// CORS origins are trusted.
+func newOriginCheck(corsOrigins []string) (*http.CrossOriginProtection, error) {
+	c := http.NewCrossOriginProtection()
+	for _, o := range corsOrigins {
+		if err := c.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("web: Config.CORSOrigins: %w", err)
+		}
+	}
+	return c, nil
+}
+
 // foreign reports whether r, a call that acts, comes from a page of
-// another origin than this server's and the app's CORS origins: its
-// Origin names such an origin, or, without Origin, Sec-Fetch-Site says it
-// is not a same-origin or user-initiated request. Requests with neither
-// header (curl, backends, old browsers on a same-origin GET) are not
-// foreign.
+// another origin than this server's and the app's CORS origins. Requests
+// with neither Origin nor Sec-Fetch-Site (curl, backends) are not foreign.
+// Every call counts as acting, the connect too although it may be a GET:
+// it registers a connection in the browser's name.
 func (h *Handler) foreign(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" {
-		return !sameOrigin(o, requestDomain(r)) && !slices.Contains(h.cfg.CORSOrigins, o)
+	if r.Method != http.MethodPost {
+		acting := r.WithContext(r.Context())
+		acting.Method = http.MethodPost
+		r = acting
 	}
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
-		return false
-	}
-	return true
-}
-
-// sameOrigin compares two scheme://host[:port] origins, ignoring case
-// and default ports.
-func sameOrigin(a, b string) bool {
-	return normalOrigin(a) == normalOrigin(b)
-}
-
-func normalOrigin(o string) string {
-	o = strings.ToLower(strings.TrimSuffix(o, "/"))
-	switch {
-	case strings.HasPrefix(o, "http://"):
-		return strings.TrimSuffix(o, ":80")
-	case strings.HasPrefix(o, "https://"):
-		return strings.TrimSuffix(o, ":443")
-	}
-	return o
+	return h.origins.Check(r) != nil
 }

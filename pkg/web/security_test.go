@@ -257,6 +257,9 @@ func TestCrossOriginCallsRefused(t *testing.T) {
 		"Cookie", cookie, "Sec-Fetch-Site", "cross-site")
 	jsonError(t, "message marked cross-site without Origin", http.StatusForbidden, status, body)
 	status, _, body = call(t, http.MethodPost, a.base+"/connect/message/pay.do", "text/plain", strings.NewReader(`{}`),
+		"Cookie", cookie, "Origin", a.srv.URL, "Sec-Fetch-Site", "same-site")
+	jsonError(t, "message from a sibling site", http.StatusForbidden, status, body)
+	status, _, body = call(t, http.MethodPost, a.base+"/connect/message/pay.do", "text/plain", strings.NewReader(`{}`),
 		"Cookie", cookie, "Origin", "null")
 	jsonError(t, "message from an opaque origin", http.StatusForbidden, status, body)
 	if n := up.count(); n != 0 {
@@ -282,6 +285,10 @@ func TestCrossOriginCallsRefused(t *testing.T) {
 	}{
 		{"own origin", own},
 		{"own origin behind a TLS proxy", []string{"Cookie", cookie, "Origin", "https://" + host, "X-Forwarded-Proto", "https"}},
+		// A proxy that ends TLS without saying so: the browser's Sec-Fetch-Site
+		// still says same-origin, and the Origin's host is the request's.
+		{"own origin behind a silent TLS proxy", []string{"Cookie", cookie, "Origin", "https://" + host, "Sec-Fetch-Site", "same-origin"}},
+		{"own host without Sec-Fetch-Site", []string{"Cookie", cookie, "Origin", "https://" + host}},
 		{"CORS origin", []string{"Cookie", cookie, "Origin", "https://app.example", "Sec-Fetch-Site", "cross-site"}},
 		{"no Origin", []string{"Cookie", cookie}},
 		{"same-origin fetch metadata", []string{"Cookie", cookie, "Sec-Fetch-Site", "same-origin"}},
@@ -301,8 +308,8 @@ func TestCrossOriginCallsRefused(t *testing.T) {
 			t.Errorf("addListener, %s: %d %s", c.name, status, body)
 		}
 	}
-	if n := up.count(); n != 5 {
-		t.Errorf("the upstream got %d allowed calls, want 5", n)
+	if n := up.count(); n != 7 {
+		t.Errorf("the upstream got %d allowed calls, want one per allowed case, 7", n)
 	}
 	status, _, body = call(t, http.MethodPost, a.base+"/connect/disconnect.do", "application/x-www-form-urlencoded",
 		strings.NewReader("connectionId="+id), "Origin", "https://app.example")
