@@ -12,15 +12,13 @@
 //
 // A call that acts — connect, addListener.do, removeListener.do, ack.do,
 // disconnect.do, message/{path}.do, upload/{path}.do — is refused with 403
-// when its Origin is neither the server's own nor one of
-// Config.CORSOrigins, or, without Origin, when Sec-Fetch-Site says the
-// request is not same-origin. Requests with neither header (curl,
-// backends) pass. The server's own origin is scheme://Host of the
-// request, the scheme https with TLS or "X-Forwarded-Proto: https":
-// behind a reverse proxy, pass the browser's Host (with its port) and
-// X-Forwarded-Proto on (nginx: proxy_set_header Host $http_host;
-// proxy_set_header X-Forwarded-Proto $scheme), or list the public origin
-// in CORSOrigins. The JSON calls also require a JSON Content-Type, which a
+// by net/http's CrossOriginProtection, which trusts Config.CORSOrigins:
+// when its Sec-Fetch-Site is neither same-origin nor none, or, from a
+// browser that sends no Sec-Fetch-Site, when its Origin names another host
+// than the request's Host. Requests with neither header (curl, backends)
+// pass. Behind a reverse proxy, pass the browser's Host with its port on
+// (nginx: proxy_set_header Host $http_host) for the browsers of the second
+// kind, or list the public origin in CORSOrigins. The JSON calls also require a JSON Content-Type, which a
 // browser sends cross-origin only after a CORS preflight, answered only for
 // CORSOrigins. The script and the .json endpoints, which only read, are
 // left to CORS.
