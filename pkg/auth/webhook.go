@@ -2,7 +2,6 @@ package auth
 
 import (
 	"bytes"
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -13,8 +12,11 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"sync"
+	"sync/atomic"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/pushd/pushd/pkg/hub"
 )
@@ -80,24 +82,18 @@ type Webhook struct {
 	base   *url.URL
 	client *http.Client
 
-	mu       sync.Mutex
-	cache    map[[32]byte]*list.Element // of *cacheEntry
-	lru      *list.List                 // front = most recently used
-	inflight map[[32]byte]*call
+	cache   *lru.Cache[string, cacheEntry] // by outgoing.key
+	calls   singleflight.Group             // one backend call per key at a time
+	waiting atomic.Int32                   // callers waiting on a call; for tests
 }
 
+// cacheEntry is a cached answer. expires is the entry's own deadline on
+// cfg.Now's clock: CacheTTL after the answer, or the user's ExpiresAt if
+// that is sooner.
 type cacheEntry struct {
-	key     [32]byte
 	user    hub.User
 	err     error // nil or an *Error
 	expires time.Time
-}
-
-type call struct {
-	done    chan struct{}
-	waiters int // guarded by Webhook.mu; for tests
-	user    hub.User
-	err     error
 }
 
 // NewWebhook validates cfg and returns a Webhook authenticator.
@@ -136,14 +132,11 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 			return http.ErrUseLastResponse
 		}}
 	}
-	return &Webhook{
-		cfg:      cfg,
-		base:     base,
-		client:   client,
-		cache:    make(map[[32]byte]*list.Element),
-		lru:      list.New(),
-		inflight: make(map[[32]byte]*call),
-	}, nil
+	cache, err := lru.New[string, cacheEntry](cfg.CacheSize)
+	if err != nil {
+		return nil, fmt.Errorf("auth: webhook: cache: %w", err)
+	}
+	return &Webhook{cfg: cfg, base: base, client: client, cache: cache}, nil
 }
 
 // outgoing is what the backend will see of a browser request.
@@ -171,7 +164,7 @@ func (w *Webhook) outgoing(r *http.Request) outgoing {
 }
 
 // key hashes the outgoing request unambiguously (length-prefixed fields).
-func (o outgoing) key(app string) [32]byte {
+func (o outgoing) key(app string) string {
 	h := sha256.New()
 	write := func(s string) { fmt.Fprintf(h, "%d:%s", len(s), s) }
 	write(app)
@@ -190,90 +183,57 @@ func (o outgoing) key(app string) [32]byte {
 			}
 		}
 	}
-	var k [32]byte
-	h.Sum(k[:0])
-	return k
+	return string(h.Sum(nil))
 }
 
 // Authenticate implements Authenticator.
 func (w *Webhook) Authenticate(r *http.Request) (hub.User, error) {
 	o := w.outgoing(r)
 	key := o.key(w.cfg.App)
+	if e, ok := w.cache.Get(key); ok && w.live(e) {
+		return cloneUser(e.user), e.err
+	}
 	ctx := r.Context()
-
-	w.mu.Lock()
-	if u, err, ok := w.cachedLocked(key); ok {
-		w.mu.Unlock()
-		return u, err
-	}
-	c, running := w.inflight[key]
-	if !running {
-		c = &call{done: make(chan struct{})}
-		w.inflight[key] = c
-	}
-	c.waiters++
-	w.mu.Unlock()
-
-	if !running {
-		// The call outlives the first caller's cancellation, so the
-		// requests waiting on it are not failed by someone else's hang-up.
-		go w.run(context.WithoutCancel(ctx), key, o, c)
-	}
+	// The call outlives the first caller's cancellation, so the requests
+	// sharing it are not failed by someone else's hang-up.
+	done := w.calls.DoChan(key, func() (any, error) {
+		return w.fetch(context.WithoutCancel(ctx), key, o)
+	})
+	w.waiting.Add(1)
+	defer w.waiting.Add(-1)
 	select {
-	case <-c.done:
-		return c.user, c.err
+	case res := <-done:
+		return cloneUser(res.Val.(hub.User)), res.Err
 	case <-ctx.Done():
 		return hub.User{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
 }
 
-func (w *Webhook) run(ctx context.Context, key [32]byte, o outgoing, c *call) {
-	c.user, c.err = w.ask(ctx, o)
-	w.mu.Lock()
-	delete(w.inflight, key)
-	if c.err == nil || errors.Is(c.err, ErrUnauthenticated) {
-		w.storeLocked(key, c.user, c.err)
+// fetch is the one call for key: it reads the cache again (a caller that
+// missed it may start a call just after another call stored the answer and
+// ended), else asks the backend and caches a user or a rejection. Only
+// calls store, and w.calls runs one per key at a time, so removing an
+// expired entry here cannot drop a newer one.
+func (w *Webhook) fetch(ctx context.Context, key string, o outgoing) (hub.User, error) {
+	if e, ok := w.cache.Peek(key); ok {
+		if w.live(e) {
+			return e.user, e.err
+		}
+		w.cache.Remove(key)
 	}
-	w.mu.Unlock()
-	close(c.done)
+	u, err := w.ask(ctx, o)
+	if w.cfg.CacheTTL >= 0 && (err == nil || errors.Is(err, ErrUnauthenticated)) {
+		expires := w.cfg.Now().Add(w.cfg.CacheTTL)
+		if !u.ExpiresAt.IsZero() && u.ExpiresAt.Before(expires) {
+			expires = u.ExpiresAt
+		}
+		w.cache.Add(key, cacheEntry{user: cloneUser(u), err: err, expires: expires})
+	}
+	return u, err
 }
 
-func (w *Webhook) cachedLocked(key [32]byte) (hub.User, error, bool) {
-	el, ok := w.cache[key]
-	if !ok {
-		return hub.User{}, nil, false
-	}
-	e := el.Value.(*cacheEntry)
-	if !w.cfg.Now().Before(e.expires) {
-		w.lru.Remove(el)
-		delete(w.cache, key)
-		return hub.User{}, nil, false
-	}
-	w.lru.MoveToFront(el)
-	return cloneUser(e.user), e.err, true
-}
-
-func (w *Webhook) storeLocked(key [32]byte, u hub.User, err error) {
-	if w.cfg.CacheTTL < 0 {
-		return
-	}
-	expires := w.cfg.Now().Add(w.cfg.CacheTTL)
-	if !u.ExpiresAt.IsZero() && u.ExpiresAt.Before(expires) {
-		expires = u.ExpiresAt
-	}
-	e := &cacheEntry{key: key, user: cloneUser(u), err: err, expires: expires}
-	if el, ok := w.cache[key]; ok {
-		el.Value = e
-		w.lru.MoveToFront(el)
-		return
-	}
-	w.cache[key] = w.lru.PushFront(e)
-	for w.lru.Len() > w.cfg.CacheSize {
-		oldest := w.lru.Back()
-		w.lru.Remove(oldest)
-		delete(w.cache, oldest.Value.(*cacheEntry).key)
-	}
-}
+// live reports whether e is before its deadline.
+func (w *Webhook) live(e cacheEntry) bool { return w.cfg.Now().Before(e.expires) }
 
 // cloneUser copies the claims map so callers cannot alter the cache.
 func cloneUser(u hub.User) hub.User {

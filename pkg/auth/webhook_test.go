@@ -225,14 +225,7 @@ func TestWebhookSingleFlight(t *testing.T) {
 			errs <- err
 		}()
 	}
-	checkFor(t, 5*time.Second, func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		for _, c := range w.inflight {
-			return c.waiters == n
-		}
-		return false
-	}, "all callers waiting on one backend call")
+	checkFor(t, 5*time.Second, func() bool { return w.waiting.Load() == n }, "all callers waiting on one backend call")
 	close(b.release)
 	for range n {
 		if err := <-errs; err != nil {
@@ -264,14 +257,7 @@ func TestWebhookCallerCancel(t *testing.T) {
 		_, err := w.Authenticate(sessionRequest("u1"))
 		second <- err
 	}()
-	checkFor(t, 5*time.Second, func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		for _, c := range w.inflight {
-			return c.waiters == 2
-		}
-		return false
-	}, "second caller joined")
+	checkFor(t, 5*time.Second, func() bool { return w.waiting.Load() == 2 }, "second caller joined")
 	cancel()
 	if err := <-first; !errors.Is(err, context.Canceled) {
 		t.Fatalf("first = %v, want canceled", err)
@@ -302,10 +288,7 @@ func TestWebhookCacheBound(t *testing.T) {
 	if got := b.hits.Load(); got != 4 {
 		t.Fatalf("hits = %d, want 4 (u1 evicted)", got)
 	}
-	w.mu.Lock()
-	size := w.lru.Len()
-	w.mu.Unlock()
-	if size != 2 {
+	if size := w.cache.Len(); size != 2 {
 		t.Fatalf("cache size = %d, want 2", size)
 	}
 }
