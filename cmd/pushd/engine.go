@@ -9,6 +9,7 @@ import (
 	"github.com/pushd/pushd/internal/redisurl"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
+	"github.com/pushd/pushd/pkg/qos/redisqos"
 	"github.com/pushd/pushd/pkg/transport/nacos"
 	redistransport "github.com/pushd/pushd/pkg/transport/redis"
 )
@@ -23,7 +24,7 @@ func (s *server) newRepository() error {
 			return fmt.Errorf("config: qos.redis_url: %w", err)
 		}
 		s.redis = client
-		repo, err := qos.NewRedis(qos.RedisConfig{Client: s.redis, Prefix: q.Prefix,
+		repo, err := redisqos.New(redisqos.Config{Client: s.redis, Prefix: q.Prefix,
 			MaxPerRecipient: q.MaxPerRecipient, DefaultTTL: time.Duration(q.TTL), Logger: s.log})
 		if err != nil {
 			return fmt.Errorf("config: qos: %w", err)

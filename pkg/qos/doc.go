@@ -1,6 +1,8 @@
 // Package qos owns pushd's at-least-once contract: the Message, the
 // Repository that keeps messages until their recipients acknowledge them,
-// and its in-memory and Redis implementations.
+// and its in-memory implementation, Memory. The Redis one is package
+// qos/redisqos, apart so that importing the contract does not link
+// go-redis; qos/qostest is the conformance suite both pass.
 //
 // The package imports nothing else of pushd. The hub stores a QoS message
 // before delivering it, and deletes it (Ack) only once a recipient confirmed
@@ -79,14 +81,21 @@
 // broadcasts that would reach that user) and its Event; they are combined
 // with AND.
 //
+// # Writing a repository
+//
+// The rules above are shared code, not only prose: an implementation
+// starts Save with Prepare and Ack with PrepareAck, files a message under
+// Message.Inboxes, reads a recipient's Recipient.DirectInboxes and
+// Recipient.SharedInboxes, records acknowledgements in shared inboxes
+// under Recipient.AckKey, orders by IDTime, and selects with
+// Filter.Matches. The inbox and ack key strings are stable: stores persist
+// them. An implementation passes qostest.Run and reports qostest.Benchmark.
+//
 // # Concurrency
 //
-// Both repositories are safe for concurrent use, and one app's calls do not
+// Repositories are safe for concurrent use, and one app's calls do not
 // wait for another app's work. Memory holds a mutex per app for the work of
 // a call and a store-wide one only for the few steps per stored or deleted
-// message that the bounds and expiries need (see Memory). Redis runs every
-// Save as one Lua script, so a failed Save leaves nothing behind, and an
-// Ack as Lua scripts of up to 100 ids each, so concurrent Acks of one
-// message by one recipient count once and other calls run between the
-// steps of a long Ack. Stats counters are read without locking.
+// message that the bounds and expiries need (see Memory); redisqos
+// describes its own. Stats counters are read without locking.
 package qos

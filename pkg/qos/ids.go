@@ -68,9 +68,9 @@ func putBase32(dst []byte, v uint64) {
 	}
 }
 
-// idTime returns the creation time encoded in an id made by NewID, to the
+// IDTime returns the creation time encoded in an id made by NewID, to the
 // millisecond, and false for any other string.
-func idTime(id string) (time.Time, bool) {
+func IDTime(id string) (time.Time, bool) {
 	if len(id) != idLen || !strings.HasPrefix(id, idPrefix) {
 		return time.Time{}, false
 	}

@@ -17,13 +17,13 @@ func TestNewIDFormat(t *testing.T) {
 	if strings.Trim(id[1:], idDigits) != "" {
 		t.Fatalf("NewID() = %q: characters outside [0-9a-v]", id)
 	}
-	ts, ok := idTime(id)
+	ts, ok := IDTime(id)
 	if !ok || ts.Before(before) || ts.After(after) {
-		t.Fatalf("idTime(%q) = %v, %v; want between %v and %v", id, ts, ok, before, after)
+		t.Fatalf("IDTime(%q) = %v, %v; want between %v and %v", id, ts, ok, before, after)
 	}
 	for _, bad := range []string{"", "17", "q", id[:23], id + "0", "x" + id[1:], "qw" + id[2:], strings.ToUpper(id)} {
-		if _, ok := idTime(bad); ok {
-			t.Errorf("idTime(%q) accepted a foreign id", bad)
+		if _, ok := IDTime(bad); ok {
+			t.Errorf("IDTime(%q) accepted a foreign id", bad)
 		}
 	}
 }
@@ -52,8 +52,8 @@ func TestNewIDClockStepsBack(t *testing.T) {
 	if b <= a {
 		t.Fatalf("id %q made after the clock stepped back is not greater than %q", b, a)
 	}
-	if ta, _ := idTime(a); ta.UnixMilli() != now.Add(20*time.Millisecond).UnixMilli() {
-		t.Fatalf("idTime(%q) = %v, want %v", a, ta, now.Add(20*time.Millisecond))
+	if ta, _ := IDTime(a); ta.UnixMilli() != now.Add(20*time.Millisecond).UnixMilli() {
+		t.Fatalf("IDTime(%q) = %v, want %v", a, ta, now.Add(20*time.Millisecond))
 	}
 }
 

@@ -184,7 +184,7 @@ func (m *Memory) Save(ctx context.Context, app string, msg Message) error {
 		return err
 	}
 	now := m.now()
-	msg, err := prepare(msg, now, m.ttl)
+	msg, err := Prepare(msg, now, m.ttl)
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func (m *Memory) Save(ctx context.Context, app string, msg Message) error {
 	}
 	a.msgs[msg.ID] = mm
 	var dropped []*memMessage
-	for _, key := range msg.inboxes() {
+	for _, key := range msg.Inboxes() {
 		if !mm.linked {
 			break // older than everything in a full inbox: dropped at once
 		}
@@ -271,13 +271,13 @@ func (m *Memory) Pending(ctx context.Context, app string, r Recipient, after str
 	if a == nil || err != nil {
 		return nil, err
 	}
-	ackKey := r.ackKey()
+	ackKey := r.AckKey()
 	m.lockApp(a)
 	var found []*memMessage
-	for _, key := range r.directInboxes() {
+	for _, key := range r.DirectInboxes() {
 		found = a.inboxes[key].pending(found, now, r, "", after, limit)
 	}
-	for _, key := range r.sharedInboxes() {
+	for _, key := range r.SharedInboxes() {
 		found = a.inboxes[key].pending(found, now, r, ackKey, after, limit)
 	}
 	slices.SortFunc(found, func(x, y *memMessage) int { return strings.Compare(x.msg.ID, y.msg.ID) })
@@ -336,7 +336,7 @@ func (m *Memory) Ack(ctx context.Context, app string, r Recipient, ids ...string
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	ids, err := ackIDs(ids)
+	ids, err := PrepareAck(ids)
 	if err != nil {
 		return 0, err
 	}
@@ -345,8 +345,8 @@ func (m *Memory) Ack(ctx context.Context, app string, r Recipient, ids ...string
 	if a == nil || err != nil {
 		return 0, err
 	}
-	ackKey := r.ackKey()
-	direct, shared := r.directInboxes(), r.sharedInboxes()
+	ackKey := r.AckKey()
+	direct, shared := r.DirectInboxes(), r.SharedInboxes()
 	n := 0
 	var gone []*memMessage
 	m.lockApp(a)
@@ -418,7 +418,7 @@ func (m *Memory) List(ctx context.Context, app string, f Filter, offset, limit i
 	m.lockApp(a)
 	matched := make([]*memMessage, 0, len(a.msgs))
 	for _, mm := range a.msgs {
-		if mm.state.Load() == stateLive && f.matches(&mm.msg) {
+		if mm.state.Load() == stateLive && f.Matches(&mm.msg) {
 			matched = append(matched, mm)
 		}
 	}
@@ -600,7 +600,7 @@ func (a *memApp) unlink(mm *memMessage) {
 	if !mm.linked {
 		return
 	}
-	for _, key := range mm.msg.inboxes() {
+	for _, key := range mm.msg.Inboxes() {
 		if in := a.inboxes[key]; in != nil && in.remove(mm) && in.len() == 0 {
 			delete(a.inboxes, key)
 		}

@@ -18,8 +18,9 @@ const maxIDLen = 256
 // Inbox keys. A message lives in one inbox per addressed user id, access
 // token, tenant and channel, plus the "all" inbox. Who reads an inbox, and
 // whether an acknowledgement takes the message out of it or is recorded
-// beside it, is the recipient's side: see Recipient.directInboxes and
-// Recipient.sharedInboxes.
+// beside it, is the recipient's side: see Recipient.DirectInboxes and
+// Recipient.SharedInboxes. Stores persist these strings (the Redis store
+// in its key names): they never change.
 const (
 	inboxUser    = "u:"
 	inboxToken   = "k:"
@@ -36,10 +37,11 @@ const (
 	ackTenantToken = "tk:"
 )
 
-// prepare validates m and returns the copy a repository stores: empty and
+// Prepare validates m and returns the copy a repository stores: empty and
 // repeated addresses dropped, CreatedAt and ExpiresAt filled in (now and
-// now+ttl when zero), times in UTC.
-func prepare(m Message, now time.Time, ttl time.Duration) (Message, error) {
+// now+ttl when zero), times in UTC. Every Repository's Save starts with it;
+// its errors wrap ErrInvalidMessage.
+func Prepare(m Message, now time.Time, ttl time.Duration) (Message, error) {
 	switch {
 	case m.ID == "":
 		return Message{}, fmt.Errorf("%w: empty id", ErrInvalidMessage)
@@ -113,9 +115,10 @@ func (m Message) recordsAcks() bool {
 	return m.All || len(m.UserIDs) > 0 || len(m.TenantIDs) > 0 || len(m.Channels) > 0
 }
 
-// inboxes are all the inboxes m is put in: its users', its access tokens',
-// its tenants', its channels' and "all".
-func (m Message) inboxes() []string {
+// Inboxes are the keys of all the inboxes m is put in: its users' ("u:"
+// and the id), its access tokens' ("k:"), its tenants' ("t:"), its
+// channels' ("c:") and "all", in that order.
+func (m Message) Inboxes() []string {
 	keys := make([]string, 0, len(m.UserIDs)+len(m.AccessTokens)+len(m.TenantIDs)+len(m.Channels)+1)
 	for _, u := range m.UserIDs {
 		keys = append(keys, inboxUser+u)
@@ -138,14 +141,15 @@ func (m Message) inboxes() []string {
 // ownInboxes are the inboxes of m's users and access tokens: while one
 // holds m, somebody m was sent to by name may not have it yet.
 func (m Message) ownInboxes() []string {
-	return m.inboxes()[:len(m.UserIDs)+len(m.AccessTokens)]
+	return m.Inboxes()[:len(m.UserIDs)+len(m.AccessTokens)]
 }
 
-// ackKey names r's identity in the acknowledgements recorded for a
-// message: its tenant and user id, or its tenant and access token when it
-// has no user id. A recipient with neither cannot be told apart from
-// others, so messages of shared inboxes are never pending for it.
-func (r Recipient) ackKey() string {
+// AckKey names r's identity in the acknowledgements recorded for a
+// message of a shared inbox: its tenant and user id, or its tenant and
+// access token when it has no user id. A recipient with neither cannot be
+// told apart from others: its AckKey is "", and messages of shared inboxes
+// are never pending for it.
+func (r Recipient) AckKey() string {
 	id, plain, scoped := r.UserID, inboxUser, ackTenantUser
 	if id == "" {
 		id, plain, scoped = r.AccessToken, inboxToken, ackTenantToken
@@ -159,11 +163,11 @@ func (r Recipient) ackKey() string {
 	return scoped + strconv.Itoa(len(r.TenantID)) + ":" + r.TenantID + ":" + id
 }
 
-// directInboxes are the inboxes a message leaves when r acknowledges it:
+// DirectInboxes are the inboxes a message leaves when r acknowledges it:
 // its access token's (a token is one credential, whatever the tenant) and,
 // for a user without tenant, its user id's (in an app without tenants the
 // user id names one user).
-func (r Recipient) directInboxes() []string {
+func (r Recipient) DirectInboxes() []string {
 	var keys []string
 	if r.AccessToken != "" {
 		keys = append(keys, inboxToken+r.AccessToken)
@@ -174,12 +178,12 @@ func (r Recipient) directInboxes() []string {
 	return keys
 }
 
-// sharedInboxes are the inboxes r reads that keep a message after r's
-// acknowledgement, which is recorded under r's ack key instead: its user
+// SharedInboxes are the inboxes r reads that keep a message after r's
+// acknowledgement, which is recorded under r's AckKey instead: its user
 // id's if r has a tenant (users of other tenants may share the id), its
-// tenant's, its channel's and "all" — none if r has no ack key.
-func (r Recipient) sharedInboxes() []string {
-	if r.ackKey() == "" {
+// tenant's, its channel's and "all" — none if r has no AckKey.
+func (r Recipient) SharedInboxes() []string {
+	if r.AckKey() == "" {
 		return nil
 	}
 	keys := make([]string, 0, 4)
@@ -200,8 +204,9 @@ func (r Recipient) listens(event string) bool {
 	return slices.Contains(r.Listeners, event)
 }
 
-// matches reports whether m passes f.
-func (f Filter) matches(m *Message) bool {
+// Matches reports whether m passes f: every non-empty field of f is in
+// m's address list of that kind (or, for Event, is m's event).
+func (f Filter) Matches(m *Message) bool {
 	return (f.UserID == "" || slices.Contains(m.UserIDs, f.UserID)) &&
 		(f.AccessToken == "" || slices.Contains(m.AccessTokens, f.AccessToken)) &&
 		(f.TenantID == "" || slices.Contains(m.TenantIDs, f.TenantID)) &&
@@ -209,14 +214,10 @@ func (f Filter) matches(m *Message) bool {
 		(f.Event == "" || m.Event == f.Event)
 }
 
-// isZero reports whether f matches everything.
-func (f Filter) isZero() bool {
-	return f == Filter{}
-}
-
-// ackIDs refuses an acknowledgement of more than MaxAckIDs ids and returns
-// its ids without empty and repeated entries.
-func ackIDs(ids []string) ([]string, error) {
+// PrepareAck refuses an acknowledgement of more than MaxAckIDs ids (with
+// ErrTooManyIDs) and returns its ids without empty and repeated entries.
+// Every Repository's Ack starts with it.
+func PrepareAck(ids []string) ([]string, error) {
 	if len(ids) > MaxAckIDs {
 		return nil, fmt.Errorf("%w: %d ids, at most %d", ErrTooManyIDs, len(ids), MaxAckIDs)
 	}

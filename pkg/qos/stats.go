@@ -11,8 +11,9 @@ type Stats struct {
 	// recipient, the sum of what Ack returned.
 	Acked uint64 `json:"acked"`
 	// Expired counts messages removed because their ExpiresAt passed. In
-	// Redis, where keys expire by themselves, the process whose sweep
-	// notices the expiry counts it (sweeps run on Save and List).
+	// Redis (package redisqos), where keys expire by themselves, the
+	// process whose sweep notices the expiry counts it (sweeps run on Save
+	// and List).
 	Expired uint64 `json:"expired"`
 	// Evicted counts inbox entries dropped because an inbox or the whole
 	// store was full (MaxMessages or MaxBytes of Memory), before their
@@ -22,7 +23,7 @@ type Stats struct {
 }
 
 // StatsReporter is implemented by repositories that count what they do;
-// both repositories of this package do. Callers find it by type assertion.
+// Memory and the redisqos store do. Callers find it by type assertion.
 type StatsReporter interface {
 	Stats() Stats
 }

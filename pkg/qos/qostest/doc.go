@@ -8,5 +8,12 @@
 //		})
 //	}
 //
-// Subtests run in parallel, each with a repository of its own.
+// Subtests run in parallel, each with a repository of its own. Benchmark
+// runs the benchmarks every implementation reports, with a factory too:
+//
+//	func BenchmarkMyRepository(b *testing.B) {
+//		qostest.Benchmark(b, func(b *testing.B) qos.Repository {
+//			return newMyRepository(b, qos.MaxAckIDs)
+//		})
+//	}
 package qostest

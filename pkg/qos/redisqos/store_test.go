@@ -1,4 +1,4 @@
-package qos_test
+package redisqos_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/pushd/pushd/internal/testredis"
 	"github.com/pushd/pushd/pkg/qos"
 	"github.com/pushd/pushd/pkg/qos/qostest"
+	"github.com/pushd/pushd/pkg/qos/redisqos"
 )
 
 var prefixSeq atomic.Int64
@@ -24,9 +25,9 @@ func uniquePrefix() string {
 	return fmt.Sprintf("test%d", prefixSeq.Add(1))
 }
 
-func newRedisRepo(tb testing.TB, c redis.UniversalClient, prefix string) *qos.Redis {
+func newRedisRepo(tb testing.TB, c redis.UniversalClient, prefix string) *redisqos.Store {
 	tb.Helper()
-	r, err := qos.NewRedis(qos.RedisConfig{Client: c, Prefix: prefix, MaxPerRecipient: qostest.MaxPerRecipient})
+	r, err := redisqos.New(redisqos.Config{Client: c, Prefix: prefix, MaxPerRecipient: qostest.MaxPerRecipient})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -42,17 +43,17 @@ func TestRedisConformance(t *testing.T) {
 	})
 }
 
-func TestNewRedisValidates(t *testing.T) {
-	if _, err := qos.NewRedis(qos.RedisConfig{}); err == nil {
-		t.Fatal("NewRedis without client: no error")
+func TestNewValidates(t *testing.T) {
+	if _, err := redisqos.New(redisqos.Config{}); err == nil {
+		t.Fatal("New without client: no error")
 	}
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer c.Close()
-	if _, err := qos.NewRedis(qos.RedisConfig{Client: c, Prefix: "a{b"}); err == nil {
-		t.Fatal("NewRedis with { in prefix: no error")
+	if _, err := redisqos.New(redisqos.Config{Client: c, Prefix: "a{b"}); err == nil {
+		t.Fatal("New with { in prefix: no error")
 	}
-	if _, err := qos.NewRedis(qos.RedisConfig{Client: c, MaxPerRecipient: -1}); err == nil {
-		t.Fatal("NewRedis with negative bound: no error")
+	if _, err := redisqos.New(redisqos.Config{Client: c, MaxPerRecipient: -1}); err == nil {
+		t.Fatal("New with negative bound: no error")
 	}
 }
 
@@ -135,7 +136,7 @@ func TestRedisSaveWhenDown(t *testing.T) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Save with Redis down only ended at the caller's deadline: %v", err)
 	}
-	if !strings.HasPrefix(err.Error(), "qos: redis save") {
+	if !strings.HasPrefix(err.Error(), "redisqos: save") {
 		t.Fatalf("error not wrapped with context: %v", err)
 	}
 	if _, err := repo.Pending(ctx, "demo", qos.Recipient{UserID: "u1"}, "", 0); err == nil {
