@@ -11,6 +11,7 @@ import (
 	"github.com/pushd/pushd/pkg/qos"
 	"github.com/pushd/pushd/pkg/qos/redisqos"
 	"github.com/pushd/pushd/pkg/transport/nacos"
+	"github.com/pushd/pushd/pkg/transport/nacos/registry"
 	redistransport "github.com/pushd/pushd/pkg/transport/redis"
 )
 
@@ -66,7 +67,7 @@ func (s *server) newTransport() error {
 			}
 			disc = static
 		} else {
-			n, err := nacos.NewNacos(nacos.NacosConfig{Servers: c.Nacos.Servers, Namespace: c.Nacos.Namespace,
+			n, err := registry.New(registry.Config{Servers: c.Nacos.Servers, Namespace: c.Nacos.Namespace,
 				Group: c.Nacos.Group, Username: c.Nacos.Username, Password: c.Nacos.Password, Dir: c.Nacos.Dir,
 				SDKLogLevel: "error", Logger: s.log})
 			if err != nil {

@@ -16,15 +16,12 @@ var (
 	// ErrClosed is returned by calls on a closed Transport.
 	ErrClosed = errors.New("nacos: transport closed")
 	// ErrConfig is wrapped around configuration errors returned by New,
-	// NewNacos, NewStatic and ParsePeers.
+	// NewStatic and ParsePeers (and registry.New).
 	ErrConfig = errors.New("nacos: invalid config")
 	// ErrRunning is returned by a second call of Run.
 	ErrRunning = errors.New("nacos: transport already running")
 	// ErrNotServing is returned by Ready before Run serves the peer API.
 	ErrNotServing = errors.New("nacos: peer api not serving")
-	// ErrNotConnected is returned by Nacos.Ready while the naming client has
-	// no healthy connection to the Nacos server.
-	ErrNotConnected = errors.New("nacos: not connected to nacos server")
 )
 
 // MinSecretLen is the shortest Config.Secret New accepts.

@@ -1,7 +1,8 @@
 // Package nacos is the cluster Transport that reaches the other pushd nodes
 // over HTTP. Every node serves a small peer API on its own port; peers are
-// found through a Discovery: Nacos (each node registers its peer address as
-// an ephemeral instance of service "pushd-{app}") or a static list.
+// found through a Discovery: a static list (Static, config
+// `cluster.peers`), or Nacos (package nacos/registry: each node registers
+// its peer address as an ephemeral instance of service "pushd-{app}").
 //
 // # Fan-out
 //
@@ -47,23 +48,9 @@
 //
 // # Nacos
 //
-// NewNacos wraps nacos-sdk-go v2.3.2: instances are registered with
-// Ephemeral=true (the SDK's default false would register a persistent
-// instance over HTTP that outlives the process), the SDK's log and cache
-// directories go to NacosConfig.Dir (a temp dir by default, never the
-// working directory), NotLoadCacheAtStart avoids starting from a stale peer
-// list and the SDK's log lines are forwarded to the zerolog Logger. Nothing
-// but node id, version and protocol version goes into instance metadata.
-// Importing this package links the SDK (about +17 MB of binary even with
-// Static discovery only, +25 MB with NewNacos) and registers the SDK's
-// Prometheus collectors in the default registry; pkg/hub never imports it.
-//
-// # Testing
-//
-// Package nacostest is an in-process fake of the Nacos 2.x gRPC naming
-// service; the tests run the real SDK against it. The tests that make the
-// SDK reconnect (server restart, server down at start) are built only
-// without -race: the SDK has a data race on its reconnect path that the
-// race detector reports in most runs. Run them with
-// `go test ./pkg/transport/nacos/` (everything else also passes with -race).
+// The Nacos-backed Discovery is package nacos/registry, so that this package
+// does not link nacos-sdk-go (about +17 MB of binary, and the SDK's
+// Prometheus collectors in the default registry) where a static peer list
+// is enough; its tests run the real SDK against an in-process Nacos server
+// (registry/nacostest). pkg/hub never imports either.
 package nacos

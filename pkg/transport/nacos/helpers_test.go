@@ -73,19 +73,6 @@ type node struct {
 // until it is ready.
 func startNode(t testing.TB, cfg Config, h *countingHandler) *node {
 	t.Helper()
-	n := startNodeNotReady(t, cfg, h)
-	waitFor(t, 5*time.Second, "transport ready", func() bool { return n.tr.Ready(context.Background()) == nil })
-	return n
-}
-
-// startNodeNotReady creates and runs a transport on 127.0.0.1 with h (a
-// countingHandler when nil), without waiting for readiness.
-func startNodeNotReady(t testing.TB, cfg Config, hs ...*countingHandler) *node {
-	t.Helper()
-	h := &countingHandler{}
-	if len(hs) > 0 {
-		h = hs[0]
-	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
@@ -114,9 +101,7 @@ func startNodeNotReady(t testing.TB, cfg Config, hs ...*countingHandler) *node {
 		_ = tr.Close()
 		<-n.done
 	})
-	waitFor(t, 5*time.Second, "peer api serving", func() bool {
-		return !isErr(tr.Ready(context.Background()), ErrNotServing)
-	})
+	waitFor(t, 5*time.Second, "transport ready", func() bool { return tr.Ready(context.Background()) == nil })
 	return n
 }
 

@@ -4,17 +4,19 @@
 // a data race of its own (RpcClient.currentConnection is written in
 // reconnect() and read in notifyConnectionEvent() without synchronisation,
 // rpc_client.go in v2.3.2) that makes `go test -race` fail most runs, so
-// they are left out of race builds; `go test ./pkg/transport/nacos/` (no
+// they are left out of race builds; `go test ./pkg/transport/nacos/registry/` (no
 // -race) runs them.
 
-package nacos
+package registry
 
 import (
 	"context"
 	"testing"
 	"time"
 
-	"github.com/pushd/pushd/pkg/transport/nacos/nacostest"
+	"github.com/pushd/pushd/internal/await"
+	"github.com/pushd/pushd/pkg/transport/nacos"
+	"github.com/pushd/pushd/pkg/transport/nacos/registry/nacostest"
 )
 
 func TestNacosReRegistersAfterServerRestart(t *testing.T) {
@@ -22,7 +24,7 @@ func TestNacosReRegistersAfterServerRestart(t *testing.T) {
 	addr := srv.Addr()
 	a, b := newNacos(t, srv), newNacos(t, srv)
 	ctx := context.Background()
-	if err := a.Register(ctx, "demo", Peer{NodeID: "a", Addr: "127.0.0.1:7001"}); err != nil {
+	if err := a.Register(ctx, "demo", nacos.Peer{NodeID: "a", Addr: "127.0.0.1:7001"}); err != nil {
 		t.Fatal(err)
 	}
 	waitPeers(t, b, "demo", "a")
@@ -36,10 +38,10 @@ func TestNacosReRegistersAfterServerRestart(t *testing.T) {
 	t.Cleanup(srv2.Close)
 
 	// The SDK reconnects and replays a's registration and b's subscription.
-	waitFor(t, 15*time.Second, "registration replayed", func() bool {
+	await.True(t, 15*time.Second, "registration replayed", func() bool {
 		return len(srv2.Instances("public", testGroup, "pushd-demo")) == 1
 	})
-	if err := b.Register(ctx, "demo", Peer{NodeID: "b", Addr: "127.0.0.1:7002"}); err != nil {
+	if err := b.Register(ctx, "demo", nacos.Peer{NodeID: "b", Addr: "127.0.0.1:7002"}); err != nil {
 		t.Fatal(err)
 	}
 	waitPeers(t, a, "demo", "a", "b")
@@ -52,16 +54,16 @@ func TestNacosReplaysRegistrationMadeWhileServerDown(t *testing.T) {
 	clientAddr := srv.ClientAddr()
 	srv.Close()
 
-	n, err := NewNacos(NacosConfig{Servers: []string{clientAddr}, Group: testGroup, Dir: sdkDir(t)})
+	n, err := New(Config{Servers: []string{clientAddr}, Group: testGroup, Dir: sdkDir(t)})
 	if err != nil {
-		t.Fatalf("NewNacos with the server down: %v", err)
+		t.Fatalf("New with the server down: %v", err)
 	}
 	t.Cleanup(func() { _ = n.Close() })
 	if err := n.Ready(context.Background()); err == nil {
 		t.Fatal("Ready with the server down = nil")
 	}
 	// Fails now, but the SDK keeps it for when it connects.
-	if err := n.Register(context.Background(), "demo", Peer{NodeID: "a", Addr: "127.0.0.1:7001"}); err == nil {
+	if err := n.Register(context.Background(), "demo", nacos.Peer{NodeID: "a", Addr: "127.0.0.1:7001"}); err == nil {
 		t.Log("register succeeded with the server down?")
 	}
 
@@ -70,8 +72,8 @@ func TestNacosReplaysRegistrationMadeWhileServerDown(t *testing.T) {
 		t.Fatalf("start on %s: %v", addr, err)
 	}
 	t.Cleanup(srv2.Close)
-	waitFor(t, 15*time.Second, "connected", func() bool { return n.Ready(context.Background()) == nil })
-	waitFor(t, 15*time.Second, "registration replayed", func() bool {
+	await.True(t, 15*time.Second, "connected", func() bool { return n.Ready(context.Background()) == nil })
+	await.True(t, 15*time.Second, "registration replayed", func() bool {
 		return len(srv2.Instances("public", testGroup, "pushd-demo")) == 1
 	})
 	waitPeers(t, n, "demo", "a")

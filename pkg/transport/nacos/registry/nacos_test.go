@@ -1,7 +1,8 @@
-package nacos
+package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/await"
 	"github.com/pushd/pushd/pkg/hub"
-	"github.com/pushd/pushd/pkg/transport/nacos/nacostest"
+	"github.com/pushd/pushd/pkg/transport/nacos"
+	"github.com/pushd/pushd/pkg/transport/nacos/registry/nacostest"
 )
 
 const testGroup = "pushd-test"
@@ -47,7 +50,7 @@ func sdkDir(t *testing.T) string {
 // dir, closed at the end of the test.
 func newNacos(t *testing.T, srv *nacostest.Server) *Nacos {
 	t.Helper()
-	n, err := NewNacos(NacosConfig{
+	n, err := New(Config{
 		Servers: []string{srv.ClientAddr()},
 		Group:   testGroup,
 		Dir:     sdkDir(t),
@@ -56,11 +59,11 @@ func newNacos(t *testing.T, srv *nacostest.Server) *Nacos {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = n.Close() })
-	waitFor(t, 10*time.Second, "nacos client connected", func() bool { return n.Ready(context.Background()) == nil })
+	await.True(t, 10*time.Second, "nacos client connected", func() bool { return n.Ready(context.Background()) == nil })
 	return n
 }
 
-func peerIDs(t *testing.T, d Discovery, app string) []string {
+func peerIDs(t *testing.T, d nacos.Discovery, app string) []string {
 	t.Helper()
 	peers, err := d.Peers(context.Background(), app)
 	if err != nil {
@@ -73,13 +76,13 @@ func peerIDs(t *testing.T, d Discovery, app string) []string {
 	return ids
 }
 
-func waitPeers(t *testing.T, d Discovery, app string, want ...string) {
+func waitPeers(t *testing.T, d nacos.Discovery, app string, want ...string) {
 	t.Helper()
 	if want == nil {
 		want = []string{}
 	}
 	var got []string
-	waitFor(t, 10*time.Second, fmt.Sprintf("peers of %s = %v", app, want), func() bool {
+	await.True(t, 10*time.Second, fmt.Sprintf("peers of %s = %v", app, want), func() bool {
 		got = peerIDs(t, d, app)
 		return reflect.DeepEqual(got, want)
 	})
@@ -88,14 +91,14 @@ func waitPeers(t *testing.T, d Discovery, app string, want ...string) {
 func TestNacosRegistersEphemeralInstance(t *testing.T) {
 	srv := startFakeNacos(t)
 	dir := sdkDir(t)
-	n, err := NewNacos(NacosConfig{Servers: []string{"nacos://" + srv.ClientAddr()}, Group: testGroup, Dir: dir})
+	n, err := New(Config{Servers: []string{"nacos://" + srv.ClientAddr()}, Group: testGroup, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	waitFor(t, 10*time.Second, "connected", func() bool { return n.Ready(context.Background()) == nil })
+	await.True(t, 10*time.Second, "connected", func() bool { return n.Ready(context.Background()) == nil })
 
-	self := Peer{NodeID: "n1", Addr: "127.0.0.1:7001", Version: "1.2.3"}
+	self := nacos.Peer{NodeID: "n1", Addr: "127.0.0.1:7001", Version: "1.2.3"}
 	if err := n.Register(context.Background(), "demo", self); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
@@ -132,10 +135,10 @@ func TestNacosRegistersEphemeralInstance(t *testing.T) {
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "instance removed on Close", func() bool {
+	await.True(t, 5*time.Second, "instance removed on Close", func() bool {
 		return len(srv.Instances("public", testGroup, "pushd-demo")) == 0
 	})
-	if err := n.Register(context.Background(), "demo", self); !isErr(err, ErrClosed) {
+	if err := n.Register(context.Background(), "demo", self); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Register after Close = %v", err)
 	}
 	// Peers still answers (with the last list the server pushed: the
@@ -150,11 +153,11 @@ func TestNacosPushesMembershipChanges(t *testing.T) {
 	a, b, c := newNacos(t, srv), newNacos(t, srv), newNacos(t, srv)
 	ctx := context.Background()
 
-	if err := a.Register(ctx, "demo", Peer{NodeID: "a", Addr: "127.0.0.1:7001"}); err != nil {
+	if err := a.Register(ctx, "demo", nacos.Peer{NodeID: "a", Addr: "127.0.0.1:7001"}); err != nil {
 		t.Fatal(err)
 	}
 	waitPeers(t, a, "demo", "a")
-	if err := b.Register(ctx, "demo", Peer{NodeID: "b", Addr: "127.0.0.1:7002"}); err != nil {
+	if err := b.Register(ctx, "demo", nacos.Peer{NodeID: "b", Addr: "127.0.0.1:7002"}); err != nil {
 		t.Fatal(err)
 	}
 	waitPeers(t, a, "demo", "a", "b")
@@ -181,24 +184,27 @@ func TestNacosPushesMembershipChanges(t *testing.T) {
 
 func TestNacosTransportsDiscoverEachOther(t *testing.T) {
 	srv := startFakeNacos(t)
-	n1 := startNode(t, Config{NodeID: "n1", Apps: []string{"demo"}, Discovery: newNacos(t, srv)}, &countingHandler{count: 2})
-	n2 := startNode(t, Config{NodeID: "n2", Apps: []string{"demo"}, Discovery: newNacos(t, srv)}, &countingHandler{count: 3})
-	waitPeers(t, n1.tr.disc, "demo", "n1", "n2")
-	waitPeers(t, n2.tr.disc, "demo", "n1", "n2")
+	d1, d2 := newNacos(t, srv), newNacos(t, srv)
+	n1, _ := runTransport(t, nacos.Config{NodeID: "n1", Apps: []string{"demo"}, Discovery: d1}, countHandler(2))
+	n2, stop2 := runTransport(t, nacos.Config{NodeID: "n2", Apps: []string{"demo"}, Discovery: d2}, countHandler(3))
+	waitReady(t, n1)
+	waitReady(t, n2)
+	waitPeers(t, d1, "demo", "n1", "n2")
+	waitPeers(t, d2, "demo", "n1", "n2")
 
-	got, err := n1.tr.Deliver(context.Background(), "demo", hub.Target{All: true}, hub.Event{Name: "e", Data: "x"})
+	got, err := n1.Deliver(context.Background(), "demo", hub.Target{All: true}, hub.Event{Name: "e", Data: "x"})
 	if err != nil || got != 3 {
 		t.Fatalf("n1 Deliver = %d, %v; want 3", got, err)
 	}
-	replies, err := n2.tr.Survey(context.Background(), "demo", hub.Request{Op: hub.OpStats})
+	replies, err := n2.Survey(context.Background(), "demo", hub.Request{Op: hub.OpStats})
 	if err != nil || len(replies) != 1 || replies[0].NodeID != "n1" || replies[0].Count != 2 {
 		t.Fatalf("n2 Survey = %+v, %v", replies, err)
 	}
 
 	// n2 stops: its Run withdraws the registration, n1 stops seeing it.
-	n2.stop()
-	waitPeers(t, n1.tr.disc, "demo", "n1")
-	got, err = n1.tr.Deliver(context.Background(), "demo", hub.Target{All: true}, hub.Event{Name: "e", Data: "x"})
+	stop2()
+	waitPeers(t, d1, "demo", "n1")
+	got, err = n1.Deliver(context.Background(), "demo", hub.Target{All: true}, hub.Event{Name: "e", Data: "x"})
 	if err != nil || got != 0 {
 		t.Fatalf("Deliver after n2 left = %d, %v; want 0", got, err)
 	}
@@ -211,8 +217,8 @@ func TestNacosReadyFollowsConnection(t *testing.T) {
 		t.Fatalf("Ready = %v", err)
 	}
 	srv.Close()
-	waitFor(t, 10*time.Second, "not ready after the server went away", func() bool {
-		return isErr(n.Ready(context.Background()), ErrNotConnected)
+	await.True(t, 10*time.Second, "not ready after the server went away", func() bool {
+		return errors.Is(n.Ready(context.Background()), ErrNotConnected)
 	})
 }
 
@@ -229,12 +235,12 @@ func TestParseNacosServer(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"nacos", "host:", "host:0", "host:99999", "host:1?grpc_port=x"} {
-		if _, err := parseNacosServer(bad); !isErr(err, ErrConfig) {
+		if _, err := parseNacosServer(bad); !errors.Is(err, nacos.ErrConfig) {
 			t.Errorf("%s: err = %v", bad, err)
 		}
 	}
-	if _, err := NewNacos(NacosConfig{}); !isErr(err, ErrConfig) {
-		t.Errorf("NewNacos without servers: %v", err)
+	if _, err := New(Config{}); !errors.Is(err, nacos.ErrConfig) {
+		t.Errorf("New without servers: %v", err)
 	}
 }
 
@@ -243,18 +249,21 @@ func TestNacosDownDoesNotBlockSends(t *testing.T) {
 	clientAddr := srv.ClientAddr()
 	srv.Close() // nothing listens there any more
 
-	d, err := NewNacos(NacosConfig{Servers: []string{clientAddr}, Group: testGroup, Dir: sdkDir(t)})
+	d, err := New(Config{Servers: []string{clientAddr}, Group: testGroup, Dir: sdkDir(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := startNodeNotReady(t, Config{NodeID: "n1", Apps: []string{"demo"}, Discovery: d, Timeout: 500 * time.Millisecond})
-	if err := n.tr.Ready(context.Background()); !isErr(err, ErrNotConnected) {
+	tr, _ := runTransport(t, nacos.Config{NodeID: "n1", Apps: []string{"demo"}, Discovery: d, Timeout: 500 * time.Millisecond}, countHandler(0))
+	await.True(t, 5*time.Second, "peer api serving", func() bool {
+		return !errors.Is(tr.Ready(context.Background()), nacos.ErrNotServing)
+	})
+	if err := tr.Ready(context.Background()); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("Ready with Nacos down = %v, want ErrNotConnected", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	got, err := n.tr.Deliver(ctx, "other-app", hub.Target{All: true}, hub.Event{Name: "e"})
-	if got != 0 || (err != nil && !isErr(err, context.DeadlineExceeded)) {
+	got, err := tr.Deliver(ctx, "other-app", hub.Target{All: true}, hub.Event{Name: "e"})
+	if got != 0 || (err != nil && !errors.Is(err, context.DeadlineExceeded)) {
 		t.Fatalf("Deliver with Nacos down = %d, %v; want 0 and nil or a deadline error", got, err)
 	}
 }

@@ -1,7 +1,8 @@
-package nacos
+package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -21,6 +22,8 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 	"github.com/rs/zerolog"
+
+	"github.com/pushd/pushd/pkg/transport/nacos"
 )
 
 // Instance metadata keys published in Nacos. Nothing secret is published.
@@ -30,8 +33,17 @@ const (
 	MetaProto   = "pushdPeer" // peer API version, "v1"
 )
 
-// NacosConfig configures the Nacos discovery.
-type NacosConfig struct {
+var (
+	// ErrClosed is returned by Register after Close.
+	ErrClosed = errors.New("registry: nacos discovery closed")
+	// ErrNotConnected is returned by Ready while the naming client has no
+	// healthy connection to a Nacos server.
+	ErrNotConnected = errors.New("registry: not connected to nacos server")
+)
+
+// Config configures the Nacos discovery. Configuration errors of New wrap
+// nacos.ErrConfig, like those of the transport.
+type Config struct {
 	// Servers are the Nacos servers, "host:port" of the HTTP port (8848);
 	// a scheme ("http://", "nacos://") is ignored. The gRPC port is port+1000
 	// unless the entry says otherwise with "?grpc_port=N". Required.
@@ -63,7 +75,7 @@ type NacosConfig struct {
 	Logger zerolog.Logger
 }
 
-// Nacos is a Discovery backed by a Nacos 2.x server through nacos-sdk-go
+// Nacos is a nacos.Discovery backed by a Nacos 2.x server through nacos-sdk-go
 // v2: each app is the service ServicePrefix+app; this node registers its
 // peer address there as an ephemeral instance (tied to the client's
 // connection, so it disappears when the process dies or disconnects) and
@@ -73,7 +85,7 @@ type NacosConfig struct {
 // leaks one UDP socket per client (a legacy push receiver it never closes):
 // create one Nacos per process, not one per request.
 type Nacos struct {
-	cfg    NacosConfig
+	cfg    Config
 	log    zerolog.Logger
 	client naming_client.INamingClient
 
@@ -83,7 +95,7 @@ type Nacos struct {
 	sdkMu sync.Mutex
 
 	mu         sync.Mutex
-	registered map[string]Peer        // app → what we registered
+	registered map[string]nacos.Peer  // app → what we registered
 	watches    map[string]*nacosWatch // app → subscription
 	closed     bool
 	closeOnce  sync.Once
@@ -94,19 +106,19 @@ type Nacos struct {
 type nacosWatch struct {
 	ready chan struct{} // closed once the subscription was attempted
 	param *vo.SubscribeParam
-	peers atomic.Pointer[[]Peer]
+	peers atomic.Pointer[[]nacos.Peer]
 	err   error
 }
 
-var _ Discovery = (*Nacos)(nil)
+var _ nacos.Discovery = (*Nacos)(nil)
 
-// NewNacos creates the Nacos naming client. It does not wait for a
+// New creates the Nacos naming client. It does not wait for a
 // connection: the SDK connects and reconnects in the background and replays
 // registrations and subscriptions when it does (see Ready). It can still
 // block for a few seconds when a server accepts TCP but does not answer.
-func NewNacos(cfg NacosConfig) (*Nacos, error) {
+func New(cfg Config) (*Nacos, error) {
 	if len(cfg.Servers) == 0 {
-		return nil, fmt.Errorf("%w: Nacos Servers is required", ErrConfig)
+		return nil, fmt.Errorf("%w: Nacos Servers is required", nacos.ErrConfig)
 	}
 	servers := make([]constant.ServerConfig, 0, len(cfg.Servers))
 	for _, s := range cfg.Servers {
@@ -138,7 +150,7 @@ func NewNacos(cfg NacosConfig) (*Nacos, error) {
 		cfg.SDKLogLevel = "warn"
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("nacos: sdk dir: %w", err)
+		return nil, fmt.Errorf("registry: sdk dir: %w", err)
 	}
 	cc := constant.NewClientConfig(
 		constant.WithNamespaceId(cfg.Namespace),
@@ -155,12 +167,12 @@ func NewNacos(cfg NacosConfig) (*Nacos, error) {
 	n := &Nacos{
 		cfg:        cfg,
 		log:        cfg.Logger.With().Str("component", "nacos-discovery").Logger(),
-		registered: make(map[string]Peer),
+		registered: make(map[string]nacos.Peer),
 		watches:    make(map[string]*nacosWatch),
 	}
 	client, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: cc, ServerConfigs: servers})
 	if err != nil {
-		return nil, fmt.Errorf("nacos: naming client: %w", err)
+		return nil, fmt.Errorf("registry: naming client: %w", err)
 	}
 	// NewNamingClient installs its own (file) logger globally; take over.
 	nacoslog.SetLogger(newSDKLogger(cfg.Logger, cfg.SDKLogLevel))
@@ -177,17 +189,17 @@ func parseNacosServer(s string) (constant.ServerConfig, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Hostname() == "" || u.Port() == "" {
-		return constant.ServerConfig{}, fmt.Errorf("%w: Nacos server %q: want host:port", ErrConfig, raw)
+		return constant.ServerConfig{}, fmt.Errorf("%w: Nacos server %q: want host:port", nacos.ErrConfig, raw)
 	}
 	port, err := strconv.ParseUint(u.Port(), 10, 16)
 	if err != nil || port == 0 {
-		return constant.ServerConfig{}, fmt.Errorf("%w: Nacos server %q: bad port", ErrConfig, raw)
+		return constant.ServerConfig{}, fmt.Errorf("%w: Nacos server %q: bad port", nacos.ErrConfig, raw)
 	}
 	sc := constant.ServerConfig{IpAddr: u.Hostname(), Port: port}
 	if g := u.Query().Get("grpc_port"); g != "" {
 		gp, err := strconv.ParseUint(g, 10, 16)
 		if err != nil || gp == 0 {
-			return constant.ServerConfig{}, fmt.Errorf("%w: Nacos server %q: bad grpc_port", ErrConfig, raw)
+			return constant.ServerConfig{}, fmt.Errorf("%w: Nacos server %q: bad grpc_port", nacos.ErrConfig, raw)
 		}
 		sc.GrpcPort = gp
 	}
@@ -199,14 +211,14 @@ func (n *Nacos) service(app string) string { return n.cfg.ServicePrefix + app }
 // Register publishes self as an ephemeral instance of the app's service and
 // subscribes to it. On error the SDK keeps the registration and retries it
 // when it (re)connects.
-func (n *Nacos) Register(ctx context.Context, app string, self Peer) error {
+func (n *Nacos) Register(ctx context.Context, app string, self nacos.Peer) error {
 	host, portText, err := net.SplitHostPort(self.Addr)
 	if err != nil {
-		return fmt.Errorf("%w: peer address %q: %v", ErrConfig, self.Addr, err)
+		return fmt.Errorf("%w: peer address %q: %w", nacos.ErrConfig, self.Addr, err)
 	}
 	port, err := strconv.ParseUint(portText, 10, 16)
 	if err != nil {
-		return fmt.Errorf("%w: peer address %q: bad port", ErrConfig, self.Addr)
+		return fmt.Errorf("%w: peer address %q: bad port", nacos.ErrConfig, self.Addr)
 	}
 	n.mu.Lock()
 	if n.closed {
@@ -235,10 +247,10 @@ func (n *Nacos) Register(ctx context.Context, app string, self Peer) error {
 	})
 	n.sdkMu.Unlock()
 	if err == nil && !ok {
-		err = fmt.Errorf("server refused")
+		err = errors.New("server refused")
 	}
 	if err != nil {
-		err = fmt.Errorf("nacos: register %s in %s: %w", self.Addr, n.service(app), err)
+		err = fmt.Errorf("registry: register %s in %s: %w", self.Addr, n.service(app), err)
 	} else {
 		n.log.Info().Str("app", app).Str("service", n.service(app)).Str("addr", self.Addr).Msg("registered")
 	}
@@ -248,7 +260,7 @@ func (n *Nacos) Register(ctx context.Context, app string, self Peer) error {
 
 // Peers returns the peers of app as last pushed by Nacos. The first call
 // for an app subscribes (this node need not be registered for it).
-func (n *Nacos) Peers(ctx context.Context, app string) ([]Peer, error) {
+func (n *Nacos) Peers(ctx context.Context, app string) ([]nacos.Peer, error) {
 	w := n.watch(app)
 	select {
 	case <-w.ready:
@@ -304,14 +316,14 @@ func (n *Nacos) watch(app string) *nacosWatch {
 }
 
 // peersOf converts an instance list, keeping the usable pushd peers.
-func peersOf(instances []model.Instance) []Peer {
-	peers := make([]Peer, 0, len(instances))
+func peersOf(instances []model.Instance) []nacos.Peer {
+	peers := make([]nacos.Peer, 0, len(instances))
 	for _, in := range instances {
 		id := in.Metadata[MetaNodeID]
 		if !in.Enable || !in.Healthy || id == "" || in.Port == 0 {
 			continue
 		}
-		peers = append(peers, Peer{
+		peers = append(peers, nacos.Peer{
 			NodeID:  id,
 			Addr:    net.JoinHostPort(in.Ip, strconv.FormatUint(in.Port, 10)),
 			Version: in.Metadata[MetaVersion],
@@ -336,7 +348,7 @@ func (n *Nacos) Close() error {
 		n.mu.Lock()
 		n.closed = true
 		registered := n.registered
-		n.registered = map[string]Peer{}
+		n.registered = map[string]nacos.Peer{}
 		n.mu.Unlock()
 		n.sdkMu.Lock()
 		defer n.sdkMu.Unlock()
@@ -354,52 +366,4 @@ func (n *Nacos) Close() error {
 		n.client.CloseClient()
 	})
 	return nil
-}
-
-// sdkLogger forwards the SDK's log lines at or above min to zerolog. The
-// SDK's ERROR lines are mostly connection churn (and one on every clean
-// close), so they arrive as warnings.
-type sdkLogger struct {
-	log zerolog.Logger
-	min zerolog.Level
-}
-
-func newSDKLogger(log zerolog.Logger, level string) sdkLogger {
-	min, err := zerolog.ParseLevel(level)
-	if err != nil || level == "" {
-		min = zerolog.WarnLevel
-	}
-	return sdkLogger{log: log.With().Str("component", "nacos-sdk").Logger(), min: min}
-}
-
-func (l sdkLogger) emit(lvl, as zerolog.Level, msg func() string) {
-	if lvl < l.min {
-		return
-	}
-	l.log.WithLevel(as).Msg(msg())
-}
-
-func (l sdkLogger) Info(args ...interface{}) {
-	l.emit(zerolog.InfoLevel, zerolog.InfoLevel, func() string { return fmt.Sprint(args...) })
-}
-func (l sdkLogger) Warn(args ...interface{}) {
-	l.emit(zerolog.WarnLevel, zerolog.WarnLevel, func() string { return fmt.Sprint(args...) })
-}
-func (l sdkLogger) Error(args ...interface{}) {
-	l.emit(zerolog.ErrorLevel, zerolog.WarnLevel, func() string { return fmt.Sprint(args...) })
-}
-func (l sdkLogger) Debug(args ...interface{}) {
-	l.emit(zerolog.DebugLevel, zerolog.DebugLevel, func() string { return fmt.Sprint(args...) })
-}
-func (l sdkLogger) Infof(f string, args ...interface{}) {
-	l.emit(zerolog.InfoLevel, zerolog.InfoLevel, func() string { return fmt.Sprintf(f, args...) })
-}
-func (l sdkLogger) Warnf(f string, args ...interface{}) {
-	l.emit(zerolog.WarnLevel, zerolog.WarnLevel, func() string { return fmt.Sprintf(f, args...) })
-}
-func (l sdkLogger) Errorf(f string, args ...interface{}) {
-	l.emit(zerolog.ErrorLevel, zerolog.WarnLevel, func() string { return fmt.Sprintf(f, args...) })
-}
-func (l sdkLogger) Debugf(f string, args ...interface{}) {
-	l.emit(zerolog.DebugLevel, zerolog.DebugLevel, func() string { return fmt.Sprintf(f, args...) })
 }
