@@ -73,7 +73,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // ClientAddr is the address to give the SDK: a nominal HTTP port (never
 // used: no login, ephemeral instances only) and the real gRPC port, in the
-// "host:port?grpc_port=N" form of nacos.NacosConfig.Servers.
+// "host:port?grpc_port=N" form of registry.Config.Servers.
 func (s *Server) ClientAddr() string {
 	host, port, _ := net.SplitHostPort(s.Addr())
 	return net.JoinHostPort(host, "8848") + "?grpc_port=" + port
