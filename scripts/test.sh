@@ -32,7 +32,7 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 echo "== go test (without -race: the Nacos SDK races in its reconnect, so these run only here)"
-go test -count=1 -timeout 5m -run 'TestNacosReRegistersAfterServerRestart|TestNacosReplaysRegistrationMadeWhileServerDown' ./pkg/transport/nacos/
+go test -count=1 -timeout 5m -run 'TestNacosReRegistersAfterServerRestart|TestNacosReplaysRegistrationMadeWhileServerDown' ./pkg/transport/nacos/registry/
 echo "== browser tests (chromium + playwright-core)"
 test/browser/run.sh
 echo "== npm package clients/js (Vite and webpack builds in chromium)"
