@@ -40,7 +40,7 @@ func (s *server) metrics() *prometheus.Registry {
 		}
 	}
 	reg.MustRegister(s.clusterCalls, s.clusterErrors)
-	if rt, ok := s.transport.(*redistransport.Transport); ok {
+	if rt, ok := s.transport.(redisStats); ok {
 		transport := counterFunc(reg, nil, rt.Stats)
 		transport("pushd_cluster_redis_resubscribes_total", "Redis subscriptions re-established after a loss.",
 			func(st redistransport.Stats) uint64 { return st.Resubscribes })
