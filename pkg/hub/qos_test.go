@@ -88,6 +88,19 @@ func awaitNoPending(tb testing.TB, repo qos.Repository, user string) {
 	})
 }
 
+// awaitQoSCounters polls the hub's QoS counters until ok holds: an
+// acknowledgement made off the caller's goroutine is counted after the
+// repository has recorded it.
+func awaitQoSCounters(tb testing.TB, h *Hub, ok func(QoSCounters) bool) {
+	tb.Helper()
+	checkFor(tb, waitTimeout, func() error {
+		if c := h.Counters().QoS; !ok(c) {
+			return fmt.Errorf("QoS counters %+v", c)
+		}
+		return nil
+	})
+}
+
 func TestQoSOfflineThenReplay(t *testing.T) {
 	forEachPath(t, func(t *testing.T, p streamPath) {
 		repo := newMemoryRepo(t)
@@ -293,9 +306,7 @@ func TestQoSNonAckingClient(t *testing.T) {
 		if it := cl.nextFrame(); it.event != "marker" {
 			t.Errorf("after the acknowledged message: %q", it.raw)
 		}
-		if c := f.h.Counters().QoS; c.Acked != 2 {
-			t.Errorf("QoS counters %+v", c)
-		}
+		awaitQoSCounters(t, f.h, func(c QoSCounters) bool { return c.Acked == 2 })
 	})
 }
 
@@ -411,10 +422,7 @@ func TestQoSAckRetried(t *testing.T) {
 	}
 	runHub(t, h)
 	awaitNoPending(t, repo, "bob")
-	cnt := h.Counters().QoS
-	if cnt.AckRetries < 1 || cnt.Acked != 1 || cnt.AckDropped != 0 {
-		t.Errorf("QoS counters %+v", cnt)
-	}
+	awaitQoSCounters(t, h, func(c QoSCounters) bool { return c.AckRetries >= 1 && c.Acked == 1 && c.AckDropped == 0 })
 	if a := repo.acks.Load(); a < 3 {
 		t.Errorf("%d Ack calls, want at least 3", a)
 	}
@@ -435,9 +443,7 @@ func TestQoSNonAckingAckRetried(t *testing.T) {
 		t.Fatalf("got %q", it.raw)
 	}
 	awaitNoPending(t, repo, "ann")
-	if cnt := f.h.Counters().QoS; cnt.AckRetries != 1 || cnt.Acked != 1 {
-		t.Errorf("QoS counters %+v", cnt)
-	}
+	awaitQoSCounters(t, f.h, func(c QoSCounters) bool { return c.AckRetries == 1 && c.Acked == 1 })
 }
 
 func TestQoSTransportCarriesID(t *testing.T) {
