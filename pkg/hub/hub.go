@@ -619,6 +619,15 @@ func (m *Mux) HandleDeliver(ctx context.Context, app string, t Target, ev Event)
 	return 0
 }
 
+// HandleDeliverQuick implements QuickDeliverer for the hub of app; an
+// unknown app is served at once, with 0.
+func (m *Mux) HandleDeliverQuick(app string, t Target, ev Event) (int, bool) {
+	if h := m.hub(app); h != nil {
+		return h.HandleDeliverQuick(app, t, ev)
+	}
+	return 0, true
+}
+
 // HandleSurvey implements Handler.
 func (m *Mux) HandleSurvey(ctx context.Context, app string, req Request) (Reply, error) {
 	if h := m.hub(app); h != nil {

@@ -157,6 +157,34 @@ func (h *Hub) HandleDeliver(_ context.Context, app string, t Target, ev Event) i
 	return h.deliverLocal(t, f)
 }
 
+// quickLimit is the most local connections HandleDeliverQuick serves.
+const quickLimit = 8
+
+// HandleDeliverQuick implements QuickDeliverer: it serves targets that
+// match at most quickLimit local connections (counted per key, so a
+// connection under two keys counts twice) and never All. Writing never
+// blocks: a socket that does not take a frame at once is left to the pool.
+func (h *Hub) HandleDeliverQuick(app string, t Target, ev Event) (int, bool) {
+	if t.All {
+		return 0, false
+	}
+	n := len(t.ConnectionIDs)
+	for _, keys := range [...]struct {
+		ix   *index
+		keys []string
+	}{{&h.byUser, t.UserIDs}, {&h.byToken, t.AccessTokens}, {&h.byTenant, t.TenantIDs}, {&h.byChannel, t.Channels}} {
+		for _, key := range keys.keys {
+			if n += keys.ix.size(key); n > quickLimit {
+				return 0, false
+			}
+		}
+	}
+	if n > quickLimit {
+		return 0, false
+	}
+	return h.HandleDeliver(context.Background(), app, t, ev), true
+}
+
 // deliverLocal queues f to the local connections matching t, each once,
 // and returns how many accepted it. Pool writers are woken once per send,
 // not once per connection.

@@ -37,6 +37,17 @@ type Handler interface {
 	HandleSurvey(ctx context.Context, app string, req Request) (Reply, error)
 }
 
+// QuickDeliverer is implemented by Handlers that can serve a small delivery
+// without blocking. HandleDeliverQuick writes ev to the local connections
+// of app matching t, as HandleDeliver does, when t matches at most a few of
+// them, and returns ok; otherwise it does nothing and returns !ok, and the
+// transport hands the request to a worker. A transport calls it on the
+// goroutine that receives from the other nodes, saving that hand-off for
+// the common send to one user or connection.
+type QuickDeliverer interface {
+	HandleDeliverQuick(app string, t Target, ev Event) (n int, ok bool)
+}
+
 // Interest is implemented by transports that route by key (see
 // RoutingKeys). The hub reports every key it starts holding (on=true, its
 // first connection for that key) and stops holding (on=false, its last).

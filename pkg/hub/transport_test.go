@@ -636,3 +636,43 @@ func TestQueriesLimit(t *testing.T) {
 		}
 	}
 }
+
+// HandleDeliverQuick serves small targets like HandleDeliver and leaves
+// All and targets over quickLimit connections alone.
+func TestHandleDeliverQuick(t *testing.T) {
+	h := newTestHub(t, Config{App: "a", Writers: -1})
+	one := mustConnect(t, h, connectReq("one"))
+	drainQueue(one)
+	var many []*Conn
+	for range quickLimit + 1 {
+		c := mustConnect(t, h, ConnectRequest{User: User{ID: "many", TenantID: "big"}})
+		drainQueue(c)
+		many = append(many, c)
+	}
+	var m Mux
+	m.Add(h)
+	ev := Event{Name: "x", Data: "1"}
+	if n, ok := m.HandleDeliverQuick("a", Target{UserIDs: []string{"one"}}, ev); !ok || n != 1 {
+		t.Fatalf("one user: %d, %v", n, ok)
+	}
+	if got, _ := drainQueue(one); got != "event:x\nid:1\ndata:1\n\n" {
+		t.Fatalf("one got %q", got)
+	}
+	if n, ok := h.HandleDeliverQuick("a", Target{ConnectionIDs: []string{one.ID(), "gone"}}, ev); !ok || n != 1 {
+		t.Fatalf("connection ids: %d, %v", n, ok)
+	}
+	drainQueue(one)
+	for _, tg := range []Target{{All: true}, {UserIDs: []string{"many"}}, {TenantIDs: []string{"big"}}, {UserIDs: []string{"one", "many"}}} {
+		if n, ok := h.HandleDeliverQuick("a", tg, ev); ok || n != 0 {
+			t.Fatalf("%+v: %d, %v; want it left to a worker", tg, n, ok)
+		}
+	}
+	for _, c := range append(many, one) {
+		if got, _ := drainQueue(c); got != "" {
+			t.Fatalf("a delivery left alone was written: %q", got)
+		}
+	}
+	if n, ok := m.HandleDeliverQuick("nope", Target{UserIDs: []string{"one"}}, ev); !ok || n != 0 {
+		t.Fatalf("unknown app: %d, %v", n, ok)
+	}
+}

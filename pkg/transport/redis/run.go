@@ -44,14 +44,19 @@ type pool struct {
 	limit   int64
 	wg      sync.WaitGroup
 	replies *replier
+	// quick is the handler when it serves small deliveries without
+	// blocking: the reading goroutine calls it itself (see tryQuick).
+	quick hub.QuickDeliverer
 }
 
 // workerQueue is the ordered queue of one worker. jobs and spare are two
-// buffers taking turns: the worker serves one while the other fills.
+// buffers taking turns: the worker serves one while the other fills. busy
+// is set while the worker serves a batch.
 type workerQueue struct {
 	mu     sync.Mutex
 	jobs   []job
 	spare  []job
+	busy   bool
 	closed bool
 	notify chan struct{}
 }
@@ -66,6 +71,7 @@ func (t *Transport) startPool(ctx context.Context, h hub.Handler) *pool {
 		limit:   int64(t.cfg.QueueSize),
 		replies: t.startReplier(),
 	}
+	p.quick, _ = h.(hub.QuickDeliverer)
 	for i := range p.ordered {
 		q := &workerQueue{notify: make(chan struct{}, 1)}
 		p.ordered[i] = q
@@ -82,6 +88,7 @@ func (p *pool) work(ctx context.Context, t *Transport, h hub.Handler, q *workerQ
 		q.mu.Lock()
 		batch, closed := q.jobs, q.closed
 		q.jobs, q.spare = q.spare, nil
+		q.busy = len(batch) > 0
 		q.mu.Unlock()
 		for _, j := range batch {
 			t.serve(ctx, h, j, p.replies)
@@ -123,7 +130,7 @@ func (p *pool) submit(j job) bool {
 		p.queued.Add(-1)
 		return false
 	}
-	q := p.ordered[maphash.String(p.seed, j.channel)%uint64(len(p.ordered))]
+	q := p.queueOf(j.channel)
 	q.mu.Lock()
 	q.jobs = append(q.jobs, j)
 	q.mu.Unlock()
@@ -131,6 +138,37 @@ func (p *pool) submit(j job) bool {
 	case q.notify <- struct{}{}:
 	default:
 	}
+	return true
+}
+
+// queueOf is the ordered queue serving channel.
+func (p *pool) queueOf(channel string) *workerQueue {
+	return p.ordered[maphash.String(p.seed, channel)%uint64(len(p.ordered))]
+}
+
+// tryQuick serves a small delivery on the calling (reading) goroutine and
+// queues its reply, when the handler can do it without blocking and the
+// worker of its channel has nothing queued or in service, so that
+// deliveries on one channel keep their order. Only the reading goroutine
+// submits jobs, so the worker stays idle meanwhile. false: j is for a
+// worker.
+func (p *pool) tryQuick(t *Transport, j *job) bool {
+	if p.quick == nil || j.dup || j.env.Kind != kindDeliver || j.env.Event == nil {
+		return false
+	}
+	q := p.queueOf(j.channel)
+	q.mu.Lock()
+	idle := len(q.jobs) == 0 && !q.busy
+	q.mu.Unlock()
+	if !idle {
+		return false
+	}
+	r, ok := t.handleQuick(p.quick, &j.env)
+	if !ok {
+		return false
+	}
+	r.NodeID = t.cfg.NodeID
+	p.replies.add(j.env.ReplyTo, &replyEnvelope{ID: j.env.ID, Reply: r}, j.env.legacy, j.deadline)
 	return true
 }
 
@@ -521,6 +559,9 @@ func (t *Transport) handleRequest(channel, payload string, jobs *pool) {
 	if env.Multi {
 		j.dup = t.dedup.seen(env.ID, now)
 	}
+	if jobs.tryQuick(t, &j) {
+		return
+	}
 	if !jobs.submit(j) {
 		t.stats.droppedRequests.Add(1)
 		t.log.Warn().Str("origin", env.Origin).Str("app", env.App).Msg("request queue full, request dropped")
@@ -540,6 +581,19 @@ func (t *Transport) serve(ctx context.Context, h hub.Handler, j job, out *replie
 	}
 	rep.NodeID = t.cfg.NodeID
 	out.add(j.env.ReplyTo, &rep, j.env.legacy, j.deadline)
+}
+
+// handleQuick calls h.HandleDeliverQuick for env; a panic becomes an
+// error reply, as in handle.
+func (t *Transport) handleQuick(h hub.QuickDeliverer, env *envelope) (rep hub.Reply, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			t.log.Error().Interface("panic", p).Str("app", env.App).Msg("handler panicked")
+			rep, ok = hub.Reply{Error: fmt.Sprintf("redis: handler panicked: %v", p)}, true
+		}
+	}()
+	n, ok := h.HandleDeliverQuick(env.App, env.Target, *env.Event)
+	return hub.Reply{Count: n}, ok
 }
 
 // handle calls the handler for env; a panic becomes an error reply.

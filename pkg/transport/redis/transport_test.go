@@ -769,6 +769,78 @@ func TestDeliveriesOnOneKeyServedInOrder(t *testing.T) {
 	}
 }
 
+// quickHandler serves deliveries of even data quickly, on the reading
+// goroutine, and leaves the others to the workers.
+type quickHandler struct {
+	*fakeHandler
+	quick atomic.Int64
+}
+
+func (h *quickHandler) HandleDeliverQuick(app string, t hub.Target, ev hub.Event) (int, bool) {
+	if n, _ := strconv.Atoi(ev.Data); n%2 != 0 {
+		return 0, false
+	}
+	h.quick.Add(1)
+	return h.HandleDeliver(context.Background(), app, t, ev), true
+}
+
+// Deliveries served quickly and by workers, mixed on one key, keep their
+// order.
+func TestQuickDeliveriesKeepOrder(t *testing.T) {
+	srv := startRedis(t)
+	rdb := srv.Client()
+	prefix := testPrefix(t)
+	tr, err := New(Config{URL: srv.URL(), Prefix: prefix, NodeID: "b", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &quickHandler{fakeHandler: &fakeHandler{name: "b", connections: 2}}
+	runErr := make(chan error, 1)
+	go func() { runErr <- tr.Run(context.Background(), h) }()
+	t.Cleanup(func() {
+		if err := tr.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := <-runErr; err != nil {
+			t.Error(err)
+		}
+	})
+	awaitReady(t, tr)
+	tr.SetInterest(app, "u:1", true)
+	awaitSubscribers(t, rdb, tr, app, "u:1", 1)
+
+	// Requests published straight to the channel in one pipeline, as a
+	// busy sender's would arrive: the quick ones must not overtake those
+	// queued to the worker before them.
+	const sends = 400
+	ctx := context.Background()
+	pipe := rdb.Pipeline()
+	for i := range sends {
+		env := envelope{ID: fmt.Sprintf("other.%d", i), Origin: "x", ReplyTo: prefix + ":reply:x", App: app, Kind: kindDeliver,
+			TimeoutMS: 30000, Target: hub.Target{UserIDs: []string{"1"}}, Event: &hub.Event{Name: "e", Data: strconv.Itoa(i)}}
+		payload, err := env.encode(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pipe.Publish(ctx, tr.channel(app, "u:1"), payload)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "every request served", func() bool { return h.deliveries.Load() == sends })
+	if quick := h.quick.Load(); quick == 0 {
+		t.Fatalf("%d of %d deliveries served quickly; want some", quick, sends)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, ev := range h.events {
+		if ev.Data != strconv.Itoa(i) {
+			t.Fatalf("delivery %q served when %d was next", ev.Data, i)
+		}
+	}
+	t.Logf("%d of %d served on the reading goroutine", h.quick.Load(), sends)
+}
+
 func TestFullQueueDropsRequests(t *testing.T) {
 	srv := startRedis(t)
 	rdb := srv.Client()
