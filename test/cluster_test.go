@@ -163,12 +163,11 @@ func testCluster(t *testing.T, transport string) {
 	if got := userIDs(t, cn.url); !slices.Equal(got, []string{"alice", "bob", "carol", "dave"}) {
 		t.Errorf("cluster users via C = %v", got)
 	}
-	_, body := apiCall(t, b.url, http.MethodGet, "connections", nil)
 	var conns struct {
 		Total int
 		List  []struct{ ServerID string }
 	}
-	_ = json.Unmarshal([]byte(body), &conns)
+	apiJSON(t, b.url, http.MethodGet, "connections", nil, &conns)
 	nodesSeen := map[string]bool{}
 	for _, ci := range conns.List {
 		nodesSeen[ci.ServerID] = true
@@ -178,17 +177,17 @@ func testCluster(t *testing.T, transport string) {
 	}
 	// A page costs the page: each node sends at most pageNum·pageSize, the
 	// total still counts all.
-	_, body = apiCall(t, b.url, http.MethodGet, "connections?pageNum=2&pageSize=3", nil)
 	var page struct {
 		Total int
 		List  []struct{ ID string }
 	}
-	if json.Unmarshal([]byte(body), &page) != nil || page.Total != 4 || len(page.List) != 1 {
-		t.Errorf("connections page 2 of 3 via B: %s", body)
+	apiJSON(t, b.url, http.MethodGet, "connections?pageNum=2&pageSize=3", nil, &page)
+	if page.Total != 4 || len(page.List) != 1 {
+		t.Errorf("connections page 2 of 3 via B: %+v", page)
 	}
 	// users.json shows the caller's tenant only (issue 10 #12): acme has
 	// alice, bob and dave, carol is in another tenant.
-	_, body = do(t, http.MethodGet, cn.url+"/sse/demo/connect/users.json?userId=x&tenantId=acme", "", nil)
+	body := doOK(t, http.MethodGet, cn.url+"/sse/demo/connect/users.json?userId=x&tenantId=acme", "", nil)
 	if !strings.Contains(body, `"total":3`) || strings.Contains(body, "carol") {
 		t.Errorf("users.json via C: %s", body)
 	}
@@ -216,7 +215,7 @@ func testCluster(t *testing.T, transport string) {
 	}
 
 	// C's metrics time its calls to the other nodes.
-	_, metrics := do(t, http.MethodGet, cn.url+"/metrics", "", nil)
+	metrics := doOK(t, http.MethodGet, cn.url+"/metrics", "", nil)
 	for _, op := range []string{"deliver", "node", "users"} {
 		want := `pushd_cluster_call_seconds_count{app="demo",op="` + op + `"} `
 		i := strings.Index(metrics, want)

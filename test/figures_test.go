@@ -34,7 +34,8 @@ func plainPushd(t *testing.T) string {
 var peerRequestsRe = regexp.MustCompile(`(?m)^pushd_cluster_requests_total\{app="demo"\} (\d+)`)
 
 func peerRequests(t testing.TB, n *node) int {
-	_, body := do(t, http.MethodGet, n.url+"/metrics", "", nil)
+	t.Helper()
+	body := doOK(t, http.MethodGet, n.url+"/metrics", "", nil)
 	m := peerRequestsRe.FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("no pushd_cluster_requests_total in /metrics")

@@ -56,6 +56,27 @@ func apiCall(t testing.TB, base, method, path string, body any) (int, string) {
 	return do(t, method, base+"/api/v1/apps/demo/"+path, "application/json", r, "Authorization", "Bearer demo-key")
 }
 
+// doOK is do for a request that must answer 200: any other status fails
+// the test, so a check of the body cannot pass on an error page.
+func doOK(t testing.TB, method, url, contentType string, body io.Reader, header ...string) string {
+	t.Helper()
+	code, b := do(t, method, url, contentType, body, header...)
+	if code != http.StatusOK {
+		t.Fatalf("%s %s: %d %s, want 200", method, url, code, b)
+	}
+	return b
+}
+
+// apiJSON calls the server API of app demo and decodes its answer into
+// out, failing the test unless it is 200 with a JSON body.
+func apiJSON(t testing.TB, base, method, path string, body, out any) {
+	t.Helper()
+	code, b := apiCall(t, base, method, path, body)
+	if err := json.Unmarshal([]byte(b), out); code != http.StatusOK || err != nil {
+		t.Fatalf("%s %s: %d %s (%v), want 200 with JSON", method, path, code, b, err)
+	}
+}
+
 // seedConnectQuery is what an unmodified sse.js 1.2.22 sends on connect,
 // in its order, followed by its query option (here the demo identity).
 func seedConnectQuery(clientID string) string {
@@ -89,16 +110,19 @@ func TestSeedClientWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script, _ := io.ReadAll(resp.Body)
+	script, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("module script: %d %v", resp.StatusCode, err)
+	}
 	if ct := resp.Header.Get("Content-Type"); ct != "application/javascript;charset=utf-8" {
 		t.Errorf("script content type %q", ct)
 	}
 	if !bytes.HasSuffix(script, []byte("\nexport default Sse")) || resp.Header.Get("X-Sse-Version") == "" {
 		t.Errorf("module script does not end with the default export or lacks X-Sse-Version")
 	}
-	_, classic := do(t, http.MethodGet, base+"/sse.js?script-type=script", "", nil)
-	if strings.Contains(classic, "export default") {
+	classic := doOK(t, http.MethodGet, base+"/sse.js?script-type=script", "", nil)
+	if !strings.Contains(classic, "Sse") || strings.Contains(classic, "export default") {
 		t.Error("classic script contains an export")
 	}
 
@@ -300,9 +324,8 @@ func TestClientCapHolds(t *testing.T) {
 		t.Errorf("oldest connection got %q, want connect-close for client-limit", f)
 	}
 	waitFor(t, 10*time.Second, func() error {
-		_, body := apiCall(t, n.url, http.MethodGet, "connections?userId=capped", nil)
 		var page struct{ Total int }
-		_ = json.Unmarshal([]byte(body), &page)
+		apiJSON(t, n.url, http.MethodGet, "connections?userId=capped", nil, &page)
 		if page.Total > 3 {
 			return fmt.Errorf("%d connections of one client id", page.Total)
 		}
