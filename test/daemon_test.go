@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -40,7 +41,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if !strings.Contains(n.out.String(), "demo authentication is on") {
 		t.Error("no warning about demo authentication")
 	}
-	_, metrics := do(t, http.MethodGet, n.url+"/metrics", "", nil)
+	metrics := doOK(t, http.MethodGet, n.url+"/metrics", "", nil)
 	for _, want := range []string{`pushd_connections{app="demo"} 1`, `pushd_qos_store_saved_total 0`, `pushd_sends_total{app="demo"}`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -124,7 +125,11 @@ func newBackend(t *testing.T) *backend {
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}
-		body, _ := io.ReadAll(r.Body)
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		b.mu.Lock()
 		b.calls = append(b.calls, id)
 		b.bodies = append(b.bodies, r.URL.Path+" "+string(body))
@@ -304,8 +309,12 @@ apps:
 	awaitEvents("markerA", "online")
 	leave(a, onA, onAID)
 	waitFor(t, 5*time.Second, func() error { // A has seen p1's tab close …
-		if _, body := apiCall(t, a.url, http.MethodGet, "connections?userId=p1", nil); strings.Contains(body, onAID) {
-			return fmt.Errorf("p1's tab on A still listed")
+		var page struct{ List []struct{ ID string } }
+		apiJSON(t, a.url, http.MethodGet, "connections?userId=p1", nil, &page)
+		for _, c := range page.List {
+			if c.ID == onAID {
+				return fmt.Errorf("p1's tab on A still listed")
+			}
 		}
 		return nil
 	})
@@ -327,8 +336,146 @@ apps:
 		t.Errorf("p1's events came from %v", from)
 	}
 	for _, n := range nodes { // each left one of p1's events to the other
-		if _, metrics := do(t, http.MethodGet, n.url+"/metrics", "", nil); !strings.Contains(metrics, `pushd_hooks_covered_total{app="demo"} 1`) {
+		if metrics := doOK(t, http.MethodGet, n.url+"/metrics", "", nil); !strings.Contains(metrics, `pushd_hooks_covered_total{app="demo"} 1`) {
 			t.Errorf("%s's /metrics does not count the covered event", n.url)
 		}
+	}
+}
+
+// TestDrainRefusesNewConnections sends SIGTERM to a node holding streams:
+// while its drain window is open, /readyz answers 503 and a new connect is
+// refused with 503 and a JSON error.
+func TestDrainRefusesNewConnections(t *testing.T) {
+	// Four streams over 20 s: the last closes 15 s after SIGTERM, and the
+	// listener stays open until then.
+	n := startPushd(t, `
+shutdown: {drain_window: 20s, timeout: 30s}
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+`)
+	for i := range 4 {
+		openStream(t, n.url+fmt.Sprintf("/sse/demo/connect?userId=held%d", i)).frame()
+	}
+	if code, body := do(t, http.MethodGet, n.url+"/readyz", "", nil); code != http.StatusOK {
+		t.Fatalf("readyz before SIGTERM: %d %s", code, body)
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if code, body := do(t, http.MethodGet, n.url+"/readyz", "", nil); code != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz after SIGTERM: %d %s, want 503", code, body)
+		}
+		return nil
+	})
+	code, body := do(t, http.MethodGet, n.url+"/sse/demo/connect?userId=late", "", nil, "Accept", "text/event-stream")
+	var e struct{ Error string }
+	if code != http.StatusServiceUnavailable || json.Unmarshal([]byte(body), &e) != nil || e.Error == "" {
+		t.Errorf("connect while draining: %d %q, want 503 with a JSON error", code, body)
+	}
+	if !strings.Contains(n.out.String(), "draining") {
+		t.Error("the log does not say the node is draining")
+	}
+}
+
+// TestCredentialedCORS: an app's allowed origin gets credentialed CORS
+// headers on its preflight and its stream; a foreign origin gets none.
+func TestCredentialedCORS(t *testing.T) {
+	const allowed, foreign = "https://shop.example", "https://evil.example"
+	n := startPushd(t, `
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+    cors: [`+allowed+`]
+`)
+	preflight := func(origin string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodOptions, n.url+"/sse/demo/connect/addListener.do", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", http.MethodPost)
+		req.Header.Set("Access-Control-Request-Headers", "content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := preflight(allowed)
+	if h := resp.Header; resp.StatusCode != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != allowed ||
+		h.Get("Access-Control-Allow-Credentials") != "true" || !strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") ||
+		!strings.Contains(strings.ToLower(h.Get("Access-Control-Allow-Headers")), "content-type") {
+		t.Errorf("preflight from the allowed origin: %d %v", resp.StatusCode, h)
+	}
+	s := openStream(t, n.url+"/sse/demo/connect?userId=cors", "Origin", allowed, "Cookie", "session=x")
+	if field(s.frame(), "event") != "connect-finish" {
+		t.Fatal("no connect-finish for the allowed origin")
+	}
+	if h := s.resp.Header; h.Get("Access-Control-Allow-Origin") != allowed || h.Get("Access-Control-Allow-Credentials") != "true" ||
+		!slices.Contains(h.Values("Vary"), "Origin") {
+		t.Errorf("stream of the allowed origin lacks credentialed CORS headers: %v", h)
+	}
+
+	resp = preflight(foreign)
+	if h := resp.Header; h.Get("Access-Control-Allow-Origin") != "" || h.Get("Access-Control-Allow-Credentials") != "" {
+		t.Errorf("preflight from a foreign origin got CORS headers: %d %v", resp.StatusCode, h)
+	}
+	req, _ := http.NewRequest(http.MethodGet, n.url+"/sse/demo/connect?userId=cors2", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Origin", foreign)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if h := resp.Header; h.Get("Access-Control-Allow-Origin") != "" || h.Get("Access-Control-Allow-Credentials") != "" {
+		t.Errorf("connect from a foreign origin got CORS headers: %d %v", resp.StatusCode, h)
+	}
+}
+
+// TestOnlineEndpoint asks GET /api/v1/apps/{app}/online while a user
+// connects and leaves, and without a userId.
+func TestOnlineEndpoint(t *testing.T) {
+	n := startPushd(t, "")
+	online := func(user string) bool {
+		t.Helper()
+		var res struct{ Online *bool }
+		apiJSON(t, n.url, http.MethodGet, "online?userId="+user, nil, &res)
+		if res.Online == nil {
+			t.Fatal("online: no online field")
+		}
+		return *res.Online
+	}
+	if online("walker") {
+		t.Error("a user never connected is online")
+	}
+	s := openStream(t, n.url+"/sse/demo/connect?userId=walker")
+	id := field(s.frame(), "id")
+	if !online("walker") {
+		t.Error("a connected user is not online")
+	}
+	if online("other") {
+		t.Error("another user is online")
+	}
+	s.close()
+	if code, body := do(t, http.MethodPost, n.url+"/sse/demo/connect/disconnect.do", "application/x-www-form-urlencoded",
+		strings.NewReader("connectionId="+id)); code != http.StatusOK {
+		t.Fatalf("disconnect.do: %d %s", code, body)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if online("walker") {
+			return fmt.Errorf("walker still online after the stream closed")
+		}
+		return nil
+	})
+	code, body := apiCall(t, n.url, http.MethodGet, "online", nil)
+	var e struct{ Error string }
+	if code != http.StatusBadRequest || json.Unmarshal([]byte(body), &e) != nil || e.Error == "" {
+		t.Errorf("online without userId: %d %s, want 400 with a JSON error", code, body)
 	}
 }
