@@ -10,11 +10,11 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/client"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
-	"github.com/pushd/pushd/pkg/web"
 )
 
 // TestGoTypesMatchSchemas encodes the server's request and answer types
@@ -52,9 +52,9 @@ func TestGoTypesMatchSchemas(t *testing.T) {
 		{"ConnectionInfo", filled[hub.ConnectionInfo](), true},
 		{"Stats", filled[hub.Stats](), true},
 		{"StoredMessage", filled[qos.Message](), true},
-		{"UserPage", filled[web.Page[hub.UserInfo]](), true},
-		{"ConnectionPage", filled[web.Page[hub.ConnectionInfo]](), true},
-		{"MessagePage", filled[web.Page[qos.Message]](), true},
+		{"UserPage", filled[httpx.Page[hub.UserInfo]](), true},
+		{"ConnectionPage", filled[httpx.Page[hub.ConnectionInfo]](), true},
+		{"MessagePage", filled[httpx.Page[qos.Message]](), true},
 		{"DisconnectRequest", filled[api.DisconnectRequest](), true},
 		{"DurationRequest", filled[api.DurationRequest](), true},
 

@@ -8,8 +8,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/internal/httpx"
+	"github.com/pushd/pushd/internal/httpx/hubhttp"
 	"github.com/pushd/pushd/pkg/hub"
-	"github.com/pushd/pushd/pkg/web"
 )
 
 // maxActionBody bounds the JSON body of an action.
@@ -76,18 +77,18 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := hub.Event{Name: req.Event, Data: req.Data}
 	if err := ev.Validate(); err != nil {
-		web.WriteError(w, http.StatusBadRequest, err.Error())
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
 	n, err := hb.Send(ctx, t, ev)
 	if err != nil {
-		web.WriteError(w, actionStatus(err), err.Error())
+		hubhttp.WriteError(w, err)
 		return
 	}
 	h.logAction(r, "send", req.Recipient).Str("event", ev.Name).Int("delivered", n).Msg("admin sent a test event")
-	web.WriteJSON(w, http.StatusOK, SendResponse{Delivered: n})
+	httpx.WriteJSON(w, http.StatusOK, SendResponse{Delivered: n})
 }
 
 // kick closes a user's connections or one connection, telling the clients
@@ -102,11 +103,11 @@ func (h *Handler) kick(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	n, err := hb.Disconnect(ctx, t, hub.ReasonKicked)
 	if err != nil {
-		web.WriteError(w, actionStatus(err), err.Error())
+		hubhttp.WriteError(w, err)
 		return
 	}
 	h.logAction(r, "kick", req.Recipient).Int("closed", n).Msg("admin kicked")
-	web.WriteJSON(w, http.StatusOK, KickResponse{Closed: n})
+	httpx.WriteJSON(w, http.StatusOK, KickResponse{Closed: n})
 }
 
 // readAction decodes an action's JSON body into body (whose recipient is
@@ -114,10 +115,10 @@ func (h *Handler) kick(w http.ResponseWriter, r *http.Request) {
 // reports false.
 func (h *Handler) readAction(w http.ResponseWriter, r *http.Request, body any, rcpt *Recipient) (*hub.Hub, hub.Target, bool) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		web.WriteError(w, http.StatusUnsupportedMediaType, "send a JSON body with Content-Type: application/json")
+		httpx.WriteError(w, http.StatusUnsupportedMediaType, "send a JSON body with Content-Type: application/json")
 		return nil, hub.Target{}, false
 	}
-	if !web.ReadJSON(w, r, body, maxActionBody, true) {
+	if !httpx.ReadJSON(w, r, body, maxActionBody, true) {
 		return nil, hub.Target{}, false
 	}
 	hb := h.hub(w, rcpt.App)
@@ -126,7 +127,7 @@ func (h *Handler) readAction(w http.ResponseWriter, r *http.Request, body any, r
 	}
 	t, err := rcpt.target()
 	if err != nil {
-		web.WriteError(w, http.StatusBadRequest, err.Error())
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return nil, hub.Target{}, false
 	}
 	return hb, t, true
@@ -139,17 +140,4 @@ func (h *Handler) logAction(r *http.Request, action string, rcpt Recipient) *zer
 		return e.Str("user", rcpt.UserID)
 	}
 	return e.Str("conn", rcpt.ConnectionID)
-}
-
-// actionStatus maps a hub error of an action to its status.
-func actionStatus(err error) int {
-	switch {
-	case errors.Is(err, hub.ErrInvalidEvent), errors.Is(err, hub.ErrInvalidName):
-		return http.StatusBadRequest
-	case errors.Is(err, hub.ErrClosed):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
 }

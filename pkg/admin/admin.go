@@ -2,18 +2,16 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	_ "embed"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
-	"github.com/pushd/pushd/pkg/web"
 )
 
 //go:embed admin.html
@@ -79,7 +77,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("POST /admin/api/send", h.authorized(h.send))
 	h.mux.HandleFunc("POST /admin/api/kick", h.authorized(h.kick))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		web.WriteError(w, http.StatusNotFound, "no such admin endpoint: "+r.Method+" "+r.URL.Path)
+		httpx.WriteError(w, http.StatusNotFound, "no such admin endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return h, nil
 }
@@ -92,13 +90,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 // of another site cannot make a browser act with it.
 func (h *Handler) authorized(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		token, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !found || token == "" {
-			web.WriteError(w, http.StatusUnauthorized, "missing admin token: send Authorization: Bearer <token>")
+		switch err := httpx.CheckBearer(r, h.cfg.Token); {
+		case errors.Is(err, httpx.ErrNoBearer):
+			httpx.WriteError(w, http.StatusUnauthorized, "missing admin token: send Authorization: Bearer <token>")
 			return
-		}
-		if subtle.ConstantTimeCompare([]byte(token), []byte(h.cfg.Token)) != 1 {
-			web.WriteError(w, http.StatusUnauthorized, "invalid admin token")
+		case err != nil:
+			httpx.WriteError(w, http.StatusUnauthorized, "invalid admin token")
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
@@ -109,12 +106,12 @@ func (h *Handler) authorized(next http.HandlerFunc) http.HandlerFunc {
 // hub returns the hub of app, or answers 400 or 404 and returns nil.
 func (h *Handler) hub(w http.ResponseWriter, app string) *hub.Hub {
 	if app == "" {
-		web.WriteError(w, http.StatusBadRequest, "app is required")
+		httpx.WriteError(w, http.StatusBadRequest, "app is required")
 		return nil
 	}
 	hb := h.hubs[app]
 	if hb == nil {
-		web.WriteError(w, http.StatusNotFound, "unknown app: "+app)
+		httpx.WriteError(w, http.StatusNotFound, "unknown app: "+app)
 	}
 	return hb
 }
@@ -162,7 +159,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 		ov.Node = hb.NodeID()
 		ov.Apps = append(ov.Apps, h.appState(ctx, hb, lists))
 	}
-	web.WriteJSON(w, http.StatusOK, ov)
+	httpx.WriteJSON(w, http.StatusOK, ov)
 }
 
 // appState gathers one app's nodes, QoS backlog and, with lists, users and

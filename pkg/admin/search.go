@@ -7,8 +7,8 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/pkg/hub"
-	"github.com/pushd/pushd/pkg/web"
 )
 
 // Paging bounds of the searches. A page is cut from the first offset+limit
@@ -58,17 +58,17 @@ func parseSearch(w http.ResponseWriter, q url.Values) (search, bool) {
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n < p.min {
-			web.WriteError(w, http.StatusBadRequest, fmt.Sprintf("%s must be an integer of at least %d", p.key, p.min))
+			httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("%s must be an integer of at least %d", p.key, p.min))
 			return s, false
 		}
 		*p.dst = n
 	}
 	switch {
 	case s.limit > maxPage:
-		web.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit is at most %d", maxPage))
+		httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit is at most %d", maxPage))
 		return s, false
 	case s.offset+s.limit > maxDepth:
-		web.WriteError(w, http.StatusBadRequest, fmt.Sprintf("offset+limit is at most %d: narrow the search", maxDepth))
+		httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("offset+limit is at most %d: narrow the search", maxDepth))
 		return s, false
 	}
 	return s, true
@@ -104,7 +104,7 @@ func (h *Handler) users(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		p.Partial = err.Error()
 	}
-	web.WriteJSON(w, http.StatusOK, p)
+	httpx.WriteJSON(w, http.StatusOK, p)
 }
 
 // userByID finds user id (with a name containing name, when set) from its
@@ -139,7 +139,7 @@ func (h *Handler) connections(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		p.Partial = err.Error()
 	}
-	web.WriteJSON(w, http.StatusOK, p)
+	httpx.WriteJSON(w, http.StatusOK, p)
 }
 
 // cut returns the page [offset, offset+limit) of list, never nil, and

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,8 +9,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/internal/httpx"
+	"github.com/pushd/pushd/internal/httpx/hubhttp"
 	"github.com/pushd/pushd/pkg/hub"
-	"github.com/pushd/pushd/pkg/web"
 )
 
 // App is one app served by the API.
@@ -70,7 +69,7 @@ func New(cfg Config) (*Handler, error) {
 	h.handle("POST "+base+"duration", h.duration)
 	h.handle("GET "+base+"messages", h.messages)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		web.WriteError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+		httpx.WriteError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return h, nil
 }
@@ -114,49 +113,23 @@ func (h *Handler) handle(pattern string, fn func(http.ResponseWriter, *http.Requ
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name string, fn func(http.ResponseWriter, *http.Request, *hub.Hub)) {
 	app, ok := h.cfg.Apps[name]
 	if !ok {
-		web.WriteError(w, http.StatusNotFound, fmt.Sprintf("unknown app %q", name))
+		httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("unknown app %q", name))
 		return
 	}
-	key, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !found || key == "" {
-		web.WriteError(w, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
+	switch err := httpx.CheckBearer(r, app.Keys...); {
+	case errors.Is(err, httpx.ErrNoBearer):
+		httpx.WriteError(w, http.StatusUnauthorized, "missing API key: send Authorization: Bearer <key>")
 		return
-	}
-	if !validKey(app.Keys, key) {
-		web.WriteError(w, http.StatusUnauthorized, "invalid API key for this app")
+	case err != nil:
+		httpx.WriteError(w, http.StatusUnauthorized, "invalid API key for this app")
 		return
 	}
 	fn(w, r, app.Hub)
 }
 
-func validKey(keys []string, key string) bool {
-	ok := false
-	for _, k := range keys {
-		if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
-			ok = true
-		}
-	}
-	return ok
-}
-
 // readJSON decodes the body strictly (unknown fields are refused).
 func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	return web.ReadJSON(w, r, v, h.cfg.MaxBody, true)
-}
-
-// statusOf maps hub errors to HTTP statuses.
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, hub.ErrInvalidEvent), errors.Is(err, hub.ErrNoTarget):
-		return http.StatusBadRequest
-	case errors.Is(err, hub.ErrQoSDisabled):
-		return http.StatusNotImplemented
-	case errors.Is(err, hub.ErrStore), errors.Is(err, hub.ErrClosed):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
+	return httpx.ReadJSON(w, r, v, h.cfg.MaxBody, true)
 }
 
 func (h *Handler) users(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
@@ -164,21 +137,21 @@ func (h *Handler) users(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	if err != nil {
 		h.log.Warn().Err(err).Msg("users: partial cluster answer")
 	}
-	pageNum, pageSize := web.PageParams(r)
-	web.WriteJSON(w, http.StatusOK, web.PageOf(list, pageNum, pageSize))
+	pageNum, pageSize := httpx.PageParams(r)
+	httpx.WriteJSON(w, http.StatusOK, httpx.PageOf(list, pageNum, pageSize))
 }
 
 func (h *Handler) connections(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	q := r.URL.Query()
-	pageNum, pageSize := web.PageParams(r)
+	pageNum, pageSize := httpx.PageParams(r)
 	list, total, err := hb.CountConnections(r.Context(), hub.ConnectionQuery{
 		ID: q.Get("id"), UserID: q.Get("userId"), ClientID: q.Get("clientId"), Name: q.Get("name"),
-		Limit: web.PageLimit(pageNum, pageSize),
+		Limit: httpx.PageLimit(pageNum, pageSize),
 	})
 	if err != nil {
 		h.log.Warn().Err(err).Msg("connections: partial cluster answer")
 	}
-	web.WriteJSON(w, http.StatusOK, web.PageFrom(list, total, pageNum, pageSize))
+	httpx.WriteJSON(w, http.StatusOK, httpx.PageFrom(list, total, pageNum, pageSize))
 }
 
 func (h *Handler) stats(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
@@ -186,21 +159,21 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	if err != nil {
 		h.log.Warn().Err(err).Msg("stats: partial cluster answer")
 	}
-	web.WriteJSON(w, http.StatusOK, st)
+	httpx.WriteJSON(w, http.StatusOK, st)
 }
 
 func (h *Handler) online(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	userID := r.URL.Query().Get("userId")
 	if userID == "" {
-		web.WriteError(w, http.StatusBadRequest, "userId is required")
+		httpx.WriteError(w, http.StatusBadRequest, "userId is required")
 		return
 	}
 	on, err := hb.IsOnline(r.Context(), userID)
 	if err != nil && !on {
-		web.WriteError(w, statusOf(err), err.Error())
+		hubhttp.WriteError(w, err)
 		return
 	}
-	web.WriteJSON(w, http.StatusOK, map[string]bool{"online": on})
+	httpx.WriteJSON(w, http.StatusOK, map[string]bool{"online": on})
 }
 
 // DisconnectRequest is the body of POST …/disconnect.
@@ -217,15 +190,15 @@ func (h *Handler) disconnect(w http.ResponseWriter, r *http.Request, hb *hub.Hub
 	}
 	t := hub.Target{UserIDs: req.UserIDs, AccessTokens: req.AccessTokens, ConnectionIDs: req.ConnectionIDs}
 	if t.IsZero() {
-		web.WriteError(w, http.StatusBadRequest, "name userIds, accessTokens or connectionIds")
+		httpx.WriteError(w, http.StatusBadRequest, "name userIds, accessTokens or connectionIds")
 		return
 	}
 	n, err := hb.Disconnect(r.Context(), t, hub.ReasonKicked)
 	if err != nil && n == 0 {
-		web.WriteError(w, statusOf(err), err.Error())
+		hubhttp.WriteError(w, err)
 		return
 	}
-	web.WriteJSON(w, http.StatusOK, map[string]int{"disconnected": n})
+	httpx.WriteJSON(w, http.StatusOK, map[string]int{"disconnected": n})
 }
 
 // DurationRequest is the body of POST …/duration.
@@ -240,22 +213,23 @@ func (h *Handler) duration(w http.ResponseWriter, r *http.Request, hb *hub.Hub) 
 		return
 	}
 	if req.Seconds < 0 {
-		web.WriteError(w, http.StatusBadRequest, "seconds must not be negative")
+		httpx.WriteError(w, http.StatusBadRequest, "seconds must not be negative")
 		return
 	}
 	n, err := hb.SetDuration(r.Context(), req.To, req.Seconds)
 	if err != nil && n == 0 {
-		web.WriteError(w, statusOf(err), err.Error())
+		hubhttp.WriteError(w, err)
 		return
 	}
-	web.WriteJSON(w, http.StatusOK, map[string]int{"reached": n})
+	httpx.WriteJSON(w, http.StatusOK, map[string]int{"reached": n})
 }
 
 func (h *Handler) messages(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
-	page, err := web.MessagesPage(r.Context(), hb, r)
+	pageNum, pageSize := httpx.PageParams(r)
+	page, err := hubhttp.MessagesPage(r.Context(), hb, hubhttp.MessagesFilter(r), pageNum, pageSize)
 	if err != nil {
-		web.WriteError(w, statusOf(err), err.Error())
+		hubhttp.WriteError(w, err)
 		return
 	}
-	web.WriteJSON(w, http.StatusOK, page)
+	httpx.WriteJSON(w, http.StatusOK, page)
 }

@@ -12,8 +12,9 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/pushd/pushd/internal/httpx"
+	"github.com/pushd/pushd/internal/httpx/hubhttp"
 	"github.com/pushd/pushd/pkg/hub"
-	"github.com/pushd/pushd/pkg/web"
 )
 
 // batch makes the items of a batch in order and appends their answers to
@@ -46,7 +47,7 @@ func (b *batch) item(raw []byte) {
 			b.out = appendResult(b.out, res)
 			return
 		}
-		fail = &failure{statusOf(err), err.Error()}
+		fail = &failure{hubhttp.Status(err), err.Error()}
 	}
 	b.out = appendFailure(b.out, fail)
 }
@@ -70,7 +71,7 @@ func (h *Handler) sendBatch(w http.ResponseWriter, r *http.Request, hb *hub.Hub,
 	n := 0
 	for it := newMembers(body); it.next(); n++ {
 		if n == h.cfg.MaxBatch {
-			web.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("batch of more than %d sends", h.cfg.MaxBatch))
+			httpx.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("batch of more than %d sends", h.cfg.MaxBatch))
 			return
 		}
 	}

@@ -13,9 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pushd/pushd/internal/httpx"
+	"github.com/pushd/pushd/internal/httpx/hubhttp"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
-	"github.com/pushd/pushd/pkg/web"
 )
 
 // SendRequest is the body of POST …/send, or one item of a batch.
@@ -56,7 +57,7 @@ var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b 
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, bool) {
 	limit := h.cfg.MaxBody
 	if r.ContentLength > limit {
-		web.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit))
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit))
 		return nil, false
 	}
 	bp := bodies.Get().(*[]byte)
@@ -80,13 +81,13 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, boo
 	*bp = b
 	switch {
 	case int64(len(b)) > limit:
-		web.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit))
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit))
 	case err != io.EOF:
-		web.WriteError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+		httpx.WriteError(w, http.StatusBadRequest, "reading the body: "+err.Error())
 	case len(bytes.TrimSpace(b)) == 0:
-		web.WriteError(w, http.StatusBadRequest, "empty body: a JSON object is expected")
+		httpx.WriteError(w, http.StatusBadRequest, "empty body: a JSON object is expected")
 	case !json.Valid(b):
-		web.WriteError(w, http.StatusBadRequest, "malformed JSON: "+syntaxError(b).Error())
+		httpx.WriteError(w, http.StatusBadRequest, "malformed JSON: "+syntaxError(b).Error())
 	default:
 		return bp, true
 	}
@@ -239,7 +240,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	}
 	p, fail := prepare(hb, body)
 	if fail != nil {
-		web.WriteError(w, fail.status, fail.msg)
+		httpx.WriteError(w, fail.status, fail.msg)
 		return
 	}
 	out := (*bp)[len(*bp):] // the answer goes after the body, in the same buffer
@@ -254,7 +255,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
 	}
 	res, err := p.publish(r.Context(), hb)
 	if err != nil {
-		web.WriteError(w, statusOf(err), err.Error())
+		hubhttp.WriteError(w, err)
 		return
 	}
 	writeAnswer(w, http.StatusOK, append(appendResult(out, res), '\n'))

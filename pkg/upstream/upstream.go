@@ -3,7 +3,6 @@ package upstream
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/pkg/signature"
 )
 
@@ -41,7 +41,6 @@ const (
 const (
 	DefaultTimeout = 10 * time.Second
 	DefaultMaxBody = 10 << 20
-	maxPathLen     = 200
 )
 
 // Config configures New.
@@ -130,22 +129,9 @@ func New(cfg Config) (*Forwarder, error) {
 
 // ValidPath reports whether path is one safe URL path segment: 1 to 200
 // characters from A-Z a-z 0-9 - _ . ~, and not "." or "..". Anything
-// percent-encoded, slashes and backslashes are refused.
-func ValidPath(path string) bool {
-	if path == "" || len(path) > maxPathLen || path == "." || path == ".." {
-		return false
-	}
-	for i := 0; i < len(path); i++ {
-		c := path[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '-', c == '_', c == '.', c == '~':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// percent-encoded, slashes and backslashes are refused. pkg/web holds the
+// {path} of message and upload calls to the same rule.
+func ValidPath(path string) bool { return httpx.ValidPath(path) }
 
 // Forward sends r's body to the backend at URL/kind/path on behalf of id
 // and writes the backend's answer to w. kind is KindMessage or KindUpload;
@@ -153,24 +139,24 @@ func ValidPath(path string) bool {
 // request's context cancels the call.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, kind, path string, id Identity) {
 	if kind != KindMessage && kind != KindUpload {
-		writeError(w, http.StatusInternalServerError, "unknown call kind")
+		httpx.WriteError(w, http.StatusInternalServerError, "unknown call kind")
 		return
 	}
 	if !ValidPath(path) {
-		writeError(w, http.StatusBadRequest, "invalid path")
+		httpx.WriteError(w, http.StatusBadRequest, "invalid path")
 		return
 	}
 	if !headerSafe(id.App, id.UserID, id.TenantID, id.ConnectionID) {
-		writeError(w, http.StatusBadRequest, "identity cannot be sent in headers")
+		httpx.WriteError(w, http.StatusBadRequest, "identity cannot be sent in headers")
 		return
 	}
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid query string")
+		httpx.WriteError(w, http.StatusBadRequest, "invalid query string")
 		return
 	}
 	if f.cfg.MaxBody >= 0 && r.ContentLength > f.cfg.MaxBody {
-		writeError(w, http.StatusRequestEntityTooLarge, tooLarge(f.cfg.MaxBody))
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, tooLarge(f.cfg.MaxBody))
 		return
 	}
 	query.Del("connectionId")
@@ -193,12 +179,12 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, kind, path s
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, body.reader())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot build backend request")
+		httpx.WriteError(w, http.StatusInternalServerError, "cannot build backend request")
 		return
 	}
 	req.ContentLength = body.size
 	if err := f.setHeaders(req, r, id, body.sha256); err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot sign backend request")
+		httpx.WriteError(w, http.StatusInternalServerError, "cannot sign backend request")
 		return
 	}
 
@@ -267,14 +253,14 @@ func (f *Forwarder) bodyFailed(w http.ResponseWriter, r *http.Request, err error
 	var spoolErr *spoolError
 	switch {
 	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, tooLarge(tooBig.Limit))
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, tooLarge(tooBig.Limit))
 	case errors.As(err, &spoolErr):
 		f.log.Error().Err(err).Msg("cannot buffer request body")
-		writeError(w, http.StatusInternalServerError, "cannot buffer request body")
+		httpx.WriteError(w, http.StatusInternalServerError, "cannot buffer request body")
 	case r.Context().Err() != nil:
 		f.log.Debug().Err(err).Msg("browser gave up while sending the body")
 	default:
-		writeError(w, http.StatusBadRequest, "cannot read request body")
+		httpx.WriteError(w, http.StatusBadRequest, "cannot read request body")
 	}
 }
 
@@ -287,10 +273,10 @@ func (f *Forwarder) fail(w http.ResponseWriter, r *http.Request, ctx context.Con
 		f.log.Debug().Err(err).Str("url", target).Msg("browser gave up before the backend answered")
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		f.log.Warn().Err(err).Str("url", target).Msg("backend timed out")
-		writeError(w, http.StatusGatewayTimeout, "backend timed out")
+		httpx.WriteError(w, http.StatusGatewayTimeout, "backend timed out")
 	default:
 		f.log.Warn().Err(err).Str("url", target).Msg("backend unreachable")
-		writeError(w, http.StatusBadGateway, "backend unreachable")
+		httpx.WriteError(w, http.StatusBadGateway, "backend unreachable")
 	}
 }
 
@@ -309,14 +295,6 @@ func headerSafe(values ...string) bool {
 
 func tooLarge(limit int64) string {
 	return fmt.Sprintf("request body larger than %d bytes", limit)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(map[string]string{"error": msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", fmt.Sprint(len(b)+1))
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
 }
 
 // Verify checks a request pushd forwarded, for backends written in Go,

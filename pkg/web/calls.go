@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
-	"strings"
 
+	"github.com/pushd/pushd/internal/httpx"
+	"github.com/pushd/pushd/internal/httpx/hubhttp"
 	"github.com/pushd/pushd/pkg/hub"
 )
 
@@ -32,77 +32,19 @@ func (c *connectionID) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// errTrailingData refuses a body with more after its JSON value.
-var errTrailingData = errors.New("malformed JSON: data after the JSON value")
-
-// ReadJSON decodes a JSON body of at most maxBody bytes into v; with
-// strict, unknown fields are refused. Anything but white space after the
-// value is refused too. On failure it answers 400 or 413 itself and
-// reports false.
-func ReadJSON(w http.ResponseWriter, r *http.Request, v any, maxBody int64, strict bool) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(r.Body)
-	if strict {
-		dec.DisallowUnknownFields()
-	}
-	err := dec.Decode(v)
-	if err == nil {
-		switch _, err = dec.Token(); err {
-		case io.EOF:
-			err = nil
-		case nil:
-			err = errTrailingData
-		}
-	}
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", tooBig.Limit))
-		case errors.Is(err, errTrailingData):
-			WriteError(w, http.StatusBadRequest, err.Error())
-		case errors.Is(err, io.EOF):
-			WriteError(w, http.StatusBadRequest, "empty body: a JSON object is expected")
-		default:
-			WriteError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
-		}
-		return false
-	}
-	return true
-}
-
 // readJSON reads the JSON body of a call, at most maxCallBody bytes.
 func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	return ReadJSON(w, r, v, min(h.cfg.MaxBody, maxCallBody), false)
+	return httpx.ReadJSON(w, r, v, min(h.cfg.MaxBody, maxCallBody), false)
 }
 
-// retryAfter is the Retry-After of a connect refused because the node is
-// full.
-const retryAfter = "10"
-
-// hubError answers a hub error with its status.
+// hubError answers a hub error with its status (httpx.Status); an
+// unknown connection keeps the seed's text.
 func hubError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, hub.ErrUnknownConnection):
+	if errors.Is(err, hub.ErrUnknownConnection) {
 		WriteError(w, http.StatusNotFound, "connectionId not exist")
-	case errors.Is(err, hub.ErrTooManyConnections):
-		w.Header().Set("Retry-After", retryAfter)
-		WriteError(w, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, hub.ErrTooManyIDs):
-		WriteError(w, http.StatusRequestEntityTooLarge, err.Error())
-	case errors.Is(err, hub.ErrTooManyListeners), errors.Is(err, hub.ErrInvalidName):
-		WriteError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, hub.ErrClosed):
-		WriteError(w, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, hub.ErrQoSDisabled):
-		WriteError(w, http.StatusNotImplemented, err.Error())
-	case errors.Is(err, hub.ErrStore):
-		WriteError(w, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		WriteError(w, http.StatusGatewayTimeout, err.Error())
-	default:
-		WriteError(w, http.StatusBadGateway, err.Error())
+		return
 	}
+	hubhttp.WriteError(w, err)
 }
 
 func (h *Handler) serveListener(w http.ResponseWriter, r *http.Request, user hub.User, add bool) {
@@ -225,11 +167,6 @@ type UpstreamFunc func(w http.ResponseWriter, r *http.Request, call Call)
 // ServeUpstream calls f.
 func (f UpstreamFunc) ServeUpstream(w http.ResponseWriter, r *http.Request, call Call) { f(w, r, call) }
 
-// validPath accepts the {path} of a .do call: one segment, no dot-dot.
-func validPath(p string) bool {
-	return !strings.ContainsAny(p, "/\\?#%\x00") && p != "." && p != ".."
-}
-
 // errForeignConnection is the answer to a call naming a connection that
 // exists but belongs to another identity. The status stays the seed's 404
 // (the wire test holds clients to it); the text tells the user what to
@@ -245,7 +182,7 @@ func refuseForeign(w http.ResponseWriter, r *http.Request) {
 // serveUpstream hands a message or upload call to the UpstreamHandler,
 // with the credential parameters removed from its URL.
 func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, user hub.User, path string, upload bool) {
-	if !validPath(path) {
+	if !httpx.ValidPath(path) {
 		refuse(w, r, http.StatusBadRequest, "invalid path segment")
 		return
 	}

@@ -86,23 +86,10 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := h.hub.Connect(r.Context(), req)
 	if err != nil {
-		connectError(w, err)
+		hubError(w, err)
 		return
 	}
 	h.hub.ServeStream(w, r, c)
-}
-
-// connectError answers a failed hub.Connect.
-func connectError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, hub.ErrTokenExpired):
-		WriteError(w, http.StatusUnauthorized, err.Error())
-	case errors.Is(err, hub.ErrTooManyConnections), errors.Is(err, hub.ErrClosed),
-		errors.Is(err, hub.ErrTooManyListeners), errors.Is(err, hub.ErrInvalidName):
-		hubError(w, err)
-	default:
-		WriteError(w, http.StatusInternalServerError, err.Error())
-	}
 }
 
 // connectRequest reads the seed client's connect parameters; the

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -13,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	sseclient "github.com/pushd/pushd/clients/js"
+	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/pkg/auth"
 	"github.com/pushd/pushd/pkg/hub"
 )
@@ -375,33 +375,20 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (hub.User
 	return hub.User{}, false
 }
 
-// WrapOK wraps data the way the seed server wraps successful answers.
-func WrapOK(data any) any {
-	return okBody{Success: true, Code: 200, Data: data}
-}
-
-type okBody struct {
-	Success      bool    `json:"success"`
-	Code         int     `json:"code"`
-	Data         any     `json:"data"`
-	Message      *string `json:"message"`
-	ErrorMessage *string `json:"errorMessage"`
-}
+// WrapOK wraps data the way the seed server wraps successful answers:
+// {"success": true, "code": 200, "data": data, "message": null,
+// "errorMessage": null}. It is Config.Wrap's default, and what an
+// UpstreamHandler answers a seed client with.
+func WrapOK(data any) any { return httpx.WrapOK(data) }
 
 func (h *Handler) writeOK(w http.ResponseWriter, data any) {
 	WriteJSON(w, http.StatusOK, h.cfg.Wrap(data))
 }
 
-// WriteJSON answers v as JSON with status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+// WriteJSON answers v as JSON with status, for an UpstreamHandler (see
+// Echo).
+func WriteJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
 
 // WriteError answers {"error": msg} with status, the error shape of every
-// pushd endpoint.
-func WriteError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Del("Content-Length")
-	WriteJSON(w, status, map[string]string{"error": msg})
-}
+// pushd endpoint, for an UpstreamHandler.
+func WriteError(w http.ResponseWriter, status int, msg string) { httpx.WriteError(w, status, msg) }

@@ -2,68 +2,14 @@ package web
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 
+	"github.com/pushd/pushd/internal/httpx"
+	"github.com/pushd/pushd/internal/httpx/hubhttp"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
 )
-
-// Page is one page of a list, in the seed server's PageInfo shape.
-type Page[T any] struct {
-	Total    int  `json:"total"`
-	PageNum  int  `json:"pageNum"`
-	PageSize int  `json:"pageSize"`
-	List     []T  `json:"list"`
-	Timeout  bool `json:"timeout"`
-}
-
-// PageOf slices list for pageNum (from 1) and pageSize as the seed does.
-func PageOf[T any](list []T, pageNum, pageSize int) Page[T] {
-	return PageFrom(list, len(list), pageNum, pageSize)
-}
-
-// PageFrom is PageOf for a list holding only the first items of total
-// (at least PageLimit of them, when there are as many).
-func PageFrom[T any](list []T, total, pageNum, pageSize int) Page[T] {
-	p := Page[T]{Total: total, PageNum: pageNum, PageSize: pageSize, List: []T{}}
-	if pageSize <= 0 {
-		return p
-	}
-	from := (max(pageNum, 1) - 1) * pageSize
-	if from < len(list) {
-		p.List = list[from:min(from+pageSize, len(list))]
-	}
-	return p
-}
-
-// PageLimit is how many items of the order a page needs: those of every
-// page up to pageNum (1 when pageSize asks for none, to count them).
-func PageLimit(pageNum, pageSize int) int {
-	if pageSize <= 0 {
-		return 1
-	}
-	pages := max(pageNum, 1)
-	if pages > math.MaxInt32/pageSize {
-		return math.MaxInt32
-	}
-	return pages * pageSize
-}
-
-// PageParams reads pageNum (default 1) and pageSize (default 100).
-func PageParams(r *http.Request) (pageNum, pageSize int) {
-	pageNum, pageSize = 1, 100
-	if n, err := strconv.Atoi(r.URL.Query().Get("pageNum")); err == nil {
-		pageNum = n
-	}
-	if n, err := strconv.Atoi(r.URL.Query().Get("pageSize")); err == nil {
-		pageSize = n
-	}
-	return pageNum, pageSize
-}
 
 // serveJSON answers users.json, connections.json and
 // repositoryMessages.json, when enabled, to authenticated callers, each
@@ -79,7 +25,7 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, name string)
 		return
 	}
 	q := r.URL.Query()
-	pageNum, pageSize := PageParams(r)
+	pageNum, pageSize := httpx.PageParams(r)
 	ctx := r.Context()
 	var page any
 	var err error
@@ -92,19 +38,22 @@ func (h *Handler) serveJSON(w http.ResponseWriter, r *http.Request, name string)
 			list, err = h.hub.Users(ctx, hub.UsersQuery{Name: q.Get("name")})
 		}
 		list = slices.DeleteFunc(list, func(u hub.UserInfo) bool { return u.TenantID != caller.TenantID })
-		page = PageOf(list, pageNum, pageSize)
+		page = httpx.PageOf(list, pageNum, pageSize)
 	case "connections":
 		var list []hub.ConnectionInfo
 		list, err = h.ownConnections(ctx, caller, hub.ConnectionQuery{ID: q.Get("id"), ClientID: q.Get("clientId"),
 			Name: q.Get("name")}, q.Get("cluster") != "false")
-		page = PageOf(list, pageNum, pageSize)
+		page = httpx.PageOf(list, pageNum, pageSize)
 	case "repositoryMessages":
-		f, scoped := scopedFilter(caller, messagesFilter(r))
+		f, scoped := scopedFilter(caller, hubhttp.MessagesFilter(r))
 		if !scoped {
-			page = Page[qos.Message]{PageNum: pageNum, PageSize: pageSize, List: []qos.Message{}}
+			page = httpx.Page[qos.Message]{PageNum: pageNum, PageSize: pageSize, List: []qos.Message{}}
 			break
 		}
-		page, err = messagesPage(ctx, h.hub, f, pageNum, pageSize)
+		var msgs httpx.Page[qos.Message]
+		if msgs, err = hubhttp.MessagesPage(ctx, h.hub, f, pageNum, pageSize); err == nil {
+			page = msgs
+		}
 	default:
 		WriteError(w, http.StatusNotFound, "not found")
 		return
@@ -151,29 +100,4 @@ func scopedFilter(caller hub.User, f qos.Filter) (qos.Filter, bool) {
 		return f, false
 	}
 	return f, true
-}
-
-// messagesFilter reads the seed's filters of repositoryMessages.json.
-func messagesFilter(r *http.Request) qos.Filter {
-	q := r.URL.Query()
-	return qos.Filter{UserID: q.Get("userId"), AccessToken: q.Get("accessToken"), TenantID: q.Get("tenantId"),
-		Channel: q.Get("channel"), Event: strings.Split(q.Get("listeners"), ",")[0]}
-}
-
-// MessagesPage lists the QoS backlog with the seed's filters (userId,
-// accessToken, tenantId, channel, listeners) and paging.
-func MessagesPage(ctx context.Context, hb *hub.Hub, r *http.Request) (any, error) {
-	pageNum, pageSize := PageParams(r)
-	return messagesPage(ctx, hb, messagesFilter(r), pageNum, pageSize)
-}
-
-func messagesPage(ctx context.Context, hb *hub.Hub, f qos.Filter, pageNum, pageSize int) (any, error) {
-	list, total, err := hb.Messages(ctx, f, (max(pageNum, 1)-1)*max(pageSize, 0), max(pageSize, 0))
-	if err != nil {
-		return nil, err
-	}
-	if list == nil {
-		list = []qos.Message{}
-	}
-	return Page[qos.Message]{Total: total, PageNum: pageNum, PageSize: pageSize, List: list}, nil
 }

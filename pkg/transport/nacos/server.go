@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/signature"
 )
@@ -22,22 +23,22 @@ type peerServer struct {
 func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := s.t
 	if r.URL.Path != PathDeliver && r.URL.Path != PathSurvey {
-		writeError(w, http.StatusNotFound, "not found")
+		httpx.WriteError(w, http.StatusNotFound, "not found")
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+		httpx.WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
 	// Nothing of the body is read before the headers are authentic: they
 	// sign its length and hash.
 	if r.ContentLength < 0 {
-		writeError(w, http.StatusLengthRequired, "content length required")
+		httpx.WriteError(w, http.StatusLengthRequired, "content length required")
 		return
 	}
 	if r.ContentLength > t.cfg.MaxBodyBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, "body too large")
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "body too large")
 		return
 	}
 	from, to, nonce := r.Header.Get(headerFrom), r.Header.Get(headerTo), r.Header.Get(headerNonce)
@@ -47,39 +48,39 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ts, sum, err := t.sign.verifyRequest(r, now, t.notBefore, t.cfg.ReplayWindow)
 	if err != nil {
 		log.Warn().Err(err).Msg("peer request rejected")
-		writeError(w, http.StatusUnauthorized, "unauthorized")
+		httpx.WriteError(w, http.StatusUnauthorized, "unauthorized")
 		return
 	}
 	if to != t.self.NodeID {
 		// Signed for another node: a stale registry entry or a static list
 		// naming the wrong node at this address.
 		log.Warn().Str("to", to).Msg("peer request for another node")
-		writeError(w, http.StatusMisdirectedRequest, "this is node "+t.self.NodeID)
+		httpx.WriteError(w, http.StatusMisdirectedRequest, "this is node "+t.self.NodeID)
 		return
 	}
 	if from == t.self.NodeID {
-		writeError(w, http.StatusConflict, "request from this node to itself")
+		httpx.WriteError(w, http.StatusConflict, "request from this node to itself")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, t.cfg.MaxBodyBytes))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "read body")
+		httpx.WriteError(w, http.StatusBadRequest, "read body")
 		return
 	}
 	if t.sign != nil {
 		if signature.BodySHA256(body) != sum {
 			log.Warn().Err(errBodyHash).Msg("peer request rejected")
-			writeError(w, http.StatusUnauthorized, "unauthorized")
+			httpx.WriteError(w, http.StatusUnauthorized, "unauthorized")
 			return
 		}
 		if err := t.nonces.Add(nonce, ts.Add(t.cfg.ReplayWindow), now); err != nil {
 			if errors.Is(err, signature.ErrReplayCacheFull) {
 				log.Warn().Err(err).Msg("peer request refused")
-				writeError(w, http.StatusServiceUnavailable, "busy")
+				httpx.WriteError(w, http.StatusServiceUnavailable, "busy")
 				return
 			}
 			log.Warn().Err(err).Msg("peer request rejected")
-			writeError(w, http.StatusUnauthorized, "unauthorized")
+			httpx.WriteError(w, http.StatusUnauthorized, "unauthorized")
 			return
 		}
 	}
@@ -91,18 +92,18 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case PathDeliver:
 		var in deliverBody
 		if err := json.Unmarshal(body, &in); err != nil {
-			writeError(w, http.StatusBadRequest, "bad json")
+			httpx.WriteError(w, http.StatusBadRequest, "bad json")
 			return
 		}
 		if err := in.Event.Validate(); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			httpx.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		reply = deliverReply{Count: s.h.HandleDeliver(ctx, in.App, in.Target, in.Event)}
 	case PathSurvey:
 		var in surveyBody
 		if err := json.Unmarshal(body, &in); err != nil {
-			writeError(w, http.StatusBadRequest, "bad json")
+			httpx.WriteError(w, http.StatusBadRequest, "bad json")
 			return
 		}
 		rep, err := s.h.HandleSurvey(ctx, in.App, in.Request)
@@ -115,18 +116,11 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out, err := json.Marshal(reply)
 	if err != nil {
 		log.Error().Err(err).Msg("encode peer reply")
-		writeError(w, http.StatusInternalServerError, "encode reply")
+		httpx.WriteError(w, http.StatusInternalServerError, "encode reply")
 		return
 	}
 	t.sign.signReply(w.Header(), nonce, t.self.NodeID, http.StatusOK, out)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(map[string]string{"error": msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
 }
