@@ -10,7 +10,10 @@
 // Everything under /admin/api/ needs the admin token as
 // "Authorization: Bearer <token>"; it is never read from a cookie, so
 // another site cannot make an operator's browser act. Errors are
-// {"error": "..."} with their status (400, 401, 404, 413, 415, 503).
+// {"error": "..."} with their status (400, 401, 404, 413, 415); a hub
+// error gets the status the API gives it (internal/httpx/hubhttp): 503
+// with Retry-After while the node shuts down, 504 when the cluster does
+// not answer in time, 500 otherwise.
 //
 //   - GET overview[?summary=1]: per app the nodes with their stats and
 //     counters, the totals, the QoS backlog and (without summary) the

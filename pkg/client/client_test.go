@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/client"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
-	"github.com/pushd/pushd/pkg/web"
 )
 
 func newPushd(t *testing.T, withQoS bool, wrap func(http.Handler) http.Handler) *pushd {
@@ -608,7 +608,7 @@ func TestWireShapes(t *testing.T) {
 		{from: &hub.ConnectionInfo{}, to: &client.Connection{}},
 		{from: &hub.Stats{}, to: &client.Stats{}},
 		{from: &qos.Message{}, to: &client.StoredMessage{}},
-		{from: &web.Page[hub.UserInfo]{}, to: &client.Page[client.User]{}, ignore: "timeout"},
+		{from: &httpx.Page[hub.UserInfo]{}, to: &client.Page[client.User]{}, ignore: "timeout"},
 		{from: &client.Target{}, to: &hub.Target{}},
 		{from: &client.Message{}, to: &api.SendRequest{}},
 	} {

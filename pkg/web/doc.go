@@ -48,10 +48,14 @@
 // request but the stream gets a read deadline: 10 s for connect bodies
 // and the JSON calls, Config.ReadTimeout (30 s) for message and upload; a
 // POST /connect body is at most 64 KiB (413 beyond), as are the JSON call
-// bodies, and ack.do takes at most hub.MaxAckIDs ids (413). Hub limits are
-// answered with their status: hub.ErrTooManyConnections 503 with
-// Retry-After, hub.ErrTooManyListeners and hub.ErrInvalidName 400,
-// hub.ErrTokenExpired 401.
+// bodies, and ack.do takes at most hub.MaxAckIDs ids (413). Hub errors
+// are answered with the status the API and the admin page give them too
+// (internal/httpx/hubhttp): hub.ErrTooManyConnections and hub.ErrClosed
+// 503 with Retry-After, hub.ErrTooManyListeners and hub.ErrInvalidName
+// 400, hub.ErrTokenExpired 401, an unknown connection 404, a cluster
+// failure 500. The {path} of message/{path}.do and upload/{path}.do is
+// one segment of 1 to 200 characters from A-Z a-z 0-9 - _ . ~ (400
+// otherwise), the rule of upstream.ValidPath.
 //
 // # Introspection
 //
