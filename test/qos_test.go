@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -332,5 +333,93 @@ cluster: {transport: redis}
 	late.frame()
 	if f := late.frame(); field(f, "id") != storedID || !strings.Contains(f, "data:kept") {
 		t.Fatalf("message stored before the failover: got %q", f)
+	}
+}
+
+// twoQoSNodes starts nodes n1 and n2 on the Redis transport at
+// transportURL, sharing the QoS store at storeURL.
+func twoQoSNodes(t *testing.T, transportURL, storeURL string) (*node, *node) {
+	t.Helper()
+	var nodes []*node
+	for i := 1; i <= 2; i++ {
+		nodes = append(nodes, startPushd(t, fmt.Sprintf(`
+node_id: n%d
+cluster: {transport: redis, redis_url: %q, timeout: 2s}
+`, i, transportURL)+qosConfig(storeURL)))
+	}
+	return nodes[0], nodes[1]
+}
+
+// isOnline asks n's online endpoint about user.
+func isOnline(t testing.TB, n *node, user string) bool {
+	t.Helper()
+	var res struct{ Online bool }
+	apiJSON(t, n.url, http.MethodGet, "online?userId="+user, nil, &res)
+	return res.Online
+}
+
+// TestQoSStoredOnOneNodeReplayedOnAnother: a QoS message sent through
+// node A to an offline user is replayed when the user connects to node B,
+// and B's acknowledgement empties the shared store.
+func TestQoSStoredOnOneNodeReplayedOnAnother(t *testing.T) {
+	r := startRedis(t, false)
+	a, b := twoQoSNodes(t, r.URL(), r.URL())
+	id, delivered := sendQoS(t, a, "roamer", "bell", "via-a")
+	if delivered != 0 {
+		t.Fatalf("delivered %d to an offline user", delivered)
+	}
+	if isOnline(t, b, "roamer") {
+		t.Fatal("roamer online before connecting")
+	}
+	s := openStream(t, b.url+"/sse/demo/connect?userId=roamer&ack=1")
+	connID := field(s.frame(), "id")
+	if f := s.frame(); f != "id:"+id+"\nevent:bell\n:resend\ndata:via-a\n\n" {
+		t.Fatalf("on node B got %q, want the message stored via A", f)
+	}
+	if !isOnline(t, a, "roamer") {
+		t.Error("node A does not see roamer online on node B")
+	}
+	ack(t, b, "roamer", connID, id)
+	if got := backlog(t, a, "roamer"); got != 0 {
+		t.Errorf("backlog seen by A after B's ack = %d", got)
+	}
+}
+
+var resubscribesRe = regexp.MustCompile(`(?m)^pushd_cluster_redis_resubscribes_total (\d+)`)
+
+// TestQoSReplayAfterTransportResubscribe: the cluster transport's Redis
+// dies while a user is connected to node A; a QoS message sent through
+// node B meanwhile is stored but cannot cross; once that Redis is back, A
+// resubscribes and re-reads its connections' inboxes, so the message
+// arrives as a resend.
+func TestQoSReplayAfterTransportResubscribe(t *testing.T) {
+	store, bus := startRedis(t, false), startRedis(t, false)
+	a, b := twoQoSNodes(t, bus.URL(), store.URL())
+	s := openStream(t, a.url+"/sse/demo/connect?userId=steady&ack=1")
+	connID := field(s.frame(), "id")
+	waitFor(t, 10*time.Second, func() error { // B sees the user through the transport
+		if !isOnline(t, b, "steady") {
+			return fmt.Errorf("node B does not see steady online")
+		}
+		return nil
+	})
+
+	bus.Kill()
+	id, delivered := sendQoS(t, b, "steady", "bell", "while-down")
+	if delivered != 0 {
+		t.Fatalf("delivered %d across a dead transport", delivered)
+	}
+	bus.Start()
+	f := s.frame()
+	if field(f, "id") != id || !strings.Contains(f, "\n:resend\n") || !strings.Contains(f, "data:while-down") {
+		t.Fatalf("after the resubscribe node A wrote %q, want the stored message as a resend", f)
+	}
+	m := resubscribesRe.FindStringSubmatch(doOK(t, http.MethodGet, a.url+"/metrics", "", nil))
+	if m == nil || m[1] == "0" {
+		t.Errorf("node A's /metrics counts no resubscribe: %v", m)
+	}
+	ack(t, a, "steady", connID, id)
+	if got := backlog(t, b, "steady"); got != 0 {
+		t.Errorf("backlog after the ack = %d", got)
 	}
 }
