@@ -37,7 +37,7 @@ func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	return httpx.ReadJSON(w, r, v, min(h.cfg.MaxBody, maxCallBody), false)
 }
 
-// hubError answers a hub error with its status (httpx.Status); an
+// hubError answers a hub error with its status (hubhttp.Status); an
 // unknown connection keeps the seed's text.
 func hubError(w http.ResponseWriter, err error) {
 	if errors.Is(err, hub.ErrUnknownConnection) {
