@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/internal/testredis"
+	"github.com/pushd/pushd/pkg/transport/nacos/registry/nacostest"
 )
 
 // cluster is three pushd nodes sharing a Redis (QoS store, and transport
@@ -256,12 +257,16 @@ func testCluster(t *testing.T, transport string) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("send with a dead node took %s", took)
 	}
-	// dave was on B; bob and carol came through nginx and may have been:
-	// alice plus whoever of them is still connected.
+	// dave was on B; bob and carol came through nginx, each to the node
+	// its stream names: alice plus whoever of them was not on B.
 	want := 1
 	for _, s := range []*stream{bob, carol} {
-		if !s.ended(200 * time.Millisecond) {
+		switch id := s.resp.Header.Get("X-Sse-Server-Id"); id {
+		case "n1", "n3":
 			want++
+		case "n2":
+		default:
+			t.Fatalf("a stream through nginx names node %q", id)
 		}
 	}
 	if got.Delivered != want {
@@ -287,5 +292,68 @@ func testCluster(t *testing.T, transport string) {
 		if f := alice.frame(); field(f, "event") == "resumed" {
 			break
 		}
+	}
+}
+
+// TestClusterNacosServers runs two pushd processes whose peers come from
+// cluster.nacos.servers: an in-process Nacos (nacostest, the real SDK's
+// gRPC protocol) in this test process. The nodes find each other through
+// it, a send reaches a user on the other node, and a killed node's user
+// leaves the merged user list once its registration is gone.
+func TestClusterNacosServers(t *testing.T) {
+	srv, err := nacostest.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	var nodes []*node
+	for i := 1; i <= 2; i++ {
+		port := freePort(t)
+		nodes = append(nodes, startPushd(t, fmt.Sprintf(`
+node_id: n%[1]d
+cluster:
+  transport: nacos
+  secret: %[2]q
+  peer_listen: "127.0.0.1:%[3]d"
+  advertise_addr: "127.0.0.1:%[3]d"
+  timeout: 2s
+  nacos: {servers: [%[4]q], dir: %[5]q}
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+`, i, clusterSecret, port, srv.ClientAddr(), t.TempDir())))
+	}
+	a, b := nodes[0], nodes[1]
+	onB := openStream(t, b.url+"/sse/demo/connect?userId=nb")
+	onB.frame()
+	waitFor(t, 20*time.Second, func() error { // A learns B from Nacos
+		if got := clusterSend(t, a.url, map[string]any{"userIds": []string{"nb"}}, "found", "x"); got.Delivered != 1 {
+			return fmt.Errorf("send via A to nb on B: delivered %d (Nacos has %d connections)", got.Delivered, srv.Connections())
+		}
+		return nil
+	})
+	for {
+		if f := onB.frame(); field(f, "event") == "found" {
+			break
+		}
+	}
+	onA := openStream(t, a.url+"/sse/demo/connect?userId=na")
+	onA.frame()
+	if ids := userIDs(t, b.url); !slices.Equal(ids, []string{"na", "nb"}) {
+		t.Errorf("users via B = %v, want both nodes' users", ids)
+	}
+
+	_ = b.cmd.Process.Kill()
+	_ = b.cmd.Wait()
+	b.cmd = nil
+	waitFor(t, 20*time.Second, func() error { // Nacos drops B's instance and tells A
+		if ids := userIDs(t, a.url); !slices.Equal(ids, []string{"na"}) {
+			return fmt.Errorf("users via A after killing B = %v", ids)
+		}
+		return nil
+	})
+	if got := clusterSend(t, a.url, map[string]any{"all": true}, "after", "kill"); got.Delivered != 1 {
+		t.Errorf("send to all after killing B: delivered %d, want 1", got.Delivered)
 	}
 }
