@@ -10,10 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	openapi "github.com/pushd/pushd/api"
+	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/pkg/admin"
 	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/hub"
-	"github.com/pushd/pushd/pkg/web"
 	"github.com/pushd/pushd/static"
 )
 
@@ -34,16 +34,16 @@ func (s *server) routes() http.Handler {
 	r.Handle("/api/v1/openapi.yaml", openapi.Handler())
 	r.Handle("/api/*", apiHandler)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		web.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
 		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.ready(ctx); err != nil {
-			web.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
 			return
 		}
-		web.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics(), promhttp.HandlerOpts{}))
 	adminPage := s.adminHandler()
@@ -55,7 +55,7 @@ func (s *server) routes() http.Handler {
 		})
 	}
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		web.WriteError(w, http.StatusNotFound, "not found")
+		httpx.WriteError(w, http.StatusNotFound, "not found")
 	})
 	return r
 }
@@ -69,7 +69,7 @@ func (s *server) adminHandler() http.Handler {
 	h, err := admin.New(admin.Config{Token: s.cfg.Admin.Token, Hubs: hubs, Logger: s.log})
 	if err != nil {
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			web.WriteError(w, http.StatusNotFound, "the admin page is off: set admin.token (PUSHD_ADMIN_TOKEN) to turn it on")
+			httpx.WriteError(w, http.StatusNotFound, "the admin page is off: set admin.token (PUSHD_ADMIN_TOKEN) to turn it on")
 		})
 	}
 	return h
