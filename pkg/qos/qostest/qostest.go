@@ -483,17 +483,25 @@ func testListening(t *testing.T, r qos.Repository) {
 }
 
 func testExpiry(t *testing.T, r qos.Repository) {
+	// The repositories take no clock: the short messages live 3 s, long
+	// enough for a loaded machine to read them before they expire, and
+	// that read is judged only when it ended before the expiry.
 	now := time.Now()
 	short := msg("short", "u1")
-	short.ExpiresAt = now.Add(300 * time.Millisecond)
+	short.ExpiresAt = now.Add(3 * time.Second)
 	shortAll := msg("shortAll")
 	shortAll.All = true
-	shortAll.ExpiresAt = now.Add(300 * time.Millisecond)
+	shortAll.ExpiresAt = short.ExpiresAt
 	long := msg("long", "u1")
 	past := msg("past", "u1")
 	past.ExpiresAt = now.Add(-time.Second)
 	save(t, r, app, short, shortAll, long, past)
-	wantIDs(t, "pending before expiry", pending(t, r, app, user("u1"), "", 0), short.ID, shortAll.ID, long.ID)
+	before := pending(t, r, app, user("u1"), "", 0)
+	if time.Now().Before(short.ExpiresAt) {
+		wantIDs(t, "pending before expiry", before, short.ID, shortAll.ID, long.ID)
+	} else {
+		t.Logf("pending before expiry not judged: it returned after the messages expired (%v)", ids(before))
+	}
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
