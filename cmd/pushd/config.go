@@ -130,7 +130,11 @@ type ClusterConfig struct {
 	AdvertiseAddr string `yaml:"advertise_addr"`
 	// Timeout bounds one cluster call. Default 2 s.
 	Timeout Duration `yaml:"timeout"`
-	Nacos   struct {
+	// LegacyWire makes the redis transport publish its requests in the
+	// JSON format of earlier builds, which those read: set it while a
+	// cluster is upgraded from such a build. Default false: binary.
+	LegacyWire bool `yaml:"legacy_wire"`
+	Nacos      struct {
 		Servers   []string `yaml:"servers"`
 		Namespace string   `yaml:"namespace"`
 		Group     string   `yaml:"group"`

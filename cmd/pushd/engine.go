@@ -60,7 +60,7 @@ func (s *server) newTransport() error {
 	switch c.Transport {
 	case "redis":
 		t, err := redistransport.New(redistransport.Config{URL: c.RedisURL, Prefix: c.Prefix, NodeID: s.cfg.NodeID,
-			Timeout: time.Duration(c.Timeout), Logger: s.log,
+			Timeout: time.Duration(c.Timeout), LegacyWire: c.LegacyWire, Logger: s.log,
 			OnResubscribe: func() { s.replayAll() }})
 		if err != nil {
 			return fmt.Errorf("config: cluster: %w", err)
