@@ -21,7 +21,9 @@
 #   idle memory ≤ 8 KB per HTTP/1.1 SSE connection, flat from 1 000 to 19 000;
 #   server CPU ≤ 10 µs per broadcast delivery, ≤ 60 µs per personal send;
 #   zero lost / duplicated / misrouted; QoS sends ≥ 5 000/s with zero loss;
-#   3 nodes on the Redis transport: user sends at 1 000/s, p99 ≤ 5 ms.
+#   3 nodes on the Redis transport: user sends at 1 000/s, p99 ≤ 5 ms;
+#   a cross-node user send (CPU of both nodes and Redis, cross-user) ≤ 1.6 × a
+#   single-node one (user-5k) — see docs/performance.md.
 set -euo pipefail
 RUNS=${1:-3}
 CONNS=${CONNS:-10000}
@@ -36,17 +38,22 @@ mkdir -p "$BIN"
 echo "binaries and reports in $OUT"
 
 # name|server binary|pushbench arguments
+REDIS_SERVER=${REDIS_SERVER:-$(command -v redis-server)} # the cross-node scenario's private Redis
+CROSS="-conns 5000 -users 5000 -tenants 10 -mode user -messages 10000 -publishers 16 -settle 1s"
 BROADCAST5="-conns $CONNS -users $((CONNS/10)) -tenants 10 -mode broadcast -messages 100 -rate 5 -settle 5s"
 SCENARIOS=(
   "idle19k|pushd|-conns 19000 -mode none -rss-steps 1000,5000,10000 -settle 5s"
   "broadcast-5|pushd|$BROADCAST5"
   "ref-goroutine-b5|refserver|-spawn-args=-design=goroutine $BROADCAST5"
   "ref-pool-b5|refserver|-spawn-args=-design=pool $BROADCAST5"
+  "ref-floor-b5|refserver|-spawn-args=-design=epoll $BROADCAST5"
   "broadcast-30|pushd|-conns $CONNS -users $((CONNS/10)) -tenants 10 -mode broadcast -messages 300 -rate 30 -settle 5s"
   "user|pushd|-conns $CONNS -users $CONNS -tenants 10 -mode user -messages 30000 -publishers 8 -settle 1s"
   "tenant|pushd|-conns $CONNS -users $((CONNS/10)) -tenants 100 -mode tenant -messages 2000 -rate 200 -settle 1s"
   "qos|pushd|-conns $CONNS -users $CONNS -tenants 10 -mode user -qos -messages 50000 -publishers 8 -settle 1s"
   "qosack|pushd|-conns $CONNS -users $CONNS -tenants 10 -mode user -qos -ack -messages 50000 -publishers 8 -settle 1s"
+  "user-5k|pushd|$CROSS"
+  "cross-user|pushd|-spawn-nodes 2 -spawn-redis $REDIS_SERVER -conn-nodes 1 -api-nodes 2 -floor $BIN/refserver $CROSS"
   "cluster3-user|pushd|-spawn-nodes 3 -spawn-env PUSHD_CLUSTER_TRANSPORT=redis,PUSHD_REDIS_URL=$REDIS_URL -conns $CONNS -users $CONNS -tenants 10 -mode user -messages 10000 -rate 1000 -publishers 8 -settle 1s"
 )
 
