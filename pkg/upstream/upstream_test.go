@@ -253,17 +253,20 @@ func TestForwardBackendFailures(t *testing.T) {
 		fmt.Fprint(w, "no coffee")
 	})
 
+	// Only the hanging backend gets a short timeout: the others answer (or
+	// refuse) at once, and a loaded machine must not turn that into a 504.
 	for _, tt := range []struct {
-		name   string
-		url    string
-		status int
+		name    string
+		url     string
+		timeout time.Duration
+		status  int
 	}{
-		{"timeout", slow.URL, http.StatusGatewayTimeout},
-		{"unreachable", gone.URL, http.StatusBadGateway},
-		{"backend status copied", failing.URL, http.StatusTeapot},
+		{"timeout", slow.URL, 100 * time.Millisecond, http.StatusGatewayTimeout},
+		{"unreachable", gone.URL, 30 * time.Second, http.StatusBadGateway},
+		{"backend status copied", failing.URL, 30 * time.Second, http.StatusTeapot},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			front := newFront(t, newForwarder(t, Config{URL: tt.url, Timeout: 100 * time.Millisecond}), testID)
+			front := newFront(t, newForwarder(t, Config{URL: tt.url, Timeout: tt.timeout}), testID)
 			resp, err := http.Post(front.URL+"/connect/message/x.do", "application/json", strings.NewReader(`{}`))
 			if err != nil {
 				t.Fatal(err)

@@ -314,7 +314,9 @@ func TestHangingHandlerDoesNotOutlastDeadline(t *testing.T) {
 	srv := startRedis(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
-	a := startNode(t, srv, prefix, "a", 0, func(c *Config) { c.Timeout = 300 * time.Millisecond })
+	// The deadlines are what the hanging node costs; they are 2 s so that
+	// c answers within them on a loaded machine too.
+	a := startNode(t, srv, prefix, "a", 0, func(c *Config) { c.Timeout = 2 * time.Second })
 	b := startNode(t, srv, prefix, "b", 3)
 	c := startNode(t, srv, prefix, "c", 5)
 	hang := make(chan struct{})
@@ -325,7 +327,7 @@ func TestHangingHandlerDoesNotOutlastDeadline(t *testing.T) {
 	awaitSubscribers(t, rdb, a.Transport, app, "u:1", 2)
 
 	// With a ctx deadline.
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()
 	n, err := a.Deliver(ctx, app, hub.Target{UserIDs: []string{"1"}}, hub.Event{Name: "e"})
@@ -339,7 +341,7 @@ func TestHangingHandlerDoesNotOutlastDeadline(t *testing.T) {
 		t.Fatal("Deliver returned before the deadline although b never answered")
 	}
 	if elapsed := time.Since(start); elapsed > 10*time.Second {
-		t.Fatalf("Deliver returned %v after a 300ms deadline", elapsed)
+		t.Fatalf("Deliver returned %v after a 2s deadline", elapsed)
 	}
 
 	// Without one: Config.Timeout bounds it.
@@ -348,8 +350,8 @@ func TestHangingHandlerDoesNotOutlastDeadline(t *testing.T) {
 	if err != nil || n != 5 {
 		t.Fatalf("Deliver without deadline: got %d, %v; want 5", n, err)
 	}
-	if elapsed := time.Since(start); elapsed < 300*time.Millisecond || elapsed > 10*time.Second {
-		t.Fatalf("Deliver without deadline took %v, want about Config.Timeout (300ms)", elapsed)
+	if elapsed := time.Since(start); elapsed < 2*time.Second || elapsed > 20*time.Second {
+		t.Fatalf("Deliver without deadline took %v, want about Config.Timeout (2s)", elapsed)
 	}
 }
 
@@ -492,8 +494,9 @@ func TestInterestChurnIsBatched(t *testing.T) {
 	srv := startRedis(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
-	// A long probe timeout: a loaded test machine must not restart the
-	// subscription (which would subscribe everything again) during the test.
+	// A probe may take 20 s, longer than this test runs, so a loaded
+	// machine cannot fail one and restart the subscription (which would
+	// subscribe everything again): any restart here is a fault.
 	tr, err := New(Config{URL: srv.URL(), Prefix: prefix, NodeID: "a", BatchSize: 500,
 		ProbeTimeout: 20 * time.Second, Logger: testLogger(t)})
 	if err != nil {
@@ -533,7 +536,7 @@ func TestInterestChurnIsBatched(t *testing.T) {
 	}
 	st := tr.Stats()
 	if st.Resubscribes+st.ProbeFailures > 0 {
-		t.Skipf("the subscription was restarted during the test (loaded machine?): %+v", st)
+		t.Fatalf("the subscription was restarted during the test without a probe: %+v", st)
 	}
 	if got := commandCalls(t, rdb, "subscribe") - before; got > 3 {
 		t.Fatalf("start used %d SUBSCRIBE commands, want at most 3 (2 batches of keys + reply/probe); stats %+v", got, tr.Stats())
