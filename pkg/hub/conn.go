@@ -3,31 +3,9 @@ package hub
 import (
 	"net"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 )
-
-// ClientInfo is what a browser told about itself when it connected: the
-// seed client's telemetry parameters and the request's metadata.
-type ClientInfo struct {
-	ClientID               string            `json:"clientId,omitempty"`
-	ClientVersion          string            `json:"clientVersion,omitempty"`
-	ClientInstanceID       string            `json:"clientInstanceId,omitempty"`
-	ClientInstanceTime     int64             `json:"clientInstanceTime,omitempty"`
-	ClientImportModuleTime int64             `json:"clientImportModuleTime,omitempty"`
-	AccessTime             int64             `json:"accessTime,omitempty"`
-	Screen                 string            `json:"screen,omitempty"`
-	LocationHref           string            `json:"locationHref,omitempty"`
-	JSHeapSizeLimit        int64             `json:"jsHeapSizeLimit,omitempty"`
-	TotalJSHeapSize        int64             `json:"totalJSHeapSize,omitempty"`
-	UsedJSHeapSize         int64             `json:"usedJSHeapSize,omitempty"`
-	RequestIP              string            `json:"requestIp,omitempty"`
-	RequestDomain          string            `json:"requestDomain,omitempty"`
-	UserAgent              string            `json:"userAgent,omitempty"`
-	Headers                map[string]string `json:"httpHeaders,omitempty"`
-	Params                 map[string]string `json:"httpParameters,omitempty"`
-}
 
 // ConnectRequest describes a connection to register with Hub.Connect.
 type ConnectRequest struct {
@@ -55,11 +33,6 @@ type ConnectRequest struct {
 // defaultClientKeepalive is the lifetime of a connection whose client did
 // not say (the seed client's default).
 const defaultClientKeepalive = 15 * time.Minute
-
-// outlet is the writer side of a connection: told when frames are waiting.
-type outlet interface {
-	schedule(c *Conn)
-}
 
 // Conn is one open SSE stream. Its identity and telemetry never change; its
 // listeners, session duration and counters do, under its own lock.
@@ -156,6 +129,18 @@ func (c *Conn) Reason() DisconnectReason {
 	return c.reason
 }
 
+// CountRequest counts a message.do or upload.do made over this connection.
+func (c *Conn) CountRequest(upload bool) {
+	c.mu.Lock()
+	if upload {
+		c.uploads++
+	} else {
+		c.requests++
+	}
+	c.lastRequest = time.Now()
+	c.mu.Unlock()
+}
+
 // enqueue appends f unless the connection is closed, or (with listening)
 // does not listen to f's event. A full queue closes the connection as slow
 // and drops what it held. It never blocks on I/O.
@@ -241,179 +226,4 @@ func (c *Conn) close(reason DisconnectReason) bool {
 		out.schedule(c)
 	}
 	return true
-}
-
-// attach connects the writer side, and for hijacked streams the socket,
-// and wakes the writer for what is queued.
-func (c *Conn) attach(out outlet, nc net.Conn) {
-	c.mu.Lock()
-	c.out, c.nc = out, nc
-	c.scheduled = true
-	c.mu.Unlock()
-	out.schedule(c)
-}
-
-// socket returns the hijacked socket, or nil.
-func (c *Conn) socket() net.Conn {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.nc
-}
-
-// take removes the waiting frames; done reports that the stream must end
-// after writing them. Finding nothing to do clears the scheduled mark, so
-// the next enqueue wakes the writer again.
-func (c *Conn) take() (frames []*frame, done bool) {
-	c.mu.Lock()
-	if len(c.queue) > 0 {
-		frames, c.queue, c.spare = c.queue, c.spare, nil
-	}
-	done = c.closed
-	if len(frames) == 0 && !done {
-		c.scheduled = false
-	}
-	c.mu.Unlock()
-	return frames, done
-}
-
-// buffers lays frames out for one vectored write into bufs, filling in
-// the id counter of counted frames with digits appended to scratch. It
-// returns both slices grown, for the writer to reuse.
-func (c *Conn) buffers(frames []*frame, bufs net.Buffers, scratch []byte) (net.Buffers, []byte) {
-	for _, f := range frames {
-		bufs = append(bufs, f.head)
-		if f.counted {
-			c.counter++
-			start := len(scratch)
-			scratch = strconv.AppendUint(scratch, c.counter, 10)
-			bufs = append(bufs, scratch[start:len(scratch):len(scratch)], f.tail)
-		}
-	}
-	return bufs, scratch
-}
-
-// recycle keeps the slice of written frames as the connection's next
-// queue (take swaps it in), so a busy connection does not allocate one
-// per write. Only the writer calls it.
-func (c *Conn) recycle(frames []*frame) {
-	clear(frames)
-	if cap(frames) <= 2*c.hub.cfg.QueueSize {
-		c.spare = frames[:0]
-	}
-}
-
-// written records frames that reached the socket: QoS messages are
-// remembered for redelivery, or acknowledged at once for clients that
-// cannot acknowledge, if they still listen to the event (a message whose
-// listener was removed while it waited stays stored).
-func (c *Conn) written(frames []*frame) {
-	var ids, events []string
-	for _, f := range frames {
-		if f.qosID != "" {
-			ids = append(ids, f.qosID)
-			events = append(events, f.event)
-		}
-	}
-	if len(ids) == 0 {
-		return
-	}
-	if !c.canAck {
-		seen := ids[:0]
-		c.mu.Lock()
-		for i, id := range ids {
-			if c.receivesLocked(events[i]) {
-				seen = append(seen, id)
-			}
-		}
-		c.mu.Unlock()
-		if len(seen) > 0 {
-			c.hub.ackWritten(c, seen)
-		}
-		return
-	}
-	if c.hub.cfg.RedeliverAfter < 0 {
-		return
-	}
-	now := time.Now()
-	c.mu.Lock()
-	for i, id := range ids {
-		// A client only sees (and so acknowledges) events it listens to;
-		// sending the others again would not help.
-		if _, ok := c.listeners[events[i]]; !ok {
-			continue
-		}
-		if c.unacked == nil {
-			c.unacked = make(map[string]time.Time, len(ids))
-		}
-		c.unacked[id] = now
-	}
-	c.mu.Unlock()
-}
-
-// CountRequest counts a message.do or upload.do made over this connection.
-func (c *Conn) CountRequest(upload bool) {
-	c.mu.Lock()
-	if upload {
-		c.uploads++
-	} else {
-		c.requests++
-	}
-	c.lastRequest = time.Now()
-	c.mu.Unlock()
-}
-
-// ConnectionInfo is the introspection view of a connection, with the field
-// names of the seed server's connection DTO.
-type ConnectionInfo struct {
-	ID                  string   `json:"id"`
-	NodeID              string   `json:"serverId"`
-	CreateTime          int64    `json:"createTime"`
-	ExpireTime          int64    `json:"expireTime,omitempty"`
-	Timeout             int64    `json:"timeout"`
-	Channel             string   `json:"channel,omitempty"`
-	MessageCount        uint64   `json:"messageCount"`
-	SessionDuration     int64    `json:"sessionDuration"`
-	LastRequestTime     int64    `json:"lastRequestTime,omitempty"`
-	RequestMessageCount uint64   `json:"requestMessageCount"`
-	RequestUploadCount  uint64   `json:"requestUploadCount"`
-	Listeners           []string `json:"listeners"`
-	AccessUserID        string   `json:"accessUserId,omitempty"`
-	AccessUserName      string   `json:"accessUserName,omitempty"`
-	AccessTenantID      string   `json:"accessTenantId,omitempty"`
-	AccessToken         string   `json:"accessToken,omitempty"`
-	AccessUser          User     `json:"accessUser"`
-	CanAck              bool     `json:"canAck"`
-	ClientInfo
-}
-
-// Snapshot returns the connection's current introspection view.
-func (c *Conn) Snapshot() ConnectionInfo {
-	ci := ConnectionInfo{
-		ID:             c.id,
-		NodeID:         c.hub.cfg.NodeID,
-		CreateTime:     c.created.UnixMilli(),
-		Channel:        c.channel,
-		AccessUserID:   c.user.ID,
-		AccessUserName: c.user.Name,
-		AccessTenantID: c.user.TenantID,
-		AccessToken:    c.user.AccessToken,
-		AccessUser:     c.user,
-		CanAck:         c.canAck,
-		ClientInfo:     c.info,
-	}
-	if !c.expires.IsZero() {
-		ci.ExpireTime = c.expires.UnixMilli()
-		ci.Timeout = c.expires.Sub(c.created).Milliseconds()
-	}
-	c.mu.Lock()
-	ci.MessageCount = c.sent
-	ci.SessionDuration = c.session
-	ci.RequestMessageCount = c.requests
-	ci.RequestUploadCount = c.uploads
-	if !c.lastRequest.IsZero() {
-		ci.LastRequestTime = c.lastRequest.UnixMilli()
-	}
-	ci.Listeners = c.listenersLocked()
-	c.mu.Unlock()
-	return ci
 }

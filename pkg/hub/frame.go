@@ -1,8 +1,10 @@
 package hub
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // frame is one encoded SSE frame, shared by every connection it is sent
@@ -125,4 +127,12 @@ func encodeSetDuration(seconds int64) *frame {
 func encodeRetry(ms int64) *frame {
 	b := append([]byte("retry:"), strconv.FormatInt(ms, 10)...)
 	return &frame{head: append(b, '\n', '\n')}
+}
+
+// jitter spreads d over [d/2, 3d/2).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d)
 }

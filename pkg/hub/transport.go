@@ -1,9 +1,6 @@
 package hub
 
-import (
-	"context"
-	"encoding/json"
-)
+import "context"
 
 // Transport connects the hubs of one app across nodes. The hub always
 // serves its own connections first and uses the Transport only to reach the
@@ -63,42 +60,4 @@ type Interest interface {
 // cannot be confirmed (ctx ended, transport down).
 type InterestWaiter interface {
 	AwaitInterest(ctx context.Context, app string, keys []string) error
-}
-
-// Survey operations. Request.Args and Reply.Data carry the JSON documented
-// at each one.
-const (
-	// OpStats: Data = Stats of the node.
-	OpStats = "stats"
-	// OpNode: Data = NodeInfo of the node.
-	OpNode = "node"
-	// OpUsers: Args = UsersQuery; Data = []UserInfo.
-	OpUsers = "users"
-	// OpConnections: Args = ConnectionQuery; Data = []ConnectionInfo (the
-	// first Limit); Count = all that matched.
-	OpConnections = "connections"
-	// OpDisconnect: Target selects; Args = DisconnectArgs; Count = closed.
-	OpDisconnect = "disconnect"
-	// OpSetDuration: Target selects; Args = DurationArgs; Count = reached.
-	OpSetDuration = "set-duration"
-	// OpListeners: Target = one connection; Args = ListenerArgs;
-	// Data = the connection's listener names after the change.
-	OpListeners = "listeners"
-	// OpAck: Target = one connection; Args = AckArgs; Count = acked.
-	OpAck = "ack"
-)
-
-// Request is a question to other nodes.
-type Request struct {
-	Op     string          `json:"op"`
-	Target Target          `json:"target,omitempty"`
-	Args   json.RawMessage `json:"args,omitempty"`
-}
-
-// Reply is one node's answer to a Request.
-type Reply struct {
-	NodeID string          `json:"nodeId"`
-	Count  int             `json:"count,omitempty"`
-	Data   json.RawMessage `json:"data,omitempty"`
-	Error  string          `json:"error,omitempty"`
 }

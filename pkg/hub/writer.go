@@ -1,12 +1,10 @@
 package hub
 
 import (
-	"bytes"
 	"errors"
-	"math/rand/v2"
 	"net"
-	"net/http"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -14,134 +12,9 @@ import (
 
 func numCPU() int { return runtime.GOMAXPROCS(0) }
 
-// jitter spreads d over [d/2, 3d/2).
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + rand.N(d)
-}
-
-// sseHeaders sets the stream's response headers.
-func sseHeaders(hdr http.Header) {
-	hdr.Set("Content-Type", "text/event-stream;charset=UTF-8")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
-	hdr.Del("Content-Length")
-}
-
-// ServeStream writes c's stream to w until the connection closes. Headers
-// already set on w (X-Sse-*, CORS) are sent with the stream's own.
-//
-// An HTTP/1.x stream is hijacked when the hub has a writer pool: the
-// request goroutine and its buffers are released at once and the pool
-// writes the socket, so an idle connection costs no goroutine. Otherwise
-// (HTTP/2, a ResponseWriter that cannot be hijacked, Config.Writers -1) the
-// calling goroutine is the writer and ServeStream blocks until the end.
-func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, c *Conn) {
-	h.streams.Add(1)
-	sseHeaders(w.Header())
-	if h.pool != nil && r.ProtoMajor == 1 && h.hijack(w, c) {
-		return
-	}
-	defer h.streams.Done()
-	h.serveDirect(w, r, c)
-}
-
-// hijack takes over the socket of an HTTP/1.x request, writes the response
-// head and hands c to the writer pool. It reports false, having written
-// nothing, when w cannot be hijacked.
-func (h *Hub) hijack(w http.ResponseWriter, c *Conn) bool {
-	var head bytes.Buffer
-	head.WriteString("HTTP/1.1 200 OK\r\n")
-	w.Header().Set("Connection", "close")
-	if err := w.Header().Write(&head); err != nil {
-		return false
-	}
-	head.WriteString("\r\n")
-	nc, rw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		w.Header().Del("Connection")
-		return false
-	}
-	_ = rw // its buffers are dropped: nothing more is read from the socket
-	_ = nc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-	if _, err := nc.Write(head.Bytes()); err != nil {
-		_ = nc.Close()
-		c.close(ReasonWriteError)
-		h.finish(c)
-		h.streams.Done()
-		return true
-	}
-	// From here on writes are bounded per write (writeSome), never by the
-	// deadline of the head: a raw write checks it too.
-	_ = nc.SetWriteDeadline(time.Time{})
-	c.raw = newRawSocket(nc)
-	h.started(c)
-	c.attach(h.pool, nc)
-	return true
-}
-
-// chanOutlet wakes the goroutine writing one connection directly.
-type chanOutlet chan struct{}
-
-func (o chanOutlet) schedule(*Conn) {
-	select {
-	case o <- struct{}{}:
-	default:
-	}
-}
-
-// serveDirect is the writer loop of a connection written by its own
-// request goroutine.
-func (h *Hub) serveDirect(w http.ResponseWriter, r *http.Request, c *Conn) {
-	rc := http.NewResponseController(w)
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
-		c.close(ReasonWriteError)
-		h.finish(c)
-		return
-	}
-	wake := make(chanOutlet, 1)
-	h.started(c)
-	c.attach(wake, nil)
-	var wb writeBuffers
-	for {
-		select {
-		case <-r.Context().Done():
-			c.close(ReasonClientGone)
-		case <-wake:
-		}
-		for {
-			frames, done := c.take()
-			if len(frames) > 0 {
-				_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
-				_, err := wb.lay(c, frames).WriteTo(w)
-				if err == nil {
-					err = rc.Flush()
-				}
-				if err != nil {
-					c.close(ReasonWriteError)
-					h.finish(c)
-					return
-				}
-				c.written(frames)
-				c.recycle(frames)
-			}
-			if done {
-				h.finish(c)
-				return
-			}
-			if len(frames) == 0 {
-				break
-			}
-		}
-	}
-}
-
-// finish unregisters an ended connection once.
-func (h *Hub) finish(c *Conn) {
-	h.unregister(c)
+// outlet is the writer side of a connection: told when frames are waiting.
+type outlet interface {
+	schedule(c *Conn)
 }
 
 // writerPool writes the hijacked connections: each connection with frames
@@ -185,6 +58,40 @@ func (p *writerPool) scheduleAll(conns []*Conn) {
 	}
 	for range conns {
 		p.cond.Signal()
+	}
+}
+
+func (p *writerPool) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	p.cond.Broadcast()
+	p.wg.Wait()
+}
+
+func (p *writerPool) next() *Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.ready) == 0 {
+		if p.stopped {
+			return nil
+		}
+		p.cond.Wait()
+	}
+	c := p.ready[0]
+	p.ready[0] = nil
+	p.ready = p.ready[1:]
+	if len(p.ready) == 0 {
+		p.ready = p.ready[:0:0]
+	}
+	return c
+}
+
+func (p *writerPool) work() {
+	defer p.wg.Done()
+	var wb writeBuffers
+	for c := p.next(); c != nil; c = p.next() {
+		p.write(c, &wb, false)
 	}
 }
 
@@ -239,30 +146,20 @@ func (w *waker) flush() {
 	w.conns = nil
 }
 
-func (p *writerPool) stop() {
-	p.mu.Lock()
-	p.stopped = true
-	p.mu.Unlock()
-	p.cond.Broadcast()
-	p.wg.Wait()
-}
+var inlineBuffers = sync.Pool{New: func() any { return new(writeBuffers) }}
 
-func (p *writerPool) next() *Conn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for len(p.ready) == 0 {
-		if p.stopped {
-			return nil
-		}
-		p.cond.Wait()
+// writeInline writes c, which the caller has just made ready, on the
+// calling goroutine, as a pool worker would. Only sockets written without
+// blocking qualify; the rest, and the end of a stream (which runs the
+// disconnect hooks), are left to the pool.
+func (p *writerPool) writeInline(c *Conn) {
+	if c.raw == nil {
+		p.schedule(c)
+		return
 	}
-	c := p.ready[0]
-	p.ready[0] = nil
-	p.ready = p.ready[1:]
-	if len(p.ready) == 0 {
-		p.ready = p.ready[:0:0]
-	}
-	return c
+	wb := inlineBuffers.Get().(*writeBuffers)
+	p.write(c, wb, true)
+	inlineBuffers.Put(wb)
 }
 
 // writeBuffers are a writer's reusable buffers. out is the slice a write
@@ -280,30 +177,6 @@ func (wb *writeBuffers) lay(c *Conn, frames []*frame) *net.Buffers {
 	wb.bufs, wb.scratch = c.buffers(frames, wb.bufs[:0], wb.scratch[:0])
 	wb.out = wb.bufs
 	return &wb.out
-}
-
-func (p *writerPool) work() {
-	defer p.wg.Done()
-	var wb writeBuffers
-	for c := p.next(); c != nil; c = p.next() {
-		p.write(c, &wb, false)
-	}
-}
-
-var inlineBuffers = sync.Pool{New: func() any { return new(writeBuffers) }}
-
-// writeInline writes c, which the caller has just made ready, on the
-// calling goroutine, as a pool worker would. Only sockets written without
-// blocking qualify; the rest, and the end of a stream (which runs the
-// disconnect hooks), are left to the pool.
-func (p *writerPool) writeInline(c *Conn) {
-	if c.raw == nil {
-		p.schedule(c)
-		return
-	}
-	wb := inlineBuffers.Get().(*writeBuffers)
-	p.write(c, wb, true)
-	inlineBuffers.Put(wb)
 }
 
 // Writing to a socket whose send buffer is full blocks. A pool worker
@@ -422,4 +295,111 @@ func (p *writerPool) keepStalled(c *Conn, rest net.Buffers, frames []*frame, clo
 	c.stalled = &pendingWrite{rest: b, frames: frames, closing: closing, since: since}
 	time.AfterFunc(stallRetry, func() { p.schedule(c) })
 	return true
+}
+
+// attach connects the writer side, and for hijacked streams the socket,
+// and wakes the writer for what is queued.
+func (c *Conn) attach(out outlet, nc net.Conn) {
+	c.mu.Lock()
+	c.out, c.nc = out, nc
+	c.scheduled = true
+	c.mu.Unlock()
+	out.schedule(c)
+}
+
+// socket returns the hijacked socket, or nil.
+func (c *Conn) socket() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nc
+}
+
+// take removes the waiting frames; done reports that the stream must end
+// after writing them. Finding nothing to do clears the scheduled mark, so
+// the next enqueue wakes the writer again.
+func (c *Conn) take() (frames []*frame, done bool) {
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		frames, c.queue, c.spare = c.queue, c.spare, nil
+	}
+	done = c.closed
+	if len(frames) == 0 && !done {
+		c.scheduled = false
+	}
+	c.mu.Unlock()
+	return frames, done
+}
+
+// buffers lays frames out for one vectored write into bufs, filling in
+// the id counter of counted frames with digits appended to scratch. It
+// returns both slices grown, for the writer to reuse.
+func (c *Conn) buffers(frames []*frame, bufs net.Buffers, scratch []byte) (net.Buffers, []byte) {
+	for _, f := range frames {
+		bufs = append(bufs, f.head)
+		if f.counted {
+			c.counter++
+			start := len(scratch)
+			scratch = strconv.AppendUint(scratch, c.counter, 10)
+			bufs = append(bufs, scratch[start:len(scratch):len(scratch)], f.tail)
+		}
+	}
+	return bufs, scratch
+}
+
+// recycle keeps the slice of written frames as the connection's next
+// queue (take swaps it in), so a busy connection does not allocate one
+// per write. Only the writer calls it.
+func (c *Conn) recycle(frames []*frame) {
+	clear(frames)
+	if cap(frames) <= 2*c.hub.cfg.QueueSize {
+		c.spare = frames[:0]
+	}
+}
+
+// written records frames that reached the socket: QoS messages are
+// remembered for redelivery, or acknowledged at once for clients that
+// cannot acknowledge, if they still listen to the event (a message whose
+// listener was removed while it waited stays stored).
+func (c *Conn) written(frames []*frame) {
+	var ids, events []string
+	for _, f := range frames {
+		if f.qosID != "" {
+			ids = append(ids, f.qosID)
+			events = append(events, f.event)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	if !c.canAck {
+		seen := ids[:0]
+		c.mu.Lock()
+		for i, id := range ids {
+			if c.receivesLocked(events[i]) {
+				seen = append(seen, id)
+			}
+		}
+		c.mu.Unlock()
+		if len(seen) > 0 {
+			c.hub.ackWritten(c, seen)
+		}
+		return
+	}
+	if c.hub.cfg.RedeliverAfter < 0 {
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	for i, id := range ids {
+		// A client only sees (and so acknowledges) events it listens to;
+		// sending the others again would not help.
+		if _, ok := c.listeners[events[i]]; !ok {
+			continue
+		}
+		if c.unacked == nil {
+			c.unacked = make(map[string]time.Time, len(ids))
+		}
+		c.unacked[id] = now
+	}
+	c.mu.Unlock()
 }

@@ -1,0 +1,78 @@
+package hub
+
+// ClientInfo is what a browser told about itself when it connected: the
+// seed client's telemetry parameters and the request's metadata.
+type ClientInfo struct {
+	ClientID               string            `json:"clientId,omitempty"`
+	ClientVersion          string            `json:"clientVersion,omitempty"`
+	ClientInstanceID       string            `json:"clientInstanceId,omitempty"`
+	ClientInstanceTime     int64             `json:"clientInstanceTime,omitempty"`
+	ClientImportModuleTime int64             `json:"clientImportModuleTime,omitempty"`
+	AccessTime             int64             `json:"accessTime,omitempty"`
+	Screen                 string            `json:"screen,omitempty"`
+	LocationHref           string            `json:"locationHref,omitempty"`
+	JSHeapSizeLimit        int64             `json:"jsHeapSizeLimit,omitempty"`
+	TotalJSHeapSize        int64             `json:"totalJSHeapSize,omitempty"`
+	UsedJSHeapSize         int64             `json:"usedJSHeapSize,omitempty"`
+	RequestIP              string            `json:"requestIp,omitempty"`
+	RequestDomain          string            `json:"requestDomain,omitempty"`
+	UserAgent              string            `json:"userAgent,omitempty"`
+	Headers                map[string]string `json:"httpHeaders,omitempty"`
+	Params                 map[string]string `json:"httpParameters,omitempty"`
+}
+
+// ConnectionInfo is the introspection view of a connection, with the field
+// names of the seed server's connection DTO.
+type ConnectionInfo struct {
+	ID                  string   `json:"id"`
+	NodeID              string   `json:"serverId"`
+	CreateTime          int64    `json:"createTime"`
+	ExpireTime          int64    `json:"expireTime,omitempty"`
+	Timeout             int64    `json:"timeout"`
+	Channel             string   `json:"channel,omitempty"`
+	MessageCount        uint64   `json:"messageCount"`
+	SessionDuration     int64    `json:"sessionDuration"`
+	LastRequestTime     int64    `json:"lastRequestTime,omitempty"`
+	RequestMessageCount uint64   `json:"requestMessageCount"`
+	RequestUploadCount  uint64   `json:"requestUploadCount"`
+	Listeners           []string `json:"listeners"`
+	AccessUserID        string   `json:"accessUserId,omitempty"`
+	AccessUserName      string   `json:"accessUserName,omitempty"`
+	AccessTenantID      string   `json:"accessTenantId,omitempty"`
+	AccessToken         string   `json:"accessToken,omitempty"`
+	AccessUser          User     `json:"accessUser"`
+	CanAck              bool     `json:"canAck"`
+	ClientInfo
+}
+
+// Snapshot returns the connection's current introspection view.
+func (c *Conn) Snapshot() ConnectionInfo {
+	ci := ConnectionInfo{
+		ID:             c.id,
+		NodeID:         c.hub.cfg.NodeID,
+		CreateTime:     c.created.UnixMilli(),
+		Channel:        c.channel,
+		AccessUserID:   c.user.ID,
+		AccessUserName: c.user.Name,
+		AccessTenantID: c.user.TenantID,
+		AccessToken:    c.user.AccessToken,
+		AccessUser:     c.user,
+		CanAck:         c.canAck,
+		ClientInfo:     c.info,
+	}
+	if !c.expires.IsZero() {
+		ci.ExpireTime = c.expires.UnixMilli()
+		ci.Timeout = c.expires.Sub(c.created).Milliseconds()
+	}
+	c.mu.Lock()
+	ci.MessageCount = c.sent
+	ci.SessionDuration = c.session
+	ci.RequestMessageCount = c.requests
+	ci.RequestUploadCount = c.uploads
+	if !c.lastRequest.IsZero() {
+		ci.LastRequestTime = c.lastRequest.UnixMilli()
+	}
+	ci.Listeners = c.listenersLocked()
+	c.mu.Unlock()
+	return ci
+}
