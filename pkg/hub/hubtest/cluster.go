@@ -1,0 +1,359 @@
+package hubtest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/internal/await"
+	"github.com/pushd/pushd/pkg/hub"
+)
+
+// waitTimeout bounds every wait of the suite; it is far above what any
+// wait needs, so that only a real hang trips it.
+const waitTimeout = 15 * time.Second
+
+// Node is one node of a Cluster.
+type Node struct {
+	// Transport reaches the other nodes. The suite gives it to the node's
+	// hub, then runs it with the node's hub.Mux until the subtest ends or
+	// the node is killed. Required.
+	Transport hub.Transport
+	// Kill, when set, ends the node as a crash would (its connections to
+	// the backend or the peers dropped, nothing withdrawn first); the
+	// suite then ends Run's context and ignores Run's error. Nil: the
+	// node dies by the end of Run's context alone.
+	Kill func()
+}
+
+// Cluster is what a Factory builds: one Node per requested node id, in
+// the same order.
+type Cluster struct {
+	Nodes []Node
+	// Restart, when set, restarts what the transports share (a Redis
+	// server), as after a crash, and returns once it serves again; the
+	// transports must find their way back by themselves. Nil: the
+	// Resubscribe subtest is skipped.
+	Restart func()
+}
+
+// Factory builds the transports of a cluster of len(nodeIDs) nodes
+// serving app, not yet running, and releases them in t.Cleanup (which
+// runs after the suite has ended every Run). Run calls it once per
+// subtest, from parallel subtests.
+type Factory func(t *testing.T, app string, nodeIDs []string) Cluster
+
+// app is the app every cluster of the suite serves.
+const app = "hubtest"
+
+// node is one running node of a test cluster: a hub on the factory's
+// transport, behind an HTTP server.
+type node struct {
+	id   string
+	hub  *hub.Hub
+	srv  *httptest.Server
+	kill func()
+	stop context.CancelFunc
+	done chan error
+}
+
+// cluster is a running test cluster.
+type cluster struct {
+	t       *testing.T
+	nodes   []*node
+	restart func()
+}
+
+// startCluster builds n nodes with f, runs their transports and waits
+// until every node's surveys reach all the others.
+func startCluster(t *testing.T, f Factory, n int) *cluster {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("node-%d", i+1)
+	}
+	built := f(t, app, ids)
+	if len(built.Nodes) != n {
+		t.Fatalf("factory built %d nodes, want %d", len(built.Nodes), n)
+	}
+	c := &cluster{t: t, restart: built.Restart}
+	for i, bn := range built.Nodes {
+		c.nodes = append(c.nodes, startNode(t, ids[i], bn))
+	}
+	for _, nd := range c.nodes {
+		c.awaitNodes(nd, n)
+	}
+	return c
+}
+
+// startNode creates the hub of one node on bn's transport, serves its
+// streams over HTTP and runs the transport.
+func startNode(t *testing.T, id string, bn Node) *node {
+	t.Helper()
+	if bn.Transport == nil {
+		t.Fatalf("factory built node %s without a Transport", id)
+	}
+	h, err := hub.New(hub.Config{App: app, NodeID: id, Transport: bn.Transport, Heartbeat: -1})
+	if err != nil {
+		t.Fatalf("hub.New(%s): %v", id, err)
+	}
+	mux := &hub.Mux{}
+	mux.Add(h)
+	ctx, cancel := context.WithCancel(context.Background())
+	nd := &node{id: id, hub: h, srv: httptest.NewServer(connectHandler(h)), kill: bn.Kill, stop: cancel, done: make(chan error, 1)}
+	go func() { nd.done <- bn.Transport.Run(ctx, mux) }()
+	t.Cleanup(func() {
+		nd.shutdown(t)
+		cancel()
+		if err := <-nd.done; err != nil && nd.kill == nil {
+			t.Errorf("Run of %s: %v", id, err)
+		}
+	})
+	return nd
+}
+
+// shutdown closes the node's streams and its HTTP server. Idempotent.
+func (nd *node) shutdown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := nd.hub.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown of %s: %v", nd.id, err)
+	}
+	nd.srv.Close()
+}
+
+// kill ends node i as a crash would: its transport stops (by the
+// factory's Kill, else by the end of Run) and its streams end.
+func (c *cluster) kill(i int) {
+	c.t.Helper()
+	nd := c.nodes[i]
+	if nd.kill != nil {
+		nd.kill()
+	}
+	nd.stop()
+	select {
+	case err := <-nd.done:
+		if err != nil && nd.kill == nil {
+			c.t.Errorf("Run of %s: %v", nd.id, err)
+		}
+		nd.done <- nil // for the cleanup
+	case <-time.After(waitTimeout):
+		c.t.Fatalf("Run of %s did not return after its context ended", nd.id)
+	}
+	nd.shutdown(c.t)
+}
+
+// awaitNodes waits until a survey from nd is answered by want nodes (nd
+// included): transports may need a moment to subscribe or discover their
+// peers after Run starts.
+func (c *cluster) awaitNodes(nd *node, want int) {
+	c.t.Helper()
+	await.Until(c.t, waitTimeout, func() error {
+		got, err := nd.hub.Nodes(context.Background())
+		if len(got) != want {
+			return fmt.Errorf("%s sees %d nodes (%v), want %d", nd.id, len(got), err, want)
+		}
+		return nil
+	})
+}
+
+// connectHandler connects a stream with the identity and options of the
+// query: userId, name, tenantId, token, channel, listeners=a,b.
+func connectHandler(h *hub.Hub) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		req := hub.ConnectRequest{
+			User:    hub.User{ID: q.Get("userId"), Name: q.Get("name"), TenantID: q.Get("tenantId"), AccessToken: q.Get("token")},
+			Channel: q.Get("channel"),
+		}
+		if l := q.Get("listeners"); l != "" {
+			req.Listeners = strings.Split(l, ",")
+		}
+		c, err := h.Connect(r.Context(), req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeStream(w, r, c)
+	})
+}
+
+// frame is one SSE frame read from a stream.
+type frame struct {
+	event, data string
+}
+
+// stream is a browser's stream to one node, read on its own goroutine so
+// that the writer never waits for the test.
+type stream struct {
+	t      *testing.T
+	id     string // connection id, from connect-finish
+	node   string
+	frames chan frame // closed at the end of the stream
+}
+
+// connect opens a stream to node i with the query kv (key, value pairs)
+// and returns it once connect-finish arrived: from then on, sends from any
+// node reach it.
+func (c *cluster) connect(i int, kv ...string) *stream {
+	c.t.Helper()
+	nd := c.nodes[i]
+	q := url.Values{}
+	for j := 0; j+1 < len(kv); j += 2 {
+		q.Set(kv[j], kv[j+1])
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, nd.srv.URL+"/?"+q.Encode(), nil)
+	if err != nil {
+		cancel()
+		c.t.Fatal(err)
+	}
+	resp, err := nd.srv.Client().Do(req)
+	if err != nil {
+		cancel()
+		c.t.Fatalf("connect to %s: %v", nd.id, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel()
+		c.t.Fatalf("connect to %s: status %d", nd.id, resp.StatusCode)
+	}
+	s := &stream{t: c.t, node: nd.id, frames: make(chan frame, 1024)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.read(resp)
+	}()
+	c.t.Cleanup(func() {
+		cancel()
+		_ = resp.Body.Close()
+		<-done
+	})
+	first := s.next()
+	if first.event != "connect-finish" {
+		c.t.Fatalf("first frame from %s is %q, not connect-finish", nd.id, first.event)
+	}
+	var d struct {
+		ConnectionID string `json:"connectionId"`
+	}
+	if err := json.Unmarshal([]byte(first.data), &d); err != nil || d.ConnectionID == "" {
+		c.t.Fatalf("connect-finish data %q: %v", first.data, err)
+	}
+	s.id = d.ConnectionID
+	return s
+}
+
+// read parses the stream into frames (comment lines are skipped) until it
+// ends.
+func (s *stream) read(resp *http.Response) {
+	defer close(s.frames)
+	sc := bufio.NewScanner(resp.Body)
+	var cur frame
+	var data []string
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			cur.data = strings.Join(data, "\n")
+			s.frames <- cur
+			cur, data = frame{}, nil
+			continue
+		}
+		name, value, _ := strings.Cut(line, ":")
+		switch name {
+		case "event":
+			cur.event = value
+		case "data":
+			data = append(data, value)
+		}
+	}
+}
+
+// next returns the next frame, failing the test when none comes or the
+// stream ends.
+func (s *stream) next() frame {
+	s.t.Helper()
+	select {
+	case f, ok := <-s.frames:
+		if !ok {
+			s.t.Fatalf("stream %s on %s ended", s.id, s.node)
+		}
+		return f
+	case <-time.After(waitTimeout):
+		s.t.Fatalf("stream %s on %s: no frame in %v", s.id, s.node, waitTimeout)
+	}
+	return frame{}
+}
+
+// eventsUntil returns the names of the events the stream receives before
+// the one named fence, skipping those named skip.
+func (s *stream) eventsUntil(fence string, skip ...string) []string {
+	s.t.Helper()
+	var out []string
+	for {
+		f := s.next()
+		switch {
+		case f.event == fence:
+			return out
+		case !slices.Contains(skip, f.event):
+			out = append(out, f.event)
+		}
+	}
+}
+
+// awaitEnd reads the stream to its end and returns the names of the
+// events it received on the way.
+func (s *stream) awaitEnd() []string {
+	s.t.Helper()
+	var out []string
+	timeout := time.After(waitTimeout)
+	for {
+		select {
+		case f, ok := <-s.frames:
+			if !ok {
+				return out
+			}
+			out = append(out, f.event)
+		case <-timeout:
+			s.t.Fatalf("stream %s on %s did not end in %v", s.id, s.node, waitTimeout)
+		}
+	}
+}
+
+// send sends an event named name to t from node i and returns the count.
+func (c *cluster) send(i int, t hub.Target, name string) int {
+	c.t.Helper()
+	n, err := c.nodes[i].hub.Send(context.Background(), t, hub.Event{Name: name, Data: "data of " + name})
+	if err != nil {
+		c.t.Fatalf("Send %s from %s: %v", name, c.nodes[i].id, err)
+	}
+	return n
+}
+
+// wantSend sends and checks the cluster-wide count.
+func (c *cluster) wantSend(i int, t hub.Target, name string, want int) {
+	c.t.Helper()
+	if n := c.send(i, t, name); n != want {
+		c.t.Errorf("Send %s to %+v from %s reached %d connections, want %d", name, t, c.nodes[i].id, n, want)
+	}
+}
+
+// awaitSend sends to t from node i until the count is want, for
+// transports that lose messages while they recover.
+func (c *cluster) awaitSend(i int, t hub.Target, name string, want int) {
+	c.t.Helper()
+	await.Until(c.t, waitTimeout, func() error {
+		n, err := c.nodes[i].hub.Send(context.Background(), t, hub.Event{Name: name})
+		if n != want {
+			return fmt.Errorf("send %s to %+v from %s reached %d (%v), want %d", name, t, c.nodes[i].id, n, err, want)
+		}
+		return nil
+	})
+}
