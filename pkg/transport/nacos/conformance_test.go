@@ -1,0 +1,37 @@
+package nacos
+
+import (
+	"testing"
+
+	"github.com/pushd/pushd/pkg/hub/hubtest"
+)
+
+// TestConformance runs the hub.Transport suite on nodes that find each
+// other through one static peer list naming all of them.
+func TestConformance(t *testing.T) {
+	hubtest.Run(t, func(t *testing.T, app string, nodeIDs []string) hubtest.Cluster {
+		disc, err := NewStatic()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c hubtest.Cluster
+		var peers []Peer
+		for _, id := range nodeIDs {
+			tr, err := New(Config{
+				NodeID: id, Apps: []string{app}, Discovery: disc, Secret: testSecret,
+				Listen: "127.0.0.1:0", AdvertiseAddr: "127.0.0.1",
+			})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			t.Cleanup(func() { _ = tr.Close() })
+			peers = append(peers, tr.Self())
+			// Close stops the peer server at once, as the node's death would.
+			c.Nodes = append(c.Nodes, hubtest.Node{Transport: tr, Kill: func() { _ = tr.Close() }})
+		}
+		if err := disc.SetPeers(peers...); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	})
+}

@@ -1,0 +1,31 @@
+package redis
+
+import (
+	"testing"
+
+	"github.com/pushd/pushd/pkg/hub/hubtest"
+)
+
+// TestConformance runs the hub.Transport suite on nodes sharing a private
+// redis-server per cluster, which the suite may restart.
+func TestConformance(t *testing.T) {
+	hubtest.Run(t, func(t *testing.T, app string, nodeIDs []string) hubtest.Cluster {
+		srv := startRedis(t)
+		prefix := testPrefix(t)
+		c := hubtest.Cluster{Restart: srv.Restart}
+		for _, id := range nodeIDs {
+			tr, err := New(Config{URL: srv.URL(), Prefix: prefix, NodeID: id, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			t.Cleanup(func() {
+				if err := tr.Close(); err != nil {
+					t.Errorf("Close %s: %v", id, err)
+				}
+			})
+			// Close drops the node's connections to Redis, as its death would.
+			c.Nodes = append(c.Nodes, hubtest.Node{Transport: tr, Kill: func() { _ = tr.Close() }})
+		}
+		return c
+	})
+}
