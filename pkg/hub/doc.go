@@ -74,7 +74,9 @@
 //
 // # Files
 //
-//   - hub.go: Hub, New, Connect, registration, caps, Run, Shutdown, Drain, Mux
+//   - hub.go: Hub, New, Connect, registration, Run, Shutdown, Drain, Mux
+//   - caps.go: the per-client and per-user connection caps, here and
+//     across nodes
 //   - config.go, errors.go, event.go, target.go, user.go, reason.go: the
 //     types a caller builds or inspects
 //   - conn.go: a connection's identity, its queue (enqueue, offer) and close
