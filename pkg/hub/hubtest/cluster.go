@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,14 +26,10 @@ const waitTimeout = 15 * time.Second
 // Node is one node of a Cluster.
 type Node struct {
 	// Transport reaches the other nodes. The suite gives it to the node's
-	// hub, then runs it with the node's hub.Mux until the subtest ends or
-	// the node is killed. Required.
+	// hub, runs it with the node's hub.Mux and stops it, when the node dies
+	// or the subtest ends, as the daemon does: it ends Run's context and
+	// calls Close when the Transport is an io.Closer. Required.
 	Transport hub.Transport
-	// Kill, when set, ends the node as a crash would (its connections to
-	// the backend or the peers dropped, nothing withdrawn first); the
-	// suite then ends Run's context and ignores Run's error. Nil: the
-	// node dies by the end of Run's context alone.
-	Kill func()
 }
 
 // Cluster is what a Factory builds: one Node per requested node id, in
@@ -46,9 +44,9 @@ type Cluster struct {
 }
 
 // Factory builds the transports of a cluster of len(nodeIDs) nodes
-// serving app, not yet running, and releases them in t.Cleanup (which
-// runs after the suite has ended every Run). Run calls it once per
-// subtest, from parallel subtests.
+// serving app, not yet running; whatever else it starts it stops in
+// t.Cleanup (which runs after the suite has stopped the nodes). Run calls
+// it once per subtest, from parallel subtests.
 type Factory func(t *testing.T, app string, nodeIDs []string) Cluster
 
 // app is the app every cluster of the suite serves.
@@ -59,10 +57,11 @@ const app = "hubtest"
 type node struct {
 	id   string
 	hub  *hub.Hub
+	tr   hub.Transport
 	srv  *httptest.Server
-	kill func()
 	stop context.CancelFunc
-	done chan error
+	done chan error // Run's result
+	dead bool       // killed: Run's result does not matter
 }
 
 // cluster is a running test cluster.
@@ -73,7 +72,8 @@ type cluster struct {
 }
 
 // startCluster builds n nodes with f, runs their transports and waits
-// until every node's surveys reach all the others.
+// until every node's surveys reach all the others. The nodes are stopped
+// together when the test ends.
 func startCluster(t *testing.T, f Factory, n int) *cluster {
 	t.Helper()
 	ids := make([]string, n)
@@ -85,6 +85,7 @@ func startCluster(t *testing.T, f Factory, n int) *cluster {
 		t.Fatalf("factory built %d nodes, want %d", len(built.Nodes), n)
 	}
 	c := &cluster{t: t, restart: built.Restart}
+	t.Cleanup(c.stopAll)
 	for i, bn := range built.Nodes {
 		c.nodes = append(c.nodes, startNode(t, ids[i], bn))
 	}
@@ -108,19 +109,12 @@ func startNode(t *testing.T, id string, bn Node) *node {
 	mux := &hub.Mux{}
 	mux.Add(h)
 	ctx, cancel := context.WithCancel(context.Background())
-	nd := &node{id: id, hub: h, srv: httptest.NewServer(connectHandler(h)), kill: bn.Kill, stop: cancel, done: make(chan error, 1)}
+	nd := &node{id: id, hub: h, tr: bn.Transport, srv: httptest.NewServer(connectHandler(h)), stop: cancel, done: make(chan error, 1)}
 	go func() { nd.done <- bn.Transport.Run(ctx, mux) }()
-	t.Cleanup(func() {
-		nd.shutdown(t)
-		cancel()
-		if err := <-nd.done; err != nil && nd.kill == nil {
-			t.Errorf("Run of %s: %v", id, err)
-		}
-	})
 	return nd
 }
 
-// shutdown closes the node's streams and its HTTP server. Idempotent.
+// shutdown closes the node's streams and its HTTP server.
 func (nd *node) shutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -130,25 +124,60 @@ func (nd *node) shutdown(t *testing.T) {
 	nd.srv.Close()
 }
 
-// kill ends node i as a crash would: its transport stops (by the
-// factory's Kill, else by the end of Run) and its streams end.
+// stopTransport ends Run's context and closes the transport when it can
+// be closed, as the daemon does.
+func (nd *node) stopTransport(t *testing.T) {
+	nd.stop()
+	if cl, ok := nd.tr.(io.Closer); ok {
+		if err := cl.Close(); err != nil && !nd.dead {
+			t.Errorf("Close of %s: %v", nd.id, err)
+		}
+	}
+}
+
+// awaitRun waits for Run to return and checks its result.
+func (nd *node) awaitRun(t *testing.T) {
+	select {
+	case err := <-nd.done:
+		if err != nil && !nd.dead {
+			t.Errorf("Run of %s: %v", nd.id, err)
+		}
+	case <-time.After(waitTimeout):
+		t.Errorf("Run of %s did not return after it was stopped", nd.id)
+	}
+}
+
+// stopAll stops the living nodes together: first their streams, then
+// their transports (so that none waits for another that is still up).
+func (c *cluster) stopAll() {
+	var live []*node
+	for _, nd := range c.nodes {
+		if !nd.dead {
+			live = append(live, nd)
+		}
+	}
+	for _, nd := range live {
+		nd.shutdown(c.t)
+	}
+	var wg sync.WaitGroup
+	for _, nd := range live {
+		wg.Go(func() { nd.stopTransport(c.t) })
+	}
+	wg.Wait()
+	for _, nd := range live {
+		nd.awaitRun(c.t)
+	}
+}
+
+// kill stops node i alone, as its death would: its streams end and its
+// transport stops; the others are not told.
 func (c *cluster) kill(i int) {
 	c.t.Helper()
 	nd := c.nodes[i]
-	if nd.kill != nil {
-		nd.kill()
-	}
-	nd.stop()
-	select {
-	case err := <-nd.done:
-		if err != nil && nd.kill == nil {
-			c.t.Errorf("Run of %s: %v", nd.id, err)
-		}
-		nd.done <- nil // for the cleanup
-	case <-time.After(waitTimeout):
-		c.t.Fatalf("Run of %s did not return after its context ended", nd.id)
-	}
+	nd.dead = true
 	nd.shutdown(c.t)
+	nd.stopTransport(c.t)
+	nd.awaitRun(c.t)
 }
 
 // awaitNodes waits until a survey from nd is answered by want nodes (nd

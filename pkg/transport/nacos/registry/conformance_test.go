@@ -1,0 +1,46 @@
+package registry
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/pushd/pushd/pkg/hub/hubtest"
+	"github.com/pushd/pushd/pkg/transport/nacos"
+	"github.com/pushd/pushd/pkg/transport/nacos/registry/nacostest"
+)
+
+// sdkStart serialises the creation of naming clients by the suite's
+// parallel subtests: the SDK fills a package variable (util.LocalIP) on
+// first use without synchronisation.
+var sdkStart sync.Mutex
+
+// newNacosSerial is newNacos, one client at a time.
+func newNacosSerial(t *testing.T, srv *nacostest.Server) *Nacos {
+	sdkStart.Lock()
+	defer sdkStart.Unlock()
+	return newNacos(t, srv)
+}
+
+// TestConformance runs the hub.Transport suite on nodes that register with
+// and discover each other through the in-process Nacos server (one per
+// cluster), each with a naming client of its own. Restarting that server
+// makes the SDK reconnect, whose data race fails -race builds (see
+// nacos_restart_test.go), so the cluster offers no Restart.
+func TestConformance(t *testing.T) {
+	hubtest.Run(t, func(t *testing.T, app string, nodeIDs []string) hubtest.Cluster {
+		srv := startFakeNacos(t)
+		var c hubtest.Cluster
+		for _, id := range nodeIDs {
+			tr, err := nacos.New(nacos.Config{
+				NodeID: id, Apps: []string{app}, Discovery: newNacosSerial(t, srv),
+				Secret: "test-secret-0123456789abcdef", Listen: "127.0.0.1:0", AdvertiseAddr: "127.0.0.1",
+			})
+			if err != nil {
+				t.Fatalf("nacos.New: %v", err)
+			}
+			t.Cleanup(func() { _ = tr.Close() })
+			c.Nodes = append(c.Nodes, hubtest.Node{Transport: tr})
+		}
+		return c
+	})
+}
