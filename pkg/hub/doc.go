@@ -94,5 +94,6 @@
 //   - command.go: cluster-wide commands (disconnect, duration, listeners,
 //     ack)
 //   - survey.go: the survey operations, Request, Reply and HandleSurvey
-//   - transport.go: the Transport interface and its optional capabilities
+//   - transport.go: the Transport and Handler interfaces and the optional
+//     capabilities (QuickDeliverer, Interest, InterestWaiter, Readier, Closer)
 package hub

@@ -61,3 +61,18 @@ type Interest interface {
 type InterestWaiter interface {
 	AwaitInterest(ctx context.Context, app string, keys []string) error
 }
+
+// Readier is implemented by transports that can tell whether this node
+// takes part in the cluster (its peers or broker answer, its subscription
+// or peer server is up). Ready returns nil when it does, else an error
+// saying why; a daemon's readiness check (/readyz) calls it.
+type Readier interface {
+	Ready(ctx context.Context) error
+}
+
+// Closer is implemented by transports that hold connections or servers of
+// their own. Close releases them and ends Run; it is called once the hubs
+// using the transport have shut down, and must be safe to call twice.
+type Closer interface {
+	Close() error
+}
