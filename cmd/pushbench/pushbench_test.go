@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/internal/testredis"
 )
 
 // builds holds one *build per package path, made once per test binary.
@@ -54,9 +55,6 @@ func buildTool(t *testing.T, pkg string) string {
 // buildPushd builds ./cmd/pushd (see buildTool).
 func buildPushd(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat("../pushd"); os.IsNotExist(err) {
-		t.Skip("cmd/pushd does not exist yet")
-	}
 	return buildTool(t, "cmd/pushd")
 }
 
@@ -152,36 +150,11 @@ func TestSmallQoSRunAgainstPushd(t *testing.T) {
 	}
 }
 
-// startRedis runs a private redis-server on a free port for the test.
+// startRedis runs a private redis-server for the test (internal/testredis:
+// the test fails when redis-server is not installed).
 func startRedis(t *testing.T) string {
 	t.Helper()
-	bin := "/usr/bin/redis-server"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skip("no redis-server")
-	}
-	addr, err := freeLoopbackAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := strings.Cut(addr, ":")
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			_ = c.Close()
-			return "redis://" + addr + "/0"
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not start: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return testredis.Start(t).URL()
 }
 
 // Two pushd nodes clustered over Redis: connections and sends are spread
@@ -219,7 +192,7 @@ func TestSmallClusterRunAgainstPushd(t *testing.T) {
 func TestCrossNodeRunWithFloor(t *testing.T) {
 	redis, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("no redis-server")
+		t.Fatalf("redis-server is not installed (scripts/test.sh installs it): %v", err)
 	}
 	floor := buildTool(t, "test/load/refserver")
 	rep := smallRun(t, func(c *Config) {
