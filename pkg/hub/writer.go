@@ -10,6 +10,7 @@ import (
 	"time"
 )
 
+// numCPU is the unit of the default pool size (Config.Writers).
 func numCPU() int { return runtime.GOMAXPROCS(0) }
 
 // outlet is the writer side of a connection: told when frames are waiting.
@@ -296,6 +297,10 @@ func (p *writerPool) keepStalled(c *Conn, rest net.Buffers, frames []*frame, clo
 	time.AfterFunc(stallRetry, func() { p.schedule(c) })
 	return true
 }
+
+// The writer side of Conn follows. Only the connection's current writer
+// calls take, buffers, recycle and written; attach is called once by the
+// stream's setup (stream.go) and socket by the sweep.
 
 // attach connects the writer side, and for hijacked streams the socket,
 // and wakes the writer for what is queued.
