@@ -15,17 +15,9 @@ import (
 	redistransport "github.com/pushd/pushd/pkg/transport/redis"
 )
 
-// The optional capabilities of a cluster transport that the daemon uses.
-type (
-	// readier says whether the transport can reach the other nodes.
-	readier interface {
-		Ready(ctx context.Context) error
-	}
-	// closer releases the transport's connections after the hubs stopped.
-	closer interface{ Close() error }
-	// redisStats reports the counters of the Redis transport.
-	redisStats interface{ Stats() redistransport.Stats }
-)
+// redisStats reports the counters of the Redis transport, an optional
+// capability like hub.Readier and hub.Closer.
+type redisStats interface{ Stats() redistransport.Stats }
 
 // newRepository opens the QoS store of qos.repository.
 func (s *server) newRepository() error {
@@ -120,7 +112,7 @@ func (s *server) ready(ctx context.Context) error {
 			return fmt.Errorf("qos redis: %w", err)
 		}
 	}
-	if r, ok := s.transport.(readier); ok {
+	if r, ok := s.transport.(hub.Readier); ok {
 		if err := r.Ready(ctx); err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}

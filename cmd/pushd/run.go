@@ -166,7 +166,7 @@ func (s *server) shutdown(srv *http.Server) {
 			s.log.Warn().Err(err).Str("app", a.cfg.Name).Msg("hub shutdown")
 		}
 	}
-	if c, ok := s.transport.(closer); ok {
+	if c, ok := s.transport.(hub.Closer); ok {
 		_ = c.Close()
 	}
 	if err := s.repo.Close(); err != nil {
