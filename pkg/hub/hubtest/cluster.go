@@ -41,75 +41,94 @@ type Cluster struct {
 	// transports must find their way back by themselves. Nil: the
 	// Resubscribe subtest is skipped.
 	Restart func()
+	// Describe, when set, tells the state of the backend (who is
+	// registered where); the suite shows it when the nodes do not come
+	// together in time.
+	Describe func() string
 }
 
-// Factory builds the transports of a cluster of len(nodeIDs) nodes
-// serving app, not yet running; whatever else it starts it stops in
-// t.Cleanup (which runs after the suite has stopped the nodes). Run calls
-// it once per subtest, from parallel subtests.
-type Factory func(t *testing.T, app string, nodeIDs []string) Cluster
+// Factory builds the transports of a cluster of len(nodeIDs) nodes, each
+// serving every one of apps (one or two), not yet running; whatever else
+// it starts it stops in t.Cleanup (which runs after the suite has stopped
+// the nodes). Run calls it once per subtest, from parallel subtests.
+type Factory func(t *testing.T, apps []string, nodeIDs []string) Cluster
 
-// app is the app every cluster of the suite serves.
-const app = "hubtest"
+// The apps of the suite's clusters: every node serves app; in the
+// AppsIsolated subtest it also serves otherApp, with a hub of its own on
+// the same transport, which must never see app's traffic.
+const (
+	app      = "hubtest"
+	otherApp = "hubtest-other"
+)
 
 // node is one running node of a test cluster: a hub on the factory's
 // transport, behind an HTTP server.
 type node struct {
-	id   string
-	hub  *hub.Hub
-	tr   hub.Transport
-	srv  *httptest.Server
-	stop context.CancelFunc
-	done chan error // Run's result
-	dead bool       // killed: Run's result does not matter
+	id    string
+	hub   *hub.Hub // app's
+	other *hub.Hub // otherApp's, nil unless the cluster serves it
+	tr    hub.Transport
+	srv   *httptest.Server
+	stop  context.CancelFunc
+	done  chan error // Run's result
+	dead  bool       // killed: Run's result does not matter
 }
 
 // cluster is a running test cluster.
 type cluster struct {
-	t       *testing.T
-	nodes   []*node
-	restart func()
+	t        *testing.T
+	nodes    []*node
+	restart  func()
+	describe func() string
 }
 
-// startCluster builds n nodes with f, runs their transports and waits
-// until every node's surveys reach all the others. The nodes are stopped
-// together when the test ends.
-func startCluster(t *testing.T, f Factory, n int) *cluster {
+// startCluster builds n nodes serving apps (app first) with f, runs their
+// transports and waits until every node's surveys reach all the others.
+// The nodes are stopped together when the test ends.
+func startCluster(t *testing.T, f Factory, n int, apps []string) *cluster {
 	t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("node-%d", i+1)
 	}
-	built := f(t, app, ids)
+	built := f(t, apps, ids)
 	if len(built.Nodes) != n {
 		t.Fatalf("factory built %d nodes, want %d", len(built.Nodes), n)
 	}
-	c := &cluster{t: t, restart: built.Restart}
+	c := &cluster{t: t, restart: built.Restart, describe: built.Describe}
 	t.Cleanup(c.stopAll)
 	for i, bn := range built.Nodes {
-		c.nodes = append(c.nodes, startNode(t, ids[i], bn))
+		c.nodes = append(c.nodes, startNode(t, ids[i], bn, apps))
 	}
 	for _, nd := range c.nodes {
-		c.awaitNodes(nd, n)
+		for _, h := range nd.hubs() {
+			c.awaitNodes(h, n)
+		}
 	}
 	return c
 }
 
 // startNode creates the hub of one node on bn's transport, serves its
 // streams over HTTP and runs the transport.
-func startNode(t *testing.T, id string, bn Node) *node {
+func startNode(t *testing.T, id string, bn Node, apps []string) *node {
 	t.Helper()
 	if bn.Transport == nil {
 		t.Fatalf("factory built node %s without a Transport", id)
 	}
-	h, err := hub.New(hub.Config{App: app, NodeID: id, Transport: bn.Transport, Heartbeat: -1})
-	if err != nil {
-		t.Fatalf("hub.New(%s): %v", id, err)
-	}
 	mux := &hub.Mux{}
-	mux.Add(h)
+	routes := http.NewServeMux()
+	hubs := make([]*hub.Hub, 2) // app's, otherApp's
+	for i, name := range apps {
+		h, err := hub.New(hub.Config{App: name, NodeID: id, Transport: bn.Transport, Heartbeat: -1})
+		if err != nil {
+			t.Fatalf("hub.New(%s, %s): %v", name, id, err)
+		}
+		mux.Add(h)
+		routes.Handle("GET /"+name, connectHandler(h))
+		hubs[i] = h
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	nd := &node{id: id, hub: h, tr: bn.Transport, srv: httptest.NewServer(connectHandler(h)), stop: cancel, done: make(chan error, 1)}
+	nd := &node{id: id, hub: hubs[0], other: hubs[1], tr: bn.Transport, srv: httptest.NewServer(routes), stop: cancel, done: make(chan error, 1)}
 	go func() { nd.done <- bn.Transport.Run(ctx, mux) }()
 	return nd
 }
@@ -118,10 +137,20 @@ func startNode(t *testing.T, id string, bn Node) *node {
 func (nd *node) shutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	if err := nd.hub.Shutdown(ctx); err != nil {
-		t.Errorf("Shutdown of %s: %v", nd.id, err)
+	for _, h := range nd.hubs() {
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown of %s on %s: %v", h.App(), nd.id, err)
+		}
 	}
 	nd.srv.Close()
+}
+
+// hubs returns the node's hubs.
+func (nd *node) hubs() []*hub.Hub {
+	if nd.other == nil {
+		return []*hub.Hub{nd.hub}
+	}
+	return []*hub.Hub{nd.hub, nd.other}
 }
 
 // stopTransport ends Run's context and closes the transport when it can
@@ -180,15 +209,19 @@ func (c *cluster) kill(i int) {
 	nd.awaitRun(c.t)
 }
 
-// awaitNodes waits until a survey from nd is answered by want nodes (nd
-// included): transports may need a moment to subscribe or discover their
-// peers after Run starts.
-func (c *cluster) awaitNodes(nd *node, want int) {
+// awaitNodes waits until a survey from h is answered by want nodes (its
+// own included): transports may need a moment to subscribe or discover
+// their peers after Run starts.
+func (c *cluster) awaitNodes(h *hub.Hub, want int) {
 	c.t.Helper()
 	await.Until(c.t, waitTimeout, func() error {
-		got, err := nd.hub.Nodes(context.Background())
+		got, err := h.Nodes(context.Background())
 		if len(got) != want {
-			return fmt.Errorf("%s sees %d nodes (%v), want %d", nd.id, len(got), err, want)
+			err = fmt.Errorf("%s of %s sees %d nodes (%v), want %d", h.NodeID(), h.App(), len(got), err, want)
+			if c.describe != nil {
+				err = fmt.Errorf("%w; backend: %s", err, c.describe())
+			}
+			return err
 		}
 		return nil
 	})
@@ -229,10 +262,16 @@ type stream struct {
 	frames chan frame // closed at the end of the stream
 }
 
-// connect opens a stream to node i with the query kv (key, value pairs)
-// and returns it once connect-finish arrived: from then on, sends from any
-// node reach it.
+// connect opens a stream of app to node i with the query kv (key, value
+// pairs) and returns it once connect-finish arrived: from then on, sends
+// from any node reach it.
 func (c *cluster) connect(i int, kv ...string) *stream {
+	c.t.Helper()
+	return c.connectApp(i, app, kv...)
+}
+
+// connectApp is connect for the stream of an app of the suite.
+func (c *cluster) connectApp(i int, name string, kv ...string) *stream {
 	c.t.Helper()
 	nd := c.nodes[i]
 	q := url.Values{}
@@ -240,7 +279,7 @@ func (c *cluster) connect(i int, kv ...string) *stream {
 		q.Set(kv[j], kv[j+1])
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, nd.srv.URL+"/?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, nd.srv.URL+"/"+name+"?"+q.Encode(), nil)
 	if err != nil {
 		cancel()
 		c.t.Fatal(err)
@@ -356,21 +395,22 @@ func (s *stream) awaitEnd() []string {
 	}
 }
 
-// send sends an event named name to t from node i and returns the count.
-func (c *cluster) send(i int, t hub.Target, name string) int {
-	c.t.Helper()
-	n, err := c.nodes[i].hub.Send(context.Background(), t, hub.Event{Name: name, Data: "data of " + name})
-	if err != nil {
-		c.t.Fatalf("Send %s from %s: %v", name, c.nodes[i].id, err)
-	}
-	return n
-}
-
-// wantSend sends and checks the cluster-wide count.
+// wantSend sends an event named name to t through node i's hub of app
+// and checks the cluster-wide count.
 func (c *cluster) wantSend(i int, t hub.Target, name string, want int) {
 	c.t.Helper()
-	if n := c.send(i, t, name); n != want {
-		c.t.Errorf("Send %s to %+v from %s reached %d connections, want %d", name, t, c.nodes[i].id, n, want)
+	c.wantSendVia(c.nodes[i].hub, t, name, want)
+}
+
+// wantSendVia is wantSend through hub h.
+func (c *cluster) wantSendVia(h *hub.Hub, t hub.Target, name string, want int) {
+	c.t.Helper()
+	n, err := h.Send(context.Background(), t, hub.Event{Name: name, Data: "data of " + name})
+	if err != nil {
+		c.t.Fatalf("Send %s from %s of %s: %v", name, h.NodeID(), h.App(), err)
+	}
+	if n != want {
+		c.t.Errorf("Send %s to %+v from %s of %s reached %d connections, want %d", name, t, h.NodeID(), h.App(), n, want)
 	}
 }
 

@@ -10,10 +10,10 @@
 // after a restart. A transport package runs it with a factory:
 //
 //	func TestConformance(t *testing.T) {
-//		hubtest.Run(t, func(t *testing.T, app string, nodeIDs []string) hubtest.Cluster {
+//		hubtest.Run(t, func(t *testing.T, apps []string, nodeIDs []string) hubtest.Cluster {
 //			var c hubtest.Cluster
 //			for _, id := range nodeIDs {
-//				c.Nodes = append(c.Nodes, hubtest.Node{Transport: newMyTransport(t, app, id)})
+//				c.Nodes = append(c.Nodes, hubtest.Node{Transport: newMyTransport(t, apps, id)})
 //			}
 //			return c
 //		})

@@ -14,19 +14,21 @@ func Run(t *testing.T, f Factory) {
 	tests := []struct {
 		name  string
 		nodes int
+		apps  []string
 		fn    func(t *testing.T, c *cluster)
 	}{
-		{"Targets", 3, testTargets},
-		{"Listening", 3, testListening},
-		{"Surveys", 3, testSurveys},
-		{"Disconnect", 3, testDisconnect},
-		{"NodeDeath", 3, testNodeDeath},
-		{"Resubscribe", 2, testResubscribe},
+		{"Targets", 3, []string{app}, testTargets},
+		{"Listening", 3, []string{app}, testListening},
+		{"Surveys", 3, []string{app}, testSurveys},
+		{"Disconnect", 3, []string{app}, testDisconnect},
+		{"AppsIsolated", 3, []string{app, otherApp}, testAppsIsolated},
+		{"NodeDeath", 3, []string{app}, testNodeDeath},
+		{"Resubscribe", 2, []string{app}, testResubscribe},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, startCluster(t, f, tc.nodes))
+			tc.fn(t, startCluster(t, f, tc.nodes, tc.apps))
 		})
 	}
 }
@@ -215,6 +217,45 @@ func testDisconnect(t *testing.T, c *cluster) {
 	}
 }
 
+// testAppsIsolated checks that the apps sharing a transport see only
+// their own connections: same user ids, same nodes, other app.
+func testAppsIsolated(t *testing.T, c *cluster) {
+	mine := c.connect(0, "userId", "alice", "channel", "news")
+	theirs := []*stream{
+		c.connectApp(0, otherApp, "userId", "alice", "channel", "news"),
+		c.connectApp(1, otherApp, "userId", "alice", "channel", "news"),
+	}
+	for _, nd := range c.nodes {
+		c.wantSendVia(nd.hub, hub.Target{UserIDs: []string{"alice"}}, "mine", 1)
+		c.wantSendVia(nd.hub, hub.Target{Channels: []string{"news"}}, "mine", 1)
+		c.wantSendVia(nd.other, hub.Target{UserIDs: []string{"alice"}}, "theirs", 2)
+		c.wantSendVia(nd.other, all, "theirs", 2)
+		if users, err := nd.hub.Users(context.Background(), hub.UsersQuery{}); err != nil || len(users) != 1 || users[0].Connections != 1 {
+			t.Errorf("Users of %s on %s = %+v, %v; want alice with 1 connection", app, nd.id, users, err)
+		}
+		if st, err := nd.other.Stats(context.Background()); err != nil || st.Connections != 2 {
+			t.Errorf("Stats of %s on %s = %+v, %v; want 2 connections", otherApp, nd.id, st, err)
+		}
+	}
+	c.wantSendVia(c.nodes[0].hub, all, "fence", 1)
+	c.wantSendVia(c.nodes[0].other, all, "fence", 2)
+	perNode := func(name string) []string {
+		var out []string
+		for range c.nodes {
+			out = append(out, name, name)
+		}
+		return out
+	}
+	if got, want := mine.eventsUntil("fence"), perNode("mine"); !slices.Equal(got, want) {
+		t.Errorf("%s stream got %v, want %v", app, got, want)
+	}
+	for _, s := range theirs {
+		if got, want := s.eventsUntil("fence"), perNode("theirs"); !slices.Equal(got, want) {
+			t.Errorf("%s stream on %s got %v, want %v", otherApp, s.node, got, want)
+		}
+	}
+}
+
 // testNodeDeath kills a node: the living nodes' sends and surveys count
 // only the living, at once and without failing.
 func testNodeDeath(t *testing.T, c *cluster) {
@@ -271,7 +312,7 @@ func testResubscribe(t *testing.T, c *cluster) {
 	probe(0, "alice")
 	probe(1, "bob")
 	for _, nd := range c.nodes {
-		c.awaitNodes(nd, 2)
+		c.awaitNodes(nd.hub, 2)
 	}
 	for from := range c.nodes {
 		c.wantSend(from, hub.Target{UserIDs: []string{"alice"}}, "to-alice", 1)

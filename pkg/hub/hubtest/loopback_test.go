@@ -7,7 +7,7 @@ import (
 )
 
 func TestLoopbackConformance(t *testing.T) {
-	hubtest.Run(t, func(t *testing.T, app string, nodeIDs []string) hubtest.Cluster {
+	hubtest.Run(t, func(t *testing.T, apps []string, nodeIDs []string) hubtest.Cluster {
 		var net hubtest.Loopback
 		var c hubtest.Cluster
 		for range nodeIDs {

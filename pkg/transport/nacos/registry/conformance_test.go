@@ -1,6 +1,9 @@
 package registry
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,15 +32,19 @@ func newNacosSerial(t *testing.T, srv *nacostest.Server) *Nacos {
 // that server only without -race: the SDK's reconnect has a data race of
 // its own (see nacos_restart_test.go).
 func TestConformance(t *testing.T) {
-	hubtest.Run(t, func(t *testing.T, app string, nodeIDs []string) hubtest.Cluster {
+	hubtest.Run(t, func(t *testing.T, apps []string, nodeIDs []string) hubtest.Cluster {
 		srv := startFakeNacos(t)
 		var c hubtest.Cluster
 		if !sdkReconnectRaces {
-			c.Restart = func() { restartNacos(t, srv, app, len(nodeIDs)) }
+			c.Restart = func() { restartNacos(t, srv, apps, len(nodeIDs)) }
 		}
+		var discs []*Nacos
+		c.Describe = func() string { return describeNacos(srv, apps, nodeIDs, discs) }
 		for _, id := range nodeIDs {
+			disc := newNacosSerial(t, srv)
+			discs = append(discs, disc)
 			tr, err := nacos.New(nacos.Config{
-				NodeID: id, Apps: []string{app}, Discovery: newNacosSerial(t, srv),
+				NodeID: id, Apps: apps, Discovery: disc,
 				Secret: "test-secret-0123456789abcdef", Listen: "127.0.0.1:0", AdvertiseAddr: "127.0.0.1",
 			})
 			if err != nil {
@@ -51,8 +58,9 @@ func TestConformance(t *testing.T) {
 }
 
 // restartNacos restarts srv on its port with no state, as after a crash,
-// and waits until the nodes' naming clients have registered them again.
-func restartNacos(t *testing.T, srv *nacostest.Server, app string, nodes int) {
+// and waits until the nodes' naming clients have registered them again
+// for every app.
+func restartNacos(t *testing.T, srv *nacostest.Server, apps []string, nodes int) {
 	t.Helper()
 	addr := srv.Addr()
 	srv.Close()
@@ -62,6 +70,31 @@ func restartNacos(t *testing.T, srv *nacostest.Server, app string, nodes int) {
 	}
 	t.Cleanup(again.Close)
 	await.True(t, 15*time.Second, "registrations replayed", func() bool {
-		return len(again.Instances("public", testGroup, "pushd-"+app)) == nodes
+		for _, app := range apps {
+			if len(again.Instances("public", testGroup, "pushd-"+app)) != nodes {
+				return false
+			}
+		}
+		return true
 	})
+}
+
+// describeNacos tells, per app, the instances srv holds and the peers each
+// node's discovery last got pushed.
+func describeNacos(srv *nacostest.Server, apps, nodeIDs []string, discs []*Nacos) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d connections, %d pushes, %d acks", srv.Connections(), srv.Pushes(), srv.Acks())
+	for _, app := range apps {
+		fmt.Fprintf(&b, "; %s: Nacos holds", app)
+		for _, in := range srv.Instances("public", testGroup, "pushd-"+app) {
+			fmt.Fprintf(&b, " %s@%s:%d", in.Metadata[MetaNodeID], in.Ip, in.Port)
+		}
+		for i, d := range discs {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			peers, err := d.Peers(ctx, app)
+			cancel()
+			fmt.Fprintf(&b, "; %s sees %v (%v)", nodeIDs[i], peers, err)
+		}
+	}
+	return b.String()
 }
