@@ -9,7 +9,7 @@ import (
 // TestConformance runs the hub.Transport suite on nodes that find each
 // other through one static peer list naming all of them.
 func TestConformance(t *testing.T) {
-	hubtest.Run(t, func(t *testing.T, app string, nodeIDs []string) hubtest.Cluster {
+	hubtest.Run(t, func(t *testing.T, apps []string, nodeIDs []string) hubtest.Cluster {
 		disc, err := NewStatic()
 		if err != nil {
 			t.Fatal(err)
@@ -18,7 +18,7 @@ func TestConformance(t *testing.T) {
 		var peers []Peer
 		for _, id := range nodeIDs {
 			tr, err := New(Config{
-				NodeID: id, Apps: []string{app}, Discovery: disc, Secret: testSecret,
+				NodeID: id, Apps: apps, Discovery: disc, Secret: testSecret,
 				Listen: "127.0.0.1:0", AdvertiseAddr: "127.0.0.1",
 			})
 			if err != nil {

@@ -9,7 +9,7 @@ import (
 // TestConformance runs the hub.Transport suite on nodes sharing a private
 // redis-server per cluster, which the suite may restart.
 func TestConformance(t *testing.T) {
-	hubtest.Run(t, func(t *testing.T, app string, nodeIDs []string) hubtest.Cluster {
+	hubtest.Run(t, func(t *testing.T, apps []string, nodeIDs []string) hubtest.Cluster {
 		srv := startRedis(t)
 		prefix := testPrefix(t)
 		c := hubtest.Cluster{Restart: srv.Restart}
