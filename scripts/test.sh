@@ -31,8 +31,8 @@ echo "== go vet"
 go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
-echo "== go test (without -race: the Nacos SDK races in its reconnect, so these run only here)"
-go test -count=1 -timeout 5m -run 'TestNacosReRegistersAfterServerRestart|TestNacosReplaysRegistrationMadeWhileServerDown' ./pkg/transport/nacos/registry/
+echo "== go test (without -race: the Nacos SDK races in its reconnect and discovery, so these run only here)"
+go test -count=1 -timeout 5m -run 'TestNacosReRegistersAfterServerRestart|TestNacosReplaysRegistrationMadeWhileServerDown|TestConformance' ./pkg/transport/nacos/registry/
 echo "== browser tests (chromium + playwright-core)"
 test/browser/run.sh
 echo "== npm package clients/js (Vite and webpack builds in chromium)"

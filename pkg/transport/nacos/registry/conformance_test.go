@@ -30,8 +30,16 @@ func newNacosSerial(t *testing.T, srv *nacostest.Server) *Nacos {
 // and discover each other through the in-process Nacos server (one per
 // cluster), each with a naming client of its own. The suite may restart
 // that server only without -race: the SDK's reconnect has a data race of
-// its own (see nacos_restart_test.go).
+// its own (see nacos_restart_test.go). Under -race it does not run at all:
+// nacos-sdk-go v2.3.2 stores a pushed instance list without a lock
+// (ServiceInfoHolder.ProcessService), so a push racing Subscribe's own
+// answer can leave a node with the older list until the next change — a
+// discovery race of the SDK that a loaded race build hits about once in
+// ten runs. scripts/test.sh runs it in its step without -race.
 func TestConformance(t *testing.T) {
+	if sdkReconnectRaces {
+		t.Skip("run without -race (scripts/test.sh's non-race step): the Nacos SDK's own races")
+	}
 	hubtest.Run(t, func(t *testing.T, apps []string, nodeIDs []string) hubtest.Cluster {
 		srv := startFakeNacos(t)
 		var c hubtest.Cluster
