@@ -150,8 +150,8 @@ func TestSmallQoSRunAgainstPushd(t *testing.T) {
 	}
 }
 
-// startRedis runs a private redis-server for the test (internal/testredis:
-// the test fails when redis-server is not installed).
+// startRedis runs a private redis-server for the test (internal/testredis,
+// which fails or skips a test without redis-server).
 func startRedis(t *testing.T) string {
 	t.Helper()
 	return testredis.Start(t).URL()
@@ -190,10 +190,7 @@ func TestSmallClusterRunAgainstPushd(t *testing.T) {
 // redis-server is reported apart, and every phase is compared with the
 // floor run first.
 func TestCrossNodeRunWithFloor(t *testing.T) {
-	redis, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server is not installed (scripts/test.sh installs it): %v", err)
-	}
+	redis := testredis.Binary(t)
 	floor := buildTool(t, "test/load/refserver")
 	rep := smallRun(t, func(c *Config) {
 		c.SpawnNodes = 2
