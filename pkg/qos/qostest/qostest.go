@@ -16,10 +16,23 @@ import (
 // configured with.
 const MaxPerRecipient = 5
 
+// Option changes how Run runs the suite.
+type Option func(skips map[string]string)
+
+// Skip skips the case named name (a subtest name of Run, e.g. "Expiry"),
+// reporting why: for a stand-in server that lacks what the case needs.
+func Skip(name, why string) Option {
+	return func(skips map[string]string) { skips[name] = why }
+}
+
 // Run runs the suite. newRepo returns a new, empty repository, bounded to
 // MaxPerRecipient messages per inbox, and closes it in t.Cleanup; Run calls
 // it once per subtest.
-func Run(t *testing.T, newRepo func(t *testing.T) qos.Repository) {
+func Run(t *testing.T, newRepo func(t *testing.T) qos.Repository, opts ...Option) {
+	skips := map[string]string{}
+	for _, o := range opts {
+		o(skips)
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, r qos.Repository)
@@ -51,6 +64,9 @@ func Run(t *testing.T, newRepo func(t *testing.T) qos.Repository) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if why, ok := skips[tc.name]; ok {
+				t.Skip(why)
+			}
 			t.Parallel()
 			tc.fn(t, newRepo(t))
 		})

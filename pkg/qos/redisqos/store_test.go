@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pushd/pushd/internal/testredis"
@@ -41,6 +42,18 @@ func TestRedisConformance(t *testing.T) {
 	qostest.Run(t, func(t *testing.T) qos.Repository {
 		return newRedisRepo(t, c, uniquePrefix())
 	})
+}
+
+// TestRedisConformanceMiniredis runs the suite on miniredis too, so it
+// runs on a machine without redis-server (where TestRedisConformance is
+// skipped, or fails when CI is set).
+func TestRedisConformanceMiniredis(t *testing.T) {
+	m := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { _ = c.Close() })
+	qostest.Run(t, func(t *testing.T) qos.Repository {
+		return newRedisRepo(t, c, uniquePrefix())
+	}, qostest.Skip("Expiry", "needs a real redis-server: miniredis expires keys only when its clock is fast-forwarded (TestRedisConformance runs it)"))
 }
 
 func TestNewValidates(t *testing.T) {
