@@ -140,8 +140,13 @@ func TestAttackUserCapClusterWide(t *testing.T) {
 		t.Run(who, func(t *testing.T) {
 			a, b := newMesh(t, Config{Heartbeat: -1, MaxConnectionsPerUser: 2})
 			q := vals(who, "spread")
+			// Distinct milliseconds: the cluster orders by creation time in
+			// milliseconds, and a survey still running for b1 when a2 opens
+			// would otherwise pick its victim by id among equal times.
 			a1 := a.connect(q)
+			nextMillisecond()
 			b1 := b.connect(q)
+			nextMillisecond()
 			// The cluster orders by creation time in milliseconds, then id.
 			sa, sb := a.h.Conn(a1.id).Snapshot(), b.h.Conn(b1.id).Snapshot()
 			oldest, survivor, survivorHub := a1, b1, b.h
@@ -153,6 +158,14 @@ func TestAttackUserCapClusterWide(t *testing.T) {
 			checkOpen(t, survivorHub, survivor)
 			checkOpen(t, a.h, a2)
 		})
+	}
+}
+
+// nextMillisecond returns once the wall clock is in a later millisecond.
+func nextMillisecond() {
+	start := time.Now().UnixMilli()
+	for time.Now().UnixMilli() == start {
+		time.Sleep(100 * time.Microsecond)
 	}
 }
 

@@ -254,7 +254,11 @@ func TestSlowConsumerUnattached(t *testing.T) {
 
 func TestSlowConsumer(t *testing.T) {
 	forEachPath(t, func(t *testing.T, p streamPath) {
-		f := newFixture(t, p, Config{QueueSize: 8, WriteTimeout: 500 * time.Millisecond})
+		// The write timeout must outlast the few sends that overflow the
+		// queue even on a loaded machine (else the connection ends as a
+		// write error first), and end the blocked write well within
+		// waitTimeout once the connection is dropped.
+		f := newFixture(t, p, Config{QueueSize: 8, WriteTimeout: 3 * time.Second})
 		log := watchHooks(f.h)
 		ctx := context.Background()
 		fast1 := f.connect(vals("userId", "fast1"))
