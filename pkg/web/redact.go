@@ -254,7 +254,10 @@ func (b *kept) add(m map[string]string, k, v string) {
 // of the allowlists that are no credential, bounded in size.
 func (s secrets) telemetry(r *http.Request, params map[string]string) (map[string]string, map[string]string) {
 	b := kept{left: maxKeptBytes}
-	p := make(map[string]string, len(telemetryParams))
+	// No size hints: a connection keeps these maps as long as it lives,
+	// and a map sized for every allowlisted name costs about a kilobyte
+	// when the client sends a few of them.
+	p := make(map[string]string)
 	for _, k := range telemetryParams {
 		v, ok := params[k]
 		if !ok || s.query[strings.ToLower(k)] {
@@ -265,7 +268,7 @@ func (s secrets) telemetry(r *http.Request, params map[string]string) (map[strin
 		}
 		b.add(p, k, v)
 	}
-	hd := make(map[string]string, len(telemetryHeaders))
+	hd := make(map[string]string)
 	for _, k := range telemetryHeaders {
 		v := r.Header.Get(k)
 		if v == "" || s.headers[k] {
