@@ -74,18 +74,29 @@ func parseSearch(w http.ResponseWriter, q url.Values) (search, bool) {
 	return s, true
 }
 
-// users answers one page of the online users of an app, by id; userId
-// selects one user, name those whose name contains it.
-func (h *Handler) users(w http.ResponseWriter, r *http.Request) {
+// startSearch reads a search request and finds its app's hub, answering
+// the error itself when it cannot; the context is bounded by
+// Config.Timeout.
+func (h *Handler) startSearch(w http.ResponseWriter, r *http.Request) (search, *hub.Hub, context.Context, context.CancelFunc, bool) {
 	s, ok := parseSearch(w, r.URL.Query())
 	if !ok {
-		return
+		return s, nil, nil, nil, false
 	}
 	hb := h.hub(w, s.app)
 	if hb == nil {
-		return
+		return s, nil, nil, nil, false
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
+	return s, hb, ctx, cancel, true
+}
+
+// users answers one page of the online users of an app, by id; userId
+// selects one user, name those whose name contains it.
+func (h *Handler) users(w http.ResponseWriter, r *http.Request) {
+	s, hb, ctx, cancel, ok := h.startSearch(w, r)
+	if !ok {
+		return
+	}
 	defer cancel()
 	p := Page[hub.UserInfo]{App: s.app, Offset: s.offset, Limit: s.limit}
 	var users []hub.UserInfo
@@ -122,15 +133,10 @@ func userByID(ctx context.Context, hb *hub.Hub, id, name string) ([]hub.UserInfo
 // hub's order (user name, age, id); userId keeps one user's, name those of
 // users whose name contains it.
 func (h *Handler) connections(w http.ResponseWriter, r *http.Request) {
-	s, ok := parseSearch(w, r.URL.Query())
+	s, hb, ctx, cancel, ok := h.startSearch(w, r)
 	if !ok {
 		return
 	}
-	hb := h.hub(w, s.app)
-	if hb == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
 	defer cancel()
 	list, total, err := hb.CountConnections(ctx, hub.ConnectionQuery{UserID: s.userID, Name: s.name, Limit: s.offset + s.limit})
 	p := Page[hub.ConnectionInfo]{App: s.app, Offset: s.offset, Limit: s.limit, Total: &total}
