@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -75,24 +76,36 @@ func (s *server) adminHandler() http.Handler {
 	return h
 }
 
-// readDeadline bounds how long reading a request may take (http.read_timeout),
-// for every request but an app's SSE stream: a slow or stalled body is cut
-// off instead of holding a goroutine and a descriptor. The server-wide
-// ReadTimeout cannot be used, since it would also end the streams.
+// readDeadline bounds how long reading a request may take (http.read_timeout)
+// for everything but the apps' browser endpoints, which set their own
+// deadlines per call (pkg/web: none on the stream, shorter ones on control
+// calls): a slow or stalled body is cut off instead of holding a goroutine
+// and a descriptor. The server-wide ReadTimeout cannot be used, since it
+// would also end the streams.
 func (s *server) readDeadline(next http.Handler) http.Handler {
-	streams := make(map[string]bool, len(s.apps))
-	for _, a := range s.apps {
-		streams[a.cfg.Path+"/connect"] = true
+	appPaths := make([]string, len(s.apps))
+	for i, a := range s.apps {
+		appPaths[i] = a.cfg.Path
 	}
 	timeout := time.Duration(s.cfg.HTTP.ReadTimeout)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !streams[r.URL.Path] {
+		if !underAny(r.URL.Path, appPaths) {
 			// Not every writer supports deadlines (tests' recorders): then
 			// there is nothing to bound.
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// underAny reports whether path is one of bases or below one.
+func underAny(path string, bases []string) bool {
+	for _, b := range bases {
+		if path == b || strings.HasPrefix(path, b+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // requestLog logs one line per request at debug; streams are logged by
