@@ -102,12 +102,13 @@ type Nacos struct {
 }
 
 // nacosWatch is the subscription of one app; peers is replaced by the SDK
-// callback.
+// callback (see refresh).
 type nacosWatch struct {
 	ready chan struct{} // closed once the subscription was attempted
 	param *vo.SubscribeParam
 	peers atomic.Pointer[[]nacos.Peer]
-	err   error
+
+	refreshMu sync.Mutex // one refresh at a time, so the last one stores the latest list
 }
 
 var _ nacos.Discovery = (*Nacos)(nil)
@@ -295,13 +296,8 @@ func (n *Nacos) watch(app string) *nacosWatch {
 		ServiceName: n.service(app),
 		GroupName:   n.cfg.Group,
 		Clusters:    []string{n.cfg.ClusterName},
-		// Runs in the SDK's receive goroutine (and inside Subscribe for the
-		// first result): convert and store, never block.
-		SubscribeCallback: func(instances []model.Instance, err error) {
-			peers := peersOf(instances)
-			w.peers.Store(&peers)
-			log.Debug().Int("peers", len(peers)).Msg("peer list pushed")
-		},
+		// Runs in the SDK's goroutines: never block.
+		SubscribeCallback: func([]model.Instance, error) { n.refresh(w, log) },
 	}
 	go func() {
 		defer close(w.ready)
@@ -313,6 +309,33 @@ func (n *Nacos) watch(app string) *nacosWatch {
 		}
 	}()
 	return w
+}
+
+// refresh stores the app's peers from the SDK's cache. The SDK calls its
+// subscription callback from several goroutines at once — its push handler,
+// Subscribe's own answer, its periodic refresher — each with the list it
+// has just processed, so two calls can run in either order and the
+// arguments of the last one can be the older list; after that the SDK sees
+// no change and would never call again. Reading its cache (which ignores
+// lists older than the one it holds) one call at a time leaves the last
+// call with the newest list. The SDK's cache has a race of its own
+// (ServiceInfoHolder.ProcessService checks and stores without a lock, v2.3.2):
+// its refresher corrects it within the service's cacheMillis, and the
+// callback that follows stores the correction here.
+func (n *Nacos) refresh(w *nacosWatch, log zerolog.Logger) {
+	w.refreshMu.Lock()
+	defer w.refreshMu.Unlock()
+	// Cached once the SDK calls back: GetService answers from memory.
+	svc, err := n.client.GetService(vo.GetServiceParam{
+		ServiceName: w.param.ServiceName, GroupName: w.param.GroupName, Clusters: w.param.Clusters,
+	})
+	if err != nil {
+		log.Warn().Err(err).Msg("read the pushed peer list")
+		return
+	}
+	peers := peersOf(svc.Hosts)
+	w.peers.Store(&peers)
+	log.Debug().Int("peers", len(peers)).Msg("peer list pushed")
 }
 
 // peersOf converts an instance list, keeping the usable pushd peers.

@@ -182,6 +182,34 @@ func TestNacosPushesMembershipChanges(t *testing.T) {
 	}
 }
 
+// TestNacosCallbackOutOfOrder: the SDK calls the subscription callback from
+// several goroutines, so a call carrying an older list can come last (the
+// conformance suite's NodeDeath case once waited 15 s on a node that saw 2
+// of 3 peers while Nacos held 3). That late, stale call must not replace
+// the newer list.
+func TestNacosCallbackOutOfOrder(t *testing.T) {
+	srv := startFakeNacos(t)
+	a, b := newNacos(t, srv), newNacos(t, srv)
+	ctx := context.Background()
+	if err := a.Register(ctx, "demo", nacos.Peer{NodeID: "a", Addr: "127.0.0.1:7001"}); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, b, "demo", "a")
+	stale := srv.Instances("public", testGroup, "pushd-demo")
+	if err := b.Register(ctx, "demo", nacos.Peer{NodeID: "b", Addr: "127.0.0.1:7002"}); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, b, "demo", "a", "b")
+
+	b.mu.Lock()
+	w := b.watches["demo"]
+	b.mu.Unlock()
+	w.param.SubscribeCallback(stale, nil) // the older list, delivered last
+	if got := peerIDs(t, b, "demo"); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Fatalf("after a late callback with the older list, b sees %v, want [a b]", got)
+	}
+}
+
 func TestNacosTransportsDiscoverEachOther(t *testing.T) {
 	srv := startFakeNacos(t)
 	d1, d2 := newNacos(t, srv), newNacos(t, srv)
