@@ -181,20 +181,20 @@ func (r Recipient) DirectInboxes() []string {
 // SharedInboxes are the inboxes r reads that keep a message after r's
 // acknowledgement, which is recorded under r's AckKey instead: its user
 // id's if r has a tenant (users of other tenants may share the id), its
-// tenant's, its channel's and "all" — none if r has no AckKey.
+// tenant's, its channels' and "all" — none if r has no AckKey.
 func (r Recipient) SharedInboxes() []string {
 	if r.AckKey() == "" {
 		return nil
 	}
-	keys := make([]string, 0, 4)
+	keys := make([]string, 0, 3+len(r.Channels))
 	if r.UserID != "" && r.TenantID != "" {
 		keys = append(keys, inboxUser+r.UserID)
 	}
 	if r.TenantID != "" {
 		keys = append(keys, inboxTenant+r.TenantID)
 	}
-	if r.Channel != "" {
-		keys = append(keys, inboxChannel+r.Channel)
+	for _, ch := range r.Channels {
+		keys = append(keys, inboxChannel+ch)
 	}
 	return append(keys, inboxAll)
 }

@@ -34,7 +34,8 @@ type Recipient struct {
 	UserID      string
 	AccessToken string
 	TenantID    string
-	Channel     string
+	// Channels are the channels the connection is in.
+	Channels []string
 	// Listeners are the event names the connection listens to; a message
 	// with Listening set is pending only if its Event is among them.
 	Listeners []string

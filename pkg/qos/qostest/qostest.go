@@ -267,7 +267,7 @@ func testAckByOtherIgnored(t *testing.T, r qos.Repository) {
 	others := []qos.Recipient{
 		user("u2"),
 		{AccessToken: "u1"},
-		{UserID: "u2", TenantID: "t1", Channel: "c1"},
+		{UserID: "u2", TenantID: "t1", Channels: []string{"c1"}},
 		{},
 	}
 	for _, o := range others {
@@ -371,22 +371,32 @@ func testChannelBroadcast(t *testing.T, r qos.Repository) {
 	m := msg("e")
 	m.Channels = []string{"news"}
 	save(t, r, app, m)
-	a := qos.Recipient{UserID: "a", Channel: "news"}
-	b := qos.Recipient{UserID: "b", Channel: "news", TenantID: "t1"}
+	a := qos.Recipient{UserID: "a", Channels: []string{"news"}}
+	b := qos.Recipient{UserID: "b", Channels: []string{"news"}, TenantID: "t1"}
 	wantIDs(t, "pending a", pending(t, r, app, a, "", 0), m.ID)
 	wantIDs(t, "pending b", pending(t, r, app, b, "", 0), m.ID)
-	wantIDs(t, "pending other channel", pending(t, r, app, qos.Recipient{UserID: "c", Channel: "sport"}, "", 0))
+	wantIDs(t, "pending other channel", pending(t, r, app, qos.Recipient{UserID: "c", Channels: []string{"sport"}}, "", 0))
 	wantIDs(t, "pending no channel", pending(t, r, app, user("a"), "", 0))
 	wantN(t, "ack a", ack(t, r, app, a, m.ID), 1)
 	wantIDs(t, "pending a after ack", pending(t, r, app, a, "", 0))
 	wantIDs(t, "pending b after a's ack", pending(t, r, app, b, "", 0), m.ID)
+
+	// A recipient in several channels reads each one's messages, a
+	// message sent to two of them once.
+	both := msg("e")
+	both.Channels = []string{"news", "sport"}
+	sport := msg("e")
+	sport.Channels = []string{"sport"}
+	save(t, r, app, both, sport)
+	d := qos.Recipient{UserID: "d", Channels: []string{"news", "sport"}}
+	wantIDs(t, "pending d in two channels", pending(t, r, app, d, "", 0), m.ID, both.ID, sport.ID)
 }
 
 func testAllBroadcast(t *testing.T, r qos.Repository) {
 	m := msg("e")
 	m.All = true
 	save(t, r, app, m)
-	rcs := []qos.Recipient{user("a"), {UserID: "b", TenantID: "t1", Channel: "c"}, {AccessToken: "tok"}}
+	rcs := []qos.Recipient{user("a"), {UserID: "b", TenantID: "t1", Channels: []string{"c"}}, {AccessToken: "tok"}}
 	for _, rc := range rcs {
 		wantIDs(t, fmt.Sprintf("pending %+v", rc), pending(t, r, app, rc, "", 0), m.ID)
 		wantN(t, fmt.Sprintf("ack %+v", rc), ack(t, r, app, rc, m.ID), 1)
@@ -426,9 +436,9 @@ func testTenantsIsolated(t *testing.T, r qos.Repository) {
 	direct := msg("direct", "dup3")
 	save(t, r, app, all, tenants, channel, direct)
 	every := []string{all.ID, tenants.ID, channel.ID, direct.ID}
-	inA := qos.Recipient{UserID: "dup3", TenantID: "tA", Channel: "c"}
-	inB := qos.Recipient{UserID: "dup3", TenantID: "tB", Channel: "c"}
-	noTenant := qos.Recipient{UserID: "dup3", Channel: "c"}
+	inA := qos.Recipient{UserID: "dup3", TenantID: "tA", Channels: []string{"c"}}
+	inB := qos.Recipient{UserID: "dup3", TenantID: "tB", Channels: []string{"c"}}
+	noTenant := qos.Recipient{UserID: "dup3", Channels: []string{"c"}}
 	wantIDs(t, "pending dup3@tA", pending(t, r, app, inA, "", 0), every...)
 	wantIDs(t, "pending dup3@tB", pending(t, r, app, inB, "", 0), every...)
 	wantIDs(t, "pending dup3", pending(t, r, app, noTenant, "", 0), all.ID, channel.ID, direct.ID)
@@ -489,9 +499,9 @@ func testListening(t *testing.T, r qos.Repository) {
 	plain := msg("other", "u1")
 	save(t, r, app, direct, channel, plain)
 
-	deaf := qos.Recipient{UserID: "u1", Channel: "c1", Listeners: []string{"other"}}
+	deaf := qos.Recipient{UserID: "u1", Channels: []string{"c1"}, Listeners: []string{"other"}}
 	wantIDs(t, "pending not listening", pending(t, r, app, deaf, "", 0), plain.ID)
-	listening := qos.Recipient{UserID: "u1", Channel: "c1", Listeners: []string{"price", "other"}}
+	listening := qos.Recipient{UserID: "u1", Channels: []string{"c1"}, Listeners: []string{"price", "other"}}
 	wantIDs(t, "pending listening", pending(t, r, app, listening, "", 0), direct.ID, channel.ID, plain.ID)
 	// Ack does not depend on listeners (they may change after delivery).
 	wantN(t, "ack after removeListener", ack(t, r, app, deaf, direct.ID, channel.ID), 2)
@@ -681,7 +691,7 @@ func testConcurrentAckOnce(t *testing.T, r qos.Repository) {
 	m := msg("e", "u1")
 	m.Channels = []string{"c1"}
 	save(t, r, app, m)
-	rc := qos.Recipient{UserID: "u1", Channel: "c1"}
+	rc := qos.Recipient{UserID: "u1", Channels: []string{"c1"}}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	total := 0
