@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -135,20 +136,20 @@ func signToken(app *AppConfig, user, tenant, name string, ttl time.Duration, now
 	if app.Auth.Mode != "jwt" {
 		return "", fmt.Errorf("gentoken: app %q uses %s authentication, not jwt", app.Name, app.Auth.Mode)
 	}
-	alg := cmpOr(j.Algorithm, "HS256")
+	alg := cmp.Or(j.Algorithm, "HS256")
 	if alg != "HS256" || j.Secret == "" {
 		return "", fmt.Errorf("gentoken: app %q verifies %s tokens with a public key; pushd can only sign HS256 tokens with the configured secret — sign with your identity provider's private key", app.Name, alg)
 	}
 	claims := jwt.MapClaims{
-		cmpOr(j.UserClaim, "sub"): user,
-		"iat":                     now.Unix(),
-		"exp":                     now.Add(ttl).Unix(),
+		cmp.Or(j.UserClaim, "sub"): user,
+		"iat":                      now.Unix(),
+		"exp":                      now.Add(ttl).Unix(),
 	}
 	if tenant != "" {
-		claims[cmpOr(j.TenantClaim, "tenant_id")] = tenant
+		claims[cmp.Or(j.TenantClaim, "tenant_id")] = tenant
 	}
 	if name != "" {
-		claims[cmpOr(j.NameClaim, "name")] = name
+		claims[cmp.Or(j.NameClaim, "name")] = name
 	}
 	if j.Issuer != "" {
 		claims["iss"] = j.Issuer

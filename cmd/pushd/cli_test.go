@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -68,7 +69,7 @@ func TestGenconfigLoadsAndGentokenIsAccepted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Cluster.Transport != cmpOr(cluster, "none") {
+		if cfg.Cluster.Transport != cmp.Or(cluster, "none") {
 			t.Errorf("genconfig --cluster %q gave transport %q", cluster, cfg.Cluster.Transport)
 		}
 		code, token, errOut := pushd(t, "gentoken", "--config", file, "--user", "42", "--tenant", "acme", "--ttl", "5m")

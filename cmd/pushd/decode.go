@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"reflect"
@@ -88,7 +89,7 @@ func decodeNode(n *yaml.Node, v reflect.Value, path string, probs *problems) {
 	}
 }
 
-func orTop(path string) string { return cmpOr(path, "the file") }
+func orTop(path string) string { return cmp.Or(path, "the file") }
 
 func join(path, key string) string {
 	if path == "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,7 +40,7 @@ type server struct {
 func newServer(cfg *Config) (*server, error) {
 	if cfg.NodeID == "" {
 		host, _ := os.Hostname()
-		cfg.NodeID = cmpOr(host, "pushd")
+		cfg.NodeID = cmp.Or(host, "pushd")
 	}
 	s := &server{cfg: cfg, log: newLogger(cfg, os.Stderr),
 		clusterCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushd_cluster_call_seconds",
