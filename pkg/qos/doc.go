@@ -98,4 +98,14 @@
 // a call and a store-wide one only for the few steps per stored or deleted
 // message that the bounds and expiries need (see Memory); redisqos
 // describes its own. Stats counters are read without locking.
+//
+// # Files
+//
+// repository.go the contract (Message, Recipient, Filter, Repository),
+// message.go the shared rules (Prepare, inboxes, ack keys, matching),
+// ids.go message ids, errors.go and stats.go what calls return and count. Memory lives in
+// memory.go (the store and its calls), memory_inbox.go (an inbox, ordered
+// by id), memory_bounds.go (size accounting, the age and expiry indices,
+// eviction) and memory_retire.go (how a message expired or evicted by
+// another app's call leaves its app).
 package qos

@@ -2,7 +2,6 @@ package qos
 
 import (
 	"cmp"
-	"container/heap"
 	"container/list"
 	"context"
 	"fmt"
@@ -44,13 +43,6 @@ type MemoryConfig struct {
 
 // DefaultMemoryMaxBytes is the MaxBytes of a MemoryConfig that sets none.
 const DefaultMemoryMaxBytes = 64 << 20
-
-// Size accounting of MaxBytes: a message costs the lengths of its strings,
-// memMessageOverhead, and memEntryOverhead per address (an inbox entry).
-const (
-	memMessageOverhead = 256
-	memEntryOverhead   = 32
-)
 
 // Memory is the in-memory Repository: the default, bounded, lost when the
 // process ends.
@@ -107,11 +99,6 @@ type memApp struct {
 	retired   []*memMessage
 }
 
-// memInbox holds messages ordered by id.
-type memInbox struct {
-	items []*memMessage
-}
-
 // States of a memMessage. A message leaves the live state once, for one
 // reason, so that it is counted once: deleted by a call of its app (no
 // inbox holds it any more), or expired or evicted by the store.
@@ -161,20 +148,6 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 		m.now = time.Now
 	}
 	return m, nil
-}
-
-// messageSize is what m counts against MaxBytes.
-func messageSize(m *Message) int64 {
-	n := memMessageOverhead + len(m.ID) + len(m.Event) + len(m.Data)
-	for _, l := range [][]string{m.UserIDs, m.AccessTokens, m.TenantIDs, m.Channels} {
-		for _, v := range l {
-			n += memEntryOverhead + len(v)
-		}
-	}
-	if m.All {
-		n += memEntryOverhead
-	}
-	return int64(n)
 }
 
 // Save stores msg for app. Saving an id that is stored already does
@@ -291,36 +264,6 @@ func (m *Memory) Pending(ctx context.Context, app string, r Recipient, after str
 	}
 	m.unlockApp(a)
 	return out, nil
-}
-
-// pending appends to found up to limit messages of the inbox (which may be
-// nil) with an id greater than after that are pending for r: not expired,
-// not acknowledged under ackKey (unless ackKey is empty: the inbox is one
-// of r's direct inboxes), and listened to if they ask for it.
-func (in *memInbox) pending(found []*memMessage, now time.Time, r Recipient, ackKey, after string, limit int) []*memMessage {
-	if in == nil {
-		return found
-	}
-	n := 0
-	for _, mm := range in.items[in.after(after):] {
-		if limit > 0 && n == limit {
-			break
-		}
-		if mm.state.Load() != stateLive || !mm.msg.ExpiresAt.After(now) {
-			continue
-		}
-		if ackKey != "" {
-			if _, acked := mm.acks[ackKey]; acked {
-				continue
-			}
-		}
-		if mm.msg.Listening && !r.listens(mm.msg.Event) {
-			continue
-		}
-		found = append(found, mm)
-		n++
-	}
-	return found
 }
 
 // Ack records that r received ids. A message leaves r's direct inboxes (its
@@ -474,235 +417,6 @@ func (m *Memory) enter(app string, now time.Time, create bool) (*memApp, error) 
 	m.mu.Unlock()
 	m.retire(expired)
 	return a, nil
-}
-
-// expireLocked takes the messages whose time is up out of the indices and
-// returns them, to be retired. Called with mu held.
-func (m *Memory) expireLocked(now time.Time) []*memMessage {
-	var out []*memMessage
-	for len(m.expiry) > 0 && !m.expiry[0].msg.ExpiresAt.After(now) {
-		mm := m.expiry[0]
-		m.unindexLocked(mm)
-		if mm.state.CompareAndSwap(stateLive, stateExpired) { // else deleted by its app a moment ago
-			m.expired.Add(1)
-			out = append(out, mm)
-		}
-	}
-	return out
-}
-
-// evictLocked takes the oldest messages out of the indices while the store
-// is over MaxMessages or MaxBytes and returns them, to be retired. Called
-// with mu held.
-func (m *Memory) evictLocked() []*memMessage {
-	var out []*memMessage
-	for m.count > m.maxMessages || (m.maxBytes > 0 && m.bytes > m.maxBytes) {
-		mm := m.byAge.Front().Value.(*memMessage)
-		m.unindexLocked(mm)
-		if mm.state.CompareAndSwap(stateLive, stateEvicted) { // else deleted by its app a moment ago
-			m.evicted.Add(1)
-			out = append(out, mm)
-		}
-	}
-	return out
-}
-
-// indexLocked puts mm in the age and expiry indices and counts it against
-// the bounds. Called with mu held.
-func (m *Memory) indexLocked(mm *memMessage) {
-	mm.age = m.byAge.PushBack(mm)
-	heap.Push(&m.expiry, mm)
-	m.count++
-	m.bytes += mm.size
-}
-
-// unindexLocked takes mm out of the indices, if it is still there. Called
-// with mu held.
-func (m *Memory) unindexLocked(mm *memMessage) {
-	if mm.age == nil {
-		return
-	}
-	m.byAge.Remove(mm.age)
-	mm.age = nil
-	heap.Remove(&m.expiry, mm.heapIdx)
-	m.count--
-	m.bytes -= mm.size
-}
-
-// retire hands messages taken out of the indices to their apps, to be
-// unlinked now if the app is free or by the call that holds it, and logs
-// the evictions among them. Called without any mutex of m held by the
-// caller other than, possibly, one app's.
-func (m *Memory) retire(ms []*memMessage) {
-	for _, mm := range ms {
-		if mm.state.Load() == stateEvicted {
-			m.log.Warn().Str("app", mm.app.name).Str("id", mm.msg.ID).Int("max", m.maxMessages).
-				Int64("maxBytes", m.maxBytes).Msg("qos store full: oldest message dropped")
-		}
-		a := mm.app
-		a.retiredMu.Lock()
-		a.retired = append(a.retired, mm)
-		a.retiredMu.Unlock()
-	}
-	for _, mm := range ms {
-		if mm.app.mu.TryLock() {
-			m.unlockApp(mm.app)
-		}
-	}
-}
-
-// lockApp takes a's mutex and unlinks what was retired meanwhile.
-func (m *Memory) lockApp(a *memApp) {
-	a.mu.Lock()
-	m.unlinkRetired(a)
-}
-
-// unlockApp unlinks what was retired while a was held and releases it.
-// Whoever retires a message while a is held either finds a free (TryLock)
-// or has appended before this release, so nothing retired stays linked
-// once a is free.
-func (m *Memory) unlockApp(a *memApp) {
-	for {
-		m.unlinkRetired(a)
-		a.mu.Unlock()
-		a.retiredMu.Lock()
-		more := len(a.retired) > 0
-		a.retiredMu.Unlock()
-		if !more || !a.mu.TryLock() {
-			return
-		}
-	}
-}
-
-// unlinkRetired unlinks the messages retired in a, logging the expiries.
-// Called with a.mu held.
-func (m *Memory) unlinkRetired(a *memApp) {
-	a.retiredMu.Lock()
-	ms := a.retired
-	a.retired = nil
-	a.retiredMu.Unlock()
-	for _, mm := range ms {
-		if mm.state.Load() == stateExpired && mm.linked {
-			ev := m.log.Debug()
-			if a.undelivered(mm) {
-				// Somebody never got it: worth a line at info.
-				ev = m.log.Info()
-			}
-			ev.Str("app", a.name).Str("id", mm.msg.ID).Str("event", mm.msg.Event).Msg("qos message expired")
-		}
-		a.unlink(mm)
-	}
-}
-
-// unlink takes mm out of a's inboxes and messages, if it is still there.
-// Called with a.mu held.
-func (a *memApp) unlink(mm *memMessage) {
-	if !mm.linked {
-		return
-	}
-	for _, key := range mm.msg.Inboxes() {
-		if in := a.inboxes[key]; in != nil && in.remove(mm) && in.len() == 0 {
-			delete(a.inboxes, key)
-		}
-	}
-	if a.msgs[mm.msg.ID] == mm {
-		delete(a.msgs, mm.msg.ID)
-	}
-	mm.linked = false
-	mm.inboxes = 0
-}
-
-// undelivered reports whether mm is still in an inbox of a user or access
-// token it was sent to and nobody acknowledged it. Called with a.mu held.
-func (a *memApp) undelivered(mm *memMessage) bool {
-	if len(mm.acks) > 0 {
-		return false
-	}
-	for _, key := range mm.msg.ownInboxes() {
-		if in := a.inboxes[key]; in != nil && in.contains(mm) {
-			return true
-		}
-	}
-	return false
-}
-
-func (in *memInbox) len() int { return len(in.items) }
-
-// search returns the position of mm's id in the inbox and whether it is there.
-func (in *memInbox) search(id string) (int, bool) {
-	return slices.BinarySearchFunc(in.items, id, func(x *memMessage, id string) int {
-		return strings.Compare(x.msg.ID, id)
-	})
-}
-
-// after returns the position of the first message with an id greater than id.
-func (in *memInbox) after(id string) int {
-	if id == "" {
-		return 0
-	}
-	i, found := in.search(id)
-	if found {
-		i++
-	}
-	return i
-}
-
-func (in *memInbox) insert(mm *memMessage) {
-	if n := len(in.items); n == 0 || in.items[n-1].msg.ID < mm.msg.ID {
-		in.items = append(in.items, mm) // the usual case: ids grow
-		return
-	}
-	i, _ := in.search(mm.msg.ID)
-	in.items = slices.Insert(in.items, i, mm)
-}
-
-func (in *memInbox) contains(mm *memMessage) bool {
-	i, found := in.search(mm.msg.ID)
-	return found && in.items[i] == mm
-}
-
-func (in *memInbox) remove(mm *memMessage) bool {
-	i, found := in.search(mm.msg.ID)
-	if !found || in.items[i] != mm {
-		return false
-	}
-	in.removeAt(i)
-	return true
-}
-
-func (in *memInbox) removeAt(i int) {
-	if i == 0 {
-		// The usual case (acks and evictions go oldest first): no shifting.
-		in.items[0] = nil
-		in.items = in.items[1:]
-		return
-	}
-	in.items[i] = nil
-	in.items = slices.Delete(in.items, i, i+1)
-}
-
-// expiryHeap orders messages by ExpiresAt, soonest first.
-type expiryHeap []*memMessage
-
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].msg.ExpiresAt.Before(h[j].msg.ExpiresAt) }
-func (h expiryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
-}
-func (h *expiryHeap) Push(x any) {
-	mm := x.(*memMessage)
-	mm.heapIdx = len(*h)
-	*h = append(*h, mm)
-}
-func (h *expiryHeap) Pop() any {
-	old := *h
-	mm := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	mm.heapIdx = -1
-	return mm
 }
 
 // paginate returns the page of items starting at offset with at most limit
