@@ -68,4 +68,16 @@
 // called once; Deliver, Survey and Ready need it running (they return
 // ErrNotReady until its first subscription is established and while it is
 // down). Close stops Run and waits for it, so handlers must honour their ctx.
+//
+// # Files
+//
+// transport.go the Transport (New, SetInterest, AwaitInterest, Ready,
+// Stats, Close); send.go the sending side (Deliver, Survey, publishing a
+// request and collecting its replies); interest.go the set of channels the
+// hub wants and Redis confirmed; run.go Run and its subscription sessions
+// (subscribing, probing, backoff); receive.go what arrives on the
+// subscription (replies, requests, the duplicate filter, calling the
+// handler); pool.go the workers serving requests in order per channel;
+// replies.go the batched replies; wire.go the wire format; config.go and
+// errors.go the configuration and errors.
 package redis
