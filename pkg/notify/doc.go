@@ -70,4 +70,11 @@
 // queue is full the oldest event is dropped and counted (Stats), and a
 // warning is logged at the 1st, 2nd, 4th, 8th … drop. One goroutine, Run,
 // sends. Events still queued when Run's context ends are not sent.
+//
+// # Files
+//
+// notify.go the configuration, the types and New; presence.go the
+// presence state and the queue (Connected, Disconnected, the grace);
+// send.go Run and the POSTs (cluster check, retries, signing); verify.go
+// Verify for Go backends; clock.go the clock tests replace.
 package notify

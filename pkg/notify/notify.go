@@ -1,15 +1,10 @@
 package notify
 
 import (
-	"bytes"
+	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"sync"
@@ -17,8 +12,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/pushd/pushd/pkg/signature"
 )
 
 // Event types.
@@ -165,17 +158,6 @@ type Notifier struct {
 	sent, covered, failed, dropped, retries atomic.Uint64
 }
 
-type userState struct {
-	count   int
-	online  bool     // an online was queued and no offline yet
-	pending *pending // offline waiting for the grace to pass
-}
-
-type pending struct {
-	timer stopper
-	last  Presence
-}
-
 // New validates cfg and returns a Notifier.
 func New(cfg Config) (*Notifier, error) {
 	return newNotifier(cfg, realClock{})
@@ -186,24 +168,12 @@ func newNotifier(cfg Config, clk clock) (*Notifier, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("notify: URL %q is not an absolute http(s) URL", cfg.URL)
 	}
-	if cfg.Grace == 0 {
-		cfg.Grace = DefaultGrace
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = DefaultMaxAttempts
-	}
-	if cfg.Backoff == 0 {
-		cfg.Backoff = DefaultBackoff
-	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	if cfg.QueueSize == 0 {
-		cfg.QueueSize = DefaultQueueSize
-	}
+	cfg.Grace = cmp.Or(cfg.Grace, DefaultGrace)
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.MaxAttempts = cmp.Or(cfg.MaxAttempts, DefaultMaxAttempts)
+	cfg.Backoff = cmp.Or(cfg.Backoff, DefaultBackoff)
+	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, DefaultMaxBackoff)
+	cfg.QueueSize = cmp.Or(cfg.QueueSize, DefaultQueueSize)
 	switch {
 	case cfg.Grace < -1:
 		return nil, errors.New("notify: Grace must be positive or -1")
@@ -229,144 +199,6 @@ func newNotifier(cfg Config, clk clock) (*Notifier, error) {
 	return n, nil
 }
 
-// Connected records that a connection opened. It queues online for the
-// user's first connection (unless it cancels a pending offline) and, with
-// EveryConnection, connect. It does not block.
-func (n *Notifier) Connected(p Presence) {
-	p = n.stamp(p)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if p.UserID != "" {
-		key := userKey(p)
-		st := n.users[key]
-		if st == nil {
-			st = &userState{}
-			n.users[key] = st
-		}
-		st.count++
-		switch {
-		case st.pending != nil: // back within the grace: stays online
-			st.pending.timer.Stop()
-			st.pending = nil
-		case !st.online:
-			st.online = true
-			n.enqueueLocked(TypeOnline, p)
-		}
-	}
-	if n.cfg.EveryConnection {
-		n.enqueueLocked(TypeConnect, p)
-	}
-}
-
-// Disconnected records that a connection closed. With EveryConnection it
-// queues disconnect; when it was the user's last connection, offline
-// follows after Grace unless a connection opens meanwhile. It does not
-// block.
-func (n *Notifier) Disconnected(p Presence) {
-	p = n.stamp(p)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cfg.EveryConnection {
-		n.enqueueLocked(TypeDisconnect, p)
-	}
-	if p.UserID == "" {
-		return
-	}
-	key := userKey(p)
-	st := n.users[key]
-	if st == nil || st.count == 0 {
-		return // a connection we never saw open
-	}
-	st.count--
-	if st.count > 0 {
-		return
-	}
-	if n.cfg.Grace < 0 {
-		n.goOfflineLocked(key, st, p)
-		return
-	}
-	pd := &pending{last: p}
-	pd.timer = n.clock.AfterFunc(n.cfg.Grace, func() { n.graceOver(key, pd) })
-	st.pending = pd
-}
-
-func (n *Notifier) graceOver(key string, pd *pending) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	st := n.users[key]
-	if st == nil || st.pending != pd {
-		return // cancelled by a reconnect
-	}
-	n.goOfflineLocked(key, st, pd.last)
-}
-
-func (n *Notifier) goOfflineLocked(key string, st *userState, p Presence) {
-	if st.online {
-		n.enqueueLocked(TypeOffline, p)
-	}
-	delete(n.users, key)
-}
-
-func (n *Notifier) stamp(p Presence) Presence {
-	if p.At.IsZero() {
-		p.At = n.clock.Now()
-	}
-	return p
-}
-
-func userKey(p Presence) string { return p.App + "\x00" + p.UserID }
-
-func (n *Notifier) enqueueLocked(typ string, p Presence) {
-	ev := Event{
-		ID:              newID(),
-		Type:            typ,
-		App:             p.App,
-		UserID:          p.UserID,
-		TenantID:        p.TenantID,
-		ConnectionID:    p.ConnectionID,
-		Node:            n.cfg.NodeID,
-		Connections:     p.Connections,
-		SessionDuration: p.SessionDuration.Seconds(),
-		Timestamp:       p.At.UnixMilli(),
-	}
-	if len(n.queue) == 0 {
-		n.drop(ev)
-		return
-	}
-	if n.size == len(n.queue) {
-		n.drop(n.queue[n.head])
-		n.head = (n.head + 1) % len(n.queue)
-		n.size--
-	}
-	n.queue[(n.head+n.size)%len(n.queue)] = ev
-	n.size++
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (n *Notifier) drop(ev Event) {
-	d := n.dropped.Add(1)
-	if d&(d-1) == 0 { // 1, 2, 4, 8, …: a full queue must not flood the log
-		n.log.Warn().Str("event", ev.Type).Str("app", ev.App).Str("user", ev.UserID).
-			Uint64("dropped_total", d).Msg("notification queue full, dropped the oldest event")
-	}
-}
-
-func (n *Notifier) pop() (Event, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.size == 0 {
-		return Event{}, false
-	}
-	ev := n.queue[n.head]
-	n.queue[n.head] = Event{}
-	n.head = (n.head + 1) % len(n.queue)
-	n.size--
-	return ev, true
-}
-
 // Stats returns the counters.
 func (n *Notifier) Stats() Stats {
 	n.mu.Lock()
@@ -374,173 +206,4 @@ func (n *Notifier) Stats() Stats {
 	n.mu.Unlock()
 	return Stats{Sent: n.sent.Load(), Covered: n.covered.Load(), Failed: n.failed.Load(), Dropped: n.dropped.Load(),
 		Retries: n.retries.Load(), Queued: queued}
-}
-
-// Run sends queued events, one at a time, until ctx ends; then it returns
-// nil. A second concurrent Run returns ErrRunning.
-func (n *Notifier) Run(ctx context.Context) error {
-	if !n.running.CompareAndSwap(false, true) {
-		return ErrRunning
-	}
-	defer n.running.Store(false)
-	for {
-		ev, ok := n.pop()
-		if !ok {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-n.wake:
-				continue
-			}
-		}
-		if n.coveredElsewhere(ctx, ev) {
-			n.covered.Add(1)
-			continue
-		}
-		n.deliver(ctx, ev)
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
-}
-
-// coveredElsewhere reports whether another node speaks for the user in
-// this online or offline event: for online, one holds a connection of the
-// user that opened earlier (at the same millisecond, the smaller node id
-// wins); for offline, one still holds a connection. When the cluster cannot
-// tell, this node speaks.
-func (n *Notifier) coveredElsewhere(ctx context.Context, ev Event) bool {
-	if n.cfg.Cluster == nil || ev.Type != TypeOnline && ev.Type != TypeOffline {
-		return false
-	}
-	ask, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
-	others, err := n.cfg.Cluster.OtherConnections(ask, ev.UserID)
-	cancel()
-	for _, o := range others {
-		opened := o.Opened.UnixMilli()
-		if ev.Type == TypeOffline || opened < ev.Timestamp || opened == ev.Timestamp && o.Node < n.cfg.NodeID {
-			n.log.Debug().Str("event", ev.Type).Str("user", ev.UserID).Str("node", o.Node).
-				Msg("presence covered by another node")
-			return true
-		}
-	}
-	if err != nil && ctx.Err() == nil {
-		n.log.Warn().Err(err).Str("event", ev.Type).Str("user", ev.UserID).
-			Msg("cluster presence unknown, notifying as this node")
-	}
-	return false
-}
-
-// deliver tries one event up to MaxAttempts times.
-func (n *Notifier) deliver(ctx context.Context, ev Event) {
-	body, err := json.Marshal(ev)
-	if err != nil { // cannot happen with these field types
-		n.failed.Add(1)
-		return
-	}
-	for attempt := 1; ; attempt++ {
-		retry, err := n.post(ctx, ev.Type, body)
-		if err == nil {
-			n.sent.Add(1)
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if !retry || attempt >= n.cfg.MaxAttempts {
-			n.failed.Add(1)
-			n.log.Warn().Err(err).Str("event", ev.Type).Str("id", ev.ID).Str("app", ev.App).
-				Str("user", ev.UserID).Int("attempts", attempt).Msg("notification given up")
-			return
-		}
-		n.log.Debug().Err(err).Str("event", ev.Type).Int("attempt", attempt).Msg("notification failed, retrying")
-		t := time.NewTimer(n.backoff(attempt))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		n.retries.Add(1)
-	}
-}
-
-// backoff is the wait after the attempt-th failure: Backoff·2^(attempt-1),
-// capped at MaxBackoff, minus a random part of up to half.
-func (n *Notifier) backoff(attempt int) time.Duration {
-	d := n.cfg.Backoff
-	for i := 1; i < attempt && d < n.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, n.cfg.MaxBackoff)
-	if half := int64(d / 2); half > 0 {
-		d -= time.Duration(mrand.Int64N(half + 1))
-	}
-	return d
-}
-
-// post makes one attempt. retry tells whether a failure may be retried.
-func (n *Notifier) post(ctx context.Context, typ string, body []byte) (retry bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.cfg.URL, bytes.NewReader(body))
-	if err != nil {
-		return false, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderEvent, typ)
-	sum := signature.BodySHA256(body)
-	if n.cfg.Secret == "" {
-		req.Header.Set(signature.HeaderTimestamp, signature.Timestamp(time.Now()))
-		req.Header.Set(signature.HeaderContentSHA256, sum)
-	} else if err := signature.SignRequest(req, n.cfg.Secret, sum, time.Now(), typ); err != nil {
-		return false, err
-	}
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return true, err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	switch s := resp.StatusCode; {
-	case s >= 200 && s < 300:
-		return false, nil
-	case s == http.StatusRequestTimeout, s == http.StatusTooManyRequests, s >= 500:
-		return true, fmt.Errorf("notify: backend answered %d", s)
-	default:
-		return false, fmt.Errorf("notify: backend answered %d", s)
-	}
-}
-
-func newID() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// Verify reads and checks a notification request, for backends written in
-// Go, with the scheme of package signature: the signature (secret) over
-// the method, path, query, body hash, timestamp, nonce and X-Pushd-Event;
-// the timestamp within opts.Window (default 60 s) of opts.Now; only then the
-// body (at most 64 KiB, or opts.MaxBody when smaller) against its hash;
-// with opts.Replay (share one signature.ReplayCache between all requests)
-// that the nonce is new. Errors wrap the signature package's errors or
-// ErrInvalid.
-func Verify(r *http.Request, secret string, opts signature.Options) (Event, error) {
-	if opts.MaxBody <= 0 || opts.MaxBody > maxEventBody {
-		opts.MaxBody = maxEventBody
-	}
-	typ := r.Header.Get(HeaderEvent)
-	body, err := signature.VerifyRequest(r, secret, opts, typ)
-	if err != nil {
-		return Event{}, fmt.Errorf("notify: %w", err)
-	}
-	var ev Event
-	if err := json.Unmarshal(body, &ev); err != nil {
-		return Event{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if ev.Type == "" || ev.Type != typ {
-		return Event{}, fmt.Errorf("%w: type %q, %s %q", ErrInvalid, ev.Type, HeaderEvent, typ)
-	}
-	return ev, nil
 }
