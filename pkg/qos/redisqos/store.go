@@ -49,6 +49,7 @@ type Store struct {
 	ttl             time.Duration
 	log             zerolog.Logger
 	closed          atomic.Bool
+	reads           readQueue
 
 	stored, acked, expired, evicted atomic.Uint64
 }
@@ -163,7 +164,8 @@ func (r *Store) noteExpired(app string, reply any) {
 }
 
 // Pending returns up to limit messages waiting for rc, oldest first; a
-// limit of zero or less means all of them.
+// limit of zero or less means all of them. Concurrent calls share
+// pipelines (see coalesce.go).
 func (r *Store) Pending(ctx context.Context, app string, rc qos.Recipient, after string, limit int) ([]qos.Message, error) {
 	if r.closed.Load() {
 		return nil, qos.ErrClosed
@@ -187,7 +189,7 @@ func (r *Store) Pending(ctx context.Context, app string, rc qos.Recipient, after
 	for _, l := range rc.Listeners {
 		args = append(args, l)
 	}
-	res, err := pendingScript.Run(ctx, r.client, keys, args...).Slice()
+	res, err := r.pending(ctx, keys, args)
 	if err != nil {
 		return nil, fmt.Errorf("redisqos: pending %s: %w", app, err)
 	}
