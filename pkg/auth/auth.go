@@ -2,7 +2,9 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/pushd/pushd/pkg/hub"
 )
@@ -64,3 +66,33 @@ var (
 	_ Authenticator = (*Webhook)(nil)
 	_ Authenticator = Func(nil)
 )
+
+// maxGrants bounds the channel grants one identity carries.
+const maxGrants = 256
+
+// channelList reads the channels an identity grants: nil, an array of
+// strings, or one string of names separated by spaces (like an OAuth
+// scope).
+func channelList(v any) ([]string, error) {
+	var out []string
+	switch list := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		out = strings.Fields(list)
+	case []any:
+		for _, item := range list {
+			s, ok := item.(string)
+			if !ok || s == "" {
+				return nil, errors.New("not a list of channel names")
+			}
+			out = append(out, s)
+		}
+	default:
+		return nil, errors.New("not a list of channel names")
+	}
+	if len(out) > maxGrants {
+		return nil, fmt.Errorf("more than %d channels", maxGrants)
+	}
+	return out, nil
+}

@@ -119,6 +119,10 @@ type JWTConfig struct {
 	// whole token instead — it then appears in introspection output, so
 	// only do that for short-lived tokens.
 	AccessTokenClaim string
+	// ChannelsClaim names the claim listing the channels the identity
+	// grants (hub.User.Channels): an array of names or patterns, or one
+	// string of them separated by spaces. Default "channels".
+	ChannelsClaim string
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -189,6 +193,7 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 	setDefault(&cfg.TenantClaim, "tenant_id")
 	setDefault(&cfg.NameClaim, "name")
 	setDefault(&cfg.AccessTokenClaim, "jti")
+	setDefault(&cfg.ChannelsClaim, "channels")
 	if cfg.Leeway < 0 {
 		return nil, errors.New("auth: jwt: negative Leeway")
 	}
@@ -433,7 +438,7 @@ func (j *JWT) claimsReason(c jwt.MapClaims, err error) string {
 	return "token audience not accepted"
 }
 
-func (j *JWT) user(token string, claims map[string]any) (hub.User, error) {
+func (j *JWT) user(token string, claims map[string]any) (u hub.User, err error) {
 	id, ok := claimString(claims, j.cfg.UserClaim)
 	switch {
 	case !ok:
@@ -441,13 +446,16 @@ func (j *JWT) user(token string, claims map[string]any) (hub.User, error) {
 	case id == "" && !j.cfg.AllowAnonymous:
 		return hub.User{}, unauthenticated("token names no user")
 	}
-	u := hub.User{ID: id}
+	u = hub.User{ID: id}
 	u.TenantID, _ = claimString(claims, j.cfg.TenantClaim)
 	u.Name, _ = claimString(claims, j.cfg.NameClaim)
 	if exp, err := jwt.MapClaims(claims).GetExpirationTime(); err == nil && exp != nil {
 		u.ExpiresAt = exp.Add(j.cfg.Leeway)
 	}
-	mapped := map[string]bool{j.cfg.UserClaim: true, j.cfg.TenantClaim: true, j.cfg.NameClaim: true}
+	if u.Channels, err = channelList(claims[j.cfg.ChannelsClaim]); err != nil {
+		return hub.User{}, unauthenticated("token channels claim malformed")
+	}
+	mapped := map[string]bool{j.cfg.UserClaim: true, j.cfg.TenantClaim: true, j.cfg.NameClaim: true, j.cfg.ChannelsClaim: true}
 	if j.cfg.AccessTokenClaim == RawTokenClaim {
 		u.AccessToken = token
 	} else {

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -297,6 +298,39 @@ func TestJWTClaimMapping(t *testing.T) {
 	}
 	if u.AccessToken != token || u.ID != "ignored-sub" {
 		t.Fatalf("raw token user = %+v", u)
+	}
+}
+
+func TestJWTChannelsClaim(t *testing.T) {
+	j, err := NewJWT(JWTConfig{Secret: testSecret, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		claim any
+		want  []string
+	}{
+		{[]any{"news", "team-*"}, []string{"news", "team-*"}},
+		{"news  sport", []string{"news", "sport"}},
+		{nil, nil},
+	} {
+		c := claims(map[string]any{"channels": tc.claim})
+		if tc.claim == nil {
+			delete(c, "channels")
+		}
+		u, err := j.Authenticate(bearer(hs256(map[string]any{"alg": "HS256"}, c, testSecret)))
+		if err != nil || !slices.Equal(u.Channels, tc.want) {
+			t.Errorf("channels claim %v: user channels %v, %v; want %v", tc.claim, u.Channels, err, tc.want)
+		}
+		if _, dup := u.Claims["channels"]; dup {
+			t.Errorf("channels claim %v also in Claims", tc.claim)
+		}
+	}
+	for _, bad := range []any{42, []any{"ok", 7}, []any{""}} {
+		token := hs256(map[string]any{"alg": "HS256"}, claims(map[string]any{"channels": bad}), testSecret)
+		if _, err := j.Authenticate(bearer(token)); !errors.Is(err, ErrUnauthenticated) || Reason(err) != "token channels claim malformed" {
+			t.Errorf("channels claim %v: err = %v, want a malformed-claim refusal", bad, err)
+		}
 	}
 }
 

@@ -67,7 +67,9 @@ type WebhookConfig struct {
 // with NewWebhook.
 //
 // The backend answers 200 with a JSON object — "id", "name", "tenantId",
-// "accessToken" fill the hub.User, "expiresAt" (Unix seconds, or an RFC
+// "accessToken" fill the hub.User, "channels" (an array of channel names
+// or patterns, or one string of them separated by spaces) its Channels,
+// "expiresAt" (Unix seconds, or an RFC
 // 3339 string) its ExpiresAt, every other field goes to User.Claims; an
 // answer without "id" is refused unless AllowAnonymous, and one whose
 // expiresAt has passed is refused — or 401/403 (with any body) for "not
@@ -330,6 +332,12 @@ func parseWebhookUser(body []byte) (hub.User, error) {
 		}
 		delete(m, f.name)
 	}
+	channels, err := channelList(m["channels"])
+	if err != nil {
+		return hub.User{}, fmt.Errorf("answer field %q: %w", "channels", err)
+	}
+	u.Channels = channels
+	delete(m, "channels")
 	if v, ok := m["expiresAt"]; ok && v != nil {
 		t, err := answerTime(v)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,7 +64,7 @@ func newBackend(t *testing.T) *backend {
 			w.WriteHeader(http.StatusInternalServerError)
 		default:
 			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"id":%q,"name":"Ann","tenantId":"t1","accessToken":"k1","roles":["a"],"auth":%q,"q":%q,"secret":%q,"app":%q}`,
+			fmt.Fprintf(w, `{"id":%q,"name":"Ann","tenantId":"t1","accessToken":"k1","channels":["news","team-*"],"roles":["a"],"auth":%q,"q":%q,"secret":%q,"app":%q}`,
 				v, r.Header.Get("Authorization"), r.URL.Query().Get("lang"), r.URL.Query().Get("secret"), r.Header.Get("X-Pushd-App"))
 		}
 	}))
@@ -91,7 +92,7 @@ func TestWebhookUserAndCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.ID != "u1" || u.Name != "Ann" || u.TenantID != "t1" || u.AccessToken != "k1" {
+	if u.ID != "u1" || u.Name != "Ann" || u.TenantID != "t1" || u.AccessToken != "k1" || !slices.Equal(u.Channels, []string{"news", "team-*"}) {
 		t.Fatalf("user = %+v", u)
 	}
 	if u.Claims["auth"] != "Bearer xyz" || u.Claims["q"] != "en" || u.Claims["secret"] != "" || u.Claims["app"] != "demo" {

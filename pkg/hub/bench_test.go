@@ -63,7 +63,7 @@ func BenchmarkFanOut(b *testing.B) {
 			h := newTestHub(b, Config{Writers: -1})
 			out := &discardOutlet{}
 			for i := range conns {
-				c := mustConnect(b, h, ConnectRequest{User: User{ID: "u" + strconv.Itoa(i%1000)}, Channel: "ch"})
+				c := mustConnect(b, h, ConnectRequest{User: User{ID: "u" + strconv.Itoa(i%1000)}, Channels: []string{"ch"}})
 				c.attach(out, nil)
 			}
 			ctx := context.Background()

@@ -56,6 +56,11 @@ type Config struct {
 	// Connect or ChangeListeners beyond it fails with ErrTooManyListeners.
 	// Default 64; -1 disables the cap.
 	MaxListeners int
+	// MaxChannels caps the channels one connection is in; a Connect or
+	// ChangeChannels beyond it fails with ErrTooManyChannels, and Subscribe
+	// leaves a connection that would exceed it unchanged. Default 16; -1
+	// disables the cap.
+	MaxChannels int
 	// MaxNameLength caps the length of an event or listener name in
 	// bytes; a longer one fails with ErrInvalidName. Default 128; -1
 	// disables the cap.
@@ -130,6 +135,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxListeners == 0 {
 		c.MaxListeners = 64
+	}
+	if c.MaxChannels == 0 {
+		c.MaxChannels = 16
 	}
 	if c.MaxNameLength == 0 {
 		c.MaxNameLength = 128

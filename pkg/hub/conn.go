@@ -2,6 +2,7 @@ package hub
 
 import (
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -13,8 +14,9 @@ type ConnectRequest struct {
 	User User
 	// Info is the client's telemetry.
 	Info ClientInfo
-	// Channel is the custom channel the connection joins, if any.
-	Channel string
+	// Channels are the channels the connection joins at once: at most
+	// Config.MaxChannels valid names. The caller has authorized them.
+	Channels []string
 	// Listeners are the event names the client listens to initially: at
 	// most Config.MaxListeners valid names (see Hub.Connect). A client that
 	// names none is taken to handle every event.
@@ -41,7 +43,6 @@ type Conn struct {
 	id        string
 	user      User
 	info      ClientInfo
-	channel   string
 	created   time.Time
 	expires   time.Time        // zero: never
 	expiry    DisconnectReason // why it ends at expires
@@ -49,6 +50,12 @@ type Conn struct {
 	lastEvent string
 	capKey    string // the per-client cap group, or empty
 	ownerKey  string // the per-user cap group, or empty
+
+	// chanMu orders changes of channels with registration: held across
+	// the index updates (before any index lock, never with mu).
+	chanMu   sync.Mutex
+	channels []string // sorted, no repeats
+	gone     bool     // unregistered: channels no longer change
 
 	mu          sync.Mutex
 	queue       []*frame
@@ -83,8 +90,12 @@ func (c *Conn) User() User { return c.user }
 // Info returns the client's telemetry.
 func (c *Conn) Info() ClientInfo { return c.info }
 
-// Channel returns the connection's custom channel.
-func (c *Conn) Channel() string { return c.channel }
+// Channels returns the channels the connection is in, sorted.
+func (c *Conn) Channels() []string {
+	c.chanMu.Lock()
+	defer c.chanMu.Unlock()
+	return slices.Clone(c.channels)
+}
 
 // CreatedAt returns when the connection was registered.
 func (c *Conn) CreatedAt() time.Time { return c.created }

@@ -27,6 +27,9 @@ var (
 	// ErrTooManyListeners is returned when a connection would listen to
 	// more than Config.MaxListeners events.
 	ErrTooManyListeners = errors.New("hub: too many listeners")
+	// ErrTooManyChannels is returned when a connection would be in more
+	// than Config.MaxChannels channels.
+	ErrTooManyChannels = errors.New("hub: too many channels")
 	// ErrInvalidName is returned for an event or listener name that is
 	// empty, longer than Config.MaxNameLength or not safe to frame.
 	ErrInvalidName = errors.New("hub: invalid name")

@@ -139,10 +139,9 @@ func connectHandler(h *Hub) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		req := ConnectRequest{
-			User: User{ID: q.Get("userId"), Name: q.Get("name"), TenantID: q.Get("tenantId"), AccessToken: q.Get("token")},
-			Info: ClientInfo{ClientID: q.Get("clientId"), RequestDomain: q.Get("domain")},
-
-			Channel:     q.Get("channel"),
+			User:        User{ID: q.Get("userId"), Name: q.Get("name"), TenantID: q.Get("tenantId"), AccessToken: q.Get("token")},
+			Info:        ClientInfo{ClientID: q.Get("clientId"), RequestDomain: q.Get("domain")},
+			Channels:    q["channel"],
 			CanAck:      q.Get("ack") == "1",
 			LastEventID: q.Get("lastEventId"),
 		}

@@ -149,6 +149,10 @@ func (h *Hub) Connect(ctx context.Context, req ConnectRequest) (*Conn, error) {
 	if err := h.checkListeners(req.Listeners); err != nil {
 		return nil, err
 	}
+	channels, err := h.checkChannels(req.Channels)
+	if err != nil {
+		return nil, err
+	}
 	if limit := h.cfg.MaxConnections; limit > 0 && h.conns.count() >= limit {
 		return nil, ErrTooManyConnections
 	}
@@ -157,7 +161,7 @@ func (h *Hub) Connect(ctx context.Context, req ConnectRequest) (*Conn, error) {
 		id:        newConnID(),
 		user:      req.User,
 		info:      req.Info,
-		channel:   req.Channel,
+		channels:  channels,
 		created:   now,
 		canAck:    req.CanAck,
 		lastEvent: req.LastEventID,
@@ -178,7 +182,7 @@ func (h *Hub) Connect(ctx context.Context, req ConnectRequest) (*Conn, error) {
 	}
 	c.queue = append(c.queue, encodeConnectFinish(c, h))
 	h.register(c)
-	h.awaitRoutes(ctx, c)
+	h.awaitRoutes(ctx, c, h.routingKeysOf(c))
 	h.enforceCaps(c)
 	return c, nil
 }
@@ -213,18 +217,12 @@ func (h *Hub) checkName(name string) error {
 }
 
 // awaitRoutes waits, bounded by RouteTimeout, until the transport routes
-// c's keys to this node.
-func (h *Hub) awaitRoutes(ctx context.Context, c *Conn) {
+// keys to this node.
+func (h *Hub) awaitRoutes(ctx context.Context, c *Conn, keys []string) {
 	w, ok := h.interest.(InterestWaiter)
-	if !ok {
+	if !ok || len(keys) == 0 {
 		return
 	}
-	keys := []string{KeyConnPrefix + c.id}
-	h.indexKeys(c, func(_ *index, key, prefix string) {
-		if prefix != "" {
-			keys = append(keys, prefix+key)
-		}
-	})
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.RouteTimeout)
 	defer cancel()
 	if err := w.AwaitInterest(ctx, h.cfg.App, keys); err != nil {
@@ -263,65 +261,6 @@ func (h *Hub) expiry(now time.Time, req ConnectRequest) (time.Time, DisconnectRe
 		return exp, ReasonTokenExpired
 	}
 	return at, ReasonExpired
-}
-
-// indexKeys lists the indices and keys c is registered under, with the
-// routing key prefix of each.
-func (h *Hub) indexKeys(c *Conn, fn func(ix *index, key, prefix string)) {
-	if c.user.ID != "" {
-		fn(&h.byUser, c.user.ID, KeyUserPrefix)
-	}
-	if c.user.AccessToken != "" {
-		fn(&h.byToken, c.user.AccessToken, KeyTokenPrefix)
-	}
-	if c.user.TenantID != "" {
-		fn(&h.byTenant, c.user.TenantID, KeyTenantPrefix)
-	}
-	if c.channel != "" {
-		fn(&h.byChannel, c.channel, KeyChanPrefix)
-	}
-	if c.capKey != "" {
-		fn(&h.byClient, c.capKey, "")
-	}
-	if c.ownerKey != "" {
-		fn(&h.byOwner, c.ownerKey, "")
-	}
-}
-
-func (h *Hub) register(c *Conn) {
-	h.conns.add(c)
-	h.indexKeys(c, func(ix *index, key, prefix string) {
-		if ix.add(key, c) && prefix != "" && h.interest != nil {
-			h.interest.SetInterest(h.cfg.App, prefix+key, true)
-		}
-	})
-	if h.interest != nil {
-		h.interest.SetInterest(h.cfg.App, KeyConnPrefix+c.id, true)
-	}
-}
-
-// unregister removes an ended connection and runs the disconnect hooks.
-func (h *Hub) unregister(c *Conn) {
-	if h.conns.get(c.id) != c {
-		return
-	}
-	h.conns.remove(c)
-	h.indexKeys(c, func(ix *index, key, prefix string) {
-		if ix.remove(key, c) && prefix != "" && h.interest != nil {
-			h.interest.SetInterest(h.cfg.App, prefix+key, false)
-		}
-	})
-	if h.interest != nil {
-		h.interest.SetInterest(h.cfg.App, KeyConnPrefix+c.id, false)
-	}
-	reason := c.Reason()
-	h.log.Debug().Str("conn", c.id).Str("user", c.user.ID).Str("reason", reason.String()).Msg("disconnected")
-	h.hooksMu.RLock()
-	hooks := h.onDisconnect
-	h.hooksMu.RUnlock()
-	for _, fn := range hooks {
-		fn(c, reason)
-	}
 }
 
 // started runs when a connection's writer is attached: connect hooks,

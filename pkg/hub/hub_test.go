@@ -158,7 +158,7 @@ func TestQueries(t *testing.T) {
 	h := newTestHub(t, Config{Writers: -1, MaxConnectionsPerClient: -1})
 	ctx := context.Background()
 	ann := mustConnect(t, h, ConnectRequest{User: User{ID: "1", Name: "Ann Lee", TenantID: "t1", AccessToken: "ka",
-		Claims: map[string]any{"role": "admin"}}, Info: ClientInfo{ClientID: "c1", UserAgent: "UA"}, Channel: "ch", Listeners: []string{"z", "a"}, CanAck: true})
+		Claims: map[string]any{"role": "admin"}}, Info: ClientInfo{ClientID: "c1", UserAgent: "UA"}, Channels: []string{"ch"}, Listeners: []string{"z", "a"}, CanAck: true})
 	ann2 := mustConnect(t, h, ConnectRequest{User: User{ID: "1", Name: "Ann Lee", TenantID: "t1", AccessToken: "ka"}, Info: ClientInfo{ClientID: "c2"}})
 	bob := mustConnect(t, h, ConnectRequest{User: User{ID: "2", Name: "Bob", TenantID: "t2"}, Info: ClientInfo{ClientID: "c1"}})
 	anon := mustConnect(t, h, ConnectRequest{User: User{AccessToken: "kx"}})
@@ -252,7 +252,7 @@ func TestQueries(t *testing.T) {
 	if h.Conn(bob.ID()) != bob || h.Conn("nope") != nil {
 		t.Error("Conn lookup")
 	}
-	if bob.User().ID != "2" || bob.Info().ClientID != "c1" || ann.Channel() != "ch" || !ann.CanAck() || bob.CanAck() {
+	if bob.User().ID != "2" || bob.Info().ClientID != "c1" || !slices.Equal(ann.Channels(), []string{"ch"}) || !ann.CanAck() || bob.CanAck() {
 		t.Error("Conn accessors")
 	}
 }
@@ -619,7 +619,7 @@ func TestConcurrentSendsAndChurn(t *testing.T) {
 					return
 				default:
 				}
-				c, err := h.Connect(ctx, ConnectRequest{User: User{ID: fmt.Sprint("u", w)}, Channel: "ch", Listeners: []string{"e"}})
+				c, err := h.Connect(ctx, ConnectRequest{User: User{ID: fmt.Sprint("u", w)}, Channels: []string{"ch"}, Listeners: []string{"e"}})
 				if err != nil {
 					errs <- err
 					return

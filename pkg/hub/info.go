@@ -24,12 +24,14 @@ type ClientInfo struct {
 // ConnectionInfo is the introspection view of a connection, with the field
 // names of the seed server's connection DTO.
 type ConnectionInfo struct {
-	ID                  string   `json:"id"`
-	NodeID              string   `json:"serverId"`
-	CreateTime          int64    `json:"createTime"`
-	ExpireTime          int64    `json:"expireTime,omitempty"`
-	Timeout             int64    `json:"timeout"`
+	ID         string `json:"id"`
+	NodeID     string `json:"serverId"`
+	CreateTime int64  `json:"createTime"`
+	ExpireTime int64  `json:"expireTime,omitempty"`
+	Timeout    int64  `json:"timeout"`
+	// Channel is the first of Channels, the seed's single channel.
 	Channel             string   `json:"channel,omitempty"`
+	Channels            []string `json:"channels,omitempty"`
 	MessageCount        uint64   `json:"messageCount"`
 	SessionDuration     int64    `json:"sessionDuration"`
 	LastRequestTime     int64    `json:"lastRequestTime,omitempty"`
@@ -51,7 +53,6 @@ func (c *Conn) Snapshot() ConnectionInfo {
 		ID:             c.id,
 		NodeID:         c.hub.cfg.NodeID,
 		CreateTime:     c.created.UnixMilli(),
-		Channel:        c.channel,
 		AccessUserID:   c.user.ID,
 		AccessUserName: c.user.Name,
 		AccessTenantID: c.user.TenantID,
@@ -63,6 +64,9 @@ func (c *Conn) Snapshot() ConnectionInfo {
 	if !c.expires.IsZero() {
 		ci.ExpireTime = c.expires.UnixMilli()
 		ci.Timeout = c.expires.Sub(c.created).Milliseconds()
+	}
+	if ci.Channels = c.Channels(); len(ci.Channels) > 0 {
+		ci.Channel = ci.Channels[0]
 	}
 	c.mu.Lock()
 	ci.MessageCount = c.sent

@@ -75,7 +75,7 @@ func (c *Conn) recipient() qos.Recipient {
 		UserID:      c.user.ID,
 		AccessToken: c.user.AccessToken,
 		TenantID:    c.user.TenantID,
-		Channel:     c.channel,
+		Channels:    c.Channels(),
 		Listeners:   c.Listeners(),
 	}
 }

@@ -2,18 +2,21 @@ package hub
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 )
 
 // ConnectionQuery filters connections. The first non-empty of ID, ClientID
-// and Name decides, as in the seed's connections.json; UserID and
-// AccessToken further restrict.
+// and Name decides, as in the seed's connections.json; UserID, AccessToken
+// and Channel further restrict.
 type ConnectionQuery struct {
 	ID          string `json:"id,omitempty"`
 	UserID      string `json:"userId,omitempty"`
 	AccessToken string `json:"accessToken,omitempty"`
-	ClientID    string `json:"clientId,omitempty"`
+	// Channel keeps the connections in that channel.
+	Channel  string `json:"channel,omitempty"`
+	ClientID string `json:"clientId,omitempty"`
 	// Name matches user names containing it, case-insensitively.
 	Name string `json:"name,omitempty"`
 	// Limit, when positive, keeps the first Limit connections of the
@@ -26,6 +29,9 @@ func (q ConnectionQuery) match(c *Conn) bool {
 		return false
 	}
 	if q.AccessToken != "" && c.user.AccessToken != q.AccessToken {
+		return false
+	}
+	if q.Channel != "" && !slices.Contains(c.Channels(), q.Channel) {
 		return false
 	}
 	switch {
@@ -96,6 +102,8 @@ func (h *Hub) localConnections(q ConnectionQuery) ([]ConnectionInfo, int) {
 		all = h.byUser.list(q.UserID)
 	case q.AccessToken != "":
 		all = h.byToken.list(q.AccessToken)
+	case q.Channel != "":
+		all = h.byChannel.list(q.Channel)
 	default:
 		h.conns.each(func(c *Conn) { all = append(all, c) })
 	}
@@ -223,6 +231,8 @@ func (h *Hub) CountConnections(ctx context.Context, q ConnectionQuery) ([]Connec
 		t.UserIDs = []string{q.UserID}
 	case q.AccessToken != "":
 		t.AccessTokens = []string{q.AccessToken}
+	case q.Channel != "":
+		t.Channels = []string{q.Channel}
 	}
 	replies, err := h.survey(ctx, OpConnections, t, q)
 	for _, r := range replies {

@@ -157,6 +157,30 @@ func (ix *index) size(key string) int {
 	return n
 }
 
+// eachKey calls fn for every key with a snapshot of its connections,
+// taken under the key's shard lock and passed after it is released.
+func (ix *index) eachKey(fn func(key string, conns []*Conn)) {
+	for i := range ix {
+		type entry struct {
+			key   string
+			conns []*Conn
+		}
+		var entries []entry
+		ix[i].mu.RLock()
+		for key, set := range ix[i].sets {
+			e := entry{key: key, conns: make([]*Conn, 0, len(set))}
+			for c := range set {
+				e.conns = append(e.conns, c)
+			}
+			entries = append(entries, e)
+		}
+		ix[i].mu.RUnlock()
+		for _, e := range entries {
+			fn(e.key, e.conns)
+		}
+	}
+}
+
 // keys returns the number of distinct keys.
 func (ix *index) keys() int {
 	n := 0
@@ -166,4 +190,81 @@ func (ix *index) keys() int {
 		ix[i].mu.RUnlock()
 	}
 	return n
+}
+
+// indexKeys lists the indices and keys c is registered under, with the
+// routing key prefix of each. The caller holds c.chanMu.
+func (h *Hub) indexKeys(c *Conn, fn func(ix *index, key, prefix string)) {
+	if c.user.ID != "" {
+		fn(&h.byUser, c.user.ID, KeyUserPrefix)
+	}
+	if c.user.AccessToken != "" {
+		fn(&h.byToken, c.user.AccessToken, KeyTokenPrefix)
+	}
+	if c.user.TenantID != "" {
+		fn(&h.byTenant, c.user.TenantID, KeyTenantPrefix)
+	}
+	for _, ch := range c.channels {
+		fn(&h.byChannel, ch, KeyChanPrefix)
+	}
+	if c.capKey != "" {
+		fn(&h.byClient, c.capKey, "")
+	}
+	if c.ownerKey != "" {
+		fn(&h.byOwner, c.ownerKey, "")
+	}
+}
+
+// routingKeysOf lists the routing keys of c's connection and indices.
+func (h *Hub) routingKeysOf(c *Conn) []string {
+	keys := []string{KeyConnPrefix + c.id}
+	c.chanMu.Lock()
+	defer c.chanMu.Unlock()
+	h.indexKeys(c, func(_ *index, key, prefix string) {
+		if prefix != "" {
+			keys = append(keys, prefix+key)
+		}
+	})
+	return keys
+}
+
+func (h *Hub) register(c *Conn) {
+	c.chanMu.Lock()
+	defer c.chanMu.Unlock()
+	h.conns.add(c)
+	h.indexKeys(c, func(ix *index, key, prefix string) {
+		if ix.add(key, c) && prefix != "" && h.interest != nil {
+			h.interest.SetInterest(h.cfg.App, prefix+key, true)
+		}
+	})
+	if h.interest != nil {
+		h.interest.SetInterest(h.cfg.App, KeyConnPrefix+c.id, true)
+	}
+}
+
+// unregister removes an ended connection and runs the disconnect hooks.
+func (h *Hub) unregister(c *Conn) {
+	if h.conns.get(c.id) != c {
+		return
+	}
+	h.conns.remove(c)
+	c.chanMu.Lock()
+	c.gone = true
+	h.indexKeys(c, func(ix *index, key, prefix string) {
+		if ix.remove(key, c) && prefix != "" && h.interest != nil {
+			h.interest.SetInterest(h.cfg.App, prefix+key, false)
+		}
+	})
+	c.chanMu.Unlock()
+	if h.interest != nil {
+		h.interest.SetInterest(h.cfg.App, KeyConnPrefix+c.id, false)
+	}
+	reason := c.Reason()
+	h.log.Debug().Str("conn", c.id).Str("user", c.user.ID).Str("reason", reason.String()).Msg("disconnected")
+	h.hooksMu.RLock()
+	hooks := h.onDisconnect
+	h.hooksMu.RUnlock()
+	for _, fn := range hooks {
+		fn(c, reason)
+	}
 }

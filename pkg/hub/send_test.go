@@ -200,7 +200,7 @@ func TestSendErrors(t *testing.T) {
 
 func TestSendToUnattachedConnection(t *testing.T) {
 	h := newTestHub(t, Config{Writers: -1})
-	c := mustConnect(t, h, ConnectRequest{User: User{ID: "u1", TenantID: "t"}, Channel: "ch"})
+	c := mustConnect(t, h, ConnectRequest{User: User{ID: "u1", TenantID: "t"}, Channels: []string{"ch"}})
 	n, err := h.Send(context.Background(), Target{UserIDs: []string{"u1"}, TenantIDs: []string{"t"}, Channels: []string{"ch"},
 		ConnectionIDs: []string{c.ID()}}, Event{Name: "x", Data: "1"})
 	if err != nil || n != 1 {

@@ -28,6 +28,13 @@ const (
 	OpListeners = "listeners"
 	// OpAck: Target = one connection; Args = AckArgs; Count = acked.
 	OpAck = "ack"
+	// OpChannelChange: Target selects; Args = ChannelArgs; Count = the
+	// connections whose channels changed; for a browser's own call (Owner
+	// set) Data = the connection's channels afterwards.
+	OpChannelChange = "channel-change"
+	// OpChannels: Args = ChannelsQuery; Data = the node's channels, each
+	// with its connections and distinct owners.
+	OpChannels = "channels"
 )
 
 // Request is a question to other nodes.
@@ -149,6 +156,13 @@ func (h *Hub) HandleSurvey(ctx context.Context, app string, req Request) (Reply,
 				rep.Count = h.ackLocal(ctx, c, a.IDs)
 				rep.Data = json.RawMessage("true")
 			}
+		}
+	case OpChannelChange:
+		rep, err = h.handleChannelChange(ctx, req, rep)
+	case OpChannels:
+		var q ChannelsQuery
+		if err = unmarshalArgs(req.Args, &q); err == nil {
+			rep.Data, err = json.Marshal(h.localChannels(q))
 		}
 	default:
 		err = fmt.Errorf("hub: unknown survey op %q", req.Op)

@@ -167,7 +167,7 @@ func TestTransportInterest(t *testing.T) {
 	if got := interestStrings(tr.takeInterest()); !slices.Equal(got, []string{"app +all"}) {
 		t.Errorf("New: interest %v", got)
 	}
-	req := ConnectRequest{User: User{ID: "1", TenantID: "t", AccessToken: "k"}, Channel: "c", Info: ClientInfo{ClientID: "cl"}}
+	req := ConnectRequest{User: User{ID: "1", TenantID: "t", AccessToken: "k"}, Channels: []string{"c"}, Info: ClientInfo{ClientID: "cl"}}
 	c1 := mustConnect(t, h, req)
 	want := []string{"app +c:c", "app +k:k", "app +t:t", "app +u:1", "app +x:" + c1.ID()}
 	sort.Strings(want)
@@ -559,7 +559,7 @@ func TestConnectAwaitsRoutes(t *testing.T) {
 	h := newTestHub(t, Config{Writers: -1, Transport: rt, RouteTimeout: time.Hour})
 	connected := make(chan *Conn, 1)
 	go func() {
-		connected <- mustConnect(t, h, ConnectRequest{User: User{ID: "u1", AccessToken: "k1", TenantID: "t1"}, Channel: "ch"})
+		connected <- mustConnect(t, h, ConnectRequest{User: User{ID: "u1", AccessToken: "k1", TenantID: "t1"}, Channels: []string{"ch"}})
 	}()
 	keys := <-rt.awaited
 	select {

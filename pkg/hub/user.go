@@ -10,6 +10,10 @@ type User struct {
 	Name        string `json:"name,omitempty"`
 	TenantID    string `json:"tenantId,omitempty"`
 	AccessToken string `json:"accessToken,omitempty"`
+	// Channels are the channels the identity grants: exact names, which a
+	// connection of the user joins when it connects, and patterns, which
+	// the app's channel policy may accept for joins from the browser.
+	Channels []string `json:"channels,omitempty"`
 	// Claims carries extra attributes of the user (JWT claims, the
 	// webhook's answer) that introspection shows as the user object.
 	Claims map[string]any `json:"claims,omitempty"`

@@ -18,7 +18,7 @@ const RetryAfter = "10"
 func Status(err error) int {
 	switch {
 	case errors.Is(err, hub.ErrInvalidEvent), errors.Is(err, hub.ErrNoTarget),
-		errors.Is(err, hub.ErrInvalidName), errors.Is(err, hub.ErrTooManyListeners):
+		errors.Is(err, hub.ErrInvalidName), errors.Is(err, hub.ErrTooManyListeners), errors.Is(err, hub.ErrTooManyChannels):
 		return http.StatusBadRequest
 	case errors.Is(err, hub.ErrTokenExpired):
 		return http.StatusUnauthorized

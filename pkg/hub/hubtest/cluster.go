@@ -228,13 +228,14 @@ func (c *cluster) awaitNodes(h *hub.Hub, want int) {
 }
 
 // connectHandler connects a stream with the identity and options of the
-// query: userId, name, tenantId, token, channel, listeners=a,b.
+// query: userId, name, tenantId, token, channel (repeated for several),
+// listeners=a,b.
 func connectHandler(h *hub.Hub) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		req := hub.ConnectRequest{
-			User:    hub.User{ID: q.Get("userId"), Name: q.Get("name"), TenantID: q.Get("tenantId"), AccessToken: q.Get("token")},
-			Channel: q.Get("channel"),
+			User:     hub.User{ID: q.Get("userId"), Name: q.Get("name"), TenantID: q.Get("tenantId"), AccessToken: q.Get("token")},
+			Channels: q["channel"],
 		}
 		if l := q.Get("listeners"); l != "" {
 			req.Listeners = strings.Split(l, ",")
@@ -276,7 +277,7 @@ func (c *cluster) connectApp(i int, name string, kv ...string) *stream {
 	nd := c.nodes[i]
 	q := url.Values{}
 	for j := 0; j+1 < len(kv); j += 2 {
-		q.Set(kv[j], kv[j+1])
+		q.Add(kv[j], kv[j+1])
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, nd.srv.URL+"/"+name+"?"+q.Encode(), nil)

@@ -2,6 +2,7 @@ package hubtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -23,6 +24,7 @@ func Run(t *testing.T, f Factory) {
 		{"Disconnect", 3, []string{app}, testDisconnect},
 		{"AppsIsolated", 3, []string{app, otherApp}, testAppsIsolated},
 		{"NodeDeath", 3, []string{app}, testNodeDeath},
+		{"Channels", 3, []string{app}, testChannels},
 		{"Resubscribe", 2, []string{app}, testResubscribe},
 	}
 	for _, tc := range tests {
@@ -329,5 +331,58 @@ func testResubscribe(t *testing.T, c *cluster) {
 	}
 	if st, err := c.nodes[0].hub.Stats(context.Background()); err != nil || st.Connections != 2 {
 		t.Errorf("Stats after the restart = %+v, %v; want 2 connections", st, err)
+	}
+}
+
+// testChannels: a server-side subscribe or unsubscribe through any node
+// changes the matching connections on every node, counted once each; a
+// browser's own change reaches its connection from any node, for its owner
+// only; the channel list counts connections and users cluster-wide.
+func testChannels(t *testing.T, c *cluster) {
+	ctx := context.Background()
+	a0 := c.connect(0, "userId", "alice", "channel", "news", "channel", "sport")
+	a1 := c.connect(1, "userId", "alice")
+	b2 := c.connect(2, "userId", "bob", "channel", "news")
+	alice := hub.Target{UserIDs: []string{"alice"}}
+	ch := func(name string) hub.Target { return hub.Target{Channels: []string{name}} }
+
+	if n, err := c.nodes[2].hub.Subscribe(ctx, alice, []string{"team"}, true); err != nil || n != 2 {
+		t.Fatalf("Subscribe(alice, team) via node-3 = %d, %v; want 2", n, err)
+	}
+	if n, err := c.nodes[1].hub.Subscribe(ctx, alice, []string{"team"}, true); err != nil || n != 0 {
+		t.Errorf("Subscribe(alice, team) again = %d, %v; want 0 (nothing changed)", n, err)
+	}
+	c.wantSend(1, ch("team"), "team-1", 2)
+	c.wantSend(0, ch("news"), "news-1", 2)
+	c.wantSend(2, ch("sport"), "sport-1", 1)
+
+	want := []hub.ChannelInfo{{Name: "news", Connections: 2, Users: 2}, {Name: "sport", Connections: 1, Users: 1}, {Name: "team", Connections: 2, Users: 1}}
+	if got, err := c.nodes[1].hub.Channels(ctx, hub.ChannelsQuery{}); err != nil || !slices.Equal(got, want) {
+		t.Errorf("Channels via node-2 = %+v, %v; want %+v", got, err, want)
+	}
+
+	if _, err := c.nodes[2].hub.ChangeChannels(ctx, a0.id, hub.User{ID: "bob"}, false, []string{"news"}); !errors.Is(err, hub.ErrUnknownConnection) {
+		t.Errorf("bob changing alice's channels: %v, want ErrUnknownConnection", err)
+	}
+	if got, err := c.nodes[2].hub.ChangeChannels(ctx, a0.id, hub.User{ID: "alice"}, false, []string{"news", "sport"}); err != nil || !slices.Equal(got, []string{"team"}) {
+		t.Errorf("alice leaving news and sport via node-3 = %v, %v; want [team]", got, err)
+	}
+	if n, err := c.nodes[0].hub.Subscribe(ctx, ch("news"), []string{"news"}, false); err != nil || n != 1 {
+		t.Errorf("Unsubscribe(news) via node-1 = %d, %v; want 1 (bob's)", n, err)
+	}
+	c.wantSend(0, ch("news"), "news-2", 0)
+	c.wantSend(0, ch("team"), "team-2", 2)
+	c.wantSend(0, all, "fence", 3)
+	for _, tc := range []struct {
+		s    *stream
+		want []string
+	}{
+		{a0, []string{"team-1", "news-1", "sport-1", "team-2"}},
+		{a1, []string{"team-1", "team-2"}},
+		{b2, []string{"news-1"}},
+	} {
+		if got := tc.s.eventsUntil("fence"); !slices.Equal(got, tc.want) {
+			t.Errorf("stream %s on %s got %v, want %v", tc.s.id, tc.s.node, got, tc.want)
+		}
 	}
 }
