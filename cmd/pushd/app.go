@@ -30,7 +30,7 @@ func (s *server) newAuth(ac AppConfig) (auth.Authenticator, error) {
 			PublicKeyFile: j.PublicKeyFile, JWKSURL: j.JWKSURL, JWKSRefresh: time.Duration(j.JWKSRefresh),
 			JWKSTimeout: time.Duration(j.JWKSTimeout), AllowAnonymous: j.AllowAnonymous, Sources: j.Sources, Issuer: j.Issuer, Audience: j.Audience,
 			Leeway: time.Duration(j.Leeway), AllowNoExpiry: j.AllowNoExpiry, UserClaim: j.UserClaim, TenantClaim: j.TenantClaim,
-			NameClaim: j.NameClaim, AccessTokenClaim: j.AccessTokenClaim})
+			NameClaim: j.NameClaim, AccessTokenClaim: j.AccessTokenClaim, ChannelsClaim: j.ChannelsClaim})
 	case "webhook":
 		w := ac.Auth.Webhook
 		return auth.NewWebhook(auth.WebhookConfig{URL: w.URL, App: ac.Name, Headers: w.Headers,
@@ -50,7 +50,7 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 		ReconnectTime: time.Duration(ac.ReconnectTime), Keepalive: time.Duration(ac.Keepalive),
 		MaxConnectionsPerClient: ac.MaxConnectionsPerClient, ClientCapByDomain: ac.ClientCapByDomain,
 		MaxConnectionsPerUser: ac.MaxConnectionsPerUser, MaxConnections: ac.MaxConnections,
-		MaxListeners: ac.MaxListeners, MaxNameLength: ac.MaxNameLength, MaxKeepalive: time.Duration(ac.MaxKeepalive),
+		MaxListeners: ac.MaxListeners, MaxChannels: ac.Channels.MaxPerConnection, MaxNameLength: ac.MaxNameLength, MaxKeepalive: time.Duration(ac.MaxKeepalive),
 		Transport:  s.transport,
 		Repository: s.repo, QoSTTL: time.Duration(s.cfg.QoS.TTL), RedeliverAfter: time.Duration(s.cfg.QoS.RedeliverAfter),
 		ObserveCluster: func(op string, took time.Duration, err error) {
@@ -87,9 +87,17 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 				TenantID: call.User.TenantID, ConnectionID: call.ConnectionID})
 		})
 	}
-	wh, err := web.New(web.Config{Hub: h, Path: ac.Path, Auth: authn, Upstream: up,
+	policy, err := channelPolicy(ac)
+	if err != nil {
+		return nil, fmt.Errorf("channels: %w", err)
+	}
+	wcfg := web.Config{Hub: h, Path: ac.Path, Auth: authn, Upstream: up,
 		EnableJSON: ac.EnableJSONEndpoints, MaxBody: ac.Upstream.MaxBody, CORSOrigins: ac.CORS,
-		ReadTimeout: time.Duration(s.cfg.HTTP.ReadTimeout), Logger: s.log})
+		ReadTimeout: time.Duration(s.cfg.HTTP.ReadTimeout), Logger: s.log}
+	if policy != nil { // a nil *Policy in the interface would not be nil
+		wcfg.Channels = policy
+	}
+	wh, err := web.New(wcfg)
 	if err != nil {
 		return nil, err // "web: …"
 	}

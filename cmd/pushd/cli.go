@@ -242,4 +242,9 @@ apps:
     #   url: https://backend.internal/pushd/presence
     #   secret: "{{.Secret.hooks}}"
     # cors: [https://app.example]   # pages on other origins that may call pushd
+    channels:                   # which channels a browser may join (docs/channels.md)
+      namespaces:
+        - {prefix: "public.", join: public}        # anyone signed in
+        - {match: "tenant/{tenant}/*", join: public} # only the user's own tenant
+        - {prefix: "team.", join: identity}        # only those the token's "channels" claim grants
 `))

@@ -227,6 +227,8 @@ type AppConfig struct {
 	EnableJSONEndpoints bool `yaml:"enable_json_endpoints"`
 	// CORS lists the origins allowed to call cross-origin.
 	CORS []string `yaml:"cors"`
+	// Channels are the app's channel limits and namespaces.
+	Channels ChannelsConfig `yaml:"channels"`
 }
 
 // AuthConfig selects how browsers are authenticated.
@@ -251,6 +253,7 @@ type AuthConfig struct {
 		TenantClaim      string   `yaml:"tenant_claim"`
 		NameClaim        string   `yaml:"name_claim"`
 		AccessTokenClaim string   `yaml:"access_token_claim"`
+		ChannelsClaim    string   `yaml:"channels_claim"`
 	} `yaml:"jwt"`
 	Webhook struct {
 		URL         string   `yaml:"url"`

@@ -25,6 +25,8 @@ apps:
     auth: {mode: demo}
     api_keys: [demo-key]
     enable_json_endpoints: true
+    channels:
+      namespaces: [{match: "*", join: public}]
 `
 
 // loadConfig reads file (the embedded demo when empty), applies the

@@ -23,6 +23,7 @@ func (s *server) metrics() *prometheus.Registry {
 		}
 		gauge("pushd_connections", "Open SSE connections on this node.", func(st hub.Stats) int { return st.Connections })
 		gauge("pushd_users", "Users with a connection on this node.", func(st hub.Stats) int { return st.Users })
+		gauge("pushd_channels", "Channels with a connection on this node.", func(st hub.Stats) int { return st.Channels })
 		counter := counterFunc(reg, labels, h.Counters)
 		counter("pushd_sends_total", "Sends published from this node.", func(c hub.Counters) uint64 { return c.Sends })
 		counter("pushd_deliveries_total", "Events queued to connections of this node.", func(c hub.Counters) uint64 { return c.Deliveries })

@@ -125,5 +125,6 @@ func validateApps(apps []AppConfig, p *problems) {
 		if a.QueueSize < 0 || a.Upstream.MaxBody < 0 {
 			p.addf("%s: queue_size and upstream.max_body must not be negative", key)
 		}
+		validateChannels(*a, key, p)
 	}
 }

@@ -126,7 +126,7 @@ func (h *Hub) changeChannelsLocal(ctx context.Context, c *Conn, args ChannelArgs
 	if args.Owner != nil && !owns(*args.Owner, c) {
 		return false, ErrUnknownConnection
 	}
-	var added []string
+	var added, removed []string
 	c.chanMu.Lock()
 	if c.gone {
 		c.chanMu.Unlock()
@@ -147,10 +147,13 @@ func (h *Hub) changeChannelsLocal(ctx context.Context, c *Conn, args ChannelArgs
 		c.chanMu.Unlock()
 		return false, fmt.Errorf("%w: the connection would be in %d channels, at most %d", ErrTooManyChannels, len(next), limit)
 	}
-	changed := len(next) != len(c.channels) || len(added) > 0
+	changed := len(removed) > 0 || len(added) > 0
 	for _, ch := range c.channels {
-		if _, keep := slices.BinarySearch(next, ch); !keep && h.byChannel.remove(ch, c) && h.interest != nil {
-			h.interest.SetInterest(h.cfg.App, KeyChanPrefix+ch, false)
+		if _, keep := slices.BinarySearch(next, ch); !keep {
+			removed = append(removed, ch)
+			if h.byChannel.remove(ch, c) && h.interest != nil {
+				h.interest.SetInterest(h.cfg.App, KeyChanPrefix+ch, false)
+			}
 		}
 	}
 	for _, ch := range added {
@@ -160,6 +163,7 @@ func (h *Hub) changeChannelsLocal(ctx context.Context, c *Conn, args ChannelArgs
 	}
 	c.channels = next
 	c.chanMu.Unlock()
+	h.channelChanged(c, added, removed)
 	if len(added) > 0 {
 		keys := make([]string, len(added))
 		for i, ch := range added {

@@ -32,6 +32,7 @@ type Hub struct {
 	onConnect        []func(*Conn)
 	onDisconnect     []func(*Conn, DisconnectReason)
 	onListenerChange []func(ListenerChange)
+	onChannelChange  []func(ChannelChange)
 
 	durMu   sync.Mutex
 	pending map[string]int64 // routing key → sse-set-duration waiting for its next connection
@@ -53,6 +54,15 @@ type ListenerChange struct {
 	Added  bool // false: removed
 	Before []string
 	After  []string
+}
+
+// ChannelChange tells a channel-change hook that a connection joined or
+// left a channel: at connect, with Subscribe or ChangeChannels, and when it
+// ends.
+type ChannelChange struct {
+	Conn    *Conn
+	Channel string
+	Joined  bool // false: left
 }
 
 // New builds a hub from cfg.
@@ -119,6 +129,30 @@ func (h *Hub) OnListenerChange(fn func(ListenerChange)) {
 	h.hooksMu.Lock()
 	h.onListenerChange = append(h.onListenerChange, fn)
 	h.hooksMu.Unlock()
+}
+
+// OnChannelChange registers fn to run for every channel a connection joins
+// or leaves. Hooks must not block.
+func (h *Hub) OnChannelChange(fn func(ChannelChange)) {
+	h.hooksMu.Lock()
+	h.onChannelChange = append(h.onChannelChange, fn)
+	h.hooksMu.Unlock()
+}
+
+// channelChanged runs the channel-change hooks for c's channels joined
+// and left.
+func (h *Hub) channelChanged(c *Conn, joined, left []string) {
+	h.hooksMu.RLock()
+	hooks := h.onChannelChange
+	h.hooksMu.RUnlock()
+	for _, fn := range hooks {
+		for _, ch := range joined {
+			fn(ChannelChange{Conn: c, Channel: ch, Joined: true})
+		}
+		for _, ch := range left {
+			fn(ChannelChange{Conn: c, Channel: ch})
+		}
+	}
 }
 
 // newConnID returns 128 random bits, URL-safe.
@@ -273,6 +307,7 @@ func (h *Hub) started(c *Conn) {
 	for _, fn := range hooks {
 		fn(c)
 	}
+	h.channelChanged(c, c.Channels(), nil)
 	h.deliverPendingDuration(c)
 	if h.cfg.Repository != nil {
 		go h.replay(context.Background(), c)

@@ -74,6 +74,10 @@ type Stats struct {
 	Users        int `json:"users"`
 	AccessTokens int `json:"accessTokens"`
 	Tenants      int `json:"tenants"`
+	// Channels counts the channels with a connection: on this node in
+	// LocalStats; Stats gives the largest node's count, a lower bound
+	// (Hub.Channels counts exactly).
+	Channels int `json:"channels"`
 }
 
 // Conn returns the local connection with id, or nil.
@@ -204,6 +208,7 @@ func (h *Hub) LocalStats() Stats {
 		Users:        h.byUser.keys(),
 		AccessTokens: h.byToken.keys(),
 		Tenants:      h.byTenant.keys(),
+		Channels:     h.byChannel.keys(),
 	}
 }
 
@@ -267,6 +272,7 @@ func (h *Hub) Stats(ctx context.Context) (Stats, error) {
 		st.Connections += s.Connections
 		st.AccessTokens += s.AccessTokens
 		st.Tenants += s.Tenants
+		st.Channels = max(st.Channels, s.Channels)
 	})
 	users, uerr := h.Users(ctx, UsersQuery{})
 	if uerr == nil {

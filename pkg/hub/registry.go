@@ -255,7 +255,9 @@ func (h *Hub) unregister(c *Conn) {
 			h.interest.SetInterest(h.cfg.App, prefix+key, false)
 		}
 	})
+	left := c.channels
 	c.chanMu.Unlock()
+	h.channelChanged(c, nil, left)
 	if h.interest != nil {
 		h.interest.SetInterest(h.cfg.App, KeyConnPrefix+c.id, false)
 	}

@@ -84,6 +84,10 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if req.Channels, err = h.connectChannels(r, user, params); err != nil {
+		channelError(w, err)
+		return
+	}
 	c, err := h.hub.Connect(r.Context(), req)
 	if err != nil {
 		hubError(w, err)
@@ -110,7 +114,6 @@ func (h *Handler) connectRequest(r *http.Request, p map[string]string, user hub.
 	}
 	req := hub.ConnectRequest{
 		User:            user,
-		Channel:         p["channel"],
 		SessionDuration: num("sessionDuration"),
 		CanAck:          p["ack"] == "1" || p["ack"] == "true",
 		LastEventID:     r.Header.Get("Last-Event-ID"),

@@ -60,6 +60,12 @@ type Config struct {
 	// calls) from any other origin than these and the server's own is
 	// refused with 403. Default none (same origin only).
 	CORSOrigins []string
+	// Channels decides which channels a browser may join, at connect
+	// (channel=, channels=a,b) and with subscribe.do; pkg/channels
+	// implements it. Default nil: browsers join only the channels their
+	// identity names exactly (hub.User.Channels), which every connection
+	// of the user joins at connect anyway.
+	Channels ChannelPolicy
 	// Wrap wraps successful JSON answers. Default: the seed server's
 	// {"success":true,"code":200,"data":…,"message":null,"errorMessage":null}.
 	Wrap func(data any) any
@@ -193,6 +199,10 @@ func (h *Handler) serveCall(w http.ResponseWriter, r *http.Request, name string)
 		serve = func(u hub.User) { h.serveListener(w, r, u, true) }
 	case name == "removeListener.do":
 		serve = func(u hub.User) { h.serveListener(w, r, u, false) }
+	case name == "subscribe.do":
+		serve = func(u hub.User) { h.serveChannels(w, r, u, true) }
+	case name == "unsubscribe.do":
+		serve = func(u hub.User) { h.serveChannels(w, r, u, false) }
 	case name == "ack.do":
 		serve = func(u hub.User) { h.serveAck(w, r, u) }
 	case name == "disconnect.do":
