@@ -102,6 +102,28 @@ func TestAPIContract(t *testing.T) {
 	if f := s.frame(); field(f, "data") != "4" {
 		t.Errorf("streamed batch frame %q", f)
 	}
+	if got := call("POST", api+"subscribe", key, `{"to":{"userIds":["ann"]},"channels":["room-7"]}`, 200); got != `{"changed":1}`+"\n" {
+		t.Errorf("subscribe: %s", got)
+	}
+	if got := send(`{"to":{"channels":["room-7"]},"event":"bell","data":5}`, 200); !strings.Contains(got, `"delivered":1`) {
+		t.Errorf("send to the channel: %s", got)
+	}
+	if f := s.frame(); field(f, "data") != "5" {
+		t.Errorf("channel frame %q", f)
+	}
+	if got := call("GET", api+"channels?prefix=room-&pageSize=10", key, "", 200); !strings.Contains(got, `{"name":"room-7","connections":1,"users":1}`) {
+		t.Errorf("channels: %s", got)
+	}
+	if got := call("GET", api+"channels/room-7/presence?pageSize=1", key, "", 200); !strings.Contains(got, `"users":[{"id":"ann","name":"Ann","connections":1}]`) ||
+		!strings.Contains(got, `"channels":["room-7"]`) {
+		t.Errorf("presence: %s", got)
+	}
+	call("POST", api+"subscribe", key, `{"to":{},"channels":["room-7"]}`, 400)
+	call("POST", api+"subscribe", key, `{"to":{"userIds":["ann"]},"channels":["a\nb"]}`, 400)
+	call("POST", api+"unsubscribe", key, `{"to":{"userIds":["ann"]},"channels":[]}`, 400)
+	if got := call("POST", api+"unsubscribe", key, `{"to":{"userIds":["ann"]},"channels":["room-7"]}`, 200); got != `{"changed":1}`+"\n" {
+		t.Errorf("unsubscribe: %s", got)
+	}
 	send(`{}`, 400)
 	send(`{"to":{"all":true},"event":"a\r\nevent: x"}`, 400)
 	send(`{"to":{"all":true},"event":"a","extra":1}`, 400)

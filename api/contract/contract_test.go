@@ -29,6 +29,8 @@ func validator(t *testing.T) *contract.Validator {
 // pkg/api, and the contract itself.
 func TestOperations(t *testing.T) {
 	want := []string{
+		"GET /api/v1/apps/{app}/channels",
+		"GET /api/v1/apps/{app}/channels/{name}/presence",
 		"GET /api/v1/apps/{app}/connections",
 		"GET /api/v1/apps/{app}/messages",
 		"GET /api/v1/apps/{app}/online",
@@ -38,6 +40,8 @@ func TestOperations(t *testing.T) {
 		"POST /api/v1/apps/{app}/disconnect",
 		"POST /api/v1/apps/{app}/duration",
 		"POST /api/v1/apps/{app}/send",
+		"POST /api/v1/apps/{app}/subscribe",
+		"POST /api/v1/apps/{app}/unsubscribe",
 	}
 	if got := validator(t).Operations(); !slices.Equal(got, want) {
 		t.Fatalf("operations\n got %q\nwant %q", got, want)

@@ -57,6 +57,10 @@ func TestGoTypesMatchSchemas(t *testing.T) {
 		{"MessagePage", filled[httpx.Page[qos.Message]](), true},
 		{"DisconnectRequest", filled[api.DisconnectRequest](), true},
 		{"DurationRequest", filled[api.DurationRequest](), true},
+		{"SubscribeRequest", filled[api.SubscribeRequest](), true},
+		{"ChannelInfo", filled[hub.ChannelInfo](), true},
+		{"ChannelPage", filled[httpx.Page[hub.ChannelInfo]](), true},
+		{"Presence", filled[api.Presence](), true},
 
 		{"SendRequest", clientMsg, false},
 		{"Target", filled[client.Target](), false},
@@ -66,6 +70,7 @@ func TestGoTypesMatchSchemas(t *testing.T) {
 		{"ConnectionInfo", filled[client.Connection](), false},
 		{"Stats", filled[client.Stats](), false},
 		{"StoredMessage", filled[client.StoredMessage](), false},
+		{"ChannelInfo", filled[client.Channel](), false},
 	} {
 		t.Run(reflect.TypeOf(tc.value).String(), func(t *testing.T) {
 			if err := v.CheckValue(tc.schema, tc.value); err != nil {

@@ -68,6 +68,10 @@ func New(cfg Config) (*Handler, error) {
 	h.handle("POST "+base+"disconnect", h.disconnect)
 	h.handle("POST "+base+"duration", h.duration)
 	h.handle("GET "+base+"messages", h.messages)
+	h.handle("POST "+base+"subscribe", h.subscription(true))
+	h.handle("POST "+base+"unsubscribe", h.subscription(false))
+	h.handle("GET "+base+"channels", h.channels)
+	h.handle("GET "+base+"channels/{name}/presence", h.presence)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -1,7 +1,7 @@
 // Package api serves pushd's server API for backends in any language,
 // under /api/v1/apps/{app}/: send (every target kind, listening, QoS,
 // async, and batches of sends), online users, connections, stats,
-// disconnect, set-duration and the QoS backlog. Every call needs one of
+// disconnect, set-duration, channels and the QoS backlog. Every call needs one of
 // the app's API keys as a Bearer token, checked before the body is read;
 // errors are {"error": "..."} with a proper status.
 //
@@ -45,6 +45,23 @@
 // and is skipped); the number of lines is not, only the server's read
 // timeout bounds the call. Empty lines are skipped; a malformed line gets
 // a 400 result and the stream goes on.
+//
+// # Channels
+//
+// POST …/subscribe and …/unsubscribe take a SubscribeRequest,
+//
+//	{"to": {"userIds": ["42"]}, "channels": ["room-7"]}
+//
+// and make the connections the target addresses, on every node, join or
+// leave the channels, answering {"changed": N}, the connections whose
+// channel set changed. The backend is trusted: no namespace policy
+// applies, only the hub's name checks and bound of channels per
+// connection (400 otherwise). GET …/channels lists the active channels,
+// cluster-wide, by name, with their connection and user counts, paged
+// like users (prefix= narrows). GET …/channels/{name}/presence answers a
+// Presence: the connection count, the users and one page of the
+// connections; it gathers every connection of the channel, so it costs
+// in proportion to the channel.
 //
 // A Handler is safe for concurrent use.
 package api

@@ -35,9 +35,10 @@ type Config struct {
 	// with the ctx of each method.
 	HTTPClient *http.Client
 	// Retries is how many times a read (users, connections, stats,
-	// online, messages) is tried again after a network error or a 502,
-	// 503 or 504 answer. Sends, disconnects and duration changes are never
-	// retried. Default 2; -1 disables retries.
+	// online, messages, channels, presence) is tried again after a
+	// network error or a 502, 503 or 504 answer. Sends, disconnects,
+	// duration and channel changes are never retried. Default 2; -1
+	// disables retries.
 	Retries int
 	// RetryWait is the wait before the first retry, doubled before each
 	// further one up to 2 s; the ctx bounds the waiting. Default
@@ -243,6 +244,53 @@ func (c *Client) SetDuration(ctx context.Context, to Target, seconds int64) (int
 	}
 	_, err := c.call(ctx, http.MethodPost, "duration", nil, req, &res)
 	return res.Reached, err
+}
+
+// Subscribe makes every connection to addresses, on every node, join the
+// channels, and returns how many connections' channel sets changed. The
+// backend is trusted: no namespace policy applies, only the names and
+// the server's bound of channels per connection are checked. It is made
+// once; making it again changes nothing more, so it is safe to retry.
+func (c *Client) Subscribe(ctx context.Context, to Target, channels ...string) (int, error) {
+	return c.subscription(ctx, "subscribe", to, channels)
+}
+
+// Unsubscribe makes every connection to addresses, on every node, leave
+// the channels, and returns how many connections' channel sets changed.
+// It is made once, and is as safe to retry as Subscribe.
+func (c *Client) Unsubscribe(ctx context.Context, to Target, channels ...string) (int, error) {
+	return c.subscription(ctx, "unsubscribe", to, channels)
+}
+
+func (c *Client) subscription(ctx context.Context, path string, to Target, channels []string) (int, error) {
+	req := struct {
+		To       Target   `json:"to"`
+		Channels []string `json:"channels"`
+	}{to, channels}
+	var res struct {
+		Changed int `json:"changed"`
+	}
+	_, err := c.call(ctx, http.MethodPost, path, nil, req, &res)
+	return res.Changed, err
+}
+
+// Channels lists the active channels q selects, by name, with their
+// connection and user counts.
+func (c *Client) Channels(ctx context.Context, q ChannelsQuery) (Page[Channel], error) {
+	var p Page[Channel]
+	v := paging(q.PageNum, q.PageSize)
+	set(v, "prefix", q.Prefix)
+	_, err := c.call(ctx, http.MethodGet, "channels", v, nil, &p)
+	return p, err
+}
+
+// Presence tells who is in channel: its connection count, its users and
+// page pageNum (from 1) of its connections. pushd gathers every
+// connection of the channel to answer; use Channels for counts alone.
+func (c *Client) Presence(ctx context.Context, channel string, pageNum, pageSize int) (Presence, error) {
+	var p Presence
+	_, err := c.call(ctx, http.MethodGet, "channels/"+url.PathEscape(channel)+"/presence", paging(pageNum, pageSize), nil, &p)
+	return p, err
 }
 
 // Messages lists the QoS backlog q selects, oldest first. Without a QoS

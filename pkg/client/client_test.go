@@ -233,13 +233,81 @@ func TestReads(t *testing.T) {
 	}
 
 	st, err := c.Stats(ctx)
-	if err != nil || st != (client.Stats{Connections: 4, Users: 3, AccessTokens: 1, Tenants: 2}) {
+	if err != nil || st != (client.Stats{Connections: 4, Users: 3, AccessTokens: 1, Tenants: 2, Channels: 1}) {
 		t.Errorf("Stats = %+v, %v", st, err)
 	}
 	for user, want := range map[string]bool{"bob": true, "dan": false} {
 		if on, err := c.Online(ctx, user); err != nil || on != want {
 			t.Errorf("Online(%s) = %v, %v; want %v", user, on, err, want)
 		}
+	}
+}
+
+// TestChannels joins users to channels and takes them out, and lists the
+// channels and who is in one, checked on the streams.
+func TestChannels(t *testing.T) {
+	p := newPushd(t, false, nil)
+	c := newClient(t, client.Config{URL: p.URL, App: "hr", APIKey: "key"})
+	ctx := context.Background()
+	ann1 := connect(t, p, "userId=ann&name=Ann&tenantId=acme")
+	ann2 := connect(t, p, "userId=ann&name=Ann&tenantId=acme")
+	bob := connect(t, p, "userId=bob&name=Bob")
+	ann := client.Target{UserIDs: []string{"ann"}}
+	const odd = "room 2/é?" // escaped in the presence path
+
+	if n, err := c.Subscribe(ctx, ann, "room-1", odd); err != nil || n != 2 {
+		t.Fatalf("Subscribe(ann) = %d, %v; want 2", n, err)
+	}
+	if n, err := c.Subscribe(ctx, client.Target{UserIDs: []string{"bob"}}, "room-1"); err != nil || n != 1 {
+		t.Fatalf("Subscribe(bob) = %d, %v; want 1", n, err)
+	}
+	if n, err := c.SendToChannel(ctx, odd, "e", "hello"); err != nil || n != 2 {
+		t.Fatalf("SendToChannel = %d, %v; want 2", n, err)
+	}
+	await(t, ann1, "data:hello")
+	await(t, ann2, "data:hello")
+
+	list, err := c.Channels(ctx, client.ChannelsQuery{})
+	want := []client.Channel{{Name: odd, Connections: 2, Users: 1}, {Name: "room-1", Connections: 3, Users: 2}}
+	if err != nil || list.Total != 2 || !slices.Equal(list.List, want) {
+		t.Fatalf("Channels = %+v, %v; want %+v", list, err, want)
+	}
+	list, err = c.Channels(ctx, client.ChannelsQuery{Prefix: "room-", PageNum: 1, PageSize: 1})
+	if err != nil || list.Total != 1 || list.PageSize != 1 || !slices.Equal(list.List, want[1:]) {
+		t.Fatalf("Channels(room-) = %+v, %v", list, err)
+	}
+
+	pr, err := c.Presence(ctx, odd, 0, 0)
+	if err != nil || pr.Channel != odd || pr.Connections != 2 || pr.Total != 2 || len(pr.List) != 2 ||
+		!reflect.DeepEqual(pr.Users, []client.User{{ID: "ann", Name: "Ann", TenantID: "acme", Connections: 2}}) {
+		t.Fatalf("Presence(%q) = %+v, %v", odd, pr, err)
+	}
+	if cn := pr.List[0]; cn.AccessUserID != "ann" || !slices.Equal(cn.Channels, []string{odd, "room-1"}) || cn.Channel != odd {
+		t.Errorf("presence connection = %+v", cn)
+	}
+	pr, err = c.Presence(ctx, "room-1", 2, 2)
+	if err != nil || pr.Connections != 3 || len(pr.List) != 1 || pr.List[0].AccessUserID != "bob" || len(pr.Users) != 2 {
+		t.Fatalf("Presence(room-1, page 2) = %+v, %v", pr, err)
+	}
+
+	if n, err := c.Unsubscribe(ctx, ann, "room-1", odd); err != nil || n != 2 {
+		t.Fatalf("Unsubscribe(ann) = %d, %v; want 2", n, err)
+	}
+	if n, err := c.SendToChannel(ctx, "room-1", "e", "after"); err != nil || n != 1 {
+		t.Fatalf("SendToChannel after Unsubscribe = %d, %v; want 1", n, err)
+	}
+	await(t, bob, "data:after")
+	if _, err := c.SendToUser(ctx, "ann", "e", "marker"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*stream{ann1, ann2} {
+		if seen, err := s.until("data:marker"); err != nil || slices.Contains(seen, "data:after") {
+			t.Errorf("ann after Unsubscribe: %q, %v", seen, err)
+		}
+	}
+	pr, err = c.Presence(ctx, odd, 1, 10)
+	if err != nil || pr.Connections != 0 || len(pr.Users) != 0 || len(pr.List) != 0 {
+		t.Errorf("Presence(%q) after Unsubscribe = %+v, %v", odd, pr, err)
 	}
 }
 
@@ -365,12 +433,19 @@ func calls(c *client.Client) map[string]func(context.Context) error {
 			_, err := c.Messages(ctx, client.MessagesQuery{UserID: "ann"})
 			return err
 		},
+		"Subscribe":   func(ctx context.Context) error { _, err := c.Subscribe(ctx, to, "room"); return err },
+		"Unsubscribe": func(ctx context.Context) error { _, err := c.Unsubscribe(ctx, to, "room"); return err },
+		"Channels": func(ctx context.Context) error {
+			_, err := c.Channels(ctx, client.ChannelsQuery{Prefix: "r"})
+			return err
+		},
+		"Presence": func(ctx context.Context) error { _, err := c.Presence(ctx, "room", 1, 10); return err },
 	}
 }
 
 // reads are the methods that are retried.
 var reads = map[string]bool{"Users": true, "SearchUsers": true, "Connections": true,
-	"SearchConnections": true, "Stats": true, "Online": true, "Messages": true}
+	"SearchConnections": true, "Stats": true, "Online": true, "Messages": true, "Channels": true, "Presence": true}
 
 func wantStatus(t *testing.T, what string, err error, status int, msg string) {
 	t.Helper()
@@ -413,6 +488,12 @@ func TestErrors(t *testing.T) {
 		"disconnect nobody":   func() error { _, err := c.Disconnect(ctx, nil, nil, nil); return err },
 		"negative duration":   func() error { _, err := c.SetDuration(ctx, ann, -1); return err },
 		"duration to nobody":  func() error { _, err := c.SetDuration(ctx, client.Target{}, 1); return err },
+		"subscribe nobody":    func() error { _, err := c.Subscribe(ctx, client.Target{}, "room"); return err },
+		"subscribe to none":   func() error { _, err := c.Subscribe(ctx, ann); return err },
+		"unsubscribe bad name": func() error {
+			_, err := c.Unsubscribe(ctx, ann, "a\nb")
+			return err
+		},
 	}
 	for what, call := range bad {
 		err := call()
@@ -609,6 +690,8 @@ func TestWireShapes(t *testing.T) {
 		{from: &hub.Stats{}, to: &client.Stats{}},
 		{from: &qos.Message{}, to: &client.StoredMessage{}},
 		{from: &httpx.Page[hub.UserInfo]{}, to: &client.Page[client.User]{}, ignore: "timeout"},
+		{from: &hub.ChannelInfo{}, to: &client.Channel{}},
+		{from: &api.Presence{}, to: &client.Presence{}, ignore: "timeout"},
 		{from: &client.Target{}, to: &hub.Target{}},
 		{from: &client.Message{}, to: &api.SendRequest{}},
 	} {

@@ -203,13 +203,92 @@ func ExampleClient_SearchConnections() {
 func ExampleClient_Stats() {
 	p := mustStart()
 	defer p.Close()
-	p.mustConnect("userId=42&tenantId=acme")
+	p.mustConnect("userId=42&tenantId=acme&channel=board")
 	p.mustConnect("userId=43&tenantId=acme")
 	c, _ := client.New(client.Config{URL: p.URL, App: "hr", APIKey: "key"})
 
 	st, err := c.Stats(context.Background())
 	fmt.Printf("%+v %v\n", st, err)
-	// Output: {Connections:2 Users:2 AccessTokens:0 Tenants:1} <nil>
+	// Output: {Connections:2 Users:2 AccessTokens:0 Tenants:1 Channels:1} <nil>
+}
+
+func ExampleClient_Subscribe() {
+	p := mustStart()
+	defer p.Close()
+	p.mustConnect("userId=42")
+	p.mustConnect("userId=42")
+	c, _ := client.New(client.Config{URL: p.URL, App: "hr", APIKey: "key"})
+	ctx := context.Background()
+
+	// Both connections of user 42, on whichever nodes, join the room; a
+	// send to it reaches them.
+	changed, err := c.Subscribe(ctx, client.Target{UserIDs: []string{"42"}}, "room-7")
+	fmt.Println(changed, err)
+	n, err := c.SendToChannel(ctx, "room-7", "chat", "hello")
+	fmt.Println(n, err)
+	// Output:
+	// 2 <nil>
+	// 2 <nil>
+}
+
+func ExampleClient_Unsubscribe() {
+	p := mustStart()
+	defer p.Close()
+	p.mustConnect("userId=42&channel=room-7")
+	c, _ := client.New(client.Config{URL: p.URL, App: "hr", APIKey: "key"})
+	ctx := context.Background()
+
+	// The connection leaves the room it joined from the browser.
+	changed, err := c.Unsubscribe(ctx, client.Target{UserIDs: []string{"42"}}, "room-7")
+	fmt.Println(changed, err)
+	n, err := c.SendToChannel(ctx, "room-7", "chat", "hello")
+	fmt.Println(n, err)
+	// Output:
+	// 1 <nil>
+	// 0 <nil>
+}
+
+func ExampleClient_Channels() {
+	p := mustStart()
+	defer p.Close()
+	p.mustConnect("userId=42&channels=room-7,room-8")
+	p.mustConnect("userId=43&channel=room-7")
+	p.mustConnect("userId=43&channel=lobby")
+	c, _ := client.New(client.Config{URL: p.URL, App: "hr", APIKey: "key"})
+
+	page, err := c.Channels(context.Background(), client.ChannelsQuery{Prefix: "room-"})
+	if err != nil {
+		panic(err)
+	}
+	for _, ch := range page.List {
+		fmt.Println(ch.Name, ch.Connections, ch.Users)
+	}
+	// Output:
+	// room-7 2 2
+	// room-8 1 1
+}
+
+func ExampleClient_Presence() {
+	p := mustStart()
+	defer p.Close()
+	p.mustConnect("userId=42&name=Ann&channel=room-7")
+	p.mustConnect("userId=42&name=Ann&channel=room-7")
+	p.mustConnect("userId=43&name=Bob&channel=room-7")
+	c, _ := client.New(client.Config{URL: p.URL, App: "hr", APIKey: "key"})
+
+	// Every user in the room, and the first page of its connections.
+	pr, err := c.Presence(context.Background(), "room-7", 1, 2)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(pr.Connections, len(pr.List))
+	for _, u := range pr.Users {
+		fmt.Println(u.ID, u.Name, u.Connections)
+	}
+	// Output:
+	// 3 2
+	// 42 Ann 2
+	// 43 Bob 1
 }
 
 func ExampleClient_Online() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/auth"
+	"github.com/pushd/pushd/pkg/channels"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
 	"github.com/pushd/pushd/pkg/web"
@@ -19,7 +20,8 @@ import (
 
 // pushd is an in-process pushd for the tests and examples: one app "hr"
 // with API key "key", demo authentication (the connect URL names the
-// user), its browser endpoints at /sse/hr/ and the real API handler.
+// user), every channel public (as in the embedded demo), its browser
+// endpoints at /sse/hr/ and the real API handler.
 type pushd struct {
 	// URL is the server's address.
 	URL     string
@@ -46,7 +48,11 @@ func startPushd(withQoS bool, wrap func(http.Handler) http.Handler) (*pushd, err
 		return nil, err
 	}
 	p.hub = h
-	wh, err := web.New(web.Config{Hub: h, Path: "/sse/hr", Auth: auth.Demo{}})
+	policy, err := channels.New(channels.Config{Namespaces: []channels.Namespace{{Match: "*", Join: channels.Public}}})
+	if err != nil {
+		return nil, err
+	}
+	wh, err := web.New(web.Config{Hub: h, Path: "/sse/hr", Auth: auth.Demo{}, Channels: policy})
 	if err != nil {
 		return nil, err
 	}

@@ -91,11 +91,13 @@ type User struct {
 
 // Identity is who opened a connection, as authentication established it.
 type Identity struct {
-	ID          string         `json:"id,omitempty"`
-	Name        string         `json:"name,omitempty"`
-	TenantID    string         `json:"tenantId,omitempty"`
-	AccessToken string         `json:"accessToken,omitempty"`
-	Claims      map[string]any `json:"claims,omitempty"`
+	ID          string `json:"id,omitempty"`
+	Name        string `json:"name,omitempty"`
+	TenantID    string `json:"tenantId,omitempty"`
+	AccessToken string `json:"accessToken,omitempty"`
+	// Channels are the channels the identity grants: names and patterns.
+	Channels []string       `json:"channels,omitempty"`
+	Claims   map[string]any `json:"claims,omitempty"`
 	// ExpiresAt is when the identity's credential expires; zero: never.
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
@@ -131,8 +133,12 @@ type Connection struct {
 	// ExpireTime is when pushd closes the connection; 0: never.
 	ExpireTime int64 `json:"expireTime,omitempty"`
 	// Timeout is the connection's lifetime; 0: unbounded.
-	Timeout int64  `json:"timeout"`
+	Timeout int64 `json:"timeout"`
+	// Channel is the first of Channels, the Java sse-server's single
+	// channel.
 	Channel string `json:"channel,omitempty"`
+	// Channels are the channels the connection is in, sorted.
+	Channels []string `json:"channels,omitempty"`
 	// MessageCount counts the events sent to the connection.
 	MessageCount uint64 `json:"messageCount"`
 	// SessionDuration is the client's online seconds.
@@ -157,6 +163,33 @@ type Stats struct {
 	Users        int `json:"users"`
 	AccessTokens int `json:"accessTokens"`
 	Tenants      int `json:"tenants"`
+	// Channels counts the channels with a connection: the count of the
+	// node with the most, a lower bound (Channels lists them exactly).
+	Channels int `json:"channels"`
+}
+
+// Channel is one active channel, cluster-wide.
+type Channel struct {
+	Name string `json:"name"`
+	// Connections counts the channel's connections.
+	Connections int `json:"connections"`
+	// Users counts the distinct users among them (by access token for
+	// connections without a user id).
+	Users int `json:"users"`
+}
+
+// Presence is who is in a channel, cluster-wide: the count of its
+// connections, the users among them and one page of the connections.
+type Presence struct {
+	Channel string `json:"channel"`
+	// Connections counts the channel's connections (Total, too).
+	Connections int `json:"connections"`
+	// Users are the users with a user id among the connections, by id;
+	// each one's Connections counts its connections in the channel.
+	Users []User `json:"users"`
+	// Page holds one page of the connections, ordered as Connections
+	// orders them.
+	Page[Connection]
 }
 
 // StoredMessage is a QoS event waiting in the backlog for acknowledgements.
@@ -192,6 +225,14 @@ type ConnectionsQuery struct {
 	ClientID string
 	// Name matches user names containing it, case-insensitively.
 	Name     string
+	PageNum  int
+	PageSize int
+}
+
+// ChannelsQuery selects active channels. Paging as in UsersQuery.
+type ChannelsQuery struct {
+	// Prefix keeps the channels whose name starts with it.
+	Prefix   string
 	PageNum  int
 	PageSize int
 }

@@ -1,0 +1,94 @@
+package api
+
+import (
+	"net/http"
+	"sort"
+
+	"github.com/pushd/pushd/internal/httpx"
+	"github.com/pushd/pushd/internal/httpx/hubhttp"
+	"github.com/pushd/pushd/pkg/hub"
+)
+
+// SubscribeRequest is the body of POST …/subscribe and …/unsubscribe:
+// the connections To addresses, on every node, join or leave Channels.
+type SubscribeRequest struct {
+	To       hub.Target `json:"to"`
+	Channels []string   `json:"channels"`
+}
+
+// Presence is the answer of GET …/channels/{name}/presence: who is in a
+// channel, cluster-wide. Users lists every user with an id among the
+// channel's connections, by id, each with its connections in the channel;
+// the page holds the connections themselves in the order of …/connections.
+type Presence struct {
+	Channel string `json:"channel"`
+	// Connections counts the channel's connections (the page's total).
+	Connections int            `json:"connections"`
+	Users       []hub.UserInfo `json:"users"`
+	httpx.Page[hub.ConnectionInfo]
+}
+
+// subscription serves …/subscribe (join) and …/unsubscribe.
+func (h *Handler) subscription(join bool) func(http.ResponseWriter, *http.Request, *hub.Hub) {
+	return func(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+		var req SubscribeRequest
+		if !h.readJSON(w, r, &req) {
+			return
+		}
+		n, err := hb.Subscribe(r.Context(), req.To, req.Channels, join)
+		if err != nil && n == 0 {
+			hubhttp.WriteError(w, err)
+			return
+		}
+		if err != nil {
+			h.log.Warn().Err(err).Msg("subscribe: partial cluster answer")
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]int{"changed": n})
+	}
+}
+
+func (h *Handler) channels(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	list, err := hb.Channels(r.Context(), hub.ChannelsQuery{Prefix: r.URL.Query().Get("prefix")})
+	if err != nil {
+		h.log.Warn().Err(err).Msg("channels: partial cluster answer")
+	}
+	pageNum, pageSize := httpx.PageParams(r)
+	httpx.WriteJSON(w, http.StatusOK, httpx.PageOf(list, pageNum, pageSize))
+}
+
+// presence lists every connection of the channel, cluster-wide, to count
+// its users: its cost grows with the channel, not with the page.
+func (h *Handler) presence(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	name := r.PathValue("name")
+	list, err := hb.Connections(r.Context(), hub.ConnectionQuery{Channel: name})
+	if err != nil {
+		h.log.Warn().Err(err).Msg("presence: partial cluster answer")
+	}
+	pageNum, pageSize := httpx.PageParams(r)
+	httpx.WriteJSON(w, http.StatusOK, Presence{
+		Channel:     name,
+		Connections: len(list),
+		Users:       usersOf(list),
+		Page:        httpx.PageOf(list, pageNum, pageSize),
+	})
+}
+
+// usersOf lists the users with an id among conns, by id, with their
+// connection counts.
+func usersOf(conns []hub.ConnectionInfo) []hub.UserInfo {
+	byID := map[string]int{}
+	users := []hub.UserInfo{}
+	for _, c := range conns {
+		if c.AccessUserID == "" {
+			continue
+		}
+		if i, ok := byID[c.AccessUserID]; ok {
+			users[i].Connections++
+			continue
+		}
+		byID[c.AccessUserID] = len(users)
+		users = append(users, hub.UserInfo{ID: c.AccessUserID, Name: c.AccessUserName, TenantID: c.AccessTenantID, Connections: 1})
+	}
+	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
+	return users
+}
