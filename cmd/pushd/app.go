@@ -19,6 +19,7 @@ type app struct {
 	hub      *hub.Hub
 	web      *web.Handler
 	notifier *notify.Notifier
+	presence *channelPresence // nil: no namespace with presence
 }
 
 // newAuth builds the authenticator of an app's auth.mode.
@@ -101,7 +102,7 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 	if err != nil {
 		return nil, err // "web: …"
 	}
-	a := &app{cfg: ac, hub: h, web: wh}
+	a := &app{cfg: ac, hub: h, web: wh, presence: newChannelPresence(h, policy, ac.Channels.Namespaces, s.log)}
 	if ac.Hooks.URL != "" {
 		if a.notifier, err = s.newNotifier(ac, h); err != nil {
 			return nil, fmt.Errorf("hooks: %w", err)

@@ -97,7 +97,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4+len(s.apps))
+	errs := make(chan error, 4+3*len(s.apps))
 	goRun := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -111,6 +111,9 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 		goRun("hub "+a.cfg.Name, func() error { return a.hub.Run(bg) })
 		if a.notifier != nil {
 			goRun("hooks "+a.cfg.Name, func() error { return a.notifier.Run(bg) })
+		}
+		if a.presence != nil {
+			goRun("presence "+a.cfg.Name, func() error { return a.presence.Run(bg) })
 		}
 	}
 	if s.transport != nil {

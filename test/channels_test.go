@@ -1,0 +1,71 @@
+package test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// presenceOf decodes an sse-presence frame's data.
+func presenceOf(t *testing.T, frame string) (channel, action, user string) {
+	t.Helper()
+	if ev := field(frame, "event"); ev != "sse-presence" {
+		t.Fatalf("frame %q, want an sse-presence event", frame)
+	}
+	var d struct{ Channel, Action, UserID, ConnectionID string }
+	if err := json.Unmarshal([]byte(field(frame, "data")), &d); err != nil {
+		t.Fatalf("presence data of %q: %v", frame, err)
+	}
+	if d.ConnectionID != "" || strings.Contains(frame, "connectionId") {
+		t.Fatalf("presence event %q shows a connection id (a credential)", frame)
+	}
+	return d.Channel, d.Action, d.UserID
+}
+
+// A channel of a namespace with presence tells its subscribers who joins
+// and leaves, through a real pushd; one without presence stays quiet; a
+// channel in a server-only namespace cannot be joined from the browser,
+// and the seed's channel= under a public namespace still works.
+func TestChannelPresenceAndPolicy(t *testing.T) {
+	n := startPushd(t, `
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+    channels:
+      namespaces:
+        - {prefix: "room.", join: public, presence: true}
+        - {prefix: "ops.", join: server}
+        - {match: "*", join: public}
+`)
+	base := n.url + "/sse/demo/connect?"
+	watcher := openStream(t, base+"userId=ann&channel=room.1")
+	watcher.frame() // connect-finish
+	if ch, action, user := presenceOf(t, watcher.frame()); ch != "room.1" || action != "join" || user != "ann" {
+		t.Fatalf("own join: %s %s %s", ch, action, user)
+	}
+	bob := openStream(t, base+"userId=bob&channels=room.1,lobby")
+	bob.frame()
+	if ch, action, user := presenceOf(t, watcher.frame()); ch != "room.1" || action != "join" || user != "bob" {
+		t.Fatalf("bob's join: %s %s %s", ch, action, user)
+	}
+	bob.close()
+	if ch, action, user := presenceOf(t, watcher.frame()); ch != "room.1" || action != "leave" || user != "bob" {
+		t.Fatalf("bob's leave: %s %s %s", ch, action, user)
+	}
+	code, body := do(t, http.MethodGet, base+"userId=eve&channel=ops.pager", "", nil)
+	if code != http.StatusForbidden || !strings.Contains(body, "ops.pager") {
+		t.Fatalf("joining a server-only channel from the browser: %d %s", code, body)
+	}
+	// The seed's single channel, in a public namespace: a send reaches it.
+	seed := openStream(t, base+"userId=carl&channel=news")
+	seed.frame()
+	code, body = apiCall(t, n.url, http.MethodPost, "send", map[string]any{"to": map[string]any{"channels": []string{"news"}}, "event": "headline", "data": "x"})
+	if code != http.StatusOK || !strings.Contains(body, `"delivered":1`) {
+		t.Fatalf("send to news: %d %s", code, body)
+	}
+	if f := seed.frame(); field(f, "event") != "headline" {
+		t.Fatalf("seed channel got %q", f)
+	}
+}
