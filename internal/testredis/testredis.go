@@ -54,6 +54,14 @@ func (b *syncBuffer) String() string {
 // contributor's machine without redis-server).
 func Binary(tb testing.TB) string {
 	tb.Helper()
+	return Require(tb, "")
+}
+
+// Require is Binary for a test that cannot run on a stand-in such as
+// miniredis: why, when not empty, says what it needs of the real server,
+// and the skip message names it.
+func Require(tb testing.TB, why string) string {
+	tb.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err == nil {
 		return path
@@ -61,8 +69,23 @@ func Binary(tb testing.TB) string {
 	if os.Getenv("CI") != "" {
 		tb.Fatalf("redis-server is not installed and CI is set (scripts/test.sh installs it): %v", err)
 	}
-	tb.Skipf("needs a real redis-server, which is not installed (scripts/test.sh installs it; CI=1 makes this a failure): %v", err)
+	need := "needs a real redis-server"
+	if why != "" {
+		need += " (" + why + ")"
+	}
+	tb.Skipf("%s, which is not installed (scripts/test.sh installs it; CI=1 makes this a failure): %v", need, err)
 	return ""
+}
+
+// UseReal reports whether a test that can run on a stand-in should use a
+// real redis-server instead: when one is installed, and when CI is set (a
+// missing one then fails the test in Start rather than being replaced).
+func UseReal() bool {
+	if os.Getenv("CI") != "" {
+		return true
+	}
+	_, err := exec.LookPath("redis-server")
+	return err == nil
 }
 
 // Start runs redis-server without persistence (extra arguments such as

@@ -20,7 +20,7 @@ import (
 // does not show.
 func benchNodes(b *testing.B) (from *node) {
 	b.Helper()
-	srv := startRedis(b)
+	srv := startRedis(b, "the benchmark reads redis-server's CPU time in INFO")
 	prefix := testPrefix(b)
 	a := startNode(b, srv, prefix, "a", 0)
 	other := startNode(b, srv, prefix, "b", 1)

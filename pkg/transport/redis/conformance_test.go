@@ -3,14 +3,16 @@ package redis
 import (
 	"testing"
 
+	"github.com/pushd/pushd/internal/testredis"
 	"github.com/pushd/pushd/pkg/hub/hubtest"
 )
 
 // TestConformance runs the hub.Transport suite on nodes sharing a private
 // redis-server per cluster, which the suite may restart.
 func TestConformance(t *testing.T) {
+	testredis.Require(t, "TestConformanceMiniredis runs the suite on miniredis")
 	hubtest.Run(t, func(t *testing.T, apps []string, nodeIDs []string) hubtest.Cluster {
-		srv := startRedis(t)
+		srv := testredis.Start(t)
 		prefix := testPrefix(t)
 		c := hubtest.Cluster{Restart: srv.Restart}
 		for _, id := range nodeIDs {

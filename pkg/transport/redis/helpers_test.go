@@ -20,9 +20,12 @@ import (
 	"github.com/pushd/pushd/pkg/hub"
 )
 
-// startRedis starts a private redis-server, stopped at the end of the test.
-func startRedis(tb testing.TB) *testredis.Server {
+// startRedis starts a private redis-server for a test that needs the real
+// one, stopped at the end of the test; why says what for, in the message
+// of the skip where redis-server is not installed.
+func startRedis(tb testing.TB, why string) *testredis.Server {
 	tb.Helper()
+	testredis.Require(tb, why)
 	return testredis.Start(tb)
 }
 
@@ -109,7 +112,7 @@ var prefixSeq atomic.Int64
 // startNode creates a Transport on srv with the given prefix, runs it with
 // a fakeHandler answering connections, and waits until it is ready. It is
 // closed at the end of the test (and Run's result checked).
-func startNode(tb testing.TB, srv *testredis.Server, prefix, id string, connections int, mod ...func(*Config)) *node {
+func startNode(tb testing.TB, srv testredis.Redis, prefix, id string, connections int, mod ...func(*Config)) *node {
 	tb.Helper()
 	cfg := Config{URL: srv.URL(), Prefix: prefix, NodeID: id, Logger: testLogger(tb)}
 	for _, m := range mod {

@@ -22,9 +22,9 @@ import (
 // cluster (what the seed called DistributedConnectionService) through a hub
 // without connections on the same transport. Here one pushd node holds
 // user 42's browser connection and the backend, another process in real
-// life, reaches it through a private redis-server.
+// life, reaches it through Redis.
 func TestBackendSender(t *testing.T) {
-	url := testredis.Start(t).URL()
+	url := testredis.StartAny(t).URL()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const prefix = "sender"

@@ -17,6 +17,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/pushd/pushd/internal/testredis"
 	"github.com/pushd/pushd/pkg/hub"
 )
 
@@ -57,7 +58,7 @@ func TestNewValidatesConfig(t *testing.T) {
 }
 
 func TestNotReadyBeforeRunAndClosedAfterClose(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	tr, err := New(Config{URL: srv.URL(), NodeID: "a"})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +94,7 @@ func TestNotReadyBeforeRunAndClosedAfterClose(t *testing.T) {
 }
 
 func TestDeliverToUserOnOtherNode(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 100)
@@ -133,7 +134,7 @@ func TestDeliverToUserOnOtherNode(t *testing.T) {
 }
 
 func TestDeliverMultiKeyTargetServedOncePerNode(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 100)
@@ -174,7 +175,7 @@ func TestDeliverMultiKeyTargetServedOncePerNode(t *testing.T) {
 }
 
 func TestDeliverAllReachesEveryNode(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	prefix := testPrefix(t)
 	nodes := []*node{
 		startNode(t, srv, prefix, "a", 1),
@@ -212,7 +213,7 @@ func TestDeliverAllReachesEveryNode(t *testing.T) {
 }
 
 func TestReleasedKeysStopRouting(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0)
@@ -250,7 +251,7 @@ func TestReleasedKeysStopRouting(t *testing.T) {
 }
 
 func TestSurveyMergesReplies(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 1)
@@ -311,7 +312,7 @@ func TestSurveyMergesReplies(t *testing.T) {
 }
 
 func TestHangingHandlerDoesNotOutlastDeadline(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	// The deadlines are what the hanging node costs; they are 2 s so that
@@ -356,7 +357,7 @@ func TestHangingHandlerDoesNotOutlastDeadline(t *testing.T) {
 }
 
 func TestClosedNodeIsNotAwaited(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0)
@@ -395,7 +396,7 @@ func TestClosedNodeIsNotAwaited(t *testing.T) {
 }
 
 func TestResubscribesAfterRedisRestart(t *testing.T) {
-	srv := startRedis(t)
+	srv := startRedis(t, "it is killed and started again")
 	prefix := testPrefix(t)
 	var resubscribedA, resubscribedB atomic.Int64
 	fast := func(counter *atomic.Int64) func(*Config) {
@@ -453,7 +454,7 @@ func TestResubscribesAfterRedisRestart(t *testing.T) {
 }
 
 func TestDetectsReconnectAfterConnectionKill(t *testing.T) {
-	srv := startRedis(t)
+	srv := startRedis(t, "CLIENT LIST and CLIENT KILL")
 	prefix := testPrefix(t)
 	var resubscribed atomic.Int64
 	a := startNode(t, srv, prefix, "a", 0)
@@ -491,7 +492,7 @@ func TestDetectsReconnectAfterConnectionKill(t *testing.T) {
 }
 
 func TestInterestChurnIsBatched(t *testing.T) {
-	srv := startRedis(t)
+	srv := startRedis(t, "INFO commandstats counts the SUBSCRIBE commands")
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	// A probe may take 20 s, longer than this test runs, so a loaded
@@ -600,7 +601,7 @@ func pubsubClientIDs(list string) []string {
 }
 
 func TestProbeDetectsSilentSubscriptionLoss(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	prefix := testPrefix(t)
 	var resubscribed atomic.Int64
 	a := startNode(t, srv, prefix, "a", 0)
@@ -691,7 +692,7 @@ func (c *silenceableConn) Read(b []byte) (int, error) {
 }
 
 func TestManyKeysGoToAllChannel(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0, func(c *Config) { c.MaxRoutedKeys = 2 })
@@ -731,7 +732,7 @@ func TestManyKeysGoToAllChannel(t *testing.T) {
 }
 
 func TestDeliveriesOnOneKeyServedInOrder(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	b := startNode(t, srv, prefix, "b", 1)
@@ -790,7 +791,7 @@ func (h *quickHandler) HandleDeliverQuick(app string, t hub.Target, ev hub.Event
 // Deliveries served quickly and by workers, mixed on one key, keep their
 // order.
 func TestQuickDeliveriesKeepOrder(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	tr, err := New(Config{URL: srv.URL(), Prefix: prefix, NodeID: "b", Logger: testLogger(t)})
@@ -845,7 +846,7 @@ func TestQuickDeliveriesKeepOrder(t *testing.T) {
 }
 
 func TestFullQueueDropsRequests(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0)
@@ -873,7 +874,7 @@ func TestFullQueueDropsRequests(t *testing.T) {
 }
 
 func TestCloseAnswersRequestsInService(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0)
@@ -907,7 +908,7 @@ func TestCloseAnswersRequestsInService(t *testing.T) {
 }
 
 func TestAwaitInterestMeansReachable(t *testing.T) {
-	srv := startRedis(t)
+	srv := startRedis(t, "it is killed and started again")
 	prefix := testPrefix(t)
 	fast := func(c *Config) {
 		c.ProbeInterval = 100 * time.Millisecond

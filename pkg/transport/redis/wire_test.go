@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/testredis"
 	"github.com/pushd/pushd/pkg/hub"
 )
 
@@ -119,7 +120,7 @@ func FuzzDecode(f *testing.F) {
 // A node of the version before the binary format sends JSON and reads only
 // JSON replies: it gets them, one per request, with the count.
 func TestJSONRequestGetsJSONReply(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	b := startNode(t, srv, prefix, "b", 3)
@@ -162,7 +163,7 @@ func TestJSONRequestGetsJSONReply(t *testing.T) {
 
 // A node with LegacyWire reaches new nodes and gets their counts.
 func TestLegacyWireSender(t *testing.T) {
-	srv := startRedis(t)
+	srv := testredis.StartAny(t)
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0, func(c *Config) { c.LegacyWire = true })
@@ -182,7 +183,7 @@ func TestLegacyWireSender(t *testing.T) {
 // Replies that are ready together go to their sender in one PUBLISH, and
 // every send still gets its own exact count.
 func TestRepliesAreBatched(t *testing.T) {
-	srv := startRedis(t)
+	srv := startRedis(t, "INFO commandstats counts the PUBLISH commands")
 	rdb := srv.Client()
 	prefix := testPrefix(t)
 	a := startNode(t, srv, prefix, "a", 0)
