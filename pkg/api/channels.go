@@ -1,11 +1,13 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"sort"
 
 	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/internal/httpx/hubhttp"
+	"github.com/pushd/pushd/pkg/channels"
 	"github.com/pushd/pushd/pkg/hub"
 )
 
@@ -34,6 +36,14 @@ func (h *Handler) subscription(join bool) func(http.ResponseWriter, *http.Reques
 		var req SubscribeRequest
 		if !h.readJSON(w, r, &req) {
 			return
+		}
+		for _, name := range req.Channels {
+			// The hub bounds the length; this refuses what no browser
+			// could join either (length passed as its own bound).
+			if name != "" && !channels.ValidName(name, len(name)) {
+				httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("channels: %q is not a channel name: UTF-8 without control characters is expected", name))
+				return
+			}
 		}
 		n, err := hb.Subscribe(r.Context(), req.To, req.Channels, join)
 		if err != nil && n == 0 {
