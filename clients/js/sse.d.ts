@@ -60,6 +60,19 @@ export interface SseConnectError {
   retryAfter: number | null
 }
 
+/**
+ * How subscribe() and unsubscribe() reject when the server refuses: message is the server's error
+ * text (a refused join names the channel). Network failures are retried on the next connection like
+ * send's; after four they reject with the TypeError of fetch.
+ */
+export interface SseChannelError extends Error {
+  /**
+   * HTTP status: 403 the app's channel policy refuses the join, 400 a bad name or too many channels,
+   * 404 not this client's connection, 503 the policy's backend could not be asked.
+   */
+  status: number
+}
+
 /** data of the sse-change-active event. */
 export interface SseChangeActive {
   oldActive: boolean
@@ -173,7 +186,20 @@ export default class Sse {
   /** POST {url}/connect/upload/{path}.do with a multipart body; queued like send. */
   upload (path: string, formData: FormData, query?: Record<string, string>, headers?: Record<string, string>): Promise<Response>
 
-  /** Closes the current connection (beacon) and connects to another base path. */
+  /**
+   * Joins channels: POST {url}/connect/subscribe.do now, or queued like send until the next
+   * connect-finish. Resolves with the connection's channels afterwards; rejects with an
+   * SseChannelError when refused. Joined channels are passed as channels= on every reconnect (a
+   * reconnect the policy then refuses is a connect-error).
+   */
+  subscribe (channels: string | string[]): Promise<string[]>
+  /**
+   * Leaves channels (unsubscribe.do, queued like subscribe); later connects no longer join them, not
+   * even a channel of options.query. Resolves with the connection's channels afterwards.
+   */
+  unsubscribe (channels: string | string[]): Promise<string[]>
+
+  /** Closes the current connection (beacon), forgets the channels joined, and connects to another base path. */
   switchURL (url: string): void
   /** Closes for good; queued calls are rejected; no timer or listener is left. */
   close (reason?: string): void

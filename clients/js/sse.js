@@ -5,10 +5,7 @@
  * pushd serves at every app's base path. ?script-type=script serves it as a
  * classic script (pushd removes the final export statement); the class is
  * window.Sse in both forms.
- * Adds: queued send/upload that really get sent, QoS acks and duplicate
- * suppression, resume after reconnect, jittered exponential backoff, and
- * connect-error: a refused connect is reported with its status and the
- * server's error; after 401/403 the client waits for connect().
+ * What it adds to that client: docs/client.md.
  */
 class Sse {
   constructor (options) {
@@ -30,6 +27,8 @@ class Sse {
     this.queue = []
     this.acks = []
     this.seen = new Set()
+    // channel → joined (sent with every connect) or left
+    this.chans = new Map()
     this.attempt = this.timer = this.ackTimer = this.connectedAt = this.probes = 0
     this.active = true
     this.destroyed = false
@@ -87,6 +86,14 @@ class Sse {
     add('ack', '1')
     if (this.lastQosId) add('lastEventId', this.lastQosId)
     Object.entries(this._query()).forEach(([k, v]) => add(k, v))
+    if (this.chans.size) {
+      const s = new Set(p.getAll('channel').concat(p.getAll('channels')).join().split(','))
+      this.chans.forEach((j, c) => j ? s.add(c) : s.delete(c))
+      s.delete('')
+      p.delete('channel')
+      p.delete('channels')
+      add('channels', [...s])
+    }
     const es = this.es = new EventSource(`${o.url}/connect?${p}`, { withCredentials: !!o.withCredentials })
     this.state = Sse.STATE_CONNECTING
     es.addEventListener('open', this._open)
@@ -124,12 +131,19 @@ class Sse {
       { method: 'POST', credentials: 'include', mode: 'cors', headers, body: formData }))
   }
 
+  /** Joins channels, queued like send and again on reconnect; resolves with the connection's channels. */
+  subscribe (names) { return this._chan(names, true) }
+
+  /** Leaves channels, for good. */
+  unsubscribe (names) { return this._chan(names, false) }
+
   /** Closes the current connection and connects to another base path. */
   switchURL (url) {
     this._close('switchURL')
     this.options.url = url
     this.lastQosId = null
     this.seen.clear()
+    this.chans.clear()
     this.acks = []
     this.attempt = 0
     this.connect()
@@ -173,6 +187,21 @@ class Sse {
     })
     return this._call(id => fetch(this._url(`${kind}Listener.do`, this._query()),
       { method: 'POST', credentials: 'include', mode: 'cors', headers: Sse.JSON_HEADERS, body: JSON.stringify({ connectionId: id, listener: list }) }))
+  }
+
+  // A refusal rejects with an Error: the server's error and status.
+  _chan (names, j) {
+    const list = [].concat(names)
+    const set = () => list.forEach(c => this.chans.set(c, j))
+    if (!j) set()
+    return this._call(async id => {
+      const r = await fetch(this._url((j ? '' : 'un') + 'subscribe.do', this._query()),
+        { method: 'POST', credentials: 'include', mode: 'cors', headers: Sse.JSON_HEADERS, body: JSON.stringify({ connectionId: id, channels: list }) })
+      const b = Sse.parse(await r.text())
+      if (!r.ok) throw Object.assign(new Error(b.error || r.status), { status: r.status })
+      set()
+      return (b.data || {}).channels
+    })
   }
 
   // Upstream calls run one at a time, in call order, only while connected.
