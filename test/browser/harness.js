@@ -64,6 +64,8 @@ apps:
     auth: {mode: demo}
     api_keys: [demo-key]
     enable_json_endpoints: true
+    channels:
+      namespaces: [{match: "*", join: public}]
   - name: other
     path: /sse/other
     auth: {mode: demo}
