@@ -3,4 +3,9 @@
 // directory, stopped at the end of the test. Tests of several packages run
 // at once, so a server is only used once it has proved to be the process
 // this package started.
+//
+// Where redis-server is not installed, Start, Require and Binary skip the
+// test saying what it needs (or fail it when the environment variable CI
+// is set), and StartAny gives a test that can run on a stand-in a
+// miniredis instead: see docs/testing.md, "Without redis-server".
 package testredis
