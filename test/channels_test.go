@@ -2,9 +2,12 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // presenceOf decodes an sse-presence frame's data.
@@ -67,5 +70,51 @@ apps:
 	}
 	if f := seed.frame(); field(f, "event") != "headline" {
 		t.Fatalf("seed channel got %q", f)
+	}
+}
+
+// A namespace with hooks: true reports each join and leave of its
+// channels to the app's hooks URL, signed like the other hooks; other
+// namespaces do not.
+func TestChannelHooks(t *testing.T) {
+	events := make(chan map[string]any, 16)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev map[string]any
+		if json.NewDecoder(r.Body).Decode(&ev) == nil && r.Header.Get("X-Pushd-Signature") != "" {
+			if typ := ev["type"]; typ == "join" || typ == "leave" {
+				events <- ev
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(backend.Close)
+	n := startPushd(t, fmt.Sprintf(`
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+    hooks: {url: %q, secret: "hook-secret-0123456789abcdef0123"}
+    channels:
+      namespaces:
+        - {prefix: "deal.", join: public, hooks: true}
+        - {match: "*", join: public}
+`, backend.URL))
+	s := openStream(t, n.url+"/sse/demo/connect?userId=ann&tenantId=acme&channels=deal.7,lobby")
+	s.frame()
+	s.close()
+	for _, want := range []string{"join", "leave"} {
+		select {
+		case ev := <-events:
+			if ev["type"] != want || ev["channel"] != "deal.7" || ev["userId"] != "ann" || ev["tenantId"] != "acme" {
+				t.Fatalf("hook %v, want %s of deal.7 by ann", ev, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s hook within 10 s", want)
+		}
+	}
+	select {
+	case ev := <-events:
+		t.Fatalf("unexpected hook %v (lobby has no hooks)", ev)
+	default:
 	}
 }

@@ -102,12 +102,13 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 	if err != nil {
 		return nil, err // "web: …"
 	}
-	a := &app{cfg: ac, hub: h, web: wh, presence: newChannelPresence(h, policy, ac.Channels.Namespaces, s.log)}
+	a := &app{cfg: ac, hub: h, web: wh}
 	if ac.Hooks.URL != "" {
 		if a.notifier, err = s.newNotifier(ac, h); err != nil {
 			return nil, fmt.Errorf("hooks: %w", err)
 		}
 	}
+	a.presence = newChannelPresence(a, policy, s.log)
 	return a, nil
 }
 

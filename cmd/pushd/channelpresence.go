@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/pushd/pushd/pkg/channels"
 	"github.com/pushd/pushd/pkg/hub"
+	"github.com/pushd/pushd/pkg/notify"
 )
 
 // presenceEvent is the event a channel of a namespace with presence: true
@@ -28,37 +30,54 @@ type presenceNote struct {
 	Name    string `json:"name,omitempty"`
 }
 
-// channelPresence sends the join and leave events of an app's channels
-// whose namespace has presence, cluster-wide, from one goroutine.
+// channelPresence reports the joins and leaves of an app's channels: as
+// events to the channels of namespaces with presence, cluster-wide from
+// one goroutine, and to the app's hooks for namespaces with hooks.
 type channelPresence struct {
-	hub    *hub.Hub
-	policy *channels.Policy
-	log    zerolog.Logger
-	queue  chan presenceNote
+	hub      *hub.Hub
+	policy   *channels.Policy
+	hooked   map[string]bool // namespace names with hooks: true
+	notifier *notify.Notifier
+	log      zerolog.Logger
+	queue    chan presenceNote
 }
 
-// newChannelPresence returns nil when no namespace of policy has presence.
-func newChannelPresence(h *hub.Hub, policy *channels.Policy, namespaces []NamespaceConfig, log zerolog.Logger) *channelPresence {
+// newChannelPresence returns nil when no namespace of policy has presence
+// or hooks.
+func newChannelPresence(a *app, policy *channels.Policy, log zerolog.Logger) *channelPresence {
 	if policy == nil {
 		return nil
 	}
-	for _, ns := range namespaces {
-		if ns.Presence {
-			p := &channelPresence{hub: h, policy: policy, log: log, queue: make(chan presenceNote, presenceQueue)}
-			h.OnChannelChange(p.observe)
-			return p
+	p := &channelPresence{hub: a.hub, policy: policy, hooked: map[string]bool{}, notifier: a.notifier, log: log,
+		queue: make(chan presenceNote, presenceQueue)}
+	used := false
+	for _, ns := range a.cfg.Channels.Namespaces {
+		if ns.Hooks && a.notifier != nil {
+			p.hooked[cmp.Or(ns.Name, ns.Prefix, ns.Match)] = true
 		}
+		used = used || ns.Presence || ns.Hooks
 	}
-	return nil
+	if !used {
+		return nil
+	}
+	a.hub.OnChannelChange(p.observe)
+	return p
 }
 
-// observe queues the event of a change, without blocking the hub.
+// observe reports a change, without blocking the hub.
 func (p *channelPresence) observe(ch hub.ChannelChange) {
 	ns, ok := p.policy.Lookup(ch.Channel)
-	if !ok || !ns.Presence {
+	if !ok {
 		return
 	}
 	u := ch.Conn.User()
+	if p.hooked[ns.Name] {
+		p.notifier.ChannelChanged(notify.Presence{App: p.hub.App(), UserID: u.ID, TenantID: u.TenantID,
+			ConnectionID: ch.Conn.ID(), Channel: ch.Channel}, ch.Joined)
+	}
+	if !ns.Presence {
+		return
+	}
 	note := presenceNote{Channel: ch.Channel, Action: "leave", UserID: u.ID, Name: u.Name}
 	if ch.Joined {
 		note.Action = "join"

@@ -38,6 +38,8 @@ type NamespaceConfig struct {
 	Join string `yaml:"join"`
 	// Presence sends join and leave events to the channels' subscribers.
 	Presence bool `yaml:"presence"`
+	// Hooks reports each join and leave to the app's hooks.url.
+	Hooks bool `yaml:"hooks"`
 }
 
 // channelPolicy builds the app's channel policy (nil without namespaces:
@@ -67,5 +69,10 @@ func channelPolicy(ac AppConfig) (*channels.Policy, error) {
 func validateChannels(ac AppConfig, key string, p *problems) {
 	if _, err := channelPolicy(ac); err != nil {
 		p.addf("%s.channels: %s", key, strings.TrimPrefix(err.Error(), "channels: "))
+	}
+	for i, ns := range ac.Channels.Namespaces {
+		if ns.Hooks && ac.Hooks.URL == "" {
+			p.addf("%s.channels.namespaces[%d].hooks: needs %s.hooks.url", key, i, key)
+		}
 	}
 }

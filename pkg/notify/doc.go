@@ -11,6 +11,8 @@
 //     the pending offline and nothing is sent, so tab switches and page
 //     reloads do not make the user flap.
 //   - connect / disconnect: every connection, when EveryConnection is set.
+//   - join / leave: a connection joined or left Event.Channel, for the
+//     channels the caller reports with ChannelChanged.
 //
 // Connections without a user id produce only connect/disconnect.
 //

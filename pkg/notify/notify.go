@@ -20,6 +20,8 @@ const (
 	TypeOffline    = "offline"
 	TypeConnect    = "connect"
 	TypeDisconnect = "disconnect"
+	TypeJoin       = "join"  // a connection joined Event.Channel
+	TypeLeave      = "leave" // a connection left Event.Channel
 )
 
 // HeaderEvent carries the event type on each POST.
@@ -101,6 +103,8 @@ type Presence struct {
 	UserID       string
 	TenantID     string
 	ConnectionID string
+	// Channel is the channel of ChannelChanged.
+	Channel string
 	// Connections is the user's number of connections on this node after
 	// the event.
 	Connections int
@@ -120,6 +124,8 @@ type Event struct {
 	UserID       string `json:"userId"`
 	TenantID     string `json:"tenantId"`
 	ConnectionID string `json:"connectionId"`
+	// Channel is the channel of join and leave.
+	Channel string `json:"channel,omitempty"`
 	Node         string `json:"node,omitempty"`
 	Connections  int    `json:"connections"`
 	// SessionDuration is in seconds.

@@ -290,6 +290,24 @@ func TestEveryConnectionAndAnonymous(t *testing.T) {
 	}
 }
 
+func TestChannelJoinAndLeave(t *testing.T) {
+	rc := newReceiver(t, nil)
+	n := start(t, Config{URL: rc.srv.URL, Grace: -1}, newFakeClock())
+	p := pr("u1", "c1", 1)
+	p.Channel = "room.1"
+	n.ChannelChanged(p, true)
+	n.ChannelChanged(p, false)
+	var got []string
+	for _, e := range settle(t, n, rc) {
+		if e.Type == TypeJoin || e.Type == TypeLeave {
+			got = append(got, e.Type+":"+e.UserID+":"+e.Channel)
+		}
+	}
+	if want := []string{"join:u1:room.1", "leave:u1:room.1"}; !equal(got, want) {
+		t.Fatalf("channel events = %v, want %v", got, want)
+	}
+}
+
 func TestUsersAreIndependent(t *testing.T) {
 	rc := newReceiver(t, nil)
 	clk := newFakeClock()

@@ -101,6 +101,19 @@ func (n *Notifier) stamp(p Presence) Presence {
 	return p
 }
 
+// ChannelChanged queues join (joined set) or leave of p.Channel for a
+// connection. It does not block.
+func (n *Notifier) ChannelChanged(p Presence, joined bool) {
+	p = n.stamp(p)
+	typ := TypeLeave
+	if joined {
+		typ = TypeJoin
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.enqueueLocked(typ, p)
+}
+
 func userKey(p Presence) string { return p.App + "\x00" + p.UserID }
 
 func (n *Notifier) enqueueLocked(typ string, p Presence) {
@@ -111,6 +124,7 @@ func (n *Notifier) enqueueLocked(typ string, p Presence) {
 		UserID:          p.UserID,
 		TenantID:        p.TenantID,
 		ConnectionID:    p.ConnectionID,
+		Channel:         p.Channel,
 		Node:            n.cfg.NodeID,
 		Connections:     p.Connections,
 		SessionDuration: p.SessionDuration.Seconds(),
