@@ -131,14 +131,22 @@ test('every control of the demo page works and shows its result; nothing overflo
   await page.click('#users')
   await line(page, '#results', /users → 200 .*"alice"/)
 
-  // Join a channel: the page reconnects in it and shows it; a push to the channel arrives.
+  // Join a channel: the same connection joins it (subscribe) and the page shows it; a push to the
+  // channel arrives. Leave it: a push to it reaches nobody.
+  const joinedBy = (await pushd.connections()).list[0].id
   await page.fill('#channel', 'room1')
   await page.click('#join')
   await shows(page, '#channels', /^room1$/)
-  await shows(page, '#status', /^connected as alice@acme$/)
-  await eventually(async () => { const l = (await pushd.connections()).list; return l.length === 1 && l[0].channel === 'room1' }, { what: 'one connection, in room1' })
+  await line(page, '#inbox', /subscribe room1 → in room1/)
+  assert.deepEqual((await pushd.connections()).list.map(c => [c.id, c.channels]), [[joinedBy, ['room1']]])
   await push(page, { kind: 'channels', to: 'room1', event: 'news', data: { n: 4 } })
   await line(page, '#inbox', /news: \{"n":4\}/)
+  await page.click('#leave')
+  await shows(page, '#channels', /^none$/)
+  await push(page, { kind: 'channels', to: 'room1', event: 'news', data: { n: 4.5 } })
+  await line(page, '#results', /send → 200 .*"delivered":0/)
+  await page.click('#join')
+  await shows(page, '#channels', /^room1$/)
   await push(page, { kind: 'all', event: 'greeting', data: { n: 5 } })
   await line(page, '#inbox', /greeting: \{"n":5\}/)
 
@@ -154,6 +162,9 @@ test('every control of the demo page works and shows its result; nothing overflo
   await page.fill('#name', 'Alice B.')
   await page.click('#connect')
   await eventually(async () => { const l = (await pushd.connections()).list; return l.length === 1 && l[0].listeners.includes('alerts') && l[0].accessUserName === 'Alice B.' }, { what: 'one connection listening to alerts' })
+  // It is in the channel the page had joined.
+  await shows(page, '#channels', /^room1$/)
+  assert.deepEqual((await pushd.connections()).list[0].channels, ['room1'])
   await page.fill('#apiKey', 'demo-key')
   await push(page, { kind: 'userIds', to: 'alice', event: 'alerts', data: { n: 7 } })
   await line(page, '#inbox', /alerts: \{"n":7\}/)
