@@ -36,9 +36,7 @@ func docBlock(t *testing.T, file, heading string) string {
 // processes are killed at the end.
 func runDocBlock(t *testing.T, block string, ports []string, env []string, done func(out string) error) {
 	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed (scripts/test.sh installs it)")
-	}
+	requireTool(t, "curl", "the documentation's shell blocks")
 	for _, port := range ports {
 		block = strings.ReplaceAll(block, "127.0.0.1:"+port, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 	}

@@ -34,14 +34,6 @@ var recipes = []recipe{
 	{"python", []string{"python3", "../examples/python/verify_pushd.py"}},
 }
 
-// requireInterpreter skips t when argv[0] is not installed.
-func requireInterpreter(t *testing.T, argv0, what string) {
-	t.Helper()
-	if _, err := exec.LookPath(argv0); err != nil {
-		t.Skipf("%s is not installed: %s is not tested", argv0, what)
-	}
-}
-
 // runExample runs an example to completion and returns its exit code,
 // stdout and stderr.
 func runExample(t *testing.T, env []string, argv ...string) (int, string, string) {
@@ -62,7 +54,7 @@ func runExample(t *testing.T, env []string, argv ...string) (int, string, string
 func TestExamplesSelftest(t *testing.T) {
 	for _, r := range recipes {
 		t.Run(r.lang, func(t *testing.T) {
-			requireInterpreter(t, r.argv[0], "the "+r.lang+" recipe")
+			requireTool(t, r.argv[0], "the "+r.lang+" recipe")
 			code, out, errOut := runExample(t, nil, append(r.argv, "--selftest")...)
 			if code != 0 || out != "selftest ok\n" {
 				t.Errorf("--selftest: exit %d, %q %q", code, out, errOut)
@@ -250,7 +242,7 @@ const (
 func TestExamplesVerify(t *testing.T) {
 	for _, r := range recipes {
 		t.Run(r.lang, func(t *testing.T) {
-			requireInterpreter(t, r.argv[0], "the "+r.lang+" recipe")
+			requireTool(t, r.argv[0], "the "+r.lang+" recipe")
 			testRecipe(t, r)
 		})
 	}
@@ -415,7 +407,7 @@ func compactJSON(s string) string {
 // through the server API to a user whose id needs JSON escaping, and sees
 // the event on the user's stream; a wrong API key fails the run.
 func TestExamplesJavaSendByUserId(t *testing.T) {
-	requireInterpreter(t, "java", "SendByUserId.java")
+	requireTool(t, "java", "SendByUserId.java")
 	n := startPushd(t, "")
 	const user = `ann "7"`
 	s := openStream(t, n.url+"/sse/demo/connect?userId="+url.QueryEscape(user))

@@ -18,6 +18,20 @@ import (
 	"github.com/pushd/pushd/internal/await"
 )
 
+// requireTool skips t when the program argv0 is not installed, saying
+// that what goes untested, or fails it when CI is set: scripts/test.sh
+// installs every tool the suite uses, so a CI run cannot lose a case
+// quietly.
+func requireTool(t testing.TB, argv0, what string) {
+	t.Helper()
+	if _, err := exec.LookPath(argv0); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed and CI is set (scripts/test.sh installs it): %s is not tested", argv0, what)
+		}
+		t.Skipf("%s is not installed (scripts/test.sh installs it; CI=1 makes this a failure): %s is not tested", argv0, what)
+	}
+}
+
 // pushdBin is the pushd binary built once for all tests of this package.
 var pushdBin string
 

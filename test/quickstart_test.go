@@ -15,9 +15,7 @@ import (
 // must receive the sends, and every answer must match the one the README
 // shows after it ("# → …", where "…" stands for the rest of a value).
 func TestReadmeQuickStart(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed (scripts/test.sh installs it)")
-	}
+	requireTool(t, "curl", "the README's quick start")
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
