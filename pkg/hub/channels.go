@@ -147,7 +147,6 @@ func (h *Hub) changeChannelsLocal(ctx context.Context, c *Conn, args ChannelArgs
 		c.chanMu.Unlock()
 		return false, fmt.Errorf("%w: the connection would be in %d channels, at most %d", ErrTooManyChannels, len(next), limit)
 	}
-	changed := len(removed) > 0 || len(added) > 0
 	for _, ch := range c.channels {
 		if _, keep := slices.BinarySearch(next, ch); !keep {
 			removed = append(removed, ch)
@@ -156,6 +155,7 @@ func (h *Hub) changeChannelsLocal(ctx context.Context, c *Conn, args ChannelArgs
 			}
 		}
 	}
+	changed := len(removed) > 0 || len(added) > 0
 	for _, ch := range added {
 		if h.byChannel.add(ch, c) && h.interest != nil {
 			h.interest.SetInterest(h.cfg.App, KeyChanPrefix+ch, true)

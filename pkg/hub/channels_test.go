@@ -51,7 +51,13 @@ func TestChangeChannelsLocal(t *testing.T) {
 	if n, _ := h.Send(ctx, Target{Channels: []string{"c"}}, Event{Name: "e", Data: "x"}); n != 0 {
 		t.Fatalf("send to c after leaving = %d, want 0", n)
 	}
-	if n, err := h.Subscribe(ctx, Target{UserIDs: []string{"u"}}, []string{"x", "y"}, true); n != 0 || err != nil {
+	if n, err := h.Subscribe(ctx, Target{UserIDs: []string{"u"}}, []string{"b"}, false); n != 1 || err != nil {
+		t.Fatalf("Subscribe(leave b) = %d, %v; want 1 changed", n, err)
+	}
+	if n, err := h.Subscribe(ctx, Target{UserIDs: []string{"u"}}, []string{"b"}, false); n != 0 || err != nil {
+		t.Fatalf("Subscribe(leave b) again = %d, %v; want 0 changed", n, err)
+	}
+	if n, err := h.Subscribe(ctx, Target{UserIDs: []string{"u"}}, []string{"x", "y", "z"}, true); n != 0 || err != nil {
 		t.Fatalf("Subscribe beyond the cap = %d, %v; want 0 changed", n, err)
 	}
 	if _, err := h.Subscribe(ctx, Target{}, []string{"x"}, true); !errors.Is(err, ErrNoTarget) {

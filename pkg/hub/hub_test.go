@@ -222,7 +222,7 @@ func TestQueries(t *testing.T) {
 	if users := h.LocalUsers(UsersQuery{Name: "BOB"}); len(users) != 1 || users[0].ID != "2" {
 		t.Errorf("LocalUsers(BOB): %+v", users)
 	}
-	if st := h.LocalStats(); st != (Stats{Connections: 4, Users: 2, AccessTokens: 2, Tenants: 2}) {
+	if st := h.LocalStats(); st != (Stats{Connections: 4, Users: 2, AccessTokens: 2, Tenants: 2, Channels: 1}) {
 		t.Errorf("LocalStats: %+v", st)
 	}
 	if n := h.LocalUserConnections("1"); n != 2 {
