@@ -68,7 +68,8 @@ export interface SseConnectError {
 export interface SseChannelError extends Error {
   /**
    * HTTP status: 403 the app's channel policy refuses the join, 400 a bad name or too many channels,
-   * 404 not this client's connection, 503 the policy's backend could not be asked.
+   * 404 not this client's connection (a call whose connection closed meanwhile is kept for the next
+   * one instead), 503 the policy's backend could not be asked.
    */
   status: number
 }

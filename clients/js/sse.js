@@ -189,7 +189,7 @@ class Sse {
       { method: 'POST', credentials: 'include', mode: 'cors', headers: Sse.JSON_HEADERS, body: JSON.stringify({ connectionId: id, listener: list }) }))
   }
 
-  // A refusal rejects with an Error: the server's error and status.
+  // A refusal rejects with an Error: the server's error and status. 404 after a drop: next connection.
   _chan (names, j) {
     const list = [].concat(names)
     const set = () => list.forEach(c => this.chans.set(c, j))
@@ -198,6 +198,7 @@ class Sse {
       const r = await fetch(this._url((j ? '' : 'un') + 'subscribe.do', this._query()),
         { method: 'POST', credentials: 'include', mode: 'cors', headers: Sse.JSON_HEADERS, body: JSON.stringify({ connectionId: id, channels: list }) })
       const b = Sse.parse(await r.text())
+      if (r.status === 404 && id !== this.connectionId) throw new TypeError('sse: gone')
       if (!r.ok) throw Object.assign(new Error(b.error || r.status), { status: r.status })
       set()
       return (b.data || {}).channels
@@ -269,9 +270,8 @@ class Sse {
       this._drop()
       const info = Sse.parse(e.data)
       this._closed(e, info, Sse.SERVER_TRIGGER_CLOSE, 'server-close')
-      // Kicked or over a connection cap: stay closed until the tab is shown again (a reconnect would
-      // close another connection of the same user). Else (token-expired, ...) reconnect with backoff,
-      // with the query and cookies the page's listeners have refreshed meanwhile.
+      // Kicked or over a cap: stay closed until the tab is shown again (a reconnect would close another
+      // connection of the user). Else reconnect with backoff, with the query and cookies of then.
       if (!Sse.STAY_CLOSED.includes(info.reason)) this._retry()
       return
     } else if (t === 'sse-set-duration') {
