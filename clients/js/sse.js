@@ -189,7 +189,7 @@ class Sse {
       { method: 'POST', credentials: 'include', mode: 'cors', headers: Sse.JSON_HEADERS, body: JSON.stringify({ connectionId: id, listener: list }) }))
   }
 
-  // A refusal rejects with an Error: the server's error and status. 404 after a drop: next connection.
+  // Rejects with the server's error and status; a 404 after a drop waits for the next connection.
   _chan (names, j) {
     const list = [].concat(names)
     const set = () => list.forEach(c => this.chans.set(c, j))
@@ -220,15 +220,15 @@ class Sse {
     try {
       while (this.queue.length && this.isActive()) {
         const t = this.queue.shift()
+        const id = this.connectionId
         try {
-          t.resolve(await t.run(this.connectionId))
+          t.resolve(await t.run(id))
         } catch (e) {
-          // A network failure: keep the call for the next connection.
+          // A network failure: keep the call for the next connection (now if one came meanwhile).
           if (e instanceof TypeError && ++t.tries < 4 && !this.destroyed) {
             this.queue.unshift(t)
-            break
-          }
-          t.reject(e)
+            if (id === this.connectionId) break
+          } else t.reject(e)
         }
       }
     } finally {
@@ -348,8 +348,8 @@ class Sse {
     this.timer = setTimeout(() => { this.timer = 0; this.connect() }, Math.max(minDelay, d / 2 + Math.random() * d / 2))
   }
 
-  // Asks the refused connect URL again with fetch to learn the status and the server's error, reports
-  // them as connect-error, then stays closed (401, 403) or retries, no sooner than a Retry-After.
+  // Asks the refused connect URL again to learn the status and error, reports them as connect-error,
+  // then stays closed (401, 403) or retries, no sooner than a Retry-After.
   async _probe (url) {
     const n = this.probes
     const info = { status: 0, error: '', retryAfter: null }

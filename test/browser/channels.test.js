@@ -171,30 +171,42 @@ test('a join the channel policy refuses rejects with 403 and the channel\'s name
   await waitEvents(page, 'news')
 }, CHANNELS_CONFIG))
 
-test('a subscribe in flight when its connection is kicked (404) is kept and applied on the next connection', t => withSetup(t, async ({ pushd, page }) => {
-  await createClient(page, { listeners: ['news', 'connect-close'] })
-  await waitActive(page)
-  // Hold the first call in the browser until the server has closed its connection.
-  let hold
-  let calls = 0
-  const held = new Promise(resolve => { hold = resolve })
-  await page.route('**/connect/subscribe.do*', route => calls++ ? route.continue() : hold(route))
-  await page.evaluate(() => {
-    window.__settled = null
-    window.client.subscribe('r1').then(v => { window.__settled = { channels: v } }, e => { window.__settled = { error: e.message, status: e.status } })
-  })
-  const route = await held
-  assert.equal((await pushd.api('POST', '/disconnect', { userIds: [USER] })).status, 200)
-  const closes = await waitEvents(page, 'connect-close')
-  assert.equal(closes[0].info.reason, 'kicked')
-  const [gone] = await Promise.all([page.waitForResponse(r => r.url().includes('/connect/subscribe.do')), route.continue()])
-  assert.equal(gone.status(), 404, 'the held call reached the server after its connection had gone')
+for (const reconnected of [false, true]) {
+  const when = reconnected ? 'the next connection is already up' : 'the client is still offline'
+  test(`a subscribe in flight when its connection is kicked (404) is kept and applied on the next connection (${when})`, t => withSetup(t, async ({ pushd, page }) => {
+    await createClient(page, { listeners: ['news', 'connect-close'] })
+    await waitActive(page)
+    const first = await page.evaluate(() => window.client.connectionId)
+    // Hold the first call in the browser until the server has closed its connection.
+    let hold
+    let calls = 0
+    const held = new Promise(resolve => { hold = resolve })
+    await page.route('**/connect/subscribe.do*', route => calls++ ? route.continue() : hold(route))
+    await page.evaluate(() => {
+      window.__settled = null
+      window.client.subscribe('r1').then(v => { window.__settled = { channels: v } }, e => { window.__settled = { error: e.message, status: e.status } })
+    })
+    const route = await held
+    assert.equal((await pushd.api('POST', '/disconnect', { userIds: [USER] })).status, 200)
+    const closes = await waitEvents(page, 'connect-close')
+    assert.equal(closes[0].info.reason, 'kicked')
+    if (reconnected) {
+      await page.evaluate(() => window.client.connect())
+      await waitActive(page)
+    }
+    const [gone] = await Promise.all([page.waitForResponse(r => r.url().includes('/connect/subscribe.do')), route.continue()])
+    assert.equal(gone.status(), 404, 'the held call reached the server after its connection had gone')
+    assert.equal(JSON.parse(gone.request().postData()).connectionId, first)
 
-  await page.evaluate(() => window.client.connect())
-  await waitActive(page)
-  await page.waitForFunction(() => window.__settled, null, { timeout: 10000, polling: 50 })
-  assert.deepEqual(await page.evaluate(() => window.__settled), { channels: ['r1'] })
-  assert.deepEqual(await serverChannels(pushd), ['r1'])
-  assert.equal(await pushTo(pushd, 'r1'), 1)
-  await waitEvents(page, 'news')
-}, CHANNELS_CONFIG))
+    if (!reconnected) {
+      await page.evaluate(() => window.client.connect())
+      await waitActive(page)
+    }
+    await page.waitForFunction(() => window.__settled, null, { timeout: 10000, polling: 50 })
+    assert.deepEqual(await page.evaluate(() => window.__settled), { channels: ['r1'] })
+    assert.equal(calls, 2, 'sent again once')
+    assert.deepEqual(await serverChannels(pushd), ['r1'])
+    assert.equal(await pushTo(pushd, 'r1'), 1)
+    await waitEvents(page, 'news')
+  }, CHANNELS_CONFIG))
+}
