@@ -103,6 +103,8 @@ type HTTPConfig struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes bounds a request's headers. Default 64 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// Admission bounds the connects this node admits (admission.go).
+	Admission AdmissionConfig `yaml:"admission"`
 }
 
 // ClusterConfig selects and configures the Transport.

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/pushd/pushd/internal/admission"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/notify"
 	"github.com/pushd/pushd/pkg/qos"
@@ -41,6 +42,11 @@ func (s *server) metrics() *prometheus.Registry {
 		}
 	}
 	reg.MustRegister(s.clusterCalls, s.clusterErrors)
+	admitted := counterFunc(reg, nil, s.admit.Stats)
+	admitted("pushd_connects_admitted_total", "Connects admitted by http.admission.", func(st admission.Stats) uint64 { return st.Admitted })
+	admitted("pushd_connects_refused_total", "Connects answered 503 by http.admission (at once or per second).", func(st admission.Stats) uint64 { return st.Refused })
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushd_connects_admitting",
+		Help: "Connects being admitted now (counted by http.admission.max_connecting)."}, func() float64 { return float64(s.admit.Stats().InFlight) }))
 	if rt, ok := s.transport.(redisStats); ok {
 		transport := counterFunc(reg, nil, rt.Stats)
 		transport("pushd_cluster_redis_resubscribes_total", "Redis subscriptions re-established after a loss.",

@@ -26,6 +26,7 @@ func (s *server) routes() http.Handler {
 	for _, a := range s.apps {
 		r.Handle(a.cfg.Path, a.web)
 		r.Handle(a.cfg.Path+"/*", a.web)
+		r.Handle(a.cfg.Path+"/connect", s.admitted(a.web))
 	}
 	apps := make(map[string]api.App, len(s.apps))
 	for _, a := range s.apps {

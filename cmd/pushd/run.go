@@ -16,6 +16,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/internal/admission"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
 )
@@ -31,6 +32,7 @@ type server struct {
 	mux       hub.Mux
 	apps      []*app
 	draining  atomic.Bool
+	admit     *admission.Limiter // the apps' connects
 
 	clusterCalls  *prometheus.HistogramVec // per app and operation
 	clusterErrors *prometheus.CounterVec
@@ -50,6 +52,10 @@ func newServer(cfg *Config) (*server, error) {
 			Help: "Calls to the other nodes that failed or answered partially."}, []string{"app", "op"}),
 	}
 	routeLibraryLogs(s.log)
+	var err error
+	if s.admit, err = cfg.HTTP.Admission.limiter(); err != nil {
+		return nil, fmt.Errorf("config: http.admission: %w", err)
+	}
 	if cfg.TLS.CertFile != "" {
 		r, err := newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, s.log)
 		if err != nil {

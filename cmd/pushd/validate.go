@@ -25,6 +25,7 @@ func (h *HTTPConfig) validate(p *problems) {
 	if h.MaxHeaderBytes == 0 {
 		h.MaxHeaderBytes = 64 << 10
 	}
+	h.Admission.validate(p)
 }
 
 // validate fills defaults and names the key of every problem, section

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/pushd/pushd/internal/admission"
+)
+
+// AdmissionConfig bounds the connects this node admits (http.admission):
+// over a bound a connect is answered 503 with Retry-After, which sse.js
+// waits for, before authentication or the hub see it. It keeps a crowd
+// arriving at once — the clients of a node that died — from piling up.
+type AdmissionConfig struct {
+	// MaxConnecting bounds the connects being admitted at once, from the
+	// request's arrival until the stream's response head is written.
+	// Default 1000; -1 off.
+	MaxConnecting int `yaml:"max_connecting"`
+	// Rate bounds the connects admitted per second. Default 0: off.
+	Rate int `yaml:"rate"`
+	// Burst is how many connects Rate lets through at once. Default: Rate.
+	Burst int `yaml:"burst"`
+	// RetryAfter is the shortest Retry-After of a refusal; each says a
+	// whole number of seconds between it and twice it. Default 1 s.
+	RetryAfter Duration `yaml:"retry_after"`
+}
+
+// validate fills the defaults.
+func (a *AdmissionConfig) validate(p *problems) {
+	if a.MaxConnecting < -1 || a.Rate < 0 || a.Burst < 0 || a.RetryAfter < 0 {
+		p.addf("http.admission: max_connecting must be -1 or more, rate, burst and retry_after not negative")
+	}
+	if a.MaxConnecting == 0 {
+		a.MaxConnecting = 1000
+	}
+	if a.RetryAfter == 0 {
+		a.RetryAfter = Duration(time.Second)
+	}
+}
+
+// limiter builds the node's connect limiter from a validated config.
+func (a AdmissionConfig) limiter() (*admission.Limiter, error) {
+	return admission.New(admission.Config{
+		MaxInFlight: max(a.MaxConnecting, 0), Rate: a.Rate, Burst: a.Burst,
+		RetryAfter: time.Duration(a.RetryAfter),
+	})
+}
+
+// admitted sends an app's connects (GET and POST on {path}/connect)
+// through the node's limiter and everything else straight to web.
+func (s *server) admitted(web http.Handler) http.Handler {
+	limited := s.admit.Wrap(web)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodPost {
+			limited.ServeHTTP(w, r)
+			return
+		}
+		web.ServeHTTP(w, r)
+	})
+}
