@@ -118,3 +118,44 @@ apps:
 	default:
 	}
 }
+
+// Attack (issue 14): a channel's QoS backlog goes only to connections that
+// joined it legitimately — a browser refused the channel never gets it,
+// one in another channel neither.
+func TestChannelQoSBacklogOnlyToMembers(t *testing.T) {
+	n := startPushd(t, `
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+    channels:
+      namespaces:
+        - {prefix: "ops.", join: server}
+        - {match: "*", join: public}
+`)
+	for _, to := range []string{"ops.alerts", "news"} {
+		code, body := apiCall(t, n.url, http.MethodPost, "send", map[string]any{
+			"to": map[string]any{"channels": []string{to}}, "event": "stored", "data": "for " + to, "qos": true})
+		if code != http.StatusOK || !strings.Contains(body, `"stored":true`) {
+			t.Fatalf("qos send to %s: %d %s", to, code, body)
+		}
+	}
+	base := n.url + "/sse/demo/connect?"
+	code, body := do(t, http.MethodGet, base+"userId=eve&channel=ops.alerts", "", nil)
+	if code != http.StatusForbidden || strings.Contains(body, "for ops.alerts") {
+		t.Fatalf("a browser asking for the server-only channel: %d %s", code, body)
+	}
+	carl := openStream(t, base+"userId=carl&channel=news")
+	carl.frame() // connect-finish
+	if f := carl.frame(); field(f, "data") != "for news" {
+		t.Fatalf("the news member's replay: %q", f)
+	}
+	// The fence: a live send after the replay, nothing of ops.alerts before it.
+	code, body = apiCall(t, n.url, http.MethodPost, "send", map[string]any{"to": map[string]any{"userIds": []string{"carl"}}, "event": "fence", "data": "x"})
+	if code != http.StatusOK {
+		t.Fatalf("fence: %d %s", code, body)
+	}
+	if f := carl.frame(); field(f, "event") != "fence" {
+		t.Fatalf("after the news backlog carl got %q, want the fence (nothing of ops.alerts)", f)
+	}
+}
