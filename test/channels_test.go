@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/pkg/signature"
+	"github.com/pushd/pushd/pkg/upstream"
 )
 
 // presenceOf decodes an sse-presence frame's data.
@@ -157,5 +160,46 @@ apps:
 	}
 	if f := carl.frame(); field(f, "event") != "fence" {
 		t.Fatalf("after the news backlog carl got %q, want the fence (nothing of ops.alerts)", f)
+	}
+}
+
+// A webhook namespace asks the backend over a signed call, from the
+// daemon's configuration: the backend's yes joins, its no is a 403, and
+// an unsigned or forged ask would be refused by the backend's check.
+func TestChannelSubscribeWebhook(t *testing.T) {
+	const secret = "join-secret-0123456789abcdef0123456"
+	asked := make(chan string, 8)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := upstream.Verify(r, secret, signature.Options{})
+		var ask struct{ Channel, UserID string }
+		if err != nil || json.NewDecoder(r.Body).Decode(&ask) != nil || id.UserID != ask.UserID {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		asked <- ask.UserID + ":" + ask.Channel
+		fmt.Fprintf(w, `{"allow": %t}`, ask.Channel == "deal.yes")
+	}))
+	t.Cleanup(backend.Close)
+	n := startPushd(t, fmt.Sprintf(`
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+    channels:
+      webhook: {url: %q, secret: %q}
+      namespaces: [{prefix: "deal.", join: webhook}]
+`, backend.URL, secret))
+	base := n.url + "/sse/demo/connect?userId=ann&channel="
+	s := openStream(t, base+"deal.yes")
+	s.frame()
+	if got := <-asked; got != "ann:deal.yes" {
+		t.Fatalf("the backend was asked %q", got)
+	}
+	code, body := do(t, http.MethodGet, base+"deal.no", "", nil)
+	if code != http.StatusForbidden || !strings.Contains(body, "deal.no") {
+		t.Fatalf("the backend's no: %d %s", code, body)
+	}
+	if got := <-asked; got != "ann:deal.no" {
+		t.Fatalf("the backend was asked %q", got)
 	}
 }
