@@ -16,6 +16,12 @@ type AdmissionConfig struct {
 	// request's arrival until the stream's response head is written.
 	// Default 1000; -1 off.
 	MaxConnecting int `yaml:"max_connecting"`
+	// MaxWaiting bounds the connects waiting for a place when
+	// MaxConnecting are being admitted; one more is refused at once.
+	// Default 10000; -1: none wait.
+	MaxWaiting int `yaml:"max_waiting"`
+	// Wait bounds how long a connect waits for a place. Default 2 s.
+	Wait Duration `yaml:"wait"`
 	// Rate bounds the connects admitted per second. Default 0: off.
 	Rate int `yaml:"rate"`
 	// Burst is how many connects Rate lets through at once. Default: Rate.
@@ -27,11 +33,17 @@ type AdmissionConfig struct {
 
 // validate fills the defaults.
 func (a *AdmissionConfig) validate(p *problems) {
-	if a.MaxConnecting < -1 || a.Rate < 0 || a.Burst < 0 || a.RetryAfter < 0 {
-		p.addf("http.admission: max_connecting must be -1 or more, rate, burst and retry_after not negative")
+	if a.MaxConnecting < -1 || a.MaxWaiting < -1 || a.Wait < 0 || a.Rate < 0 || a.Burst < 0 || a.RetryAfter < 0 {
+		p.addf("http.admission: max_connecting and max_waiting must be -1 or more, wait, rate, burst and retry_after not negative")
 	}
 	if a.MaxConnecting == 0 {
 		a.MaxConnecting = 1000
+	}
+	if a.MaxWaiting == 0 {
+		a.MaxWaiting = 10000
+	}
+	if a.Wait == 0 {
+		a.Wait = Duration(2 * time.Second)
 	}
 	if a.RetryAfter == 0 {
 		a.RetryAfter = Duration(time.Second)
@@ -41,7 +53,8 @@ func (a *AdmissionConfig) validate(p *problems) {
 // limiter builds the node's connect limiter from a validated config.
 func (a AdmissionConfig) limiter() (*admission.Limiter, error) {
 	return admission.New(admission.Config{
-		MaxInFlight: max(a.MaxConnecting, 0), Rate: a.Rate, Burst: a.Burst,
+		MaxInFlight: max(a.MaxConnecting, 0), MaxWaiting: max(a.MaxWaiting, 0), Wait: time.Duration(a.Wait),
+		Rate: a.Rate, Burst: a.Burst,
 		RetryAfter: time.Duration(a.RetryAfter),
 	})
 }

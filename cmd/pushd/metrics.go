@@ -47,6 +47,8 @@ func (s *server) metrics() *prometheus.Registry {
 	admitted("pushd_connects_refused_total", "Connects answered 503 by http.admission (at once or per second).", func(st admission.Stats) uint64 { return st.Refused })
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushd_connects_admitting",
 		Help: "Connects being admitted now (counted by http.admission.max_connecting)."}, func() float64 { return float64(s.admit.Stats().InFlight) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushd_connects_waiting",
+		Help: "Connects waiting for a place among those being admitted (http.admission.max_waiting)."}, func() float64 { return float64(s.admit.Stats().Waiting) }))
 	if rt, ok := s.transport.(redisStats); ok {
 		transport := counterFunc(reg, nil, rt.Stats)
 		transport("pushd_cluster_redis_resubscribes_total", "Redis subscriptions re-established after a loss.",

@@ -7,7 +7,10 @@
 // Two bounds, each off when zero: the connects being admitted at once
 // (from the request's arrival until its handler writes the response head,
 // hijacks the connection or returns), and a rate of admitted connects per
-// second (a token bucket). A Limiter is safe for concurrent use.
+// second (a token bucket). A connect over the first bound waits, within
+// bounds of its own, for a place to come free: a burst is served as fast
+// as the node can, and refused only beyond what it can hold. A Limiter is
+// safe for concurrent use.
 package admission
 
 import (
@@ -29,6 +32,12 @@ import (
 type Config struct {
 	// MaxInFlight bounds the connects being admitted at once. 0: no bound.
 	MaxInFlight int
+	// MaxWaiting bounds the connects waiting for a place when MaxInFlight
+	// are being admitted; one more is refused at once. 0: none wait.
+	MaxWaiting int
+	// Wait bounds how long a connect waits for a place; then it is
+	// refused. 0: 1 s.
+	Wait time.Duration
 	// Rate bounds the connects admitted per second. 0: no bound.
 	Rate int
 	// Burst is how many connects the rate lets through at once after a
@@ -46,14 +55,16 @@ type Stats struct {
 	// Admitted counts the connects let through; Refused those answered
 	// 503, RefusedRate those of them refused by the rate.
 	Admitted, Refused, RefusedRate uint64
-	// InFlight is the number of connects being admitted now.
-	InFlight int
+	// InFlight is the number of connects being admitted now, Waiting the
+	// number waiting for a place.
+	InFlight, Waiting int
 }
 
 // Limiter admits connects within its Config's bounds.
 type Limiter struct {
-	cfg      Config
-	inFlight atomic.Int64
+	cfg     Config
+	slots   chan struct{} // a token per connect being admitted; nil: no bound
+	waiting atomic.Int64
 
 	mu     sync.Mutex
 	tokens float64
@@ -64,7 +75,7 @@ type Limiter struct {
 
 // New returns a Limiter for cfg; a negative field is an error.
 func New(cfg Config) (*Limiter, error) {
-	if cfg.MaxInFlight < 0 || cfg.Rate < 0 || cfg.Burst < 0 || cfg.RetryAfter < 0 {
+	if cfg.MaxInFlight < 0 || cfg.MaxWaiting < 0 || cfg.Wait < 0 || cfg.Rate < 0 || cfg.Burst < 0 || cfg.RetryAfter < 0 {
 		return nil, errors.New("admission: negative bound")
 	}
 	if cfg.Burst == 0 {
@@ -73,14 +84,21 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.RetryAfter == 0 {
 		cfg.RetryAfter = time.Second
 	}
-	return &Limiter{cfg: cfg, tokens: float64(cfg.Burst)}, nil
+	if cfg.Wait == 0 {
+		cfg.Wait = time.Second
+	}
+	l := &Limiter{cfg: cfg, tokens: float64(cfg.Burst)}
+	if cfg.MaxInFlight > 0 {
+		l.slots = make(chan struct{}, cfg.MaxInFlight)
+	}
+	return l, nil
 }
 
 // Stats returns the Limiter's counts.
 func (l *Limiter) Stats() Stats {
 	return Stats{
 		Admitted: l.admitted.Load(), Refused: l.refused.Load(), RefusedRate: l.refusedRate.Load(),
-		InFlight: int(l.inFlight.Load()),
+		InFlight: len(l.slots), Waiting: int(l.waiting.Load()),
 	}
 }
 
@@ -88,27 +106,49 @@ func (l *Limiter) Stats() Stats {
 // answered 503 with Retry-After and a JSON error and never reaches next.
 func (l *Limiter) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if limit := l.cfg.MaxInFlight; limit > 0 && l.inFlight.Add(1) > int64(limit) {
-			l.inFlight.Add(-1)
-			l.refuse(w, "too many connects at once", false)
-			return
-		}
 		if !l.take(time.Now()) {
-			if l.cfg.MaxInFlight > 0 {
-				l.inFlight.Add(-1)
-			}
 			l.refuse(w, "too many connects per second", true)
 			return
 		}
-		l.admitted.Add(1)
-		if l.cfg.MaxInFlight <= 0 {
+		if l.slots == nil {
+			l.admitted.Add(1)
 			next.ServeHTTP(w, r)
 			return
 		}
+		if !l.enter(r) {
+			l.refuse(w, "too many connects at once", false)
+			return
+		}
+		l.admitted.Add(1)
 		aw := &admitWriter{ResponseWriter: w, l: l}
 		defer aw.admitted()
 		next.ServeHTTP(aw, r)
 	})
+}
+
+// enter takes a place among the connects being admitted, waiting for one
+// within MaxWaiting and Wait; it reports false when it got none.
+func (l *Limiter) enter(r *http.Request) bool {
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if l.waiting.Add(1) > int64(l.cfg.MaxWaiting) {
+		l.waiting.Add(-1)
+		return false
+	}
+	defer l.waiting.Add(-1)
+	t := time.NewTimer(l.cfg.Wait)
+	defer t.Stop()
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // take spends a token of the rate's bucket, refilled at Rate per second
@@ -154,7 +194,7 @@ type admitWriter struct {
 func (w *admitWriter) admitted() {
 	if !w.done {
 		w.done = true
-		w.l.inFlight.Add(-1)
+		<-w.l.slots
 	}
 }
 

@@ -214,3 +214,66 @@ func TestFlusherEndsAdmission(t *testing.T) {
 		t.Fatalf("second stream: status %d, the first one's flush did not end its admission", status)
 	}
 }
+
+// Over MaxInFlight a connect waits for a place (within MaxWaiting and
+// Wait) instead of being refused: it is admitted when the one ahead of it
+// writes its head; one more than MaxWaiting is refused at once, and a
+// waiter whose Wait runs out is refused then.
+func TestWaitingForAPlace(t *testing.T) {
+	l, err := admission.New(admission.Config{MaxInFlight: 1, MaxWaiting: 1, Wait: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := httptest.NewServer(l.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("hold") != "" {
+			<-release
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})))
+	defer srv.Close()
+	statuses := make(chan int, 2)
+	getStatus := func(url string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Error(err)
+			statuses <- 0
+			return
+		}
+		resp.Body.Close()
+		statuses <- resp.StatusCode
+	}
+	go getStatus(srv.URL + "/?hold=1")
+	await.True(t, 5*time.Second, "the first connect in flight", func() bool { return l.Stats().InFlight == 1 })
+	go getStatus(srv.URL)
+	await.True(t, 5*time.Second, "the second connect waiting", func() bool { return l.Stats().Waiting == 1 })
+	resp, status, body := get(t, srv.URL)
+	checkRefusal(t, resp, status, body, "at once")
+	close(release)
+	for range 2 {
+		if s := <-statuses; s != http.StatusNoContent {
+			t.Fatalf("held or waiting connect: status %d", s)
+		}
+	}
+
+	short, err := admission.New(admission.Config{MaxInFlight: 1, MaxWaiting: 1, Wait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	srv2 := httptest.NewServer(short.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("hold") != "" {
+			<-hold
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})))
+	defer srv2.Close()
+	defer close(hold) // before srv2.Close, which waits for the handlers
+	go getStatus(srv2.URL + "/?hold=1")
+	await.True(t, 5*time.Second, "the first connect in flight", func() bool { return short.Stats().InFlight == 1 })
+	resp, status, body = get(t, srv2.URL)
+	checkRefusal(t, resp, status, body, "at once")
+	if st := short.Stats(); st.Waiting != 0 || st.Refused != 1 {
+		t.Fatalf("stats %+v after the wait ran out, want none waiting and 1 refused", st)
+	}
+}
