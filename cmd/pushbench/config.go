@@ -115,6 +115,17 @@ type Config struct {
 	Payload int
 	// Event is the SSE event name used for the messages. Zero value: "pb".
 	Event string
+	// Reconnect runs the mass-reconnect scenario instead of the modes (see
+	// reconnect.go): connections on node 1, Backlog QoS messages per user
+	// stored, node 1 killed, everybody back on the other nodes. It needs
+	// Spawn, SpawnRedis and SpawnNodes ≥ 2.
+	Reconnect bool
+	// Backlog is the number of QoS messages stored per user for Reconnect
+	// (1..64). Zero value: 5.
+	Backlog int
+	// ReconnectBase replaces the reconnectTime of connect-finish as the
+	// base of the clients' reconnect backoff. Zero value: the server's.
+	ReconnectBase time.Duration
 	// Log receives progress lines. Zero value: discarded.
 	Log io.Writer
 }
@@ -194,6 +205,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Event == "" {
 		c.Event = "pb"
+	}
+	if c.Backlog == 0 {
+		c.Backlog = 5
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
@@ -279,6 +293,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 64, "connection setups in flight")
 	fs.IntVar(&c.Payload, "payload", 0, "padding bytes per message")
 	fs.StringVar(&c.Event, "event", "pb", "SSE event name of the messages")
+	fs.BoolVar(&c.Reconnect, "reconnect", false, "mass reconnect: connections on node 1, -backlog QoS messages per user, node 1 killed, back on the others")
+	fs.IntVar(&c.Backlog, "backlog", 5, "QoS messages stored per user for -reconnect")
+	fs.DurationVar(&c.ReconnectBase, "reconnect-base", 0, "base of the clients' reconnect backoff for -reconnect (0 = connect-finish's reconnectTime)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, "", err
 	}

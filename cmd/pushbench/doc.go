@@ -13,6 +13,8 @@
 //	pushbench -spawn ./pushd -conns 19000 -mode none -rss-steps 1000,5000,10000   (idle memory only)
 //	pushbench -spawn ./pushd -spawn-nodes 2 -spawn-redis redis-server -conn-nodes 1 -api-nodes 2 -floor ./refserver \
 //	    -conns 5000 -users 5000 -mode user -messages 10000 -publishers 16   (cross-node sends)
+//	pushbench -spawn ./pushd -spawn-nodes 3 -spawn-redis redis-server -reconnect -conns 19000 -users 19000
+//	    (mass reconnect: node 1 killed, 5 QoS messages per user replayed on nodes 2 and 3)
 //
 // Connection i belongs to user u{i%users} and tenant t{i%tenants} (demo
 // authentication query parameters) and is held by node i%len(nodes), or by
@@ -20,6 +22,12 @@
 // round-robin (default all). -spawn-redis starts a private redis-server and
 // clusters the spawned nodes over it; the CPU of every node and of that
 // redis-server is reported apart per phase, with their sum per send.
+// -reconnect runs the mass-reconnect scenario instead of the phases
+// (reconnect.go): every connection on node 1, -backlog QoS messages per
+// user stored, node 1 killed with SIGKILL, every connection back on the
+// others round robin after sse.js's backoff; it reports when all were
+// back and replayed, loss, duplicates, 503s, and each process's CPU and
+// RSS a second at a time.
 // -floor runs the same phases first against refserver's epoll design (the
 // kernel floor, one node, no QoS) and reports each phase's CPU per delivery
 // and per send, and idle memory, as ratios to the floor's. Each

@@ -38,6 +38,8 @@ type Report struct {
 	Memory  MemoryReport   `json:"memory"`
 	Phases  []PhaseReport  `json:"phases"`
 	Conn    ConnLifeReport `json:"connections_after"`
+	// Reconnect is the mass-reconnect scenario's outcome (-reconnect).
+	Reconnect *ReconnectReport `json:"reconnect,omitempty"`
 	// Warnings are problems that do not invalidate the figures.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -184,6 +186,9 @@ type ConnLifeReport struct {
 // OK reports whether every connection was set up and every message reached
 // exactly its recipients, once.
 func (r Report) OK() bool {
+	if r.Reconnect != nil && len(r.Reconnect.problems()) > 0 {
+		return false
+	}
 	if r.Connect.Failed > 0 || r.Connect.Connected != int64(r.Connect.Attempted) {
 		return false
 	}
@@ -244,6 +249,9 @@ func (r Report) Problems() []string {
 			out = append(out, name+": timed out")
 		}
 	}
+	if r.Reconnect != nil {
+		out = append(out, r.Reconnect.problems()...)
+	}
 	return out
 }
 
@@ -271,6 +279,9 @@ func (r Report) WriteTable(w io.Writer) {
 	if len(r.Phases) > 0 {
 		r.writePhases(w)
 		r.writeProcs(w)
+	}
+	if r.Reconnect != nil {
+		r.Reconnect.writeTable(w, r.Procs)
 	}
 	l := r.Conn
 	fmt.Fprintf(w, "\nconnections: %d dropped, %d closed by server, %d stray messages, %d other events, %d acked (%d ack failures)\n",

@@ -66,6 +66,9 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		return Report{}, errors.New("config: too many modes")
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Log, "pushbench: "+format+"\n", args...) }
+	if cfg.Reconnect {
+		return runReconnect(ctx, cfg, logf)
+	}
 
 	rep := Report{}
 	if cfg.Floor != "" {
