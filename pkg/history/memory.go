@@ -1,0 +1,317 @@
+package history
+
+import (
+	"cmp"
+	"container/list"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MemoryConfig configures NewMemory.
+type MemoryConfig struct {
+	// MaxStreams bounds the streams of all apps together; a stream made
+	// beyond it evicts the least recently appended one. Zero means
+	// DefaultMemoryMaxStreams.
+	MaxStreams int
+	// MaxBytes bounds the size of all streams together, counted as the
+	// lengths of their strings plus a fixed overhead per entry and per
+	// stream; beyond it the least recently appended streams are evicted,
+	// never the one being used (so the store exceeds MaxBytes by at most
+	// that stream). An entry larger than MaxBytes on its own is refused
+	// with ErrInvalid. Zero means DefaultMemoryMaxBytes; -1 means no bound.
+	MaxBytes int64
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Defaults of a MemoryConfig.
+const (
+	DefaultMemoryMaxStreams       = 100000
+	DefaultMemoryMaxBytes   int64 = 64 << 20
+)
+
+// Size accounting of MaxBytes: an entry costs its strings and
+// memEntryOverhead, a stream its app and name and memStreamOverhead.
+const (
+	memEntryOverhead  = 96
+	memStreamOverhead = 256
+)
+
+// Memory is the in-memory Store: bounded, and lost when the process ends
+// (a new process starts new epochs, so positions of the old one get Gap
+// EpochChanged).
+//
+// Every stream has a mutex of its own, held for the work of a call on it:
+// calls on one stream never wait for work on another. A store-wide mutex
+// guards only the index of streams, their order of last append and the
+// byte count; a call holds it for a lookup and once more, when its
+// stream's size changed, to count that and evict, never while it holds a
+// stream.
+//
+// A stream's epoch starts at its first use (Append, Since or Top); it is
+// gone TTL after its last Append (or its start, if nothing was appended
+// since), and its next use starts a new epoch. Entries older than TTL are
+// dropped by the next call on their stream; streams gone are dropped by
+// the next call that finds them first in the order of last append (else
+// when evicted).
+type Memory struct {
+	maxStreams int
+	maxBytes   int64 // 0: no bound
+	now        func() time.Time
+
+	mu      sync.Mutex // guards streams, lru, bytes and memStream's index fields
+	streams map[streamKey]*memStream
+	lru     *list.List // of *memStream, least recently appended first
+	bytes   int64
+
+	evicted atomic.Uint64
+}
+
+// Interface guard.
+var _ Store = (*Memory)(nil)
+
+type streamKey struct{ app, stream string }
+
+type memStream struct {
+	key   streamKey
+	epoch string // set at creation, never changed
+
+	// Guarded by Memory.mu.
+	elem    *list.Element // nil once out of the store
+	touched time.Time     // last Append, or creation
+	ttl     time.Duration // of that call
+	counted int64         // bytes counted in Memory.bytes
+
+	mu      sync.Mutex // guards the fields below
+	dead    bool       // out of the store: callers look it up again
+	top     uint64
+	entries []Entry // entries[head:] are kept: consecutive offsets, oldest first
+	head    int
+	size    int64 // bytes of the kept entries and the stream
+}
+
+// MemoryStats is what a Memory holds and dropped.
+type MemoryStats struct {
+	Streams int    // streams held
+	Bytes   int64  // bytes counted against MaxBytes
+	Evicted uint64 // streams evicted to keep MaxStreams or MaxBytes so far
+}
+
+// NewMemory returns an empty in-memory store.
+func NewMemory(cfg MemoryConfig) (*Memory, error) {
+	if cfg.MaxStreams < 0 || cfg.MaxBytes < -1 {
+		return nil, fmt.Errorf("history: memory config: negative bound")
+	}
+	m := &Memory{
+		maxStreams: cmp.Or(cfg.MaxStreams, DefaultMemoryMaxStreams),
+		maxBytes:   max(cmp.Or(cfg.MaxBytes, DefaultMemoryMaxBytes), 0),
+		now:        cfg.Now,
+		streams:    make(map[streamKey]*memStream),
+		lru:        list.New(),
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	return m, nil
+}
+
+// Append adds e to the stream and returns its position.
+func (m *Memory) Append(ctx context.Context, app, stream string, e Entry, o Options) (Position, error) {
+	if err := ctx.Err(); err != nil {
+		return Position{}, err
+	}
+	if err := Check(stream, o); err != nil {
+		return Position{}, err
+	}
+	size := entrySize(&e)
+	if m.maxBytes > 0 && size > m.maxBytes {
+		return Position{}, fmt.Errorf("%w: entry of %d bytes, the store holds %d", ErrInvalid, size, m.maxBytes)
+	}
+	now := m.now()
+	s := m.hold(streamKey{app, stream}, now, o, true)
+	before := s.size
+	s.expire(now, o.TTL)
+	s.top++
+	e.Offset, e.Time = s.top, now
+	s.entries = append(s.entries, e)
+	s.size += size
+	for len(s.entries)-s.head > o.Size {
+		s.drop()
+	}
+	pos := Position{Offset: s.top, Epoch: s.epoch}
+	delta := s.size - before
+	s.mu.Unlock()
+	m.account(s, now, delta)
+	return pos, nil
+}
+
+// Since reads up to limit entries after p.
+func (m *Memory) Since(ctx context.Context, app, stream string, p Position, limit int, o Options) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	if err := CheckSince(stream, limit, o); err != nil {
+		return Result{}, err
+	}
+	now := m.now()
+	s := m.hold(streamKey{app, stream}, now, o, false)
+	before := s.size
+	s.expire(now, o.TTL)
+	top := Position{Offset: s.top, Epoch: s.epoch}
+	kept := s.entries[s.head:]
+	var out []Entry
+	if len(kept) > 0 {
+		from := max(Start(p, top), kept[0].Offset) - kept[0].Offset
+		if from < uint64(len(kept)) {
+			out = append(out, kept[from:][:min(uint64(limit)+1, uint64(len(kept))-from)]...)
+		}
+	}
+	delta := s.size - before
+	s.mu.Unlock()
+	m.account(s, now, delta)
+	return Page(p, top, out, limit, o), nil
+}
+
+// Top returns the stream's current position, starting its epoch if it has
+// none.
+func (m *Memory) Top(ctx context.Context, app, stream string, o Options) (Position, error) {
+	if err := ctx.Err(); err != nil {
+		return Position{}, err
+	}
+	if err := Check(stream, o); err != nil {
+		return Position{}, err
+	}
+	s := m.hold(streamKey{app, stream}, m.now(), o, false)
+	pos := Position{Offset: s.top, Epoch: s.epoch}
+	s.mu.Unlock()
+	return pos, nil
+}
+
+// Stats returns what m holds and dropped.
+func (m *Memory) Stats() MemoryStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return MemoryStats{Streams: len(m.streams), Bytes: m.bytes, Evicted: m.evicted.Load()}
+}
+
+// hold returns the stream of key, made with a new epoch if there is none
+// or it is gone, locked. appending marks it as appended to now.
+func (m *Memory) hold(key streamKey, now time.Time, o Options, appending bool) *memStream {
+	for {
+		m.mu.Lock()
+		s := m.streams[key]
+		if s != nil && gone(s, now) {
+			m.removeLocked(s)
+			s = nil
+		}
+		if s == nil {
+			s = &memStream{key: key, epoch: NewEpoch(), touched: now, ttl: o.TTL,
+				size: memStreamOverhead + int64(len(key.app)+len(key.stream))}
+			s.elem = m.lru.PushBack(s)
+			s.counted = s.size
+			m.bytes += s.size
+			m.streams[key] = s
+		} else if appending {
+			s.touched, s.ttl = now, o.TTL
+			m.lru.MoveToBack(s.elem)
+		}
+		victims := m.sweepLocked(now, s)
+		m.mu.Unlock()
+		kill(victims)
+		s.mu.Lock()
+		if !s.dead {
+			return s
+		}
+		s.mu.Unlock() // evicted by another call a moment ago: look it up again
+	}
+}
+
+// account counts a change of s's size and evicts what the bounds ask for.
+func (m *Memory) account(s *memStream, now time.Time, delta int64) {
+	if delta == 0 {
+		return
+	}
+	m.mu.Lock()
+	if s.elem != nil {
+		s.counted += delta
+		m.bytes += delta
+	}
+	victims := m.sweepLocked(now, s)
+	m.mu.Unlock()
+	kill(victims)
+}
+
+// sweepLocked takes out of the store, in the order of last append, the
+// streams that are gone and, while the store is over a bound, the others
+// (evicted), never keep; it stops at the first stream that is neither.
+// The streams taken out are returned, for kill. Called with mu held.
+func (m *Memory) sweepLocked(now time.Time, keep *memStream) []*memStream {
+	var out []*memStream
+	for e := m.lru.Front(); e != nil; {
+		s, next := e.Value.(*memStream), e.Next()
+		if s != keep {
+			switch {
+			case gone(s, now):
+			case len(m.streams) > m.maxStreams || (m.maxBytes > 0 && m.bytes > m.maxBytes):
+				m.evicted.Add(1)
+			default:
+				return out
+			}
+			m.removeLocked(s)
+			out = append(out, s)
+		}
+		e = next
+	}
+	return out
+}
+
+// removeLocked takes s out of the store. Called with mu held.
+func (m *Memory) removeLocked(s *memStream) {
+	m.lru.Remove(s.elem)
+	s.elem = nil
+	delete(m.streams, s.key)
+	m.bytes -= s.counted
+}
+
+// kill marks streams taken out of the store dead and frees their entries.
+func kill(streams []*memStream) {
+	for _, s := range streams {
+		s.mu.Lock()
+		s.dead, s.entries, s.head = true, nil, 0
+		s.mu.Unlock()
+	}
+}
+
+// gone reports whether s went TTL without appends. Called with mu held.
+func gone(s *memStream, now time.Time) bool {
+	return !now.Before(s.touched.Add(s.ttl))
+}
+
+// expire drops the entries older than ttl. Called with s.mu held.
+func (s *memStream) expire(now time.Time, ttl time.Duration) {
+	for s.head < len(s.entries) && !now.Before(s.entries[s.head].Time.Add(ttl)) {
+		s.drop()
+	}
+}
+
+// drop drops the oldest entry kept. Called with s.mu held.
+func (s *memStream) drop() {
+	s.size -= entrySize(&s.entries[s.head])
+	s.entries[s.head] = Entry{}
+	s.head++
+	if s.head == len(s.entries) {
+		s.entries, s.head = s.entries[:0], 0
+	} else if s.head >= 32 && s.head*2 >= len(s.entries) {
+		n := copy(s.entries, s.entries[s.head:])
+		clear(s.entries[n:])
+		s.entries, s.head = s.entries[:n], 0
+	}
+}
+
+// entrySize is what e counts against MaxBytes.
+func entrySize(e *Entry) int64 {
+	return int64(memEntryOverhead + len(e.Event) + len(e.Data) + len(e.ID))
+}
