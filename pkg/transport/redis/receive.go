@@ -16,12 +16,13 @@ import (
 
 // read receives from the subscription until ps is closed and dispatches
 // each message in this goroutine: replies to their waiting calls, probe
-// echoes to the session, requests to the workers. None of that blocks (a
+// echoes and the confirmation of the probe channel to the session,
+// requests to the workers. None of that blocks (a
 // request finding its queue full is dropped), so reading from the socket
 // and dispatching need no goroutine and channel in between. A receive
 // error makes go-redis reconnect and subscribe again on the next call;
 // repeated errors are spaced out.
-func (t *Transport) read(ps *goredis.PubSub, echo chan<- string, drained chan<- struct{}, jobs *pool) {
+func (t *Transport) read(ps *goredis.PubSub, echo chan<- string, probeSubscribed, drained chan<- struct{}, jobs *pool) {
 	probeSubscriptions := 0
 	failures := 0
 	for {
@@ -50,6 +51,10 @@ func (t *Transport) read(ps *goredis.PubSub, echo chan<- string, drained chan<- 
 				probeSubscriptions++
 				if probeSubscriptions > 1 {
 					t.resubscribed()
+				}
+				select {
+				case probeSubscribed <- struct{}{}:
+				default:
 				}
 			}
 		case *goredis.Message:

@@ -92,6 +92,7 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 	ps := t.client.Subscribe(ctx)
 	applied := make(map[string]struct{})
 	echo := make(chan string, 8)
+	probeSubscribed := make(chan struct{}, 1)
 	readerDone := make(chan struct{})
 	readerStarted := false
 	drained := make(chan struct{})
@@ -121,7 +122,7 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 	readerStarted = true
 	go func() {
 		defer close(readerDone)
-		t.read(ps, echo, drained, jobs)
+		t.read(ps, echo, probeSubscribed, drained, jobs)
 	}()
 
 	var (
@@ -142,6 +143,15 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 		}
 		probeDeadline = time.After(t.cfg.ProbeTimeout)
 		return nil
+	}
+	// retryProbe publishes a new first probe under the first one's
+	// deadline: the first is lost when it was published before Redis ran
+	// the SUBSCRIBE that came before it on the other connection.
+	retryProbe := func() error {
+		deadline := probeDeadline
+		err := sendProbe()
+		probeDeadline = deadline
+		return err
 	}
 	flush := func() error {
 		if flushTimer != nil {
@@ -184,6 +194,14 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 				}
 				t.log.Info().Int("channels", len(applied)).Msg("subscribed")
 			}
+		case <-probeSubscribed:
+			// Redis has run the SUBSCRIBE: a probe published now comes
+			// back.
+			if !established && probeToken != "" {
+				if err := retryProbe(); err != nil {
+					return established, err
+				}
+			}
 		case <-probeDeadline:
 			t.stats.probeFailures.Add(1)
 			return established, ErrProbeTimeout
@@ -194,15 +212,9 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 					return established, err
 				}
 			case !established:
-				// The first probe can be published before Redis has run
-				// the SUBSCRIBE that came before it on the other
-				// connection, and be lost: try again, keeping the
-				// original deadline.
-				deadline := probeDeadline
-				if err := sendProbe(); err != nil {
+				if err := retryProbe(); err != nil {
 					return established, err
 				}
-				probeDeadline = deadline
 			}
 		case <-t.interest.wake:
 			if t.interest.pending() >= t.cfg.BatchSize {
