@@ -163,6 +163,7 @@ func (h *Hub) changeChannelsLocal(ctx context.Context, c *Conn, args ChannelArgs
 	}
 	c.channels = next
 	c.chanMu.Unlock()
+	h.trackStreams(ctx, c, added, removed)
 	h.channelChanged(c, added, removed)
 	if len(added) > 0 {
 		keys := make([]string, len(added))
@@ -274,4 +275,29 @@ func (h *Hub) localChannels(q ChannelsQuery) []channelNode {
 		out = append(out, channelNode{Name: name, Connections: len(conns), Owners: slices.Compact(owners)})
 	})
 	return out
+}
+
+// trackStreams keeps c's positions in step with its channels: a joined
+// channel with history starts at the stream's current position, a left
+// one is forgotten.
+func (h *Hub) trackStreams(ctx context.Context, c *Conn, joined, left []string) {
+	if c.resume == nil {
+		return
+	}
+	for _, ch := range left {
+		c.resume.track(StreamPos{Stream: StreamChannelPrefix + ch}, false)
+	}
+	for _, ch := range joined {
+		s := StreamChannelPrefix + ch
+		opts, ok := h.streamOptions(s)
+		if !ok {
+			continue
+		}
+		top, err := h.cfg.History.Top(ctx, h.cfg.App, s, opts)
+		if err != nil {
+			h.log.Warn().Err(err).Str("stream", s).Msg("history unavailable at join: the channel will not resume")
+			continue
+		}
+		c.resume.track(StreamPos{Stream: s, Offset: top.Offset, Epoch: top.Epoch}, true)
+	}
 }

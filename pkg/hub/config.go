@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/pkg/history"
 	"github.com/pushd/pushd/pkg/qos"
 )
 
@@ -93,6 +94,14 @@ type Config struct {
 	// Repository stores QoS messages. Default nil: QoS sends fail with
 	// ErrQoSDisabled.
 	Repository qos.Repository
+	// History keeps the recent events of resumable streams, so that a
+	// reconnect with Last-Event-ID gets what it missed (resume.go).
+	// Default nil: nothing resumes.
+	History HistoryStore
+	// StreamHistory says whether a stream keeps history and how much: a
+	// channel's stream is "c:" + name, a user's "u:" + id. Required with
+	// History.
+	StreamHistory func(stream string) (history.Options, bool)
 	// QoSTTL is how long an unacknowledged QoS message is kept when the
 	// send names no TTL. Default 24 h.
 	QoSTTL time.Duration
@@ -107,6 +116,9 @@ type Config struct {
 func (c *Config) setDefaults() error {
 	if c.App == "" {
 		return errors.New("hub: Config.App is required")
+	}
+	if c.History != nil && c.StreamHistory == nil {
+		return errors.New("hub: Config.StreamHistory is required with History")
 	}
 	if c.NodeID == "" {
 		host, err := os.Hostname()

@@ -74,6 +74,8 @@ type Conn struct {
 
 	nc net.Conn // the hijacked socket, for pool-written connections
 
+	resume *resumeState // positions in resumable streams; nil without Config.History
+
 	// Only the writer touches these (spare under mu in take, too).
 	counter uint64        // frame id counter
 	spare   []*frame      // a written queue's slice, cleared, to reuse

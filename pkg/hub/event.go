@@ -20,6 +20,18 @@ type Event struct {
 	ID string `json:"id,omitempty"`
 	// Data is the payload text.
 	Data string `json:"data"`
+	// Streams are the event's positions in the resumable streams of its
+	// target, assigned by Config.History when it was published; a
+	// connection's event id then carries its positions (see resume.go).
+	Streams []StreamPos `json:"streams,omitempty"`
+}
+
+// StreamPos is an event's position in one resumable stream: a channel's
+// ("c:" + name) or a user's ("u:" + id).
+type StreamPos struct {
+	Stream string `json:"stream"`
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
 }
 
 // NewEvent builds an Event named name whose data is data: a string, []byte or

@@ -21,6 +21,9 @@ type frame struct {
 	// event names the event, for listener filtering; empty for control
 	// frames.
 	event string
+	// streams are the event's positions in resumable streams, which the
+	// writer advances the connection's positions by (resume.go).
+	streams []StreamPos
 }
 
 var heartbeatFrame = &frame{head: []byte(":\n")}
@@ -49,14 +52,14 @@ func appendData(b []byte, data string) []byte {
 // encodeEvent frames a validated event once for all its recipients:
 // "event:<name>\nid:<id or counter>\ndata:...\n\n".
 func encodeEvent(ev Event) *frame {
-	if ev.ID == "" {
+	if ev.ID == "" || len(ev.Streams) > 0 {
 		head := make([]byte, 0, len("event:\nid:")+len(ev.Name))
 		head = append(head, "event:"...)
 		head = append(head, ev.Name...)
 		head = append(head, "\nid:"...)
 		tail := make([]byte, 0, len(ev.Data)+16)
 		tail = append(tail, '\n')
-		return &frame{head: head, tail: appendData(tail, ev.Data), counted: true, event: ev.Name}
+		return &frame{head: head, tail: appendData(tail, ev.Data), counted: true, event: ev.Name, streams: ev.Streams}
 	}
 	b := make([]byte, 0, len(ev.Name)+len(ev.ID)+len(ev.Data)+32)
 	b = append(b, "event:"...)
@@ -81,6 +84,13 @@ func encodeResend(ev Event) *frame {
 
 // encodeConnectFinish frames the first event of every stream.
 func encodeConnectFinish(c *Conn, h *Hub) *frame {
+	return encodeConnectFinishResumed(c, h, nil)
+}
+
+// encodeConnectFinishResumed is encodeConnectFinish with, when resumed is
+// set, "resumed": whether every stream named by Last-Event-ID was resumed
+// without a gap.
+func encodeConnectFinishResumed(c *Conn, h *Hub, resumed *bool) *frame {
 	retry := strconv.FormatInt(h.cfg.ReconnectTime.Milliseconds(), 10)
 	b := make([]byte, 0, 256)
 	b = append(b, "id:"...)
@@ -97,6 +107,10 @@ func encodeConnectFinish(c *Conn, h *Hub) *frame {
 	b = strconv.AppendQuote(b, h.cfg.App)
 	b = append(b, ",\"enableCluster\":"...)
 	b = strconv.AppendBool(b, h.cfg.Transport != nil)
+	if resumed != nil {
+		b = append(b, ",\"resumed\":"...)
+		b = strconv.AppendBool(b, *resumed)
+	}
 	b = append(b, ",\"version\":\""+Version+"\"}\n\n"...)
 	return &frame{head: b}
 }

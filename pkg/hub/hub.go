@@ -215,8 +215,14 @@ func (h *Hub) Connect(ctx context.Context, req ConnectRequest) (*Conn, error) {
 		}
 	}
 	c.queue = append(c.queue, encodeConnectFinish(c, h))
+	if h.cfg.History != nil {
+		c.resume = &resumeState{}
+	}
 	h.register(c)
 	h.awaitRoutes(ctx, c, h.routingKeysOf(c))
+	if c.resume != nil {
+		h.applyResume(c, h.planResume(ctx, c, req.LastEventID))
+	}
 	h.enforceCaps(c)
 	return c, nil
 }

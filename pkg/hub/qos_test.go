@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -359,7 +360,7 @@ func TestQoSStoreFailure(t *testing.T) {
 	if !errors.Is(err, ErrStore) || !errors.Is(err, errRepoDown) {
 		t.Errorf("Publish with failing store: %v", err)
 	}
-	if res != (Result{}) {
+	if !reflect.DeepEqual(res, Result{}) {
 		t.Errorf("result %+v", res)
 	}
 	if got, _ := drainQueue(c); got != "" {

@@ -17,6 +17,9 @@ type Result struct {
 	Stored bool `json:"stored"`
 	// ID is the QoS message id, or empty.
 	ID string `json:"id,omitempty"`
+	// Positions are the event's positions in the resumable streams of its
+	// target (a non-QoS send to channels or users with history).
+	Positions []StreamPos `json:"positions,omitempty"`
 }
 
 // PublishOption adjusts one Publish call.
@@ -67,6 +70,10 @@ func (h *Hub) Publish(ctx context.Context, t Target, ev Event, opts ...PublishOp
 		res.Stored, res.ID = true, ev.ID
 	} else if err := h.validate(ev); err != nil {
 		return Result{}, err
+	} else if err := h.appendHistory(ctx, t, &ev); err != nil {
+		return Result{}, err
+	} else {
+		res.Positions = ev.Streams
 	}
 	f := encodeEvent(ev)
 	if o.qos {
@@ -151,7 +158,7 @@ func (h *Hub) HandleDeliver(_ context.Context, app string, t Target, ev Event) i
 	}
 	h.counts.peer.Add(1)
 	f := encodeEvent(ev)
-	if ev.ID != "" && h.cfg.Repository != nil {
+	if ev.ID != "" && len(ev.Streams) == 0 && h.cfg.Repository != nil {
 		f.qosID = ev.ID
 	}
 	return h.deliverLocal(t, f)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -138,7 +139,7 @@ func TestTransportDeliver(t *testing.T) {
 		t.Fatalf("SendByUserID: n=%d err=%v, want 1 local + 5 remote", n, err)
 	}
 	call := <-tr.sink
-	if call.app != "test" || !slices.Equal(call.t.UserIDs, []string{"u1"}) || call.ev != (Event{Name: "greet", Data: `{"a":1}`}) {
+	if call.app != "test" || !slices.Equal(call.t.UserIDs, []string{"u1"}) || !reflect.DeepEqual(call.ev, Event{Name: "greet", Data: `{"a":1}`}) {
 		t.Errorf("Deliver got %+v", call)
 	}
 	// A remote failure still counts the local delivery.

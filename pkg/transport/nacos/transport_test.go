@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func TestDeliverSumsPeerCounts(t *testing.T) {
 			t.Fatalf("%s: handler called %d times, want 1", n.tr.Self().NodeID, h.delivers.Load())
 		}
 		h.mu.Lock()
-		if h.lastApp != "demo" || h.lastEv != ev || strings.Join(h.lastTgt.UserIDs, ",") != "u1,u2" || !h.lastTgt.Listening {
+		if h.lastApp != "demo" || !reflect.DeepEqual(h.lastEv, ev) || strings.Join(h.lastTgt.UserIDs, ",") != "u1,u2" || !h.lastTgt.Listening {
 			t.Fatalf("%s got app=%q target=%+v event=%+v", n.tr.Self().NodeID, h.lastApp, h.lastTgt, h.lastEv)
 		}
 		h.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -125,7 +126,7 @@ func TestDeliverToUserOnOtherNode(t *testing.T) {
 	}
 	b.h.mu.Lock()
 	defer b.h.mu.Unlock()
-	if len(b.h.events) != 1 || b.h.events[0] != ev {
+	if len(b.h.events) != 1 || !reflect.DeepEqual(b.h.events[0], ev) {
 		t.Fatalf("b received %+v, want exactly %+v", b.h.events, ev)
 	}
 	if !slices.Equal(b.h.targets[0].UserIDs, []string{"42"}) {

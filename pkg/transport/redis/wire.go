@@ -31,6 +31,7 @@ const (
 	flagMulti                 // envelope.Multi
 	flagAll                   // Target.All
 	flagListening             // Target.Listening
+	flagStreams               // the event carries stream positions (hub.Event.Streams)
 )
 
 // flagDup marks a binary reply as replyEnvelope.Dup.
@@ -96,6 +97,9 @@ func (env *envelope) encode(legacy bool) ([]byte, error) {
 	if t.Listening {
 		flags |= flagListening
 	}
+	if env.Event != nil && len(env.Event.Streams) > 0 {
+		flags |= flagStreams
+	}
 	b := make([]byte, 0, 96+len(env.ID)+len(env.ReplyTo)+eventSize(env.Event))
 	b = append(b, formatRequest, flags)
 	b = appendString(b, env.ID)
@@ -114,6 +118,14 @@ func (env *envelope) encode(legacy bool) ([]byte, error) {
 		b = appendString(b, env.Event.Name)
 		b = appendString(b, env.Event.ID)
 		b = appendString(b, env.Event.Data)
+		if flags&flagStreams != 0 {
+			b = binary.AppendUvarint(b, uint64(len(env.Event.Streams)))
+			for _, sp := range env.Event.Streams {
+				b = appendString(b, sp.Stream)
+				b = binary.AppendUvarint(b, sp.Offset)
+				b = appendString(b, sp.Epoch)
+			}
+		}
 	case env.Kind == kindSurvey && env.Request != nil:
 		b = appendString(b, env.Request.Op)
 		b = appendString(b, string(env.Request.Args))
@@ -166,6 +178,16 @@ func decodeEnvelope(payload string) (envelope, error) {
 	if flags&flagDeliver != 0 {
 		env.Kind = kindDeliver
 		env.Event = &hub.Event{Name: r.string(), ID: r.string(), Data: r.string()}
+		if flags&flagStreams != 0 {
+			n := r.uvarint()
+			if n > uint64(len(r.s)) { // every position takes at least three bytes
+				return env, errMalformed
+			}
+			env.Event.Streams = make([]hub.StreamPos, n)
+			for i := range env.Event.Streams {
+				env.Event.Streams[i] = hub.StreamPos{Stream: r.string(), Offset: r.uvarint(), Epoch: r.string()}
+			}
+		}
 	} else {
 		env.Kind = kindSurvey
 		env.Request = &hub.Request{Op: r.string(), Target: env.Target}

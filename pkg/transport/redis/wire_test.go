@@ -26,6 +26,8 @@ func TestWireRoundTrip(t *testing.T) {
 			Target:  hub.Target{ConnectionIDs: []string{"c"}},
 			Request: &hub.Request{Op: hub.OpListeners, Target: hub.Target{ConnectionIDs: []string{"c"}}, Args: json.RawMessage(`{"add":["x"]}`)}},
 		{ID: "p.4", ReplyTo: "r", App: app, Kind: kindSurvey, Request: &hub.Request{Op: hub.OpStats}},
+		{ID: "p.5", Origin: "a", ReplyTo: "r", App: app, Kind: kindDeliver, Target: hub.Target{Channels: []string{"news"}},
+			Event: &hub.Event{Name: "e", Data: "d", Streams: []hub.StreamPos{{Stream: "c:news", Offset: 1 << 40, Epoch: "e1"}, {Stream: "u:42", Offset: 7}}}},
 	} {
 		for _, legacy := range []bool{false, true} {
 			b, err := env.encode(legacy)

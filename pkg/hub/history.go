@@ -1,0 +1,291 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/pushd/pushd/pkg/history"
+)
+
+// HistoryStore keeps the recent events of resumable streams:
+// history.Store, whose documentation says what each call does.
+type HistoryStore interface {
+	Append(ctx context.Context, app, stream string, e history.Entry, o history.Options) (history.Position, error)
+	Since(ctx context.Context, app, stream string, p history.Position, limit int, o history.Options) (history.Result, error)
+	Top(ctx context.Context, app, stream string, o history.Options) (history.Position, error)
+}
+
+// Stream name prefixes: a channel's stream and a user's.
+const (
+	StreamChannelPrefix = "c:"
+	StreamUserPrefix    = "u:"
+)
+
+// Gap reasons of sse-gap besides the store's (history.Trimmed, Expired,
+// EpochChanged).
+const (
+	// GapUnknown: the Last-Event-ID holds no position for the stream (the
+	// connection was not in it, or the id is not pushd's).
+	GapUnknown = "unknown"
+	// GapUnavailable: the history store could not be read.
+	GapUnavailable = "unavailable"
+)
+
+// maxReplay bounds the entries one stream replays on a reconnect.
+const maxReplay = 10_000
+
+// streamOptions returns the history options of stream, if it keeps any.
+func (h *Hub) streamOptions(stream string) (history.Options, bool) {
+	if h.cfg.History == nil {
+		return history.Options{}, false
+	}
+	return h.cfg.StreamHistory(stream)
+}
+
+// targetStreams lists the resumable streams a send to t goes to: its
+// channels' and users' that keep history.
+func (h *Hub) targetStreams(t Target) []string {
+	if h.cfg.History == nil {
+		return nil
+	}
+	var out []string
+	for _, prefixed := range [...]struct {
+		prefix string
+		keys   []string
+	}{{StreamChannelPrefix, t.Channels}, {StreamUserPrefix, t.UserIDs}} {
+		for _, k := range prefixed.keys {
+			if k == "" {
+				continue
+			}
+			if _, ok := h.cfg.StreamHistory(prefixed.prefix + k); ok {
+				out = append(out, prefixed.prefix+k)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// connStreams lists the resumable streams of c: its user's and its
+// channels' that keep history.
+func (h *Hub) connStreams(c *Conn) []string {
+	var out []string
+	if c.user.ID != "" {
+		if _, ok := h.streamOptions(StreamUserPrefix + c.user.ID); ok {
+			out = append(out, StreamUserPrefix+c.user.ID)
+		}
+	}
+	for _, ch := range c.Channels() {
+		if _, ok := h.streamOptions(StreamChannelPrefix + ch); ok {
+			out = append(out, StreamChannelPrefix+ch)
+		}
+	}
+	return out
+}
+
+// appendHistory stores ev in every resumable stream of t and records the
+// positions assigned in ev.Streams. The entries of one send share an id,
+// so a reconnect that replays several of its streams shows it once.
+func (h *Hub) appendHistory(ctx context.Context, t Target, ev *Event) error {
+	streams := h.targetStreams(t)
+	if len(streams) == 0 {
+		return nil
+	}
+	entry := history.Entry{Event: ev.Name, Data: ev.Data, ID: newSendID()}
+	ev.Streams = make([]StreamPos, 0, len(streams))
+	for _, s := range streams {
+		opts, _ := h.cfg.StreamHistory(s)
+		p, err := h.cfg.History.Append(ctx, h.cfg.App, s, entry, opts)
+		if err != nil {
+			return errStore("history append", err)
+		}
+		ev.Streams = append(ev.Streams, StreamPos{Stream: s, Offset: p.Offset, Epoch: p.Epoch})
+	}
+	return nil
+}
+
+// newSendID returns 72 random bits, URL-safe.
+func newSendID() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// streamGap is one stream of an sse-gap event.
+type streamGap struct {
+	Channel string `json:"channel,omitempty"`
+	User    string `json:"user,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+func gapOf(stream, reason string) streamGap {
+	if ch, ok := strings.CutPrefix(stream, StreamChannelPrefix); ok {
+		return streamGap{Channel: ch, Reason: reason}
+	}
+	return streamGap{User: strings.TrimPrefix(stream, StreamUserPrefix), Reason: reason}
+}
+
+// resumePlan is what a connect with resumable streams queues after its
+// connect-finish.
+type resumePlan struct {
+	resumed *bool             // set when the connect named positions: whether all were served
+	gaps    []streamGap       // streams that could not be resumed exactly
+	replay  []*frame          // the missed events, in order
+	seen    map[string]uint64 // per stream, the offset up to which the client has everything (live frames up to it are dropped)
+	epochs  map[string]string
+}
+
+// planResume reads c's streams' positions and, when lastEventID holds
+// positions, the events after them. It runs after c is registered, so a
+// live event is either among the replayed ones or queued behind them.
+func (h *Hub) planResume(ctx context.Context, c *Conn, lastEventID string) resumePlan {
+	plan := resumePlan{seen: map[string]uint64{}, epochs: map[string]string{}}
+	streams := h.connStreams(c)
+	given, named := decodePositionsID(lastEventID)
+	if named {
+		resumed := true
+		plan.resumed = &resumed
+	}
+	type replayed struct {
+		entry   history.Entry
+		streams []StreamPos
+	}
+	byID := map[string]*replayed{}
+	var order []*replayed
+	pos := make([]StreamPos, 0, len(streams))
+	for _, s := range streams {
+		opts, _ := h.cfg.StreamHistory(s)
+		top, err := h.cfg.History.Top(ctx, h.cfg.App, s, opts)
+		if err != nil {
+			h.log.Warn().Err(err).Str("stream", s).Msg("history unavailable at connect")
+			plan.gaps = append(plan.gaps, gapOf(s, GapUnavailable))
+			continue
+		}
+		sp := StreamPos{Stream: s, Offset: top.Offset, Epoch: top.Epoch}
+		plan.epochs[s] = top.Epoch
+		if named {
+			g, ok := given[hash32(s)]
+			if !ok {
+				plan.gaps = append(plan.gaps, gapOf(s, GapUnknown))
+			} else {
+				from := history.Position{Offset: g.offset, Epoch: top.Epoch}
+				if g.epoch != hash32(top.Epoch) {
+					from = history.Position{Epoch: "~" + top.Epoch} // another epoch: from the oldest kept
+				} else {
+					plan.seen[s] = g.offset
+					sp.Offset = g.offset
+				}
+				entries, gap, err := h.readSince(ctx, s, from, opts)
+				switch {
+				case err != nil:
+					h.log.Warn().Err(err).Str("stream", s).Msg("history unreadable at connect")
+					plan.gaps = append(plan.gaps, gapOf(s, GapUnavailable))
+				case gap != history.NoGap:
+					plan.gaps = append(plan.gaps, gapOf(s, string(gap)))
+					sp.Offset = 0
+				}
+				for _, e := range entries {
+					r := byID[e.ID]
+					if r == nil || e.ID == "" {
+						r = &replayed{entry: e}
+						if e.ID != "" {
+							byID[e.ID] = r
+						}
+						order = append(order, r)
+					}
+					r.streams = append(r.streams, StreamPos{Stream: s, Offset: e.Offset, Epoch: top.Epoch})
+					plan.seen[s] = max(plan.seen[s], e.Offset)
+				}
+			}
+		}
+		pos = append(pos, sp)
+	}
+	if plan.resumed != nil && len(plan.gaps) > 0 {
+		*plan.resumed = false
+	}
+	// Each stream's entries are in order; across streams, by the time
+	// they were stored.
+	sort.SliceStable(order, func(i, j int) bool { return order[i].entry.Time.Before(order[j].entry.Time) })
+	for _, r := range order {
+		plan.replay = append(plan.replay, encodeEvent(Event{Name: r.entry.Event, Data: r.entry.Data, Streams: r.streams}))
+	}
+	c.resume.set(pos)
+	return plan
+}
+
+// readSince reads a stream's entries after from, page by page, up to
+// maxReplay.
+func (h *Hub) readSince(ctx context.Context, stream string, from history.Position, opts history.Options) ([]history.Entry, history.Gap, error) {
+	var out []history.Entry
+	gap := history.NoGap
+	for len(out) < maxReplay {
+		res, err := h.cfg.History.Since(ctx, h.cfg.App, stream, from, min(1000, maxReplay-len(out)), opts)
+		if err != nil {
+			return out, gap, err
+		}
+		if gap == history.NoGap {
+			gap = res.Gap
+		}
+		out = append(out, res.Entries...)
+		if !res.More || len(res.Entries) == 0 {
+			break
+		}
+		last := res.Entries[len(res.Entries)-1]
+		from = history.Position{Offset: last.Offset, Epoch: res.Top.Epoch}
+	}
+	return out, gap, nil
+}
+
+// applyResume lays out c's queue: connect-finish (saying whether the
+// resume was complete), sse-gap when streams could not be resumed, a bare
+// id that hands the client its positions, the missed events, then the
+// live events that came meanwhile, without those already replayed or
+// seen. The writer is not attached yet, so the queue is c's own.
+func (h *Hub) applyResume(c *Conn, plan resumePlan) {
+	head := []*frame{encodeConnectFinishResumed(c, h, plan.resumed)}
+	if len(plan.gaps) > 0 {
+		data, _ := json.Marshal(struct {
+			Streams []streamGap `json:"streams"`
+		}{plan.gaps})
+		head = append(head, encodeEvent(Event{Name: "sse-gap", Data: string(data)}))
+	}
+	head = append(head, positionsFrame)
+	head = append(head, plan.replay...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	live := c.queue[1:] // after the connect-finish Connect queued
+	queue := append(head, live[:0:0]...)
+	for _, f := range live {
+		if !plan.covers(f) {
+			queue = append(queue, f)
+		}
+	}
+	c.queue = queue
+}
+
+// covers reports whether every resumable position of f is one the client
+// has or gets in the replay.
+func (p resumePlan) covers(f *frame) bool {
+	tracked := false
+	for _, sp := range f.streams {
+		epoch, ok := p.epochs[sp.Stream]
+		if !ok {
+			continue // not one of the connection's streams
+		}
+		tracked = true
+		seen, ok := p.seen[sp.Stream]
+		if !ok || epoch != sp.Epoch || sp.Offset > seen {
+			return false
+		}
+	}
+	return tracked
+}
+
+// positionsFrame is a bare "id:" frame: it sets the browser's last event
+// id to the connection's positions without dispatching an event.
+var positionsFrame = &frame{head: []byte("id:"), tail: []byte("\n\n"), counted: true}

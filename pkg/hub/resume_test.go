@@ -1,0 +1,234 @@
+package hub
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/pkg/history"
+)
+
+// newHistoryHub is a hub whose channels keep size events for an hour and
+// whose users keep 100.
+func newHistoryHub(t *testing.T, size int) *Hub {
+	t.Helper()
+	store, err := history.NewMemory(history.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestHub(t, Config{Writers: -1, History: store, StreamHistory: func(s string) (history.Options, bool) {
+		switch {
+		case strings.HasPrefix(s, StreamChannelPrefix+"h-"):
+			return history.Options{Size: size, TTL: time.Hour}, true
+		case strings.HasPrefix(s, StreamUserPrefix):
+			return history.Options{Size: 100, TTL: time.Hour}, true
+		}
+		return history.Options{}, false
+	}})
+}
+
+// sseFrame is one frame of a drained queue.
+type sseFrame struct{ event, id, data string }
+
+func drainFrames(t *testing.T, c *Conn) []sseFrame {
+	t.Helper()
+	text, _ := drainQueue(c)
+	var out []sseFrame
+	for _, block := range strings.Split(strings.TrimSuffix(text, "\n\n"), "\n\n") {
+		var f sseFrame
+		for _, line := range strings.Split(block, "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			switch k {
+			case "event":
+				f.event = v
+			case "id":
+				f.id = v
+			case "data":
+				f.data = v
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func events(fs []sseFrame) []string {
+	var out []string
+	for _, f := range fs {
+		if f.event != "" && f.event != "connect-finish" {
+			out = append(out, f.event)
+		}
+	}
+	return out
+}
+
+func lastID(fs []sseFrame) string {
+	id := ""
+	for _, f := range fs {
+		if f.id != "" {
+			id = f.id
+		}
+	}
+	return id
+}
+
+func publish(t *testing.T, h *Hub, to Target, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		res, err := h.Publish(context.Background(), to, Event{Name: n, Data: n})
+		if err != nil {
+			t.Fatalf("publish %s: %v", n, err)
+		}
+		if streams := h.targetStreams(to); len(res.Positions) != len(streams) {
+			t.Fatalf("publish %s: positions %v for streams %v", n, res.Positions, streams)
+		}
+	}
+}
+
+// A reconnect with the last id seen gets exactly the events it missed in
+// each stream, in order, once each (an event of two of its streams too),
+// then live events; connect-finish says the resume was complete.
+func TestResumeReplaysWhatWasMissed(t *testing.T) {
+	h := newHistoryHub(t, 100)
+	user := User{ID: "ann"}
+	c := mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"h-news", "plain"}})
+	first := drainFrames(t, c)
+	if id := lastID(first); !strings.HasPrefix(id, positionsPrefix) {
+		t.Fatalf("a connection in resumable streams got ids %q, want positions", id)
+	}
+	news := Target{Channels: []string{"h-news"}}
+	publish(t, h, news, "n1")
+	seen := lastID(drainFrames(t, c))
+	publish(t, h, news, "n2")
+	publish(t, h, Target{UserIDs: []string{"ann"}}, "u1")
+	publish(t, h, Target{UserIDs: []string{"ann"}, Channels: []string{"h-news"}}, "both")
+	publish(t, h, Target{Channels: []string{"plain"}}, "no-history")
+	h.Disconnect(context.Background(), Target{ConnectionIDs: []string{c.ID()}}, ReasonKicked)
+
+	again := mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"h-news", "plain"}, LastEventID: seen})
+	fs := drainFrames(t, again)
+	if !strings.Contains(fs[0].data, `"resumed":true`) {
+		t.Fatalf("connect-finish %q, want resumed true", fs[0].data)
+	}
+	if got, want := events(fs), []string{"n2", "u1", "both"}; !slices.Equal(got, want) {
+		t.Fatalf("replayed %v, want %v", got, want)
+	}
+	publish(t, h, news, "n3")
+	live := drainFrames(t, again)
+	if got := events(live); !slices.Equal(got, []string{"n3"}) {
+		t.Fatalf("after the replay got %v, want [n3]", got)
+	}
+	// The newest id resumes from there: nothing to replay.
+	third := mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"h-news"}, LastEventID: lastID(live)})
+	if got := events(drainFrames(t, third)); len(got) != 0 {
+		t.Fatalf("a reconnect that saw everything got %v", got)
+	}
+}
+
+// Positions that cannot be served are named in sse-gap with the reason,
+// and connect-finish says the resume was not complete.
+func TestResumeGaps(t *testing.T) {
+	h := newHistoryHub(t, 2)
+	user := User{ID: "bob"}
+	c := mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"h-a"}})
+	drainFrames(t, c)
+	publish(t, h, Target{Channels: []string{"h-a"}}, "a1")
+	seen := lastID(drainFrames(t, c))
+	publish(t, h, Target{Channels: []string{"h-a"}}, "a2", "a3", "a4") // only a3, a4 kept
+
+	for _, tc := range []struct {
+		what, lastID, reason string
+		replay               []string
+	}{
+		{"trimmed", seen, "trimmed", []string{"a3", "a4"}},
+		{"another epoch", string(appendPositionsID(nil, []StreamPos{{Stream: "c:h-a", Offset: 1, Epoch: "gone"}, {Stream: "u:bob", Epoch: "gone"}})), "epoch", []string{"a3", "a4"}},
+		{"not in the id", string(appendPositionsID(nil, []StreamPos{{Stream: "c:other", Offset: 1, Epoch: "x"}})), "unknown", nil},
+	} {
+		r := mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"h-a"}, LastEventID: tc.lastID})
+		fs := drainFrames(t, r)
+		if !strings.Contains(fs[0].data, `"resumed":false`) {
+			t.Errorf("%s: connect-finish %q, want resumed false", tc.what, fs[0].data)
+		}
+		if len(fs) < 2 || fs[1].event != "sse-gap" || !strings.Contains(fs[1].data, `{"channel":"h-a","reason":"`+tc.reason+`"}`) {
+			t.Errorf("%s: frames %+v, want sse-gap naming h-a with %s", tc.what, fs, tc.reason)
+		}
+		if got := slices.DeleteFunc(events(fs), func(e string) bool { return e == "sse-gap" }); !slices.Equal(got, tc.replay) {
+			t.Errorf("%s: replayed %v, want %v", tc.what, got, tc.replay)
+		}
+	}
+	// A QoS id or the seed's counter is no position: a fresh start, no
+	// resume claimed.
+	fresh := mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"h-a"}, LastEventID: "17"})
+	if fs := drainFrames(t, fresh); strings.Contains(fs[0].data, "resumed") || len(events(fs)) != 0 {
+		t.Errorf("a counter id: %+v", fs)
+	}
+}
+
+// A live event queued while the connect read its replay is shown once.
+func TestResumeDropsLiveDuplicates(t *testing.T) {
+	plan := resumePlan{seen: map[string]uint64{"c:a": 5}, epochs: map[string]string{"c:a": "E", "u:x": "E"}}
+	for _, tc := range []struct {
+		f      *frame
+		covers bool
+	}{
+		{&frame{streams: []StreamPos{{Stream: "c:a", Offset: 5, Epoch: "E"}}}, true},
+		{&frame{streams: []StreamPos{{Stream: "c:a", Offset: 6, Epoch: "E"}}}, false},
+		{&frame{streams: []StreamPos{{Stream: "c:a", Offset: 4, Epoch: "F"}}}, false},
+		{&frame{streams: []StreamPos{{Stream: "c:a", Offset: 4, Epoch: "E"}, {Stream: "c:not-mine", Offset: 9}}}, true},
+		{&frame{streams: []StreamPos{{Stream: "c:a", Offset: 4, Epoch: "E"}, {Stream: "u:x", Offset: 1, Epoch: "E"}}}, false},
+		{&frame{streams: []StreamPos{{Stream: "c:not-mine", Offset: 1}}}, false},
+		{&frame{}, false},
+	} {
+		if got := plan.covers(tc.f); got != tc.covers {
+			t.Errorf("covers(%+v) = %v, want %v", tc.f.streams, got, tc.covers)
+		}
+	}
+}
+
+// Joining a channel with history later starts tracking it: a reconnect
+// resumes it; leaving forgets it.
+func TestResumeFollowsJoins(t *testing.T) {
+	h := newHistoryHub(t, 100)
+	user := User{ID: "cy"}
+	c := mustConnect(t, h, ConnectRequest{User: user})
+	drainFrames(t, c)
+	if _, err := h.ChangeChannels(context.Background(), c.ID(), user, true, []string{"h-late"}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, h, Target{Channels: []string{"h-late"}}, "l1")
+	seen := lastID(drainFrames(t, c))
+	publish(t, h, Target{Channels: []string{"h-late"}}, "l2")
+	r := mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"h-late"}, LastEventID: seen})
+	if got := events(drainFrames(t, r)); !slices.Equal(got, []string{"l2"}) {
+		t.Fatalf("replayed %v, want [l2]", got)
+	}
+	if _, err := h.ChangeChannels(context.Background(), r.ID(), user, false, []string{"h-late"}); err != nil {
+		t.Fatal(err)
+	}
+	if pos := r.resume.positions(); len(pos) != 1 || pos[0].Stream != "u:cy" {
+		t.Fatalf("positions after leaving: %+v", pos)
+	}
+}
+
+func TestPositionsIDRoundTrip(t *testing.T) {
+	pos := []StreamPos{{Stream: "c:a", Offset: 1, Epoch: "e1"}, {Stream: "u:42", Offset: 1 << 40, Epoch: "e2"}}
+	id := string(appendPositionsID(nil, pos))
+	got, ok := decodePositionsID(id)
+	if !ok || len(got) != 2 || got[hash32("c:a")] != (idPosition{hash32("e1"), 1}) || got[hash32("u:42")] != (idPosition{hash32("e2"), 1 << 40}) {
+		t.Fatalf("%q decoded to %v, %v", id, got, ok)
+	}
+	for _, bad := range []string{"", "17", "q00abc", "p.", "p.!!", "p.AAAA", positionsPrefix + strings.Repeat("A", 2000)} {
+		if m, ok := decodePositionsID(bad); ok && len(m) > 0 {
+			t.Errorf("%q decoded to %v", bad, m)
+		}
+	}
+	many := make([]StreamPos, 100)
+	for i := range many {
+		many[i] = StreamPos{Stream: "c:" + strings.Repeat("x", i), Offset: 1 << 50, Epoch: "epoch123"}
+	}
+	if id := appendPositionsID(nil, many); len(id) > 1024 {
+		t.Fatalf("an id of 100 streams is %d bytes, want ≤ 1024", len(id))
+	}
+}
