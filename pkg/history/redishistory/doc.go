@@ -41,8 +41,8 @@
 // start again at 1 being taken for entries already seen. With AOF the
 // history survives a restart unchanged. A restore of an older snapshot
 // keeps the epoch but puts the offset back; a position beyond the top is
-// therefore EpochChanged too (history.Classify), though positions between
-// the restored top and the lost one cannot be told apart from new ones.
+// therefore EpochChanged too (history.Classify), until new appends pass
+// it: from then on it cannot be told from a position of the new entries.
 //
 // # Time
 //

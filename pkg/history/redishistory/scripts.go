@@ -43,8 +43,8 @@ if e ~= ARGV[3] or from > n + 1 then from = 1 end
 local cutoff, want = now - tonumber(ARGV[2]), tonumber(ARGV[5])
 local out = {}
 while #out < want do
-  local batch = redis.call('XRANGE', KEYS[2], tostring(from), '+', 'COUNT', want - #out)
-  if #batch == 0 then break end
+  local count = want - #out
+  local batch = redis.call('XRANGE', KEYS[2], tostring(from), '+', 'COUNT', count)
   for _, it in ipairs(batch) do
     local f = it[2]
     for j = 1, #f, 2 do
@@ -54,6 +54,7 @@ while #out < want do
       end
     end
   end
+  if #batch < count then break end
   from = tonumber(string.match(batch[#batch][1], '^%d+')) + 1
 end
 return {e, n, out}
