@@ -38,7 +38,9 @@
 // Every call gets the stream's Options: Size entries are kept (the oldest
 // are dropped), each for TTL after its Append, and a stream is gone TTL
 // after its last Append. Memory also bounds the number of streams and their
-// bytes in all, evicting the least recently appended streams (MemoryConfig).
+// bytes in all, evicting streams never appended to first, then the least
+// recently appended ones, so that reads of many new names (a client that
+// joins channels nobody sends to) do not evict history (MemoryConfig).
 //
 // # Concurrency
 //

@@ -13,13 +13,14 @@ import (
 // MemoryConfig configures NewMemory.
 type MemoryConfig struct {
 	// MaxStreams bounds the streams of all apps together; a stream made
-	// beyond it evicts the least recently appended one. Zero means
+	// beyond it evicts the oldest stream never appended to (one made by
+	// Since or Top), else the least recently appended one. Zero means
 	// DefaultMemoryMaxStreams.
 	MaxStreams int
 	// MaxBytes bounds the size of all streams together, counted as the
 	// lengths of their strings plus a fixed overhead per entry and per
-	// stream; beyond it the least recently appended streams are evicted,
-	// never the one being used (so the store exceeds MaxBytes by at most
+	// stream; beyond it streams are evicted in the same order as for
+	// MaxStreams, never the one being used (so the store exceeds MaxBytes by at most
 	// that stream). An entry larger than MaxBytes on its own is refused
 	// with ErrInvalid. Zero means DefaultMemoryMaxBytes; -1 means no bound.
 	MaxBytes int64
@@ -55,16 +56,17 @@ const (
 // gone TTL after its last Append (or its start, if nothing was appended
 // since), and its next use starts a new epoch. Entries older than TTL are
 // dropped by the next call on their stream; streams gone are dropped by
-// the next call that finds them first in the order of last append (else
-// when evicted).
+// the next call that finds them first in the order of eviction (else when
+// evicted).
 type Memory struct {
 	maxStreams int
 	maxBytes   int64 // 0: no bound
 	now        func() time.Time
 
-	mu      sync.Mutex // guards streams, lru, bytes and memStream's index fields
+	mu      sync.Mutex // guards streams, fresh, lru, bytes and memStream's index fields
 	streams map[streamKey]*memStream
-	lru     *list.List // of *memStream, least recently appended first
+	fresh   *list.List // of *memStream never appended to, oldest first
+	lru     *list.List // of *memStream appended to, least recently appended first
 	bytes   int64
 
 	evicted atomic.Uint64
@@ -80,7 +82,8 @@ type memStream struct {
 	epoch string // set at creation, never changed
 
 	// Guarded by Memory.mu.
-	elem    *list.Element // nil once out of the store
+	elem    *list.Element // in fresh or lru; nil once out of the store
+	in      *list.List    // the list of elem
 	touched time.Time     // last Append, or creation
 	ttl     time.Duration // of that call
 	counted int64         // bytes counted in Memory.bytes
@@ -110,6 +113,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 		maxBytes:   max(cmp.Or(cfg.MaxBytes, DefaultMemoryMaxBytes), 0),
 		now:        cfg.Now,
 		streams:    make(map[streamKey]*memStream),
+		fresh:      list.New(),
 		lru:        list.New(),
 	}
 	if m.now == nil {
@@ -210,13 +214,22 @@ func (m *Memory) hold(key streamKey, now time.Time, o Options, appending bool) *
 		if s == nil {
 			s = &memStream{key: key, epoch: NewEpoch(), touched: now, ttl: o.TTL,
 				size: memStreamOverhead + int64(len(key.app)+len(key.stream))}
-			s.elem = m.lru.PushBack(s)
+			s.in = m.fresh
+			if appending {
+				s.in = m.lru
+			}
+			s.elem = s.in.PushBack(s)
 			s.counted = s.size
 			m.bytes += s.size
 			m.streams[key] = s
 		} else if appending {
 			s.touched, s.ttl = now, o.TTL
-			m.lru.MoveToBack(s.elem)
+			if s.in == m.fresh {
+				m.fresh.Remove(s.elem)
+				s.in, s.elem = m.lru, m.lru.PushBack(s)
+			} else {
+				m.lru.MoveToBack(s.elem)
+			}
 		}
 		victims := m.sweepLocked(now, s)
 		m.mu.Unlock()
@@ -244,34 +257,39 @@ func (m *Memory) account(s *memStream, now time.Time, delta int64) {
 	kill(victims)
 }
 
-// sweepLocked takes out of the store, in the order of last append, the
-// streams that are gone and, while the store is over a bound, the others
-// (evicted), never keep; it stops at the first stream that is neither.
-// The streams taken out are returned, for kill. Called with mu held.
+// sweepLocked takes out of the store the streams that are gone and, while
+// the store is over a bound, the others (evicted), never keep: first the
+// streams never appended to, oldest first (so that reads of many new names
+// do not evict history), then the others, least recently appended first;
+// in each list it stops at the first stream that is neither. The streams
+// taken out are returned, for kill. Called with mu held.
 func (m *Memory) sweepLocked(now time.Time, keep *memStream) []*memStream {
 	var out []*memStream
-	for e := m.lru.Front(); e != nil; {
-		s, next := e.Value.(*memStream), e.Next()
-		if s != keep {
-			switch {
-			case gone(s, now):
-			case len(m.streams) > m.maxStreams || (m.maxBytes > 0 && m.bytes > m.maxBytes):
-				m.evicted.Add(1)
-			default:
-				return out
+	for _, l := range []*list.List{m.fresh, m.lru} {
+	sweep:
+		for e := l.Front(); e != nil; {
+			s, next := e.Value.(*memStream), e.Next()
+			if s != keep {
+				switch {
+				case gone(s, now):
+				case len(m.streams) > m.maxStreams || (m.maxBytes > 0 && m.bytes > m.maxBytes):
+					m.evicted.Add(1)
+				default:
+					break sweep
+				}
+				m.removeLocked(s)
+				out = append(out, s)
 			}
-			m.removeLocked(s)
-			out = append(out, s)
+			e = next
 		}
-		e = next
 	}
 	return out
 }
 
 // removeLocked takes s out of the store. Called with mu held.
 func (m *Memory) removeLocked(s *memStream) {
-	m.lru.Remove(s.elem)
-	s.elem = nil
+	s.in.Remove(s.elem)
+	s.elem, s.in = nil, nil
 	delete(m.streams, s.key)
 	m.bytes -= s.counted
 }

@@ -96,8 +96,9 @@ func TestMemoryTTL(t *testing.T) {
 	}
 }
 
-// TestMemoryMaxStreams: a stream beyond MaxStreams evicts the least
-// recently appended one, whose positions then get Gap EpochChanged.
+// TestMemoryMaxStreams: a stream beyond MaxStreams evicts one never
+// appended to, else the least recently appended one, whose positions then
+// get Gap EpochChanged.
 func TestMemoryMaxStreams(t *testing.T) {
 	m := newMemory(t, history.MemoryConfig{MaxStreams: 3})
 	o := history.Options{Size: 10, TTL: time.Hour}
@@ -105,7 +106,8 @@ func TestMemoryMaxStreams(t *testing.T) {
 	for _, s := range []string{"s1", "s2", "s3", "s1"} {
 		p[s] = mustAppend(t, m, s, "x", o)
 	}
-	if _, err := m.Top(ctx, "app", "s4", o); err != nil { // joining counts too
+	joined, err := m.Top(ctx, "app", "s4", o) // joining makes a stream too
+	if err != nil {
 		t.Fatal(err)
 	}
 	if st := m.Stats(); st.Streams != 3 || st.Evicted != 1 {
@@ -114,10 +116,41 @@ func TestMemoryMaxStreams(t *testing.T) {
 	if r := mustSince(t, m, "s2", p["s2"], o); r.Gap != history.EpochChanged {
 		t.Fatalf("s2, the least recently appended: %+v, want Gap EpochChanged", r)
 	}
-	// Reading s2 made it anew and evicted s3, now the least recently appended.
-	for s, gap := range map[string]history.Gap{"s1": history.NoGap, "s3": history.EpochChanged} {
-		if r := mustSince(t, m, s, p[s], o); r.Gap != gap {
-			t.Fatalf("%s: %+v, want Gap %q", s, r, gap)
+	// Reading s2 made it anew and evicted s4, never appended to, rather
+	// than s3, the least recently appended.
+	if st := m.Stats(); st.Streams != 3 || st.Evicted != 2 {
+		t.Fatalf("stats %+v, want 3 streams and 2 evictions", st)
+	}
+	for _, s := range []string{"s1", "s3"} {
+		if r := mustSince(t, m, s, p[s], o); r.Gap != history.NoGap || r.Top != p[s] {
+			t.Fatalf("%s: %+v, want its entry kept", s, r)
+		}
+	}
+	if q, err := m.Top(ctx, "app", "s4", o); err != nil || q.Epoch == joined.Epoch {
+		t.Fatalf("Top of s4 after its eviction: %+v, %v; want a new epoch", q, err)
+	}
+}
+
+// TestMemoryJoinsDoNotEvictHistory: Top of many new names (a client
+// joining channels nobody sends to) evicts only streams never appended to.
+func TestMemoryJoinsDoNotEvictHistory(t *testing.T) {
+	m := newMemory(t, history.MemoryConfig{MaxStreams: 10})
+	o := history.Options{Size: 10, TTL: time.Hour}
+	var kept []history.Position
+	for i := range 5 {
+		kept = append(kept, mustAppend(t, m, fmt.Sprint("news", i), "x", o))
+	}
+	for i := range 1000 {
+		if _, err := m.Top(ctx, "app", fmt.Sprint("random", i), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := m.Stats(); st.Streams != 10 || st.Evicted != 995 {
+		t.Fatalf("stats %+v, want 10 streams, 995 evictions", st)
+	}
+	for i, p := range kept {
+		if r := mustSince(t, m, fmt.Sprint("news", i), history.Position{Epoch: p.Epoch}, o); r.Gap != history.NoGap || len(r.Entries) != 1 {
+			t.Fatalf("news%d after 1000 joins: %+v, want its entry", i, r)
 		}
 	}
 }
