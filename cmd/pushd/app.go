@@ -46,7 +46,11 @@ func (s *server) newAuth(ac AppConfig) (auth.Authenticator, error) {
 // newApp builds one app: its hub, authenticator, upstream, browser
 // handler and presence hooks.
 func (s *server) newApp(ac AppConfig) (*app, error) {
-	h, err := hub.New(hub.Config{
+	policy, err := channelPolicy(ac)
+	if err != nil {
+		return nil, fmt.Errorf("channels: %w", err)
+	}
+	hcfg := hub.Config{
 		App: ac.Name, NodeID: s.cfg.NodeID, QueueSize: ac.QueueSize, Heartbeat: time.Duration(ac.Heartbeat),
 		ReconnectTime: time.Duration(ac.ReconnectTime), Keepalive: time.Duration(ac.Keepalive),
 		MaxConnectionsPerClient: ac.MaxConnectionsPerClient, ClientCapByDomain: ac.ClientCapByDomain,
@@ -61,7 +65,11 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 			}
 		},
 		Logger: s.log,
-	})
+	}
+	if s.history != nil {
+		hcfg.History, hcfg.StreamHistory = s.history, streamHistory(ac, policy)
+	}
+	h, err := hub.New(hcfg)
 	if err != nil {
 		return nil, err // "hub: …"
 	}
@@ -87,10 +95,6 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 			fwd.Forward(w, r, kind, call.Path, upstream.Identity{App: call.App, UserID: call.User.ID,
 				TenantID: call.User.TenantID, ConnectionID: call.ConnectionID})
 		})
-	}
-	policy, err := channelPolicy(ac)
-	if err != nil {
-		return nil, fmt.Errorf("channels: %w", err)
 	}
 	wcfg := web.Config{Hub: h, Path: ac.Path, Auth: authn, Upstream: up,
 		EnableJSON: ac.EnableJSONEndpoints, MaxBody: ac.Upstream.MaxBody, CORSOrigins: ac.CORS,

@@ -40,6 +40,9 @@ type NamespaceConfig struct {
 	Presence bool `yaml:"presence"`
 	// Hooks reports each join and leave to the app's hooks.url.
 	Hooks bool `yaml:"hooks"`
+	// History makes the namespace's channels resumable streams that keep
+	// that much history (see HistoryConfig). Default none.
+	History *StreamHistoryConfig `yaml:"history"`
 }
 
 // channelPolicy builds the app's channel policy (nil without namespaces:

@@ -70,6 +70,7 @@ type Config struct {
 	} `yaml:"tls"`
 	Cluster ClusterConfig `yaml:"cluster"`
 	QoS     QoSConfig     `yaml:"qos"`
+	History HistoryConfig `yaml:"history"`
 	// GCPercent is the Go garbage collector's target (GOGC). 0, the
 	// default, is automatic: 50 while the live heap is under 8 MiB (a
 	// tight heap keeps a few thousand idle connections cheap), 100 above
@@ -231,6 +232,9 @@ type AppConfig struct {
 	CORS []string `yaml:"cors"`
 	// Channels are the app's channel limits and namespaces.
 	Channels ChannelsConfig `yaml:"channels"`
+	// UserHistory makes each user's events a resumable stream that keeps
+	// that much history. Default none.
+	UserHistory *StreamHistoryConfig `yaml:"user_history"`
 }
 
 // AuthConfig selects how browsers are authenticated.

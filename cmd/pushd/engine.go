@@ -112,6 +112,11 @@ func (s *server) ready(ctx context.Context) error {
 			return fmt.Errorf("qos redis: %w", err)
 		}
 	}
+	if s.historyRedis != nil {
+		if err := s.historyRedis.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("history redis: %w", err)
+		}
+	}
 	if r, ok := s.transport.(hub.Readier); ok {
 		if err := r.Ready(ctx); err != nil {
 			return fmt.Errorf("cluster: %w", err)

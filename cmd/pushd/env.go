@@ -19,7 +19,7 @@ func applyEnv(cfg *Config, env []string) error {
 		}
 	}
 	if v, ok := vars["PUSHD_REDIS_URL"]; ok {
-		cfg.QoS.RedisURL, cfg.Cluster.RedisURL = v, v
+		cfg.QoS.RedisURL, cfg.Cluster.RedisURL, cfg.History.RedisURL = v, v, v
 	}
 	if v, ok := vars["PUSHD_API_KEY"]; ok && len(cfg.Apps) > 0 {
 		cfg.Apps[0].APIKeys = splitList(v)

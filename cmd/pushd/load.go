@@ -26,7 +26,8 @@ apps:
     api_keys: [demo-key]
     enable_json_endpoints: true
     channels:
-      namespaces: [{match: "*", join: public}]
+      namespaces: [{match: "*", join: public, history: {size: 100, ttl: 10m}}]
+    user_history: {size: 100, ttl: 10m}
 `
 
 // loadConfig reads file (the embedded demo when empty), applies the

@@ -23,16 +23,18 @@ import (
 
 // server is one running pushd: its apps and the parts they share.
 type server struct {
-	cfg       *Config
-	log       zerolog.Logger
-	repo      qos.Repository
-	redis     *goredis.Client // the QoS repository's client, if any
-	transport hub.Transport
-	tls       *certReloader // nil: plain HTTP
-	mux       hub.Mux
-	apps      []*app
-	draining  atomic.Bool
-	admit     *admission.Limiter // the apps' connects
+	cfg          *Config
+	log          zerolog.Logger
+	repo         qos.Repository
+	redis        *goredis.Client  // the QoS repository's client, if any
+	history      hub.HistoryStore // nil: no app keeps history
+	historyRedis *goredis.Client  // the history store's client, if any
+	transport    hub.Transport
+	tls          *certReloader // nil: plain HTTP
+	mux          hub.Mux
+	apps         []*app
+	draining     atomic.Bool
+	admit        *admission.Limiter // the apps' connects
 
 	clusterCalls  *prometheus.HistogramVec // per app and operation
 	clusterErrors *prometheus.CounterVec
@@ -64,6 +66,9 @@ func newServer(cfg *Config) (*server, error) {
 		s.tls = r
 	}
 	if err := s.newRepository(); err != nil {
+		return nil, err
+	}
+	if err := s.newHistory(); err != nil {
 		return nil, err
 	}
 	if err := s.newTransport(); err != nil {
@@ -184,6 +189,9 @@ func (s *server) shutdown(srv *http.Server) {
 	}
 	if s.redis != nil {
 		_ = s.redis.Close()
+	}
+	if s.historyRedis != nil {
+		_ = s.historyRedis.Close()
 	}
 	s.log.Info().Msg("pushd stopped")
 }

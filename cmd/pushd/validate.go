@@ -49,6 +49,7 @@ func (c *Config) validate() error {
 	}
 	c.Cluster.validate(&p)
 	c.QoS.validate(&p)
+	c.History.validate(c.QoS.RedisURL, &p)
 	validateApps(c.Apps, &p)
 	return p.err()
 }
@@ -127,5 +128,6 @@ func validateApps(apps []AppConfig, p *problems) {
 			p.addf("%s: queue_size and upstream.max_body must not be negative", key)
 		}
 		validateChannels(*a, key, p)
+		validateHistory(*a, key, p)
 	}
 }

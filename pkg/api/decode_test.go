@@ -103,10 +103,11 @@ func FuzzDecodeSend(f *testing.F) {
 // TestAnswersMatchMarshal checks the appended answers against
 // encoding/json.
 func TestAnswersMatchMarshal(t *testing.T) {
-	if n := reflect.TypeFor[hub.Result]().NumField(); n != 3 {
-		t.Fatalf("hub.Result has %d fields; appendResult writes 3", n)
+	if n := reflect.TypeFor[hub.Result]().NumField(); n != 4 {
+		t.Fatalf("hub.Result has %d fields; appendResult writes 4", n)
 	}
-	for _, res := range []hub.Result{{}, {Delivered: 12, Stored: true, ID: "01J0abc"}, {Delivered: -1, ID: "<&>\"é"}} {
+	for _, res := range []hub.Result{{}, {Delivered: 12, Stored: true, ID: "01J0abc"}, {Delivered: -1, ID: "<&>\"é"},
+		{Delivered: 2, Positions: []hub.StreamPos{{Stream: "c:news", Offset: 1 << 40, Epoch: "e<1>"}, {Stream: "u:é", Offset: 1}}}} {
 		want, _ := json.Marshal(res)
 		if got := appendResult(nil, res); string(got) != string(want) {
 			t.Errorf("appendResult: %s; want %s", got, want)

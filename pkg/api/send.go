@@ -282,6 +282,22 @@ func appendResult(b []byte, res hub.Result) []byte {
 		b = append(b, `,"id":`...)
 		b = appendString(b, res.ID)
 	}
+	if len(res.Positions) > 0 {
+		b = append(b, `,"positions":[`...)
+		for i, p := range res.Positions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"stream":`...)
+			b = appendString(b, p.Stream)
+			b = append(b, `,"offset":`...)
+			b = strconv.AppendUint(b, p.Offset, 10)
+			b = append(b, `,"epoch":`...)
+			b = appendString(b, p.Epoch)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 

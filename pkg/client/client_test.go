@@ -156,7 +156,7 @@ func TestSendBatch(t *testing.T) {
 		t.Fatalf("SendBatch = %+v, %v", res, err)
 	}
 	for i, want := range []client.SendResult{{Delivered: 1}, {Delivered: 1}, {}, {Delivered: 1, Stored: true, ID: res[3].ID}, {ID: res[4].ID, Accepted: true}, {}} {
-		if res[i].SendResult != want || (res[i].Err != nil) != (i == 2) {
+		if !reflect.DeepEqual(res[i].SendResult, want) || (res[i].Err != nil) != (i == 2) {
 			t.Errorf("result %d = %+v; want %+v", i, res[i], want)
 		}
 	}

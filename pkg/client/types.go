@@ -53,6 +53,19 @@ type SendResult struct {
 	// Accepted reports an async send that pushd took on (202): only ID is
 	// set then, the outcome is not known.
 	Accepted bool `json:"-"`
+	// Positions are the event's positions in the resumable streams of its
+	// target; empty when none keeps history.
+	Positions []StreamPosition `json:"positions,omitempty"`
+}
+
+// StreamPosition is an event's position in one resumable stream.
+type StreamPosition struct {
+	// Stream is "c:" + a channel, or "u:" + a user id.
+	Stream string `json:"stream"`
+	// Offset counts the stream's events: 1, 2, 3, … in its epoch.
+	Offset uint64 `json:"offset"`
+	// Epoch changes when the stream's history was lost.
+	Epoch string `json:"epoch"`
 }
 
 // BatchResult is pushd's answer for one message of a SendBatch.
