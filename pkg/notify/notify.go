@@ -125,9 +125,9 @@ type Event struct {
 	TenantID     string `json:"tenantId"`
 	ConnectionID string `json:"connectionId"`
 	// Channel is the channel of join and leave.
-	Channel string `json:"channel,omitempty"`
-	Node         string `json:"node,omitempty"`
-	Connections  int    `json:"connections"`
+	Channel     string `json:"channel,omitempty"`
+	Node        string `json:"node,omitempty"`
+	Connections int    `json:"connections"`
 	// SessionDuration is in seconds.
 	SessionDuration float64 `json:"sessionDuration"`
 	// Timestamp is the event's time in Unix milliseconds.
