@@ -84,13 +84,15 @@ func encodeResend(ev Event) *frame {
 
 // encodeConnectFinish frames the first event of every stream.
 func encodeConnectFinish(c *Conn, h *Hub) *frame {
-	return encodeConnectFinishResumed(c, h, nil)
+	return encodeConnectFinishResumed(c, h, nil, "")
 }
 
 // encodeConnectFinishResumed is encodeConnectFinish with, when resumed is
 // set, "resumed": whether every stream named by Last-Event-ID was resumed
-// without a gap.
-func encodeConnectFinishResumed(c *Conn, h *Hub, resumed *bool) *frame {
+// without a gap, and, when position is set, "position": the id that
+// resumes the connection's streams from here (what a client sends as
+// lastEventId until an event brings a newer one).
+func encodeConnectFinishResumed(c *Conn, h *Hub, resumed *bool, position string) *frame {
 	retry := strconv.FormatInt(h.cfg.ReconnectTime.Milliseconds(), 10)
 	b := make([]byte, 0, 256)
 	b = append(b, "id:"...)
@@ -110,6 +112,10 @@ func encodeConnectFinishResumed(c *Conn, h *Hub, resumed *bool) *frame {
 	if resumed != nil {
 		b = append(b, ",\"resumed\":"...)
 		b = strconv.AppendBool(b, *resumed)
+	}
+	if position != "" {
+		b = append(b, ",\"position\":"...)
+		b = strconv.AppendQuote(b, position)
 	}
 	b = append(b, ",\"version\":\""+Version+"\"}\n\n"...)
 	return &frame{head: b}

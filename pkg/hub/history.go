@@ -247,7 +247,11 @@ func (h *Hub) readSince(ctx context.Context, stream string, from history.Positio
 // live events that came meanwhile, without those already replayed or
 // seen. The writer is not attached yet, so the queue is c's own.
 func (h *Hub) applyResume(c *Conn, plan resumePlan) {
-	head := []*frame{encodeConnectFinishResumed(c, h, plan.resumed)}
+	var position string
+	if pos := c.resume.positions(); len(pos) > 0 {
+		position = string(appendPositionsID(nil, pos))
+	}
+	head := []*frame{encodeConnectFinishResumed(c, h, plan.resumed, position)}
 	if len(plan.gaps) > 0 {
 		data, _ := json.Marshal(struct {
 			Streams []streamGap `json:"streams"`

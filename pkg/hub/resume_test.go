@@ -95,8 +95,8 @@ func TestResumeReplaysWhatWasMissed(t *testing.T) {
 	user := User{ID: "ann"}
 	c := mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"h-news", "plain"}})
 	first := drainFrames(t, c)
-	if id := lastID(first); !strings.HasPrefix(id, positionsPrefix) {
-		t.Fatalf("a connection in resumable streams got ids %q, want positions", id)
+	if id := lastID(first); !strings.HasPrefix(id, positionsPrefix) || !strings.Contains(first[0].data, `"position":"`+id+`"`) {
+		t.Fatalf("a connection in resumable streams got ids %q and connect-finish %q, want positions in both", id, first[0].data)
 	}
 	news := Target{Channels: []string{"h-news"}}
 	publish(t, h, news, "n1")
