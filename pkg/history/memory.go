@@ -207,8 +207,10 @@ func (m *Memory) hold(key streamKey, now time.Time, o Options, appending bool) *
 	for {
 		m.mu.Lock()
 		s := m.streams[key]
+		var victims []*memStream
 		if s != nil && gone(s, now) {
 			m.removeLocked(s)
+			victims = append(victims, s) // calls about to use it look again
 			s = nil
 		}
 		if s == nil {
@@ -231,7 +233,7 @@ func (m *Memory) hold(key streamKey, now time.Time, o Options, appending bool) *
 				m.lru.MoveToBack(s.elem)
 			}
 		}
-		victims := m.sweepLocked(now, s)
+		victims = append(victims, m.sweepLocked(now, s)...)
 		m.mu.Unlock()
 		kill(victims)
 		s.mu.Lock()
