@@ -44,9 +44,21 @@ func TestRedisConformanceMiniredis(t *testing.T) {
 		historytest.Skip("StreamExpires", "needs a real redis-server: miniredis expires keys only when its clock is fast-forwarded (TestRedisConformance runs it)"))
 }
 
+// BenchmarkRedis runs the store's benchmarks and, as the yardstick of
+// issue 15's cost target (a publish with history ≤ 2 × one without), a
+// bare PUBLISH of the same payload on the same server.
 func BenchmarkRedis(b *testing.B) {
 	c := testredis.Start(b).Client()
 	historytest.Benchmark(b, func(b *testing.B) history.Store { return newStore(b, c) })
+	b.Run("Publish", func(b *testing.B) {
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Publish(ctx, "c:news", `{"order":42,"state":"shipped"}`).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func TestNewValidates(t *testing.T) {
