@@ -23,7 +23,7 @@ class Sse {
     this.instanceId = Sse.uuid()
     this.createTimestamp = this.lastActiveTime = this.durationTime = Date.now()
     this.state = Sse.STATE_CLOSED
-    this.es = this.connectionId = this.clientClose = this.lastQosId = this.connectError = null
+    this.es = this.connectionId = this.clientClose = this.lastQosId = this.position = this.connectError = null
     this.queue = []
     this.acks = []
     this.seen = new Set()
@@ -84,7 +84,8 @@ class Sse {
     add('clientInstanceId', this.instanceId)
     if (m) ['jsHeapSizeLimit', 'totalJSHeapSize', 'usedJSHeapSize'].forEach(k => add(k, m[k]))
     add('ack', '1')
-    if (this.lastQosId) add('lastEventId', this.lastQosId)
+    const last = this.position || this.lastQosId
+    if (last) add('lastEventId', last)
     Object.entries(this._query()).forEach(([k, v]) => add(k, v))
     if (this.chans.size) {
       const s = new Set(p.getAll('channel').concat(p.getAll('channels')).join().split(','))
@@ -141,7 +142,7 @@ class Sse {
   switchURL (url) {
     this._close('switchURL')
     this.options.url = url
-    this.lastQosId = null
+    this.lastQosId = this.position = null
     this.seen.clear()
     this.chans.clear()
     this.acks = []
@@ -258,6 +259,7 @@ class Sse {
     if (t === 'connect-finish') {
       const r = this.connectResponse = Sse.parse(e.data)
       this.connectionId = String(r.connectionId || id)
+      this.position = r.position || this.position
       this.reconnectDuration = r.reconnectTime
       this.connectionTimestamp = r.serverTime
       this.connectionName = r.name
@@ -276,6 +278,9 @@ class Sse {
       return
     } else if (t === 'sse-set-duration') {
       Sse.store('sessionStorage', this.durationKey, Sse.parse(e.data).duration || '0')
+    } else if (/^p\./.test(id)) {
+      // Positions in the streams with history: the latest resumes them all.
+      this.position = id
     } else if (id && id !== this.connectionId && !/^\d+$/.test(id)) {
       // A QoS message: always ack (the server may not have our earlier ack), deliver once.
       this.lastQosId = id

@@ -64,8 +64,11 @@ apps:
     auth: {mode: demo}
     api_keys: [demo-key]
     enable_json_endpoints: true
+    user_history: {size: 100, ttl: 10m}
     channels:
-      namespaces: [{match: "*", join: public}]
+      namespaces:
+        - {prefix: "tiny.", join: public, history: {size: 2, ttl: 10m}}
+        - {match: "*", join: public, history: {size: 100, ttl: 10m}}
   - name: other
     path: /sse/other
     auth: {mode: demo}

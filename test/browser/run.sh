@@ -11,4 +11,4 @@ fi
 if [ ! -d node_modules/playwright-core ]; then
   npm ci --no-audit --no-fund
 fi
-exec node --test --test-concurrency=1 --test-timeout=120000 "$@" sse.test.js admin.test.js origin.test.js tls.test.js connect-error.test.js demo.test.js channels.test.js
+exec node --test --test-concurrency=1 --test-timeout=120000 "$@" sse.test.js admin.test.js origin.test.js tls.test.js connect-error.test.js demo.test.js channels.test.js resume.test.js
