@@ -221,6 +221,12 @@ func (s *stream) frame() string {
 			}
 			b.WriteString(line)
 			if line == "\n" {
+				if text := b.String(); strings.HasPrefix(text, "id:") && strings.Count(text, "\n") == 2 {
+					// A bare id (resumable streams' positions): a browser
+					// dispatches nothing for it either.
+					b.Reset()
+					continue
+				}
 				ch <- result{b.String(), nil}
 				return
 			}

@@ -118,6 +118,11 @@ func TestAPIContract(t *testing.T) {
 		!strings.Contains(got, `"channels":["room-7"]`) {
 		t.Errorf("presence: %s", got)
 	}
+	if got := call("GET", api+"channels/room-7/history?limit=10", key, "", 200); !strings.Contains(got, `"event":"bell","data":"5"`) {
+		t.Errorf("history: %s", got)
+	}
+	call("GET", api+"channels/room-7/history?limit=0", key, "", 400)
+	call("GET", api+"channels/room-7/history?after=x", key, "", 400)
 	call("POST", api+"subscribe", key, `{"to":{},"channels":["room-7"]}`, 400)
 	call("POST", api+"subscribe", key, `{"to":{"userIds":["ann"]},"channels":["a\nb"]}`, 400)
 	call("POST", api+"unsubscribe", key, `{"to":{"userIds":["ann"]},"channels":[]}`, 400)

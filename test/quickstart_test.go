@@ -121,6 +121,8 @@ func nextEvent(t *testing.T, r *bufio.Reader) map[string]string {
 			}
 			line = strings.TrimSuffix(line, "\n")
 			switch {
+			case line == "" && len(ev) == 1 && ev["id"] != "" && data == nil:
+				ev = map[string]string{} // a bare id, which a browser does not dispatch either
 			case line == "" && len(ev)+len(data) > 0:
 				if data != nil {
 					ev["data"] = strings.Join(data, "\n")

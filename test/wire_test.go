@@ -102,7 +102,16 @@ func wrapped(data string) string {
 // unmodified sse.js 1.2.22 makes and checks the frames byte for byte where
 // the seed fixes them.
 func TestSeedClientWire(t *testing.T) {
-	n := startPushd(t, "")
+	// The embedded demo without history: a connection in no resumable
+	// stream gets the seed's counter ids (resume_test.go covers position ids).
+	n := startPushd(t, `
+apps:
+  - name: demo
+    auth: {mode: demo}
+    api_keys: [demo-key]
+    enable_json_endpoints: true
+    channels: {namespaces: [{match: "*", join: public}]}
+`)
 	base := n.url + "/sse/demo"
 
 	// The script, as import(base + '?' + query) loads it.

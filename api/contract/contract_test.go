@@ -30,6 +30,7 @@ func validator(t *testing.T) *contract.Validator {
 func TestOperations(t *testing.T) {
 	want := []string{
 		"GET /api/v1/apps/{app}/channels",
+		"GET /api/v1/apps/{app}/channels/{name}/history",
 		"GET /api/v1/apps/{app}/channels/{name}/presence",
 		"GET /api/v1/apps/{app}/connections",
 		"GET /api/v1/apps/{app}/messages",

@@ -72,6 +72,7 @@ func New(cfg Config) (*Handler, error) {
 	h.handle("POST "+base+"unsubscribe", h.subscription(false))
 	h.handle("GET "+base+"channels", h.channels)
 	h.handle("GET "+base+"channels/{name}/presence", h.presence)
+	h.handle("GET "+base+"channels/{name}/history", h.history)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -1,13 +1,16 @@
 package api
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 
 	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/internal/httpx/hubhttp"
 	"github.com/pushd/pushd/pkg/channels"
+	"github.com/pushd/pushd/pkg/history"
 	"github.com/pushd/pushd/pkg/hub"
 )
 
@@ -101,4 +104,61 @@ func usersOf(conns []hub.ConnectionInfo) []hub.UserInfo {
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
 	return users
+}
+
+// HistoryPage is the answer of GET …/channels/{name}/history: the entries
+// of a channel's stream after a position, oldest first.
+type HistoryPage struct {
+	Channel string `json:"channel"`
+	// Epoch and Top are the stream's current epoch and last offset.
+	Epoch string `json:"epoch"`
+	Top   uint64 `json:"top"`
+	// More says entries follow the last one: ask again with after= its
+	// offset.
+	More bool `json:"more"`
+	// Gap says why the entries do not start right after the position
+	// asked for: trimmed, expired or epoch (the position is of another
+	// epoch); empty when they do.
+	Gap  string         `json:"gap,omitempty"`
+	List []HistoryEntry `json:"list"`
+}
+
+// HistoryEntry is one event of a stream's history.
+type HistoryEntry struct {
+	Offset uint64 `json:"offset"`
+	Event  string `json:"event"`
+	Data   string `json:"data"`
+	// Time is when it was published, in Unix milliseconds.
+	Time int64 `json:"time"`
+}
+
+// maxHistoryPage bounds limit=.
+const maxHistoryPage = 1000
+
+// history pages a channel's stream: after= an offset (default 0: from the
+// oldest kept), epoch= the epoch that offset is of (default the current
+// one), limit= (default 100, at most 1000).
+func (h *Handler) history(w http.ResponseWriter, r *http.Request, hb *hub.Hub) {
+	name, q := r.PathValue("name"), r.URL.Query()
+	after, err := strconv.ParseUint(cmp.Or(q.Get("after"), "0"), 10, 64)
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, "after: not an offset")
+		return
+	}
+	limit, err := strconv.Atoi(cmp.Or(q.Get("limit"), "100"))
+	if err != nil || limit < 1 || limit > maxHistoryPage {
+		httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit: 1 to %d", maxHistoryPage))
+		return
+	}
+	res, err := hb.ReadHistory(r.Context(), hub.StreamChannelPrefix+name, history.Position{Offset: after, Epoch: q.Get("epoch")}, limit)
+	if err != nil {
+		hubhttp.WriteError(w, err)
+		return
+	}
+	page := HistoryPage{Channel: name, Epoch: res.Top.Epoch, Top: res.Top.Offset, More: res.More, Gap: string(res.Gap),
+		List: make([]HistoryEntry, 0, len(res.Entries))}
+	for _, e := range res.Entries {
+		page.List = append(page.List, HistoryEntry{Offset: e.Offset, Event: e.Event, Data: e.Data, Time: e.Time.UnixMilli()})
+	}
+	httpx.WriteJSON(w, http.StatusOK, page)
 }

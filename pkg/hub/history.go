@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -293,3 +295,29 @@ func (p resumePlan) covers(f *frame) bool {
 // positionsFrame is a bare "id:" frame: it sets the browser's last event
 // id to the connection's positions without dispatching an event.
 var positionsFrame = &frame{head: []byte("id:"), tail: []byte("\n\n"), counted: true}
+
+// ErrNoHistory is returned by StreamHistory for a stream that keeps no
+// history.
+var ErrNoHistory = errors.New("hub: the stream keeps no history")
+
+// ReadHistory reads one page of a resumable stream ("c:" + channel or
+// "u:" + user id): at most limit entries after p (p.Offset 0 with the
+// current epoch, or an empty epoch: from the oldest kept).
+func (h *Hub) ReadHistory(ctx context.Context, stream string, p history.Position, limit int) (history.Result, error) {
+	opts, ok := h.streamOptions(stream)
+	if !ok {
+		return history.Result{}, fmt.Errorf("%w: %s", ErrNoHistory, stream)
+	}
+	if p.Epoch == "" {
+		top, err := h.cfg.History.Top(ctx, h.cfg.App, stream, opts)
+		if err != nil {
+			return history.Result{}, errStore("history top", err)
+		}
+		p.Epoch = top.Epoch
+	}
+	res, err := h.cfg.History.Since(ctx, h.cfg.App, stream, p, limit, opts)
+	if err != nil {
+		return history.Result{}, errStore("history read", err)
+	}
+	return res, nil
+}

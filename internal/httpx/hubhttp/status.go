@@ -22,7 +22,7 @@ func Status(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, hub.ErrTokenExpired):
 		return http.StatusUnauthorized
-	case errors.Is(err, hub.ErrUnknownConnection):
+	case errors.Is(err, hub.ErrUnknownConnection), errors.Is(err, hub.ErrNoHistory):
 		return http.StatusNotFound
 	case errors.Is(err, hub.ErrTooManyIDs):
 		return http.StatusRequestEntityTooLarge
