@@ -31,6 +31,37 @@ export interface SseConnectResponse {
   name: string
   enableCluster?: boolean
   version: string
+  /**
+   * The connection is in streams with history (its channels', its user's): the id that resumes them
+   * from here, what the client sends as lastEventId until an event brings a newer one.
+   */
+  position?: string
+  /**
+   * Present when the connect named positions (a reconnect): true if every stream was resumed
+   * exactly, false if some could not be (they are named in the sse-gap event that follows).
+   */
+  resumed?: boolean
+}
+
+/** A stream of an sse-gap event: a channel's or a user's, and why it could not be resumed. */
+export interface SseGapStream {
+  channel?: string
+  user?: string
+  /**
+   * trimmed: more events were missed than the stream keeps; expired: older than its TTL; epoch: its
+   * history was lost (e.g. a store restarted); unknown: the id held no position for it (the
+   * connection was not in it); unavailable: the history store could not be read.
+   */
+  reason: 'trimmed' | 'expired' | 'epoch' | 'unknown' | 'unavailable' | string
+}
+
+/**
+ * data (JSON) of sse-gap, sent right after connect-finish when streams could not be resumed exactly:
+ * the events they got meanwhile are (partly) lost, so refetch their state. List 'sse-gap' in
+ * eventListeners to get it.
+ */
+export interface SseGap {
+  streams: SseGapStream[]
 }
 
 /**
@@ -157,8 +188,14 @@ export default class Sse {
   readonly closeResponse?: SseCloseInfo
   readonly connectionName?: string
   readonly serverVersion?: string
-  /** Last QoS message id received; sent back as lastEventId on reconnect. */
+  /** Last QoS message id received; sent back as lastEventId on reconnect when there is no position. */
   readonly lastQosId: string | null
+  /**
+   * The latest positions id ('p.…': connect-finish's position, then each event's id in streams with
+   * history); sent as lastEventId on every reconnect, so the server replays what was missed.
+   * connectResponse.resumed says whether it could. switchURL forgets it.
+   */
+  readonly position: string | null
   /** The latest connect-error, null before any. */
   readonly connectError: SseConnectError | null
 
