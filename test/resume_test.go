@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // resumeConfig is a node of a Redis cluster whose channels and users keep
@@ -92,5 +93,42 @@ func TestResumeOnAnotherNodeAfterKill(t *testing.T) {
 	send(ann, "e6")
 	if f := nextEventFrame(third, &id3); field(f, "event") != "e6" {
 		t.Fatalf("a reconnect that missed nothing got %q first, want the live e6", f)
+	}
+}
+
+// Redis restarted without persistence lost the history: a reconnect is
+// told which streams it cannot resume (epoch) instead of a silent loss,
+// and then resumes normally from the new epoch.
+func TestResumeAfterHistoryLost(t *testing.T) {
+	redis := startRedis(t, false)
+	n := startPushd(t, resumeConfig("a", redis.URL()))
+	s := openStream(t, n.url+"/sse/demo/connect?userId=bo&channel=news")
+	var lastID string
+	nextEventFrame(s, &lastID)
+	code, body := apiCall(t, n.url, http.MethodPost, "send", map[string]any{"to": map[string]any{"channels": []string{"news"}}, "event": "before", "data": "x"})
+	if code != http.StatusOK {
+		t.Fatalf("send: %d %s", code, body)
+	}
+	nextEventFrame(s, &lastID)
+	s.close()
+	redis.Restart()
+	waitFor(t, 20*time.Second, func() error {
+		code, body := apiCall(t, n.url, http.MethodPost, "send", map[string]any{"to": map[string]any{"channels": []string{"news"}}, "event": "after", "data": "x"})
+		if code != http.StatusOK {
+			return fmt.Errorf("send after the restart: %d %s", code, body)
+		}
+		return nil
+	})
+	again := openStream(t, n.url+"/sse/demo/connect?userId=bo&channel=news", "Last-Event-ID", lastID)
+	var id string
+	if f := nextEventFrame(again, &id); !strings.Contains(f, `"resumed":false`) {
+		t.Fatalf("connect-finish %q, want resumed false", f)
+	}
+	f := nextEventFrame(again, &id)
+	if field(f, "event") != "sse-gap" || !strings.Contains(f, `{"channel":"news","reason":"epoch"}`) || !strings.Contains(f, `{"user":"bo","reason":"epoch"}`) {
+		t.Fatalf("after a history loss got %q, want sse-gap naming news and bo with reason epoch", f)
+	}
+	if f := nextEventFrame(again, &id); field(f, "event") != "after" {
+		t.Fatalf("then %q, want what the new epoch kept (after)", f)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,5 +231,40 @@ func TestPositionsIDRoundTrip(t *testing.T) {
 	}
 	if id := appendPositionsID(nil, many); len(id) > 1024 {
 		t.Fatalf("an id of 100 streams is %d bytes, want ≤ 1024", len(id))
+	}
+}
+
+// Events older than the stream's TTL are gone: a reconnect that missed
+// them is told expired.
+func TestResumeGapExpired(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	store, err := history.NewMemory(history.MemoryConfig{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHub(t, Config{Writers: -1, History: store, StreamHistory: func(s string) (history.Options, bool) {
+		return history.Options{Size: 100, TTL: time.Minute}, strings.HasPrefix(s, StreamChannelPrefix)
+	}})
+	user := User{ID: "di"}
+	c := mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"x"}})
+	drainFrames(t, c)
+	publish(t, h, Target{Channels: []string{"x"}}, "x1")
+	seen := lastID(drainFrames(t, c))
+	publish(t, h, Target{Channels: []string{"x"}}, "x2")
+	mu.Lock()
+	now = now.Add(50 * time.Second)
+	mu.Unlock()
+	publish(t, h, Target{Channels: []string{"x"}}, "x3")
+	mu.Lock()
+	now = now.Add(20 * time.Second) // x2 is 70 s old, x3 20 s
+	mu.Unlock()
+	fs := drainFrames(t, mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"x"}, LastEventID: seen}))
+	if len(fs) < 2 || fs[1].event != "sse-gap" || !strings.Contains(fs[1].data, `{"channel":"x","reason":"expired"}`) {
+		t.Fatalf("frames %+v, want sse-gap naming x with expired", fs)
+	}
+	if got := slices.DeleteFunc(events(fs), func(e string) bool { return e == "sse-gap" }); !slices.Equal(got, []string{"x3"}) {
+		t.Fatalf("replayed %v, want [x3]", got)
 	}
 }
