@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -185,6 +187,8 @@ func runReconnect(ctx context.Context, cfg Config, logf func(string, ...any)) (R
 	}
 	procs = append(procs, Proc{Name: "redis", PID: rds.cmd.Process.Pid})
 	rep.Procs, rep.Nodes, rep.PIDs = procs, cfg.Nodes, cfg.PIDs
+	// The tool shares the machine: its own CPU is in the timeline too.
+	procs = append(procs, Proc{Name: "pushbench", PID: os.Getpid()})
 	rep.Conns, rep.Users, rep.Tenants, rep.Publishers = cfg.Conns, cfg.Users, cfg.Tenants, cfg.Publishers
 	rep.QoS, rep.Ack = true, true
 
@@ -379,6 +383,7 @@ func (r *reconnectRun) stream(setupCtx context.Context, c *rcClient, node int, o
 	d := net.Dialer{Timeout: r.cfg.Timeout}
 	if len(r.srcIPs) > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: r.srcIPs[c.idx%len(r.srcIPs)]}
+		d.Control = bindLate
 	}
 	nc, err := d.DialContext(setupCtx, "tcp", hostPort(u))
 	if err != nil {
@@ -680,8 +685,10 @@ func (rr *ReconnectReport) problems() []string {
 	return out
 }
 
-// writeTable prints the scenario's figures and timeline.
+// writeTable prints the scenario's figures and the timeline of procs and
+// of the tool itself.
 func (rr *ReconnectReport) writeTable(w io.Writer, procs []Proc) {
+	procs = append(slices.Clone(procs), Proc{Name: "pushbench"})
 	fmt.Fprintf(w, "reconnect: %d connections, %d QoS messages per user (stored %d in %.2fs, %d delivered live on node 1)\n",
 		rr.Conns, rr.Backlog, rr.Stored, rr.StoreSecs, rr.LiveDelivered)
 	fmt.Fprintf(w, "  after the kill: all back (connect-finish) at %.2fs, all backlogs complete at %.2fs; %d/%d back, %d/%d complete\n",
