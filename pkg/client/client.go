@@ -293,6 +293,23 @@ func (c *Client) Presence(ctx context.Context, channel string, pageNum, pageSize
 	return p, err
 }
 
+// History reads a page of a channel's history after offset after (0: from
+// the oldest kept) of epoch (empty: the current one), at most limit events
+// (0: pushd's default, 100). A channel that keeps no history is a 404.
+func (c *Client) History(ctx context.Context, channel string, after uint64, epoch string, limit int) (HistoryPage, error) {
+	var p HistoryPage
+	v := url.Values{}
+	if after > 0 {
+		v.Set("after", strconv.FormatUint(after, 10))
+	}
+	set(v, "epoch", epoch)
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	_, err := c.call(ctx, http.MethodGet, "channels/"+url.PathEscape(channel)+"/history", v, nil, &p)
+	return p, err
+}
+
 // Messages lists the QoS backlog q selects, oldest first. Without a QoS
 // store pushd answers 501.
 func (c *Client) Messages(ctx context.Context, q MessagesQuery) (Page[StoredMessage], error) {

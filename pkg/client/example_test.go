@@ -291,6 +291,31 @@ func ExampleClient_Presence() {
 	// 43 Bob 1
 }
 
+func ExampleClient_History() {
+	p := mustStart()
+	defer p.Close()
+	c, _ := client.New(client.Config{URL: p.URL, App: "hr", APIKey: "key"})
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := c.Send(ctx, client.Message{To: client.Target{Channels: []string{"news"}}, Event: "headline", Data: i}); err != nil {
+			panic(err)
+		}
+	}
+	// The events after the first, as a reconnect that saw it would get them.
+	h, err := c.History(ctx, "news", 1, "", 10)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(h.Top, h.More)
+	for _, e := range h.List {
+		fmt.Println(e.Offset, e.Event, e.Data)
+	}
+	// Output:
+	// 3 false
+	// 2 headline 1
+	// 3 headline 2
+}
+
 func ExampleClient_Online() {
 	p := mustStart()
 	defer p.Close()

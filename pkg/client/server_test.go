@@ -13,6 +13,7 @@ import (
 	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/auth"
 	"github.com/pushd/pushd/pkg/channels"
+	"github.com/pushd/pushd/pkg/history"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
 	"github.com/pushd/pushd/pkg/web"
@@ -42,6 +43,15 @@ func startPushd(withQoS bool, wrap func(http.Handler) http.Handler) (*pushd, err
 			return nil, err
 		}
 		p.repo, cfg.Repository = repo, repo
+	}
+	// Channels named "news…" keep history, for the History example.
+	store, err := history.NewMemory(history.MemoryConfig{})
+	if err != nil {
+		return nil, err
+	}
+	cfg.History = store
+	cfg.StreamHistory = func(s string) (history.Options, bool) {
+		return history.Options{Size: 100, TTL: time.Hour}, strings.HasPrefix(s, hub.StreamChannelPrefix+"news")
 	}
 	h, err := hub.New(cfg)
 	if err != nil {

@@ -263,3 +263,26 @@ type MessagesQuery struct {
 	PageNum     int
 	PageSize    int
 }
+
+// HistoryPage is a page of a channel's history, oldest first.
+type HistoryPage struct {
+	Channel string `json:"channel"`
+	// Epoch and Top are the stream's current epoch and last offset.
+	Epoch string `json:"epoch"`
+	Top   uint64 `json:"top"`
+	// More says events follow the last one: ask again after its offset.
+	More bool `json:"more"`
+	// Gap says why the page does not start right after the offset asked
+	// for: "trimmed", "expired" or "epoch"; empty when it does.
+	Gap  string         `json:"gap,omitempty"`
+	List []HistoryEntry `json:"list"`
+}
+
+// HistoryEntry is one event of a stream's history.
+type HistoryEntry struct {
+	Offset uint64 `json:"offset"`
+	Event  string `json:"event"`
+	Data   string `json:"data"`
+	// Time is when it was published, in Unix milliseconds.
+	Time int64 `json:"time"`
+}
