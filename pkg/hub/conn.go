@@ -75,6 +75,9 @@ type Conn struct {
 	nc net.Conn // the hijacked socket, for pool-written connections
 
 	resume *resumeState // positions in resumable streams; nil without Config.History
+	// replayed is, after a resume, the floor its replay covered
+	// (history.go): a live event at or below it is a duplicate. Under mu.
+	replayed []StreamPos
 
 	// Only the writer touches these (spare under mu in take, too).
 	counter uint64        // frame id counter
@@ -178,6 +181,10 @@ func (c *Conn) offer(f *frame, listening bool) (bool, outlet) {
 			c.mu.Unlock()
 			return false, nil
 		}
+	}
+	if c.replayed != nil && len(f.streams) > 0 && coveredBy(c.replayed, f) {
+		c.mu.Unlock()
+		return true, nil // the client has it from the replay
 	}
 	if f.qosID != "" && !c.canAck && !c.receivesLocked(f.event) {
 		// Writing it would count as delivered and drop it from the

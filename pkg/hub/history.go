@@ -262,30 +262,53 @@ func (h *Hub) applyResume(c *Conn, plan resumePlan) {
 	}
 	head = append(head, positionsFrame)
 	head = append(head, plan.replay...)
+	floor := plan.floor()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	live := c.queue[1:] // after the connect-finish Connect queued
 	queue := append(head, live[:0:0]...)
 	for _, f := range live {
-		if !plan.covers(f) {
+		if !coveredBy(floor, f) {
 			queue = append(queue, f)
 		}
 	}
 	c.queue = queue
+	if len(plan.seen) > 0 {
+		// A live event the replay holds may still be on its way from
+		// the node that stored it (stored, then published): offer drops
+		// it when it comes.
+		c.replayed = floor
+	}
 }
 
-// covers reports whether every resumable position of f is one the client
-// has or gets in the replay.
-func (p resumePlan) covers(f *frame) bool {
+// floor is, per stream of the connection, the offset up to which the
+// client has everything or gets it in the replay, sorted by stream; the
+// epoch is empty for a stream of which it has nothing.
+func (p resumePlan) floor() []StreamPos {
+	out := make([]StreamPos, 0, len(p.epochs))
+	for s, epoch := range p.epochs {
+		seen, ok := p.seen[s]
+		if !ok {
+			epoch = ""
+		}
+		out = append(out, StreamPos{Stream: s, Offset: seen, Epoch: epoch})
+	}
+	slices.SortFunc(out, func(a, b StreamPos) int { return strings.Compare(a.Stream, b.Stream) })
+	return out
+}
+
+// coveredBy reports whether f is in a stream of floor and every position
+// of f in floor's streams is at or below floor's, in the same epoch: the
+// client has f or gets it in the replay.
+func coveredBy(floor []StreamPos, f *frame) bool {
 	tracked := false
 	for _, sp := range f.streams {
-		epoch, ok := p.epochs[sp.Stream]
+		i, ok := slices.BinarySearchFunc(floor, sp.Stream, byStream)
 		if !ok {
 			continue // not one of the connection's streams
 		}
 		tracked = true
-		seen, ok := p.seen[sp.Stream]
-		if !ok || epoch != sp.Epoch || sp.Offset > seen {
+		if fl := floor[i]; fl.Epoch == "" || fl.Epoch != sp.Epoch || sp.Offset > fl.Offset {
 			return false
 		}
 	}

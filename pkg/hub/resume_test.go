@@ -182,7 +182,7 @@ func TestResumeDropsLiveDuplicates(t *testing.T) {
 		{&frame{streams: []StreamPos{{Stream: "c:not-mine", Offset: 1}}}, false},
 		{&frame{}, false},
 	} {
-		if got := plan.covers(tc.f); got != tc.covers {
+		if got := coveredBy(plan.floor(), tc.f); got != tc.covers {
 			t.Errorf("covers(%+v) = %v, want %v", tc.f.streams, got, tc.covers)
 		}
 	}
