@@ -35,6 +35,10 @@ func TestGoTypesMatchSchemas(t *testing.T) {
 	itemErr.Status = 503
 	clientMsg := filled[client.Message]()
 	clientMsg.TTL = "90m"
+	historyPage := filled[api.HistoryPage]()
+	historyPage.Gap = "trimmed"
+	clientHistory := filled[client.HistoryPage]()
+	clientHistory.Gap = "epoch"
 	for _, tc := range []struct {
 		schema string
 		value  any
@@ -61,6 +65,7 @@ func TestGoTypesMatchSchemas(t *testing.T) {
 		{"ChannelInfo", filled[hub.ChannelInfo](), true},
 		{"ChannelPage", filled[httpx.Page[hub.ChannelInfo]](), true},
 		{"Presence", filled[api.Presence](), true},
+		{"HistoryPage", historyPage, true},
 
 		{"SendRequest", clientMsg, false},
 		{"Target", filled[client.Target](), false},
@@ -71,6 +76,7 @@ func TestGoTypesMatchSchemas(t *testing.T) {
 		{"Stats", filled[client.Stats](), false},
 		{"StoredMessage", filled[client.StoredMessage](), false},
 		{"ChannelInfo", filled[client.Channel](), false},
+		{"HistoryPage", clientHistory, false},
 	} {
 		t.Run(reflect.TypeOf(tc.value).String(), func(t *testing.T) {
 			if err := v.CheckValue(tc.schema, tc.value); err != nil {
