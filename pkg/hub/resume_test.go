@@ -268,3 +268,19 @@ func TestResumeGapExpired(t *testing.T) {
 		t.Fatalf("replayed %v, want [x3]", got)
 	}
 }
+
+// Attack (issue 15): a Last-Event-ID is the browser's to forge. Positions
+// of a stream the connection is not in replay nothing of it, and garbage
+// of any length is no position.
+func TestResumeForgedIDReplaysOnlyOwnStreams(t *testing.T) {
+	h := newHistoryHub(t, 100)
+	publish(t, h, Target{Channels: []string{"h-secret"}}, "s1", "s2")
+	publish(t, h, Target{UserIDs: []string{"victim"}}, "v1")
+	forged := string(appendPositionsID(nil, []StreamPos{{Stream: "c:h-secret", Offset: 0, Epoch: "x"}, {Stream: "u:victim", Epoch: "x"}}))
+	for _, id := range []string{forged, positionsPrefix + strings.Repeat("A", 1<<16), positionsPrefix + "!!"} {
+		c := mustConnect(t, h, ConnectRequest{User: User{ID: "mallory"}, Channels: []string{"h-mine"}, LastEventID: id})
+		if got := slices.DeleteFunc(events(drainFrames(t, c)), func(e string) bool { return e == "sse-gap" }); len(got) != 0 {
+			t.Errorf("a forged id replayed %v", got)
+		}
+	}
+}
