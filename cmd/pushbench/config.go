@@ -18,6 +18,7 @@ const (
 	modeUser      = "user"      // to: {userIds: [u{seq%users}]}
 	modeTenant    = "tenant"    // to: {tenantIds: [t{seq%tenants}]}
 	modeNone      = "none"      // no publishing: connect, read memory, stop
+	modeChannel   = "channel"   // to: {channels: [{prefix}{seq%channels}]}; "channel:PREFIX" picks the prefix
 )
 
 // Config is one benchmark run.
@@ -126,6 +127,26 @@ type Config struct {
 	// ReconnectBase replaces the reconnectTime of connect-finish as the
 	// base of the clients' reconnect backoff. Zero value: the server's.
 	ReconnectBase time.Duration
+	// Channels is the number of channels per prefix; connection i joins
+	// ConnChannels of them per prefix at connect ({prefix}{(i+j)%Channels},
+	// j < ConnChannels). Zero value: none.
+	Channels int
+	// ConnChannels is the number of channels per prefix a connection
+	// joins. Zero value: 1 when Channels is set.
+	ConnChannels int
+	// ChannelPrefixes start the channel names. Zero value: "ch.". With
+	// History, channels starting with "nh." keep no history (histcfg.go).
+	ChannelPrefixes []string
+	// History makes the spawned pushd run on a configuration pushbench
+	// writes (histcfg.go): "off" without history, "memory" or "redis" with
+	// history for channels and users in that store (redis needs
+	// SpawnRedis). Zero value: the spawned pushd's own configuration.
+	History string
+	// HistorySize is the events each stream keeps with History. Zero
+	// value: 100.
+	HistorySize int
+	// Flap runs the flap scenario instead of the modes (flap.go).
+	Flap FlapConfig
 	// Log receives progress lines. Zero value: discarded.
 	Log io.Writer
 }
@@ -160,6 +181,12 @@ func (c *Config) setDefaults() error {
 		c.Modes = []string{modeBroadcast, modeUser, modeTenant}
 	}
 	for _, m := range c.Modes {
+		if _, ok := strings.CutPrefix(m, modeChannel); ok {
+			if c.Channels <= 0 {
+				return errors.New("mode channel needs -channels")
+			}
+			continue
+		}
 		switch m {
 		case modeBroadcast, modeUser, modeTenant:
 		case modeNone:
@@ -211,6 +238,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
+	}
+	if err := c.setChannelDefaults(); err != nil {
+		return err
 	}
 	if len(c.Nodes) == 0 && c.Spawn == "" {
 		return errors.New("no nodes: give -nodes or -spawn")
@@ -296,6 +326,13 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.BoolVar(&c.Reconnect, "reconnect", false, "mass reconnect: connections on node 1, -backlog QoS messages per user, node 1 killed, back on the others")
 	fs.IntVar(&c.Backlog, "backlog", 5, "QoS messages stored per user for -reconnect")
 	fs.DurationVar(&c.ReconnectBase, "reconnect-base", 0, "base of the clients' reconnect backoff for -reconnect (0 = connect-finish's reconnectTime)")
+	var prefixes string
+	fs.IntVar(&c.Channels, "channels", 0, "channels per prefix; each connection joins -conn-channels of them per prefix")
+	fs.IntVar(&c.ConnChannels, "conn-channels", 0, "channels per prefix a connection joins (default 1 with -channels)")
+	fs.StringVar(&prefixes, "channel-prefixes", "", `comma-separated channel name prefixes (default "ch."; with -history, "nh." channels keep no history)`)
+	fs.StringVar(&c.History, "history", "", "run the spawned pushd on a generated configuration: off, memory or redis history for channels and users")
+	fs.IntVar(&c.HistorySize, "history-size", 100, "events kept per stream with -history")
+	c.Flap.addFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, "", err
 	}
@@ -322,6 +359,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	if c.APINodes, err = splitInts(apiNodes); err != nil {
 		return Config{}, "", fmt.Errorf("-api-nodes: %w", err)
 	}
+	c.ChannelPrefixes = splitList(prefixes)
 	return c, jsonPath, nil
 }
 

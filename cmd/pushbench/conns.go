@@ -28,10 +28,11 @@ const (
 // client is one SSE connection. The fields after the marker are owned by the
 // connection's reader goroutine.
 type client struct {
-	idx    int
-	node   int
-	user   string
-	tenant string
+	idx      int
+	node     int
+	user     string
+	tenant   string
+	channels []string // joined at connect
 
 	state atomic.Int32
 	id    string // connection id; written before state becomes connected
@@ -68,6 +69,9 @@ func (b *bench) connectRequest(c *client) []byte {
 	q.Set("clientId", "pb-"+b.runID+"-"+strconv.Itoa(c.idx))
 	if b.cfg.Ack {
 		q.Set("ack", "1")
+	}
+	if len(c.channels) > 0 {
+		q.Set("channels", strings.Join(c.channels, ","))
 	}
 	var sb strings.Builder
 	sb.WriteString("GET ")
@@ -265,7 +269,7 @@ func (b *bench) deliver(c *client, ev sseEvent) {
 	if ph.qos && b.acker != nil && ev.ID != "" {
 		b.acker.add(c, ev.ID)
 	}
-	if !keyMatches(pl.key, c.user, c.tenant) {
+	if !keyMatches(pl.key, c.user, c.tenant) && !channelKeyMatches(pl.key, c.channels) {
 		ph.misrouted.Add(1)
 		return
 	}

@@ -26,6 +26,7 @@ type sendTarget struct {
 	All       bool     `json:"all,omitempty"`
 	UserIDs   []string `json:"userIds,omitempty"`
 	TenantIDs []string `json:"tenantIds,omitempty"`
+	Channels  []string `json:"channels,omitempty"`
 }
 
 type sendResponse struct {
@@ -40,10 +41,12 @@ type expectations struct {
 	all      int
 	byUser   map[string]int
 	byTenant map[string]int
+	// byChannel counts the connections per channel.
+	byChannel map[string]int
 }
 
 func (b *bench) expectations() expectations {
-	e := expectations{byUser: map[string]int{}, byTenant: map[string]int{}}
+	e := expectations{byUser: map[string]int{}, byTenant: map[string]int{}, byChannel: map[string]int{}}
 	for _, c := range b.clients {
 		if c.state.Load() != stateConnected {
 			continue
@@ -51,6 +54,9 @@ func (b *bench) expectations() expectations {
 		e.all++
 		e.byUser[c.user]++
 		e.byTenant[c.tenant]++
+		for _, ch := range c.channels {
+			e.byChannel[ch]++
+		}
 	}
 	return e
 }
@@ -58,6 +64,10 @@ func (b *bench) expectations() expectations {
 // target returns the routing key, API target and expected recipients of
 // message seq in mode.
 func (b *bench) target(mode string, seq int64, e expectations) (string, sendTarget, int) {
+	if isChannelMode(mode) {
+		ch := b.cfg.channelPrefixOf(mode) + strconv.FormatInt(seq%int64(b.cfg.Channels), 10)
+		return "c:" + ch, sendTarget{Channels: []string{ch}}, e.byChannel[ch]
+	}
 	switch mode {
 	case modeUser:
 		u := "u" + strconv.FormatInt(seq%int64(b.cfg.Users), 10)

@@ -40,6 +40,8 @@ type Report struct {
 	Conn    ConnLifeReport `json:"connections_after"`
 	// Reconnect is the mass-reconnect scenario's outcome (-reconnect).
 	Reconnect *ReconnectReport `json:"reconnect,omitempty"`
+	// Flap is the flap scenario's outcome (-flap).
+	Flap *FlapReport `json:"flap,omitempty"`
 	// Warnings are problems that do not invalidate the figures.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -189,6 +191,9 @@ func (r Report) OK() bool {
 	if r.Reconnect != nil && len(r.Reconnect.problems()) > 0 {
 		return false
 	}
+	if r.Flap != nil && len(r.Flap.problems()) > 0 {
+		return false
+	}
 	if r.Connect.Failed > 0 || r.Connect.Connected != int64(r.Connect.Attempted) {
 		return false
 	}
@@ -252,6 +257,9 @@ func (r Report) Problems() []string {
 	if r.Reconnect != nil {
 		out = append(out, r.Reconnect.problems()...)
 	}
+	if r.Flap != nil {
+		out = append(out, r.Flap.problems()...)
+	}
 	return out
 }
 
@@ -282,6 +290,9 @@ func (r Report) WriteTable(w io.Writer) {
 	}
 	if r.Reconnect != nil {
 		r.Reconnect.writeTable(w, r.Procs)
+	}
+	if r.Flap != nil {
+		r.Flap.writeTable(w)
 	}
 	l := r.Conn
 	fmt.Fprintf(w, "\nconnections: %d dropped, %d closed by server, %d stray messages, %d other events, %d acked (%d ack failures)\n",

@@ -69,6 +69,9 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Reconnect {
 		return runReconnect(ctx, cfg, logf)
 	}
+	if cfg.Flap.On {
+		return runFlap(ctx, cfg, logf)
+	}
 
 	rep := Report{}
 	if cfg.Floor != "" {
@@ -89,6 +92,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	rep.FileLimit = limit
 
 	var procs []Proc
+	redisURL := ""
 	if cfg.SpawnRedis != "" {
 		srv, err := spawnRedis(ctx, cfg)
 		if err != nil {
@@ -96,9 +100,22 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		}
 		defer srv.stop(10 * time.Second)
 		cfg.SpawnEnv = append(cfg.SpawnEnv, "PUSHD_CLUSTER_TRANSPORT=redis", "PUSHD_CLUSTER_REDIS_URL="+srv.url)
+		redisURL = srv.url
 		procs = append(procs, Proc{Name: "redis", PID: srv.cmd.Process.Pid})
 		rep.ServerLogs = append(rep.ServerLogs, srv.logPath)
 		logf("spawned %s at %s (pid %d, log %s)", cfg.SpawnRedis, srv.url, srv.cmd.Process.Pid, srv.logPath)
+	}
+	if cfg.History != "" && cfg.Spawn != "" {
+		if err := checkHistoryMode(cfg.History, redisURL != ""); err != nil {
+			return rep, fmt.Errorf("config: %w", err)
+		}
+		args, err := writeServerConfig(cfg.SpawnLogDir, cfg.History, cfg.HistorySize)
+		if err != nil {
+			return rep, err
+		}
+		defer os.Remove(args[1])
+		cfg.SpawnArgs = append(slices.Clone(cfg.SpawnArgs), args...)
+		cfg.SpawnEnv = append(cfg.SpawnEnv, historyEnv(cfg.History, redisURL)...)
 	}
 	if cfg.Spawn != "" {
 		for n := 1; n <= cfg.SpawnNodes; n++ {
@@ -151,10 +168,11 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	b.clients = make([]*client, cfg.Conns)
 	for i := range b.clients {
 		b.clients[i] = &client{
-			idx:    i,
-			node:   connNodes[i%len(connNodes)],
-			user:   fmt.Sprintf("u%d", i%cfg.Users),
-			tenant: fmt.Sprintf("t%d", i%cfg.Tenants),
+			idx:      i,
+			node:     connNodes[i%len(connNodes)],
+			user:     fmt.Sprintf("u%d", i%cfg.Users),
+			tenant:   fmt.Sprintf("t%d", i%cfg.Tenants),
+			channels: cfg.connChannels(i),
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -281,7 +299,7 @@ func floorConfig(cfg Config) Config {
 	f := cfg
 	f.Floor, f.Spawn, f.SpawnArgs, f.SpawnNodes = "", cfg.Floor, []string{"-design=epoll"}, 1
 	f.SpawnRedis, f.SpawnEnv, f.Nodes, f.PIDs, f.ConnNodes, f.APINodes = "", nil, nil, nil, nil, nil
-	f.QoS, f.Ack = false, false
+	f.QoS, f.Ack, f.History = false, false, ""
 	return f
 }
 

@@ -42,7 +42,8 @@ type sseParser struct {
 	skipLF   bool // the previous line ended with CR: a following LF belongs to it
 	started  bool // BOM check done
 	lastID   string
-	retry    int64 // last valid retry value in ms, -1 if none
+	eventID  string // lastID as of the last blank line: the EventSource's lastEventId
+	retry    int64  // last valid retry value in ms, -1 if none
 	name     []byte
 	data     []byte
 	hasData  bool
@@ -57,6 +58,12 @@ func newSSEParser(r *bufio.Reader, maxLine int) *sseParser {
 	}
 	return &sseParser{r: r, maxLine: maxLine, retry: -1}
 }
+
+// LastEventID is what an EventSource would send as Last-Event-ID after
+// the events read so far: the id buffer as of the last blank line (an
+// id field of a block cut off before its blank line does not count,
+// and a block with an id and no data does).
+func (p *sseParser) LastEventID() string { return p.eventID }
 
 // Retry reports the last valid retry field in milliseconds, or -1.
 func (p *sseParser) Retry() int64 { return p.retry }
@@ -138,6 +145,7 @@ func (p *sseParser) Next() (sseEvent, error) {
 			return sseEvent{}, err
 		}
 		if len(line) == 0 {
+			p.eventID = p.lastID
 			if !p.hasData {
 				p.name = p.name[:0]
 				continue
