@@ -217,3 +217,39 @@ test('a stream trimmed past the client\'s position is named in sse-gap with reas
   assert.deepEqual(await newsNumbers(page), [1, 4, 5, 'user', 'barrier'])
 }))
 
+
+test('our client flapping (four network cuts) while its channel and its user get a steady flow of events receives every one once, in order', t => withProxy(t, async ({ pushd, page, proxy }) => {
+  await createClient(page, { listeners: ['news', 'sse-gap', 'connect-finish'], options: { query: { channel: 'room' } } })
+  await waitActive(page)
+  let sent = 0
+  let flowing = true
+  // One send at a time, alternating the channel and the user: their order is the order of the sends.
+  const flow = (async () => {
+    while (flowing) {
+      sent++
+      await send(pushd, sent % 2 ? ROOM : ME, 'news', { n: sent })
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+  })()
+  try {
+    for (let i = 0; i < 4; i++) {
+      const finishes = (await page.evaluate(() => window.__got('connect-finish'))).length
+      await waitEvents(page, 'news', sent) // some arrive live before each cut
+      proxy.cut()
+      await page.waitForFunction(() => !window.client.isActive(), null, { timeout: 10000, polling: 50 })
+      const at = sent
+      await eventually(() => sent >= at + 5, { what: 'sends while the network is down' })
+      proxy.restore()
+      await waitEvents(page, 'connect-finish', finishes + 1)
+    }
+  } finally {
+    flowing = false
+    await flow
+  }
+  await waitEvents(page, 'news', sent, 'listener', 20000)
+  const got = await newsNumbers(page)
+  assert.deepEqual(got, Array.from({ length: sent }, (_, i) => i + 1))
+  const finishes = (await page.evaluate(() => window.__got('connect-finish'))).map(e => JSON.parse(e.data).resumed)
+  assert.deepEqual(finishes, [undefined, true, true, true, true])
+  assert.deepEqual(await page.evaluate(() => window.__got('sse-gap')), [])
+}))
