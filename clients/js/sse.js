@@ -279,7 +279,6 @@ class Sse {
     } else if (t === 'sse-set-duration') {
       Sse.store('sessionStorage', this.durationKey, Sse.parse(e.data).duration || '0')
     } else if (/^p\./.test(id)) {
-      // Positions in the streams with history: the latest resumes them all.
       this.position = id
     } else if (id && id !== this.connectionId && !/^\d+$/.test(id)) {
       // A QoS message: always ack (the server may not have our earlier ack), deliver once.
