@@ -45,6 +45,7 @@ func StartCluster(tb testing.TB, extra ...string) *Cluster {
 	tb.Helper()
 	Require(tb, "a Redis Cluster")
 	cli := requireCLI(tb)
+	start := time.Now()
 	c := &Cluster{tb: tb}
 	for range 6 {
 		c.nodes = append(c.nodes, launch(tb, func(s *Server) ([]string, error) {
@@ -69,6 +70,7 @@ func StartCluster(tb testing.TB, extra ...string) *Cluster {
 	if err := c.waitFormed(); err != nil {
 		tb.Fatalf("testredis: cluster not ready after %v: %v", clusterReadyTimeout, err)
 	}
+	tb.Logf("testredis: Redis Cluster on %s ready in %v", strings.Join(c.Addrs(), " "), time.Since(start).Round(time.Millisecond))
 	return c
 }
 
