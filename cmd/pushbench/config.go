@@ -297,7 +297,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.IntVar(&c.Conns, "conns", 100, "number of SSE connections")
 	fs.IntVar(&c.Users, "users", 0, "distinct users (connection i is user u{i%users}); 0 = conns/10")
 	fs.IntVar(&c.Tenants, "tenants", 0, "distinct tenants (connection i is tenant t{i%tenants}); 0 = 10")
-	fs.StringVar(&modes, "mode", "all", "phases: broadcast, user, tenant, comma-separated, all, or none (connect and read memory only)")
+	fs.StringVar(&modes, "mode", "all", "phases: broadcast, user, tenant, channel or channel:PREFIX (needs -channels), comma-separated, all, or none (connect and read memory only)")
 	fs.Float64Var(&c.Rate, "rate", 0, "sends per second over all publishers (0 = as fast as possible)")
 	fs.IntVar(&c.Publishers, "publishers", 4, "concurrent publishers")
 	fs.IntVar(&c.Messages, "messages", 0, "sends per phase (default 100 unless -duration)")

@@ -15,6 +15,11 @@
 //	    -conns 5000 -users 5000 -mode user -messages 10000 -publishers 16   (cross-node sends)
 //	pushbench -spawn ./pushd -spawn-nodes 3 -spawn-redis redis-server -reconnect -conns 19000 -users 19000
 //	    (mass reconnect: node 1 killed, 5 QoS messages per user replayed on nodes 2 and 3)
+//	pushbench -spawn ./pushd -spawn-nodes 3 -spawn-redis redis-server -flap -conns 500 -channels 50 -duration 60s
+//	    (flap: connections reset every ~5 s, back ~2 s later on a random node with Last-Event-ID;
+//	    history in Redis, then without history)
+//	pushbench -spawn ./pushd -spawn-redis redis-server -history redis -channels 100 -channel-prefixes h.,nh. \
+//	    -conns 1000 -mode channel:h.,channel:nh. -messages 15000   (channel sends with and without history)
 //
 // Connection i belongs to user u{i%users} and tenant t{i%tenants} (demo
 // authentication query parameters) and is held by node i%len(nodes), or by
@@ -28,6 +33,13 @@
 // others round robin after sse.js's backoff; it reports when all were
 // back and replayed, loss, duplicates, 503s, and each process's CPU and
 // RSS a second at a time.
+// -flap runs the flap scenario instead (flap.go): subscribers in a channel
+// and their user stream, dropped and resumed with Last-Event-ID on a
+// random node while events flow, once per -flap-history setting; it
+// reports delivery per subscriber, duplicates, order violations and the
+// time to catch up. -channels puts every connection in channels (mode
+// channel sends to them) and -history runs the spawned pushd on a
+// generated configuration with or without history (histcfg.go).
 // -floor runs the same phases first against refserver's epoll design (the
 // kernel floor, one node, no QoS) and reports each phase's CPU per delivery
 // and per send, and idle memory, as ratios to the floor's. Each
