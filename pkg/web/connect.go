@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pushd/pushd/pkg/hub"
@@ -88,6 +89,7 @@ func (h *Handler) serveConnect(w http.ResponseWriter, r *http.Request) {
 		channelError(w, err)
 		return
 	}
+	h.detach(&req)
 	c, err := h.hub.Connect(r.Context(), req)
 	if err != nil {
 		hubError(w, err)
@@ -132,7 +134,7 @@ func (h *Handler) connectRequest(r *http.Request, p map[string]string, user hub.
 	if l := p["listeners"]; l != "" {
 		req.Listeners = strings.Split(l, ",")
 	}
-	params, headers := h.secrets.telemetry(r, p)
+	params, headers := h.secrets.telemetry(r, p, &h.shared)
 	req.Info = hub.ClientInfo{
 		ClientID:               params["clientId"],
 		ClientVersion:          params["clientVersion"],
@@ -146,7 +148,7 @@ func (h *Handler) connectRequest(r *http.Request, p map[string]string, user hub.
 		TotalJSHeapSize:        num("totalJSHeapSize"),
 		UsedJSHeapSize:         num("usedJSHeapSize"),
 		RequestIP:              requestIP(r),
-		RequestDomain:          requestDomain(r),
+		RequestDomain:          h.shared.get(requestDomain(r)),
 		UserAgent:              headers["User-Agent"],
 		Params:                 params,
 		Headers:                headers,
@@ -179,4 +181,97 @@ func requestDomain(r *http.Request) string {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host
+}
+
+// detach makes the strings an open connection keeps its own: most are
+// substrings of the request line or header values, which they would keep
+// alive as long as the connection lives. Names many connections share
+// (tenant, channels, listeners) are interned; the telemetry and the domain
+// already are (connectRequest).
+func (h *Handler) detach(req *hub.ConnectRequest) {
+	u := &req.User
+	u.ID, u.Name, u.AccessToken = strings.Clone(u.ID), strings.Clone(u.Name), strings.Clone(u.AccessToken)
+	u.TenantID = h.shared.get(u.TenantID)
+	for i, ch := range req.Channels {
+		req.Channels[i] = h.shared.get(ch)
+	}
+	for i, l := range req.Listeners {
+		req.Listeners[i] = h.shared.get(l)
+	}
+	req.LastEventID = strings.Clone(req.LastEventID)
+	req.Info.RequestIP = strings.Clone(req.Info.RequestIP)
+}
+
+// Bounds of an interner: a string longer than maxSharedLen is copied, not
+// shared, and tables holding maxSharedBytes are replaced by empty ones
+// (what they held stays with the connections that hold it).
+const (
+	maxSharedLen   = 1 << 10
+	maxSharedBytes = 1 << 20
+)
+
+// interner keeps one copy of what many open connections hold alike:
+// telemetry values (User-Agent, Accept-Language, clientVersion …) and
+// header sets, the request domain, tenants, channel and event names.
+// Values unique to a connection pass through it too, so its tables are
+// bounded by size. Its zero value is ready.
+type interner struct {
+	mu    sync.Mutex
+	strs  map[string]string
+	maps  map[string]map[string]string // by names and values joined with NULs
+	bytes int                          // of the keys of both tables
+}
+
+// get returns the table's copy of s, adding a copy of s if it has none.
+func (t *interner) get(s string) string {
+	if s == "" {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.getLocked(s)
+}
+
+func (t *interner) getLocked(s string) string {
+	if len(s) > maxSharedLen {
+		return strings.Clone(s)
+	}
+	if v, ok := t.strs[s]; ok {
+		return v
+	}
+	t.reserve(len(s))
+	v := strings.Clone(s)
+	t.strs[v] = v
+	return v
+}
+
+// fields returns the map of pairs (name, value, name, value …), the same
+// map for every call with the same pairs; nil for none. Callers must not
+// change it.
+func (t *interner) fields(pairs []string) map[string]string {
+	if len(pairs) == 0 {
+		return nil
+	}
+	key := strings.Join(pairs, "\x00")
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m, ok := t.maps[key]; ok {
+		return m
+	}
+	m := make(map[string]string, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		m[pairs[i]] = t.getLocked(pairs[i+1])
+	}
+	t.reserve(len(key))
+	t.maps[key] = m
+	return m
+}
+
+// reserve makes room for n more bytes of keys, starting empty tables
+// when they would go over maxSharedBytes.
+func (t *interner) reserve(n int) {
+	if t.strs == nil || t.bytes+n > maxSharedBytes {
+		t.strs, t.maps, t.bytes = map[string]string{}, map[string]map[string]string{}, 0
+	}
+	t.bytes += n
 }

@@ -79,6 +79,7 @@ type Handler struct {
 	hub           *hub.Hub
 	log           zerolog.Logger
 	secrets       secrets
+	shared        interner // strings open connections keep alike (connect.go)
 	origins       *http.CrossOriginProtection
 	moduleScript  *asset // sse.js as it is, the default
 	classicScript *asset // sse.js without its export (?script-type=script)

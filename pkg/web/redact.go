@@ -241,23 +241,22 @@ func withoutQuery(raw string) string {
 // kept collects bounded telemetry.
 type kept struct{ left int }
 
-// add stores v under k in m unless it is too long or over the budget.
-func (b *kept) add(m map[string]string, k, v string) {
+// fits reports whether v may be kept under k, and takes both from the
+// budget if so.
+func (b *kept) fits(k, v string) bool {
 	if len(v) > maxKeptValue || len(k)+len(v) > b.left {
-		return
+		return false
 	}
 	b.left -= len(k) + len(v)
-	m[k] = v
+	return true
 }
 
 // telemetry returns the parameters and headers a connection keeps: those
-// of the allowlists that are no credential, bounded in size.
-func (s secrets) telemetry(r *http.Request, params map[string]string) (map[string]string, map[string]string) {
+// of the allowlists that are no credential, bounded in size, nil when
+// there are none. The values are shared's copies, and so is the headers
+// map when another connection sent the same ones: the maps are read-only.
+func (s secrets) telemetry(r *http.Request, params map[string]string, shared *interner) (p, hd map[string]string) {
 	b := kept{left: maxKeptBytes}
-	// No size hints: a connection keeps these maps as long as it lives,
-	// and a map sized for every allowlisted name costs about a kilobyte
-	// when the client sends a few of them.
-	p := make(map[string]string)
 	for _, k := range telemetryParams {
 		v, ok := params[k]
 		if !ok || s.query[strings.ToLower(k)] {
@@ -266,9 +265,16 @@ func (s secrets) telemetry(r *http.Request, params map[string]string) (map[strin
 		if k == "locationHref" {
 			v = withoutQuery(v)
 		}
-		b.add(p, k, v)
+		if b.fits(k, v) {
+			if p == nil {
+				// No size hint: a map sized for every allowlisted name
+				// costs about a kilobyte when the client sends a few.
+				p = make(map[string]string)
+			}
+			p[k] = shared.get(v)
+		}
 	}
-	hd := make(map[string]string)
+	var pairs []string
 	for _, k := range telemetryHeaders {
 		v := r.Header.Get(k)
 		if v == "" || s.headers[k] {
@@ -277,7 +283,9 @@ func (s secrets) telemetry(r *http.Request, params map[string]string) (map[strin
 		if k == "Referer" {
 			v = withoutQuery(v)
 		}
-		b.add(hd, k, v)
+		if b.fits(k, v) {
+			pairs = append(pairs, k, v)
+		}
 	}
-	return p, hd
+	return p, shared.fields(pairs)
 }
