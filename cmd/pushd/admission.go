@@ -13,8 +13,10 @@ import (
 // arriving at once — the clients of a node that died — from piling up.
 type AdmissionConfig struct {
 	// MaxConnecting bounds the connects being admitted at once, from the
-	// request's arrival until the stream's response head is written.
-	// Default 1000; -1 off.
+	// request's arrival until the stream's response head is written — which
+	// includes waiting for the cluster to confirm the connection's routes,
+	// a wait that batches: a low bound serialises the batches. Default
+	// 10000; -1 off.
 	MaxConnecting int `yaml:"max_connecting"`
 	// MaxWaiting bounds the connects waiting for a place when
 	// MaxConnecting are being admitted; one more is refused at once.
@@ -37,7 +39,7 @@ func (a *AdmissionConfig) validate(p *problems) {
 		p.addf("http.admission: max_connecting and max_waiting must be -1 or more, wait, rate, burst and retry_after not negative")
 	}
 	if a.MaxConnecting == 0 {
-		a.MaxConnecting = 1000
+		a.MaxConnecting = 10000
 	}
 	if a.MaxWaiting == 0 {
 		a.MaxWaiting = 10000

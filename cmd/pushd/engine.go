@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/pushd/pushd/internal/redisurl"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
@@ -24,7 +26,7 @@ func (s *server) newRepository() error {
 	q := s.cfg.QoS
 	switch q.Repository {
 	case "redis":
-		client, err := redisurl.NewClient(q.RedisURL)
+		client, err := redisurl.NewUniversalClient(q.RedisURL)
 		if err != nil {
 			return fmt.Errorf("config: qos.redis_url: %w", err)
 		}
@@ -107,15 +109,11 @@ func (s *server) ready(ctx context.Context) error {
 	if s.draining.Load() {
 		return errors.New("draining")
 	}
-	if s.redis != nil {
-		if err := s.redis.Ping(ctx).Err(); err != nil {
-			return fmt.Errorf("qos redis: %w", err)
-		}
+	if err := pingRedis(ctx, s.redis); err != nil {
+		return fmt.Errorf("qos redis: %w", err)
 	}
-	if s.historyRedis != nil {
-		if err := s.historyRedis.Ping(ctx).Err(); err != nil {
-			return fmt.Errorf("history redis: %w", err)
-		}
+	if err := pingRedis(ctx, s.historyRedis); err != nil {
+		return fmt.Errorf("history redis: %w", err)
 	}
 	if r, ok := s.transport.(hub.Readier); ok {
 		if err := r.Ready(ctx); err != nil {
@@ -123,4 +121,16 @@ func (s *server) ready(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pingRedis checks a store's Redis: every master of a Redis Cluster (a
+// Ping reaches only one node), the server otherwise; nil is no Redis.
+func pingRedis(ctx context.Context, c goredis.UniversalClient) error {
+	if cc, ok := c.(*goredis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error { return m.Ping(ctx).Err() })
+	}
+	if c == nil {
+		return nil
+	}
+	return c.Ping(ctx).Err()
 }

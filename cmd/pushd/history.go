@@ -90,7 +90,7 @@ func (s *server) newHistory() error {
 	}
 	hc := s.cfg.History
 	if hc.Store == "redis" {
-		client, err := redisurl.NewClient(hc.RedisURL)
+		client, err := redisurl.NewUniversalClient(hc.RedisURL)
 		if err != nil {
 			return fmt.Errorf("config: history.redis_url: %w", err)
 		}

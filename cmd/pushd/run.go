@@ -26,9 +26,9 @@ type server struct {
 	cfg          *Config
 	log          zerolog.Logger
 	repo         qos.Repository
-	redis        *goredis.Client  // the QoS repository's client, if any
-	history      hub.HistoryStore // nil: no app keeps history
-	historyRedis *goredis.Client  // the history store's client, if any
+	redis        goredis.UniversalClient // the QoS repository's client, if any
+	history      hub.HistoryStore        // nil: no app keeps history
+	historyRedis goredis.UniversalClient // the history store's client, if any
 	transport    hub.Transport
 	tls          *certReloader // nil: plain HTTP
 	mux          hub.Mux

@@ -106,8 +106,9 @@ func validateApps(apps []AppConfig, p *problems) {
 	for i := range apps {
 		a := &apps[i]
 		key := fmt.Sprintf("apps[%d]", i)
-		if a.Name == "" || strings.ContainsAny(a.Name, "/ ?#%") {
-			p.addf("%s.name: %q must be non-empty without / ? # %% or spaces", key, a.Name)
+		if a.Name == "" || strings.ContainsAny(a.Name, "/ ?#%{}") {
+			// { and } would change the Redis Cluster hash tag of its keys.
+			p.addf("%s.name: %q must be non-empty without / ? # %% { } or spaces", key, a.Name)
 			continue
 		}
 		a.Path = cmp.Or(a.Path, "/sse/"+a.Name)
