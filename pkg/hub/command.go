@@ -194,26 +194,16 @@ func (h *Hub) changeListenersLocal(c *Conn, args ListenerArgs) ([]string, error)
 	c.mu.Lock()
 	before := c.listenersLocked()
 	if args.Add {
-		var added []string
-		for _, n := range args.Names {
-			if _, ok := c.listeners[n]; !ok {
-				c.listeners[n] = struct{}{}
-				added = append(added, n)
-			}
-		}
+		added := c.addListenersLocked(args.Names)
 		if limit := h.cfg.MaxListeners; limit > 0 && len(c.listeners) > limit {
-			for _, n := range added {
-				delete(c.listeners, n)
-			}
+			c.removeListenersLocked(added)
 			c.mu.Unlock()
 			return nil, fmt.Errorf("%w: the connection would listen to %d names, at most %d",
 				ErrTooManyListeners, len(before)+len(added), limit)
 		}
 		c.named = c.named || len(args.Names) > 0
 	} else {
-		for _, n := range args.Names {
-			delete(c.listeners, n)
-		}
+		c.removeListenersLocked(args.Names)
 	}
 	after := c.listenersLocked()
 	c.mu.Unlock()

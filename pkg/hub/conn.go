@@ -3,7 +3,6 @@ package hub
 import (
 	"net"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 )
@@ -39,9 +38,9 @@ const defaultClientKeepalive = 15 * time.Minute
 // Conn is one open SSE stream. Its identity and telemetry never change; its
 // listeners, session duration and counters do, under its own lock.
 type Conn struct {
-	// Fields are ordered so that the small ones share words: the struct
-	// is 704 bytes, a size class below the 768 bytes that the same fields
-	// in another order take (one per open connection).
+	// One per open connection, so fields are ordered for the small ones
+	// to share words, and times that are only shown are integers: the
+	// struct fits the 704-byte size class (TestConnRecordSize).
 	hub       *Hub
 	id        string
 	user      User
@@ -67,12 +66,12 @@ type Conn struct {
 	named       bool // the client named listeners (at connect or since): QoS filtering applies
 	queue       []*frame
 	out         outlet
-	listeners   map[string]struct{}
+	listeners   []string // sorted, no repeats: a few names need no map
 	session     int64
 	sent        uint64
 	requests    uint64
 	uploads     uint64
-	lastRequest time.Time
+	lastRequest int64                // Unix milliseconds of the last CountRequest, 0 before
 	unacked     map[string]time.Time // QoS id → last written, acknowledging clients only
 
 	nc net.Conn // the hijacked socket, for pool-written connections
@@ -119,12 +118,34 @@ func (c *Conn) Listeners() []string {
 }
 
 func (c *Conn) listenersLocked() []string {
-	names := make([]string, 0, len(c.listeners))
-	for n := range c.listeners {
-		names = append(names, n)
+	return append(make([]string, 0, len(c.listeners)), c.listeners...)
+}
+
+// listensLocked reports whether the client named event as a listener.
+func (c *Conn) listensLocked(event string) bool {
+	_, ok := slices.BinarySearch(c.listeners, event)
+	return ok
+}
+
+// addListenersLocked adds names to the listeners and returns those that
+// were not among them, in the order given.
+func (c *Conn) addListenersLocked(names []string) []string {
+	var added []string
+	for _, n := range names {
+		if !c.listensLocked(n) && !slices.Contains(added, n) {
+			added = append(added, n)
+		}
 	}
-	sort.Strings(names)
-	return names
+	if len(added) > 0 {
+		c.listeners = append(c.listeners, added...)
+		slices.Sort(c.listeners)
+	}
+	return added
+}
+
+// removeListenersLocked takes names out of the listeners.
+func (c *Conn) removeListenersLocked(names []string) {
+	c.listeners = slices.DeleteFunc(c.listeners, func(n string) bool { return slices.Contains(names, n) })
 }
 
 // SessionDuration returns the client's accumulated online seconds.
@@ -156,7 +177,7 @@ func (c *Conn) CountRequest(upload bool) {
 	} else {
 		c.requests++
 	}
-	c.lastRequest = time.Now()
+	c.lastRequest = time.Now().UnixMilli()
 	c.mu.Unlock()
 }
 
@@ -179,11 +200,9 @@ func (c *Conn) offer(f *frame, listening bool) (bool, outlet) {
 		c.mu.Unlock()
 		return false, nil
 	}
-	if listening {
-		if _, ok := c.listeners[f.event]; !ok {
-			c.mu.Unlock()
-			return false, nil
-		}
+	if listening && !c.listensLocked(f.event) {
+		c.mu.Unlock()
+		return false, nil
 	}
 	if c.replayed != nil && len(f.streams) > 0 && coveredBy(c.replayed, f) {
 		c.mu.Unlock()
@@ -214,11 +233,7 @@ func (c *Conn) offer(f *frame, listening bool) (bool, outlet) {
 // hub knows: a client that named its listeners handles those; one that
 // never named any (a plain EventSource, curl) is taken to handle all.
 func (c *Conn) receivesLocked(event string) bool {
-	if !c.named {
-		return true
-	}
-	_, ok := c.listeners[event]
-	return ok
+	return !c.named || c.listensLocked(event)
 }
 
 // wakeLocked returns the outlet to tell about new work, or nil when the

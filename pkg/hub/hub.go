@@ -200,11 +200,8 @@ func (h *Hub) Connect(ctx context.Context, req ConnectRequest) (*Conn, error) {
 		canAck:    req.CanAck,
 		lastEvent: req.LastEventID,
 		session:   req.SessionDuration,
-		listeners: make(map[string]struct{}, len(req.Listeners)),
 	}
-	for _, l := range req.Listeners {
-		c.listeners[l] = struct{}{}
-	}
+	c.addListenersLocked(req.Listeners) // c is not shared yet
 	c.named = len(c.listeners) > 0
 	c.expires, c.expiry = h.expiry(now, req)
 	c.ownerKey = ownerKey(req.User)

@@ -73,9 +73,7 @@ func (c *Conn) Snapshot() ConnectionInfo {
 	ci.SessionDuration = c.session
 	ci.RequestMessageCount = c.requests
 	ci.RequestUploadCount = c.uploads
-	if !c.lastRequest.IsZero() {
-		ci.LastRequestTime = c.lastRequest.UnixMilli()
-	}
+	ci.LastRequestTime = c.lastRequest
 	ci.Listeners = c.listenersLocked()
 	c.mu.Unlock()
 	return ci

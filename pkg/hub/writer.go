@@ -404,7 +404,7 @@ func (c *Conn) written(frames []*frame) {
 	for i, id := range ids {
 		// A client only sees (and so acknowledges) events it listens to;
 		// sending the others again would not help.
-		if _, ok := c.listeners[events[i]]; !ok {
+		if !c.listensLocked(events[i]) {
 			continue
 		}
 		if c.unacked == nil {
