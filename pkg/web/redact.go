@@ -34,6 +34,15 @@ var telemetryParams = []string{
 	"jsHeapSizeLimit", "totalJSHeapSize", "usedJSHeapSize", "ack", "lastEventId", "channel",
 }
 
+// ownParams are the telemetry parameters whose values differ from client
+// to client (ids, times, sizes): kept as copies, not interned, as they
+// would only fill the interner's table.
+var ownParams = map[string]bool{
+	"sessionDuration": true, "clientId": true, "accessTime": true, "clientImportModuleTime": true,
+	"clientInstanceTime": true, "clientInstanceId": true, "jsHeapSizeLimit": true, "totalJSHeapSize": true,
+	"usedJSHeapSize": true, "lastEventId": true,
+}
+
 // telemetryHeaders are the request headers kept in ClientInfo.Headers.
 var telemetryHeaders = []string{
 	"Accept", "Accept-Encoding", "Accept-Language", "Cache-Control", "Last-Event-Id", "Origin", "Referer",
@@ -253,8 +262,9 @@ func (b *kept) fits(k, v string) bool {
 
 // telemetry returns the parameters and headers a connection keeps: those
 // of the allowlists that are no credential, bounded in size, nil when
-// there are none. The values are shared's copies, and so is the headers
-// map when another connection sent the same ones: the maps are read-only.
+// there are none. The values are copies, shared's unless ownParams, and
+// the headers map is shared's too, one for the connections that sent the
+// same headers: the maps are read-only.
 func (s secrets) telemetry(r *http.Request, params map[string]string, shared *interner) (p, hd map[string]string) {
 	b := kept{left: maxKeptBytes}
 	for _, k := range telemetryParams {
@@ -271,7 +281,11 @@ func (s secrets) telemetry(r *http.Request, params map[string]string, shared *in
 				// costs about a kilobyte when the client sends a few.
 				p = make(map[string]string)
 			}
-			p[k] = shared.get(v)
+			if ownParams[k] {
+				p[k] = strings.Clone(v)
+			} else {
+				p[k] = shared.get(v)
+			}
 		}
 	}
 	var pairs []string
