@@ -87,7 +87,33 @@ func (m *connMap) count() int { return int(m.n.Load()) }
 // indexShard holds the keys that hash to it.
 type indexShard struct {
 	mu   sync.RWMutex
-	sets map[string]map[*Conn]struct{}
+	sets map[string]connSet
+}
+
+// connSet is the connections under one key. Most keys of an idle node (a
+// user with one tab, a client's cap group, a token) hold one connection,
+// which takes no map of its own: one is set, many nil. Past one, many
+// holds them all.
+type connSet struct {
+	one  *Conn
+	many map[*Conn]struct{}
+}
+
+func (s connSet) len() int {
+	if s.many != nil {
+		return len(s.many)
+	}
+	return 1
+}
+
+func (s connSet) each(fn func(*Conn)) {
+	if s.many == nil {
+		fn(s.one)
+		return
+	}
+	for c := range s.many {
+		fn(c)
+	}
 }
 
 // index maps a key (user id, token, ...) to the connections holding it.
@@ -95,7 +121,7 @@ type index [shardCount]indexShard
 
 func (ix *index) init() {
 	for i := range ix {
-		ix[i].sets = make(map[string]map[*Conn]struct{})
+		ix[i].sets = make(map[string]connSet)
 	}
 }
 
@@ -103,13 +129,16 @@ func (ix *index) init() {
 func (ix *index) add(key string, c *Conn) (first bool) {
 	s := &ix[shardOf(key)]
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	set, ok := s.sets[key]
-	if !ok {
-		set = make(map[*Conn]struct{}, 1)
-		s.sets[key] = set
+	switch {
+	case !ok:
+		s.sets[key] = connSet{one: c}
+	case set.many != nil:
+		set.many[c] = struct{}{}
+	case set.one != c:
+		s.sets[key] = connSet{many: map[*Conn]struct{}{set.one: {}, c: {}}}
 	}
-	set[c] = struct{}{}
-	s.mu.Unlock()
 	return !ok
 }
 
@@ -122,10 +151,22 @@ func (ix *index) remove(key string, c *Conn) (last bool) {
 	if !ok {
 		return false
 	}
-	delete(set, c)
-	if len(set) == 0 {
+	if set.many == nil {
+		if set.one != c {
+			return false
+		}
 		delete(s.sets, key)
 		return true
+	}
+	delete(set.many, c)
+	switch len(set.many) {
+	case 0:
+		delete(s.sets, key)
+		return true
+	case 1:
+		for one := range set.many {
+			s.sets[key] = connSet{one: one}
+		}
 	}
 	return false
 }
@@ -135,8 +176,8 @@ func (ix *index) remove(key string, c *Conn) (last bool) {
 func (ix *index) each(key string, fn func(*Conn)) {
 	s := &ix[shardOf(key)]
 	s.mu.RLock()
-	for c := range s.sets[key] {
-		fn(c)
+	if set, ok := s.sets[key]; ok {
+		set.each(fn)
 	}
 	s.mu.RUnlock()
 }
@@ -152,9 +193,11 @@ func (ix *index) list(key string) []*Conn {
 func (ix *index) size(key string) int {
 	s := &ix[shardOf(key)]
 	s.mu.RLock()
-	n := len(s.sets[key])
-	s.mu.RUnlock()
-	return n
+	defer s.mu.RUnlock()
+	if set, ok := s.sets[key]; ok {
+		return set.len()
+	}
+	return 0
 }
 
 // eachKey calls fn for every key with a snapshot of its connections,
@@ -168,10 +211,8 @@ func (ix *index) eachKey(fn func(key string, conns []*Conn)) {
 		var entries []entry
 		ix[i].mu.RLock()
 		for key, set := range ix[i].sets {
-			e := entry{key: key, conns: make([]*Conn, 0, len(set))}
-			for c := range set {
-				e.conns = append(e.conns, c)
-			}
+			e := entry{key: key, conns: make([]*Conn, 0, set.len())}
+			set.each(func(c *Conn) { e.conns = append(e.conns, c) })
 			entries = append(entries, e)
 		}
 		ix[i].mu.RUnlock()
