@@ -25,7 +25,7 @@ func (topOnlyStore) Since(context.Context, string, string, history.Position, int
 }
 
 func (topOnlyStore) Top(context.Context, string, string, history.Options) (history.Position, error) {
-	return history.Position{Offset: 12345, Epoch: strings.Clone("0123456789abcdef")}, nil
+	return history.Position{Offset: 12345, Epoch: strings.Clone("e0123456"[:history.EpochLen])}, nil
 }
 
 // BenchmarkResumableConnMemory measures the heap the hub holds per idle
