@@ -91,7 +91,7 @@ func seedConnectQuery(clientID string) string {
 	return strings.Join(v, "&")
 }
 
-var connectFinish = regexp.MustCompile(`^id:([A-Za-z0-9_-]{22})\nretry:5000\nevent:connect-finish\n` +
+var connectFinish = regexp.MustCompile(`^id:([A-Za-z0-9_-]{22})\nretry:(?:[5-6]\d\d\d|7[0-4]\d\d|7500)\nevent:connect-finish\n` +
 	`data:\{"connectionId":"([A-Za-z0-9_-]{22})","serverTime":\d{13},"reconnectTime":5000,"name":"demo","enableCluster":false,"version":"[0-9.]+"\}\n\n$`)
 
 func wrapped(data string) string {

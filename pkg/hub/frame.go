@@ -98,7 +98,10 @@ func encodeConnectFinishResumed(c *Conn, h *Hub, resumed *bool, position string)
 	b = append(b, "id:"...)
 	b = append(b, c.id...)
 	b = append(b, "\nretry:"...)
-	b = append(b, retry...)
+	// A browser's own reconnect waits retry: — spread over [1, 1.5)
+	// times the app's reconnect time, so that the EventSources of a node
+	// that died do not all come back in the same millisecond.
+	b = strconv.AppendInt(b, spreadRetry(h.cfg.ReconnectTime).Milliseconds(), 10)
 	b = append(b, "\nevent:connect-finish\ndata:{\"connectionId\":"...)
 	b = strconv.AppendQuote(b, c.id)
 	b = append(b, ",\"serverTime\":"...)
@@ -150,6 +153,14 @@ func encodeRetry(ms int64) *frame {
 }
 
 // jitter spreads d over [d/2, 3d/2).
+// spreadRetry returns d plus up to half of it, at random.
+func spreadRetry(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d + rand.N(d/2+1)
+}
+
 func jitter(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0

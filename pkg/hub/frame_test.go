@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,7 +90,12 @@ func TestEncodeControlFrames(t *testing.T) {
 		if done {
 			t.Fatal("new connection is done")
 		}
-		want := "id:" + c.ID() + "\nretry:5000\nevent:connect-finish\ndata:{\"connectionId\":\"" + c.ID() +
+		// retry: is spread over [5000, 7500] ms; reconnectTime stays 5000.
+		retry := regexp.MustCompile(`\nretry:(\d+)\n`).FindStringSubmatch(got)
+		if ms, _ := strconv.Atoi(retry[1]); len(retry) < 2 || ms < 5000 || ms > 7500 {
+			t.Fatalf("retry in %q, want 5000–7500 ms", got)
+		}
+		want := "id:" + c.ID() + "\nretry:" + retry[1] + "\nevent:connect-finish\ndata:{\"connectionId\":\"" + c.ID() +
 			"\",\"serverTime\":" + strconv.FormatInt(c.CreatedAt().UnixMilli(), 10) +
 			",\"reconnectTime\":5000,\"name\":\"demo\",\"enableCluster\":false,\"version\":\"" + Version + "\"}\n\n"
 		if got != want {
@@ -108,8 +114,8 @@ func TestEncodeControlFrames(t *testing.T) {
 		if d["name"] != `a"pp` || d["enableCluster"] != true || d["reconnectTime"] != 1500.0 || d["connectionId"] != c.ID() {
 			t.Errorf("connect-finish data = %v", d)
 		}
-		if !strings.Contains(got, "\nretry:1500\n") {
-			t.Errorf("connect-finish %q lacks retry:1500", got)
+		if !regexp.MustCompile(`\nretry:(1[5-9]\d\d|2[0-2]\d\d|2250)\n`).MatchString(got) {
+			t.Errorf("connect-finish %q lacks a retry: of 1500–2250 ms", got)
 		}
 	})
 }

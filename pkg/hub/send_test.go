@@ -146,7 +146,11 @@ func TestConnectFinishOnTheWire(t *testing.T) {
 		if c == nil {
 			t.Fatalf("connection %q unknown to the hub", cl.id)
 		}
-		want := "id:" + c.ID() + "\nretry:3000\nevent:connect-finish\ndata:{\"connectionId\":\"" + c.ID() +
+		retry := cl.finish.retry // spread over [3000, 4500] ms
+		if ms, err := strconv.Atoi(retry); err != nil || ms < 3000 || ms > 4500 {
+			t.Errorf("retry: %q, want 3000–4500 ms", retry)
+		}
+		want := "id:" + c.ID() + "\nretry:" + retry + "\nevent:connect-finish\ndata:{\"connectionId\":\"" + c.ID() +
 			"\",\"serverTime\":" + strconv.FormatInt(c.CreatedAt().UnixMilli(), 10) +
 			",\"reconnectTime\":3000,\"name\":\"demo\",\"enableCluster\":false,\"version\":\"" + Version + "\"}\n\n"
 		if cl.finish.raw != want {
