@@ -172,6 +172,22 @@ func (c *simCluster) untilReady(t *testing.T, n *simNode, want int, since time.T
 	return time.Since(since)
 }
 
+// resubscribes is n's count of Redis transport resubscriptions.
+func (c *simCluster) resubscribes(t *testing.T, n *simNode) string {
+	t.Helper()
+	resp, err := c.api.Get(n.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := resubscribesRe.FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatalf("node %s's /metrics has no resubscribe counter", n.name)
+	}
+	return m[1]
+}
+
 // sendOutcome is a send's answer as the client saw it.
 type sendOutcome struct {
 	via       string
@@ -450,6 +466,9 @@ func TestNetsimNodeCutFromRedis(t *testing.T) {
 	}
 	replayed := untilReplayed(t, user, stored, mend, 20*time.Second)
 	routed := c.untilRouted(t, c.b, "cut", user, mend, 20*time.Second)
+	if got := c.resubscribes(t, c.a); got == "0" {
+		t.Error("a never resubscribed: the cut did not break its subscription")
+	}
 	t.Logf("a mended with Redis: /readyz true after %v, the %d stored messages on a's stream after %v, a send through b delivered after %v",
 		ready.Round(time.Millisecond), len(stored), replayed.Round(time.Millisecond), routed.Round(time.Millisecond))
 }
@@ -534,6 +553,9 @@ func TestNetsimPartitionHeals(t *testing.T) {
 	replayed := untilReplayed(t, onA, stored, healed, 20*time.Second)
 	fresh := c.follow(t, c.a.url+"/sse/demo/connect?userId=fresh")
 	newConn := c.untilRouted(t, c.b, "fresh", fresh, time.Now(), 10*time.Second)
+	if got := c.resubscribes(t, c.a); got == "0" {
+		t.Error("a never resubscribed: the partition did not break its subscription")
+	}
 	if ended, _ := onA.isEnded(); ended {
 		t.Error("the stream to a ended across the partition")
 	}
