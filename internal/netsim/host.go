@@ -71,7 +71,7 @@ func (h *Host) Listen(network, addr string) (net.Listener, error) {
 // HTTPClient returns a client whose connections start from the host.
 // Requests need their own deadline: a partition stalls them silently.
 func (h *Host) HTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{DialContext: h.DialContext, ForceAttemptHTTP2: false,
+	return &http.Client{Transport: &http.Transport{DialContext: h.DialContext,
 		MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second}}
 }
 

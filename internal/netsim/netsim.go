@@ -113,6 +113,10 @@ func (n *Network) AddHost(name string) *Host {
 	}
 	n.mu.Lock()
 	index := len(n.hosts) + 1
+	if index > 250 {
+		n.mu.Unlock()
+		n.tb.Fatal("netsim: more than 250 hosts")
+	}
 	for _, h := range n.hosts {
 		if h.Name == name {
 			n.mu.Unlock()
@@ -124,9 +128,6 @@ func (n *Network) AddHost(name string) *Host {
 	h := &Host{Name: name, IP: netip.AddrFrom4(addr), net: n, ns: n.sw + "-" + name, port: fmt.Sprintf("p%d", index)}
 	n.hosts = append(n.hosts, h)
 	n.mu.Unlock()
-	if index > 250 {
-		n.tb.Fatal("netsim: more than 250 hosts")
-	}
 	if err := ip(context.Background(), "netns", "add", h.ns); err != nil {
 		n.tb.Fatalf("netsim: host %s: %v", name, err)
 	}
