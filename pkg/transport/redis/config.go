@@ -11,14 +11,16 @@ import (
 // Config configures a Transport. Exactly one of Client and URL must be set;
 // NodeID is required. Every other field has a default.
 type Config struct {
-	// Client is the Redis client to use (a standalone or Sentinel failover
-	// client; see the package documentation about Redis Cluster). The
-	// Transport does not close it. Zero: URL is used.
+	// Client is the Redis client to use: a standalone or Sentinel failover
+	// client, or a *goredis.ClusterClient (sharded pub/sub, Redis ≥ 7; see
+	// the package documentation). The Transport does not close it. Zero:
+	// URL is used.
 	Client goredis.UniversalClient
 	// URL is a redis:// or rediss:// URL the Transport connects to with a
 	// client of its own, closed by Close; with a master_name query
-	// parameter it names the sentinels of a Sentinel-managed master
-	// (package internal/redisurl). Zero: Client is used.
+	// parameter it names the sentinels of a Sentinel-managed master, with
+	// cluster=1 the seed nodes of a Redis Cluster (package
+	// internal/redisurl). Zero: Client is used.
 	URL string
 	// Prefix starts every channel name. Zero: "pushd".
 	Prefix string

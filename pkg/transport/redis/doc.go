@@ -34,9 +34,32 @@
 // Config.OnResubscribe. A request the node cannot queue is dropped and its sender stops waiting at
 // its deadline.
 //
-// Redis Cluster is not supported: there PUBLISH counts only the subscribers
-// of the receiving node, so senders would not know how many replies to
-// expect. Use a standalone Redis or a Sentinel failover client.
+// # Redis Cluster
+//
+// With a cluster client (Config.URL with cluster=1, or a
+// *goredis.ClusterClient as Config.Client) every channel is a shard
+// channel: the node subscribes with SSUBSCRIBE and senders publish with
+// SPUBLISH, which reaches the subscribers on the master owning the
+// channel's slot and returns exactly their number, so the count of
+// replies to wait for stays exact (PUBLISH on a cluster counts only the
+// node it was sent to). Routing keys spread over the shards by their
+// slots; a node keeps one sharded pub/sub connection per master that owns
+// one of its channels (subscription.go), each with a probe channel of its
+// own on that master, and probes all of them every ProbeInterval. A probe
+// must come back on every connection and its SPUBLISH must count this
+// node, so a subscription that landed on a replica (a master killed and
+// started again accepts subscriptions before it learns that its replica
+// took over) is found and made again. A connection that fails (its master
+// died), or that Redis unsubscribes from a channel the node still holds
+// (its slot moved to another master; not covered by a test yet), ends
+// the whole session; the next one reloads the slot
+// map, subscribes every held key again on the masters that own them now
+// and calls Config.OnResubscribe. On a cluster the reconnect backoff is at
+// most 1 s, so routing comes back about a second after the cluster
+// promoted the replica. The standalone and Sentinel path is unchanged
+// (one connection, SUBSCRIBE and PUBLISH).
+//
+// # Replies and pipelining
 //
 // A node publishes its replies from one goroutine: the replies to one
 // sender that are ready together (while the previous flush is in flight)
@@ -75,7 +98,8 @@
 // Stats, Close); send.go the sending side (Deliver, Survey, publishing a
 // request and collecting its replies); interest.go the set of channels the
 // hub wants and Redis confirmed; run.go Run and its subscription sessions
-// (subscribing, probing, backoff); receive.go what arrives on the
+// (subscribing, probing, backoff); subscription.go the pub/sub
+// connections of a session (one, or one per cluster master); receive.go what arrives on the
 // subscription (replies, requests, the duplicate filter, calling the
 // handler); pool.go the workers serving requests in order per channel;
 // replies.go the batched replies; wire.go the wire format; config.go and

@@ -114,7 +114,13 @@ var prefixSeq atomic.Int64
 // closed at the end of the test (and Run's result checked).
 func startNode(tb testing.TB, srv testredis.Redis, prefix, id string, connections int, mod ...func(*Config)) *node {
 	tb.Helper()
-	cfg := Config{URL: srv.URL(), Prefix: prefix, NodeID: id, Logger: testLogger(tb)}
+	return startNodeURL(tb, srv.URL(), prefix, id, connections, mod...)
+}
+
+// startNodeURL is startNode on the Redis (or Redis Cluster) of url.
+func startNodeURL(tb testing.TB, url, prefix, id string, connections int, mod ...func(*Config)) *node {
+	tb.Helper()
+	cfg := Config{URL: url, Prefix: prefix, NodeID: id, Logger: testLogger(tb)}
 	for _, m := range mod {
 		m(&cfg)
 	}

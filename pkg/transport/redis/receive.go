@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,15 @@ import (
 	"github.com/pushd/pushd/pkg/hub"
 )
 
+// readConn is one pub/sub connection a reader serves: its probe channel,
+// what to close when Redis confirms it unsubscribed everything, and on a
+// Redis Cluster its shard (nil otherwise).
+type readConn struct {
+	probe   string
+	drained chan<- struct{}
+	shard   *shard
+}
+
 // read receives from the subscription until ps is closed and dispatches
 // each message in this goroutine: replies to their waiting calls, probe
 // echoes and the confirmation of the probe channel to the session,
@@ -21,16 +31,28 @@ import (
 // request finding its queue full is dropped), so reading from the socket
 // and dispatching need no goroutine and channel in between. A receive
 // error makes go-redis reconnect and subscribe again on the next call;
-// repeated errors are spaced out.
-func (t *Transport) read(ps *goredis.PubSub, echo chan<- string, probeSubscribed, drained chan<- struct{}, jobs *pool) {
+// repeated errors are spaced out. On a sharded connection a receive
+// error, or Redis unsubscribing a channel the node did not give up, ends
+// the reading instead (and so the session): go-redis would subscribe
+// every channel again in one SSUBSCRIBE, which a cluster refuses for
+// channels of several slots.
+func (t *Transport) read(ps *goredis.PubSub, rc readConn, rd reader) {
 	probeSubscriptions := 0
 	failures := 0
+	drained := rc.drained
 	for {
 		m, err := ps.Receive(context.Background())
 		if errors.Is(err, goredis.ErrClosed) {
 			return
 		}
 		if err != nil {
+			if rc.shard != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return // the session closed the connection
+				}
+				t.log.Warn().Err(err).Str("probe", rc.probe).Msg("shard subscription lost")
+				return
+			}
 			if failures++; failures > 1 {
 				time.Sleep(backoffMin)
 			}
@@ -39,21 +61,27 @@ func (t *Transport) read(ps *goredis.PubSub, echo chan<- string, probeSubscribed
 		failures = 0
 		switch m := m.(type) {
 		case *goredis.Subscription:
-			t.interest.confirmed(m.Channel, m.Kind == "subscribe")
-			if m.Kind == "unsubscribe" && m.Count == 0 && drained != nil {
+			subscribed := m.Kind == "subscribe" || m.Kind == "ssubscribe"
+			unsubscribed := m.Kind == "unsubscribe" || m.Kind == "sunsubscribe"
+			t.interest.confirmed(m.Channel, subscribed)
+			if unsubscribed && m.Count == 0 && drained != nil {
 				close(drained)
 				drained = nil
+			}
+			if unsubscribed && rc.shard != nil && m.Channel != "" && rc.shard.unsolicited(m.Channel) {
+				t.log.Warn().Err(errSlotMoved).Str("channel", m.Channel).Msg("shard subscription lost")
+				return
 			}
 			// go-redis reconnects by itself and subscribes every channel
 			// again in one command; a second confirmation of the probe
 			// channel shows that happened and messages may be missing.
-			if m.Kind == "subscribe" && m.Channel == t.probeChannel {
+			if subscribed && m.Channel == rc.probe {
 				probeSubscriptions++
 				if probeSubscriptions > 1 {
 					t.resubscribed()
 				}
 				select {
-				case probeSubscribed <- struct{}{}:
+				case rd.probeSubscribed <- struct{}{}:
 				default:
 				}
 			}
@@ -61,13 +89,13 @@ func (t *Transport) read(ps *goredis.PubSub, echo chan<- string, probeSubscribed
 			switch m.Channel {
 			case t.replyChannel:
 				t.handleReply(m.Payload)
-			case t.probeChannel:
+			case rc.probe:
 				select {
-				case echo <- m.Payload:
+				case rd.echo <- m.Payload:
 				default:
 				}
 			default:
-				t.handleRequest(m.Channel, m.Payload, jobs)
+				t.handleRequest(m.Channel, m.Payload, rd.jobs)
 			}
 		}
 	}

@@ -130,11 +130,11 @@ func (r *replier) flush() {
 	defer cancel()
 	var err error
 	if len(msgs) == 1 {
-		err = r.t.client.Publish(ctx, msgs[0].channel, msgs[0].payload).Err()
+		err = r.t.publishOn(ctx, r.t.client, msgs[0].channel, msgs[0].payload).Err()
 	} else {
 		_, err = r.t.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for _, m := range msgs {
-				p.Publish(ctx, m.channel, m.payload)
+				r.t.publishOn(ctx, p, m.channel, m.payload)
 			}
 			return nil
 		})

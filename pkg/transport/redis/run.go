@@ -8,15 +8,17 @@ import (
 	"strconv"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/pushd/pushd/pkg/hub"
 )
 
-// Reconnect backoff bounds.
+// Reconnect backoff bounds. On a Redis Cluster the longest wait is
+// clusterBackoffMax: a session there ends when any master it uses fails,
+// and the next one finds the promoted replica as soon as the slot map is
+// reloaded, so it retries sooner.
 const (
-	backoffMin = 50 * time.Millisecond
-	backoffMax = 5 * time.Second
+	backoffMin        = 50 * time.Millisecond
+	backoffMax        = 5 * time.Second
+	clusterBackoffMax = time.Second
 )
 
 // Run subscribes this node's channels and serves requests from other nodes
@@ -63,7 +65,10 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 	jobs := t.startPool(ctx, h)
 	defer jobs.stop()
 
-	backoff := backoffMin
+	backoff, longest := backoffMin, backoffMax
+	if t.sharded {
+		longest = clusterBackoffMax
+	}
 	for {
 		established, err := t.session(ctx, jobs)
 		if ctx.Err() != nil {
@@ -74,7 +79,7 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		t.log.Warn().Err(err).Dur("retry_in", wait).Msg("subscription lost")
-		backoff = min(backoff*2, backoffMax)
+		backoff = min(backoff*2, longest)
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -89,45 +94,32 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 // applies interest changes and probes until ctx ends or the subscription is
 // found lost. established reports whether its first probe came back.
 func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, err error) {
-	ps := t.client.Subscribe(ctx)
 	applied := make(map[string]struct{})
-	echo := make(chan string, 8)
+	echo := make(chan string, 64)
 	probeSubscribed := make(chan struct{}, 1)
-	readerDone := make(chan struct{})
-	readerStarted := false
-	drained := make(chan struct{})
+	sub := t.newSubscription(ctx, reader{echo: echo, probeSubscribed: probeSubscribed, jobs: jobs})
 	defer func() {
 		t.ready.Store(false)
 		t.stats.subscribed.Store(0)
-		if readerStarted && ctx.Err() != nil {
-			t.drain(ps, drained)
-		}
-		_ = ps.Close()
-		if readerStarted {
-			<-readerDone
-		}
-		t.interest.lost() // after the reader: no late confirmation of this session
+		sub.stop(ctx.Err() != nil)
+		t.interest.lost() // after the readers: no late confirmation of this session
 	}()
 
-	// The routing keys go first and the probe channel last: on one
-	// connection Redis handles commands in order, so the first probe coming
-	// back proves every key is subscribed.
+	// The routing keys go first and the probe channels last (see
+	// plainSub and shardedSub): the first probe coming back on every
+	// connection proves every key is subscribed.
 	all := t.interest.snapshot()
-	if err := t.subscribe(ctx, ps, all, applied); err != nil {
+	if err := t.subscribe(ctx, sub, all, applied); err != nil {
 		return false, err
 	}
-	if err := ps.Subscribe(ctx, t.replyChannel, t.probeChannel); err != nil {
-		return false, fmt.Errorf("redis: subscribe: %w", err)
+	if err := sub.start(ctx); err != nil {
+		return false, err
 	}
-	readerStarted = true
-	go func() {
-		defer close(readerDone)
-		t.read(ps, echo, probeSubscribed, drained, jobs)
-	}()
 
 	var (
 		probeSeq      uint64
 		probeToken    string
+		probeEchoes   int // echoes of probeToken still to come
 		probeDeadline <-chan time.Time
 		flushC        <-chan time.Time
 		flushTimer    *time.Timer
@@ -137,10 +129,12 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 		probeToken = t.idPrefix + "probe." + strconv.FormatUint(probeSeq, 10)
 		pctx, cancel := context.WithTimeout(ctx, t.cfg.ProbeTimeout)
 		defer cancel()
-		if err := t.client.Publish(pctx, t.probeChannel, probeToken).Err(); err != nil {
+		n, err := sub.probe(pctx, probeToken)
+		if err != nil {
 			t.stats.probeFailures.Add(1)
 			return fmt.Errorf("redis: publish probe: %w", err)
 		}
+		probeEchoes = n
 		probeDeadline = time.After(t.cfg.ProbeTimeout)
 		return nil
 	}
@@ -158,11 +152,11 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 			flushTimer.Stop()
 			flushTimer, flushC = nil, nil
 		}
-		sub, unsub := t.interest.diff(applied)
-		if err := t.unsubscribe(ctx, ps, unsub, applied); err != nil {
+		on, off := t.interest.diff(applied)
+		if err := t.unsubscribe(ctx, sub, off, applied); err != nil {
 			return err
 		}
-		return t.subscribe(ctx, ps, sub, applied)
+		return t.subscribe(ctx, sub, on, applied)
 	}
 	defer func() {
 		if flushTimer != nil {
@@ -179,10 +173,13 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 		select {
 		case <-ctx.Done():
 			return established, nil
-		case <-readerDone:
+		case <-sub.lost():
 			return established, errors.New("redis: subscription channel closed")
 		case tok := <-echo:
 			if tok != probeToken {
+				continue
+			}
+			if probeEchoes--; probeEchoes > 0 {
 				continue
 			}
 			probeToken, probeDeadline = "", nil
@@ -233,13 +230,13 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 	}
 }
 
-// drain unsubscribes every channel of ps on a clean stop and waits (at most
-// ProbeTimeout) until Redis confirms, so that when Close returns other nodes
-// no longer count this one.
-func (t *Transport) drain(ps *goredis.PubSub, drained <-chan struct{}) {
+// drain unsubscribes every channel of a connection with unsubscribeAll on
+// a clean stop and waits (at most ProbeTimeout) until Redis confirms, so
+// that when Close returns other nodes no longer count this one.
+func (t *Transport) drain(unsubscribeAll func(context.Context) error, drained <-chan struct{}) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.ProbeTimeout)
 	defer cancel()
-	if err := ps.Unsubscribe(ctx); err != nil {
+	if err := unsubscribeAll(ctx); err != nil {
 		return
 	}
 	select {
@@ -251,10 +248,10 @@ func (t *Transport) drain(ps *goredis.PubSub, drained <-chan struct{}) {
 
 // subscribe subscribes channels in commands of at most BatchSize channels
 // and records them in applied.
-func (t *Transport) subscribe(ctx context.Context, ps *goredis.PubSub, channels []string, applied map[string]struct{}) error {
+func (t *Transport) subscribe(ctx context.Context, sub subscription, channels []string, applied map[string]struct{}) error {
 	for chunk := range chunks(channels, t.cfg.BatchSize) {
-		t.stats.subscribeCommands.Add(1)
-		err := ps.Subscribe(ctx, chunk...)
+		n, err := sub.subscribe(ctx, chunk)
+		t.stats.subscribeCommands.Add(uint64(n))
 		for _, ch := range chunk {
 			applied[ch] = struct{}{}
 		}
@@ -268,10 +265,10 @@ func (t *Transport) subscribe(ctx context.Context, ps *goredis.PubSub, channels 
 
 // unsubscribe unsubscribes channels in commands of at most BatchSize
 // channels and removes them from applied.
-func (t *Transport) unsubscribe(ctx context.Context, ps *goredis.PubSub, channels []string, applied map[string]struct{}) error {
+func (t *Transport) unsubscribe(ctx context.Context, sub subscription, channels []string, applied map[string]struct{}) error {
 	for chunk := range chunks(channels, t.cfg.BatchSize) {
-		t.stats.unsubscribeCommands.Add(1)
-		err := ps.Unsubscribe(ctx, chunk...)
+		n, err := sub.unsubscribe(ctx, chunk)
+		t.stats.unsubscribeCommands.Add(uint64(n))
 		for _, ch := range chunk {
 			delete(applied, ch)
 		}

@@ -110,13 +110,13 @@ func (t *Transport) roundTrip(ctx context.Context, app string, keys []string, en
 // of subscribers Redis reported in total.
 func (t *Transport) publish(ctx context.Context, app string, keys []string, payload []byte) (int, error) {
 	if len(keys) == 1 {
-		n, err := t.pub.Publish(ctx, t.channel(app, keys[0]), payload).Result()
+		n, err := t.publishOn(ctx, t.pub, t.channel(app, keys[0]), payload).Result()
 		return int(n), err
 	}
 	cmds := make([]*goredis.IntCmd, len(keys))
 	_, err := t.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, key := range keys {
-			cmds[i] = p.Publish(ctx, t.channel(app, key), payload)
+			cmds[i] = t.publishOn(ctx, p, t.channel(app, key), payload)
 		}
 		return nil
 	})

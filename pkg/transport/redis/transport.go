@@ -32,7 +32,10 @@ type Transport struct {
 	// writes the PUBLISH commands of concurrent calls as one pipeline (or
 	// the client, when it has none).
 	pub publisher
-	log zerolog.Logger
+	// sharded is set on a Redis Cluster: every channel is a shard channel
+	// (SSUBSCRIBE, SPUBLISH).
+	sharded bool
+	log     zerolog.Logger
 
 	// idPrefix starts every request id of this instance ("<random hex>.").
 	idPrefix     string
@@ -62,9 +65,21 @@ type Transport struct {
 	stats counters
 }
 
-// publisher publishes one message (a go-redis client or autopipeliner).
+// publisher publishes one message (a go-redis client, autopipeliner or
+// pipeline).
 type publisher interface {
 	Publish(ctx context.Context, channel string, message any) *goredis.IntCmd
+	SPublish(ctx context.Context, channel string, message any) *goredis.IntCmd
+}
+
+// publishOn publishes message to channel with p: PUBLISH, or SPUBLISH on a
+// Redis Cluster, where it reaches the subscribers on the master owning the
+// channel's slot and counts exactly them.
+func (t *Transport) publishOn(ctx context.Context, p publisher, channel string, message any) *goredis.IntCmd {
+	if t.sharded {
+		return p.SPublish(ctx, channel, message)
+	}
+	return p.Publish(ctx, channel, message)
 }
 
 // counters are the Transport's statistics, reported by Stats.
@@ -110,13 +125,14 @@ func New(cfg Config) (*Transport, error) {
 		closed:       make(chan struct{}),
 	}
 	if t.client == nil {
-		client, err := redisurl.NewClient(cfg.URL)
+		client, err := redisurl.NewUniversalClient(cfg.URL)
 		if err != nil {
 			return nil, fmt.Errorf("%w: URL: %w", ErrConfig, err)
 		}
 		t.client = client
 		t.ownsClient = true
 	}
+	_, t.sharded = t.client.(*goredis.ClusterClient)
 	t.pub = t.client
 	if ap, err := t.client.AutoPipeline(); err == nil {
 		t.pub = ap
