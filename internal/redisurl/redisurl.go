@@ -21,6 +21,11 @@ var ErrCluster = errors.New("the URL names a Redis Cluster (cluster=1), which th
 // but not when the old master no longer answers at all.
 const ClusterStateReload = time.Second
 
+// Every client honours its calls' context deadlines (go-redis's
+// ContextTimeoutEnabled): without it a deadline shorter than the read
+// timeout (5 s) is ignored, so a readiness probe or a send with a 2 s
+// budget waited 5 s on a silent network.
+
 // NewUniversalClient returns a client for rawURL: a cluster client when
 // the URL has cluster=1, a failover client through the sentinels when it
 // names a master_name, else a standalone client.
@@ -46,6 +51,7 @@ func NewUniversalClient(rawURL string) (goredis.UniversalClient, error) {
 		return nil, err
 	}
 	opts.ClusterStateReloadInterval = ClusterStateReload
+	opts.ContextTimeoutEnabled = true
 	return goredis.NewClusterClient(opts), nil
 }
 
@@ -91,11 +97,13 @@ func newClient(u *url.URL) (*goredis.Client, error) {
 		if err != nil {
 			return nil, err
 		}
+		opts.ContextTimeoutEnabled = true
 		return goredis.NewFailoverClient(opts), nil
 	}
 	opts, err := goredis.ParseURL(u.String())
 	if err != nil {
 		return nil, err
 	}
+	opts.ContextTimeoutEnabled = true
 	return goredis.NewClient(opts), nil
 }
