@@ -91,6 +91,11 @@ type Config struct {
 	// connect-finish is out. A connection whose routes are not confirmed in
 	// time is served anyway. Default 2 s.
 	RouteTimeout time.Duration
+	// StoreTimeout bounds storing one send in the QoS repository or the
+	// history store: a store that does not answer in time fails the send
+	// with ErrStore (503), so a caller is never left waiting on an
+	// unreachable Redis. Default 5 s.
+	StoreTimeout time.Duration
 	// Repository stores QoS messages. Default nil: QoS sends fail with
 	// ErrQoSDisabled.
 	Repository qos.Repository
@@ -165,6 +170,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RouteTimeout <= 0 {
 		c.RouteTimeout = 2 * time.Second
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 5 * time.Second
 	}
 	if c.QoSTTL <= 0 {
 		c.QoSTTL = 24 * time.Hour

@@ -98,6 +98,8 @@ func (h *Hub) appendHistory(ctx context.Context, t Target, ev *Event) error {
 	if len(streams) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
+	defer cancel()
 	entry := history.Entry{Event: ev.Name, Data: ev.Data, ID: newSendID()}
 	ev.Streams = make([]StreamPos, 0, len(streams))
 	for _, s := range streams {

@@ -94,6 +94,8 @@ func (h *Hub) store(ctx context.Context, t Target, ev Event, ttl time.Duration) 
 		UserIDs: t.UserIDs, AccessTokens: t.AccessTokens, TenantIDs: t.TenantIDs, Channels: t.Channels,
 		All: t.All, Listening: t.Listening, CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
+	defer cancel()
 	if err := h.cfg.Repository.Save(ctx, h.cfg.App, m); err != nil {
 		if errors.Is(err, qos.ErrInvalidMessage) { // the caller's input, not the store
 			return fmt.Errorf("%w: %w", ErrInvalidEvent, err)

@@ -29,6 +29,7 @@ var errRepoDown = errors.New("repository down")
 type faultyRepo struct {
 	qos.Repository
 	failSave, failPending, failList atomic.Bool
+	hangSave                        atomic.Bool
 	failAcks                        atomic.Int32 // the next n Ack calls fail
 	acks                            atomic.Int32 // Ack calls made
 }
@@ -38,6 +39,10 @@ var _ qos.Repository = (*faultyRepo)(nil)
 func (r *faultyRepo) Save(ctx context.Context, app string, m qos.Message) error {
 	if r.failSave.Load() {
 		return errRepoDown
+	}
+	if r.hangSave.Load() { // an unreachable Redis: no answer until the deadline
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	return r.Repository.Save(ctx, app, m)
 }
@@ -455,5 +460,21 @@ func TestQoSTransportCarriesID(t *testing.T) {
 	call := <-tr.sink
 	if call.ev.ID != res.ID || call.ev.Name != "e" || call.ev.Data != "d" {
 		t.Errorf("Deliver got %+v, want the QoS id %s", call.ev, res.ID)
+	}
+}
+
+// A repository that does not answer fails the send with ErrStore after
+// Config.StoreTimeout instead of holding the caller.
+func TestStoreTimeoutBoundsQoSSend(t *testing.T) {
+	mem, err := qos.NewMemory(qos.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := &faultyRepo{Repository: mem}
+	repo.hangSave.Store(true)
+	h := newTestHub(t, Config{Writers: -1, Repository: repo, StoreTimeout: 50 * time.Millisecond})
+	_, err = h.Publish(context.Background(), Target{UserIDs: []string{"u"}}, Event{Name: "e", Data: "x"}, WithQoS(0))
+	if !errors.Is(err, ErrStore) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish with a hanging store: %v, want ErrStore wrapping the deadline", err)
 	}
 }
