@@ -305,7 +305,7 @@ func (p resumePlan) floor() []StreamPos {
 func coveredBy(floor []StreamPos, f *frame) bool {
 	tracked := false
 	for _, sp := range f.streams {
-		i, ok := slices.BinarySearchFunc(floor, sp.Stream, byStream)
+		i, ok := slices.BinarySearchFunc(floor, sp.Stream, func(a StreamPos, name string) int { return strings.Compare(a.Stream, name) })
 		if !ok {
 			continue // not one of the connection's streams
 		}

@@ -25,15 +25,32 @@ const (
 	maxIDStreams    = 40
 )
 
+// maxAhead bounds the offsets a stream's position keeps above itself
+// while it waits for a missing one.
+const maxAhead = 32
+
 // resumeState is a connection's positions in its resumable streams. The
 // writer advances them as it writes stream events; joins and leaves add
 // and remove streams.
 type resumeState struct {
 	mu  sync.Mutex
-	pos []StreamPos // by Stream
+	pos []streamState // by Stream
 }
 
-func byStream(a StreamPos, name string) int { return cmp.Compare(a.Stream, name) }
+// streamState is a stream's position: Offset is contiguous — the
+// connection has every event of the stream up to it — and ahead holds the
+// offsets above it already written, sorted. Events of two senders can
+// reach a connection out of offset order (6 before 5); the position stays
+// at 4 until 5 comes, so a drop in between resumes from 4 and replays 5
+// (and 6 again) instead of skipping 5. An offset that never comes (a send
+// this connection does not listen to) is given up once maxAhead offsets
+// wait above it: its event was not for this connection.
+type streamState struct {
+	StreamPos
+	ahead []uint64
+}
+
+func byStream(a streamState, name string) int { return cmp.Compare(a.Stream, name) }
 
 // advance moves the positions of the streams of an event written to the
 // connection, and reports whether the connection has any position.
@@ -42,19 +59,49 @@ func (r *resumeState) advance(streams []StreamPos) bool {
 	defer r.mu.Unlock()
 	for _, sp := range streams {
 		if i, ok := slices.BinarySearchFunc(r.pos, sp.Stream, byStream); ok {
-			if cur := &r.pos[i]; cur.Epoch != sp.Epoch || sp.Offset > cur.Offset {
-				cur.Offset, cur.Epoch = sp.Offset, sp.Epoch
-			}
+			r.pos[i].advance(sp)
 		}
 	}
 	return len(r.pos) > 0
 }
 
+func (s *streamState) advance(sp StreamPos) {
+	switch {
+	case s.Epoch != sp.Epoch: // a new epoch: its history starts over
+		s.Offset, s.Epoch, s.ahead = sp.Offset, sp.Epoch, nil
+		return
+	case sp.Offset <= s.Offset:
+		return
+	case sp.Offset == s.Offset+1:
+		s.Offset++
+	default:
+		if i, found := slices.BinarySearch(s.ahead, sp.Offset); !found {
+			s.ahead = slices.Insert(s.ahead, i, sp.Offset)
+		}
+		if len(s.ahead) <= maxAhead {
+			return
+		}
+		s.Offset = s.ahead[0] // the missing ones were not for this connection
+		s.ahead = s.ahead[1:]
+	}
+	for len(s.ahead) > 0 && s.ahead[0] <= s.Offset+1 {
+		s.Offset = max(s.Offset, s.ahead[0])
+		s.ahead = s.ahead[1:]
+	}
+	if len(s.ahead) == 0 {
+		s.ahead = nil
+	}
+}
+
 // set replaces the positions (the connect's).
 func (r *resumeState) set(pos []StreamPos) {
-	slices.SortFunc(pos, func(a, b StreamPos) int { return cmp.Compare(a.Stream, b.Stream) })
+	states := make([]streamState, len(pos))
+	for i, sp := range pos {
+		states[i] = streamState{StreamPos: sp}
+	}
+	slices.SortFunc(states, func(a, b streamState) int { return cmp.Compare(a.Stream, b.Stream) })
 	r.mu.Lock()
-	r.pos = pos
+	r.pos = states
 	r.mu.Unlock()
 }
 
@@ -66,7 +113,7 @@ func (r *resumeState) track(sp StreamPos, join bool) {
 	i, ok := slices.BinarySearchFunc(r.pos, sp.Stream, byStream)
 	switch {
 	case join && !ok:
-		r.pos = slices.Insert(r.pos, i, sp)
+		r.pos = slices.Insert(r.pos, i, streamState{StreamPos: sp})
 	case !join && ok:
 		r.pos = slices.Delete(r.pos, i, i+1)
 	}
@@ -76,27 +123,38 @@ func (r *resumeState) track(sp StreamPos, join bool) {
 func (r *resumeState) positions() []StreamPos {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.pos)
+	out := make([]StreamPos, len(r.pos))
+	for i, s := range r.pos {
+		out[i] = s.StreamPos
+	}
+	return out
 }
 
 // appendID appends the positions id to b.
 func (r *resumeState) appendID(b []byte) []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return appendPositionsID(b, r.pos)
+	return encodePositions(b, len(r.pos), func(i int) StreamPos { return r.pos[i].StreamPos })
 }
 
 // appendPositionsID encodes pos (sorted by stream) as an event id.
 func appendPositionsID(b []byte, pos []StreamPos) []byte {
+	return encodePositions(b, len(pos), func(i int) StreamPos { return pos[i] })
+}
+
+// encodePositions encodes n positions, at(0) … at(n-1), sorted by
+// stream, as an event id.
+func encodePositions(b []byte, n int, at func(int) StreamPos) []byte {
 	var raw [maxIDStreams * (8 + binary.MaxVarintLen64)]byte
-	n := 0
-	for _, sp := range pos[:min(len(pos), maxIDStreams)] {
-		binary.BigEndian.PutUint32(raw[n:], hash32(sp.Stream))
-		binary.BigEndian.PutUint32(raw[n+4:], hash32(sp.Epoch))
-		n += 8 + binary.PutUvarint(raw[n+8:], sp.Offset)
+	w := 0
+	for i := range min(n, maxIDStreams) {
+		sp := at(i)
+		binary.BigEndian.PutUint32(raw[w:], hash32(sp.Stream))
+		binary.BigEndian.PutUint32(raw[w+4:], hash32(sp.Epoch))
+		w += 8 + binary.PutUvarint(raw[w+8:], sp.Offset)
 	}
 	b = append(b, positionsPrefix...)
-	return base64.RawURLEncoding.AppendEncode(b, raw[:n])
+	return base64.RawURLEncoding.AppendEncode(b, raw[:w])
 }
 
 // idPosition is a stream's position as an event id gives it.

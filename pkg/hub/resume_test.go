@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -282,5 +283,75 @@ func TestResumeForgedIDReplaysOnlyOwnStreams(t *testing.T) {
 		if got := slices.DeleteFunc(events(drainFrames(t, c)), func(e string) bool { return e == "sse-gap" }); len(got) != 0 {
 			t.Errorf("a forged id replayed %v", got)
 		}
+	}
+}
+
+// Two senders' events can reach a connection out of offset order: the
+// position stays below the missing one, so a drop before it arrives
+// resumes with it (and the later one again) instead of skipping it.
+func TestResumeOutOfOrderDoesNotSkip(t *testing.T) {
+	store, err := history.NewMemory(history.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := history.Options{Size: 100, TTL: time.Hour}
+	h := newTestHub(t, Config{Writers: -1, History: store, StreamHistory: func(s string) (history.Options, bool) {
+		return opts, s == "c:x"
+	}})
+	ctx := context.Background()
+	user := User{ID: "ed"}
+	c := mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"x"}})
+	drainFrames(t, c)
+	var pos []StreamPos
+	for _, name := range []string{"x1", "x2", "x3"} {
+		p, err := store.Append(ctx, "test", "c:x", history.Entry{Event: name, Data: name, ID: name}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos = append(pos, StreamPos{Stream: "c:x", Offset: p.Offset, Epoch: p.Epoch})
+	}
+	deliver := func(i int) {
+		h.HandleDeliver(ctx, "test", Target{Channels: []string{"x"}}, Event{Name: pos[i].Stream[2:] + strconv.Itoa(i+1), Data: "d", Streams: pos[i : i+1]})
+	}
+	deliver(0)
+	deliver(2) // x3 before x2
+	seen := lastID(drainFrames(t, c))
+	r := mustConnect(t, h, ConnectRequest{User: user, Channels: []string{"x"}, LastEventID: seen})
+	if got := events(drainFrames(t, r)); !slices.Equal(got, []string{"x2", "x3"}) {
+		t.Fatalf("resumed with %v after x1 and x3 (x2 still on its way), want [x2 x3]", got)
+	}
+}
+
+func TestStreamStateAdvance(t *testing.T) {
+	for _, tc := range []struct {
+		offsets []uint64
+		want    uint64
+		ahead   int
+	}{
+		{[]uint64{1, 2, 3}, 3, 0},
+		{[]uint64{1, 3, 4}, 1, 2},
+		{[]uint64{1, 3, 2}, 3, 0},
+		{[]uint64{2, 2, 1, 1}, 2, 0},
+	} {
+		s := streamState{StreamPos: StreamPos{Stream: "c:a", Epoch: "e"}}
+		for _, o := range tc.offsets {
+			s.advance(StreamPos{Stream: "c:a", Offset: o, Epoch: "e"})
+		}
+		if s.Offset != tc.want || len(s.ahead) != tc.ahead {
+			t.Errorf("after %v: offset %d ahead %v, want %d with %d ahead", tc.offsets, s.Offset, s.ahead, tc.want, tc.ahead)
+		}
+	}
+	// A send this connection never gets (it listens to other events) is
+	// given up once maxAhead offsets wait above it.
+	s := streamState{StreamPos: StreamPos{Stream: "c:a", Epoch: "e"}}
+	for o := uint64(2); o <= maxAhead+2; o++ {
+		s.advance(StreamPos{Stream: "c:a", Offset: o, Epoch: "e"})
+	}
+	if s.Offset != maxAhead+2 || len(s.ahead) != 0 {
+		t.Fatalf("with offset 1 never coming: offset %d ahead %d, want %d and none", s.Offset, len(s.ahead), maxAhead+2)
+	}
+	s.advance(StreamPos{Stream: "c:a", Offset: 1, Epoch: "f"})
+	if s.Offset != 1 || s.Epoch != "f" {
+		t.Fatalf("a new epoch: %+v", s.StreamPos)
 	}
 }
