@@ -60,8 +60,9 @@ func TestClusterSpreadsChannels(t *testing.T) {
 	cl := testredis.StartCluster(t)
 	prefix := testPrefix(t)
 	a := startNodeURL(t, cl.URL(), prefix, "a", 0)
-	b := startNodeURL(t, cl.URL(), prefix, "b", 2)
-	c := startNodeURL(t, cl.URL(), prefix, "c", 3)
+	fastProbes := func(c *Config) { c.ProbeInterval = 50 * time.Millisecond }
+	b := startNodeURL(t, cl.URL(), prefix, "b", 2, fastProbes)
+	c := startNodeURL(t, cl.URL(), prefix, "c", 3, fastProbes)
 	ctx := context.Background()
 	masters := make(map[string]bool)
 	var users []string
@@ -98,6 +99,19 @@ func TestClusterSpreadsChannels(t *testing.T) {
 	}
 	if got := a.Stats().Subscribed; got != 0 {
 		t.Errorf("a holds no keys but has %d subscribed", got)
+	}
+	// The connections to masters made after the start (b and c began with
+	// the reply channel's only) were probed without a false alarm.
+	for _, n := range []*node{b, c} {
+		since := n.Stats().Probes
+		waitFor(t, 10*time.Second, n.cfg.NodeID+" probing every connection twice more", func() bool {
+			return n.Stats().Probes >= since+2
+		})
+	}
+	for _, n := range []*node{a, b, c} {
+		if st := n.Stats(); st.Resubscribes != 0 || st.ProbeFailures != 0 {
+			t.Errorf("%s: %+v, want no resubscription and no probe failure", n.cfg.NodeID, st)
+		}
 	}
 }
 
@@ -182,9 +196,9 @@ func TestClusterMasterKilled(t *testing.T) {
 	if got := holder.h.deliveries.Load(); got <= before {
 		t.Errorf("holder served %d deliveries after the kill, want more than %d", got, before)
 	}
-	select {
+	select { // called in a goroutine of its own
 	case <-resubscribed:
-	default:
+	case <-time.After(10 * time.Second):
 		t.Errorf("OnResubscribe not called after the failover")
 	}
 	// The subscription is on the new master now.

@@ -76,6 +76,9 @@ func (t *Transport) read(ps *goredis.PubSub, rc readConn, rd reader) {
 			// again in one command; a second confirmation of the probe
 			// channel shows that happened and messages may be missing.
 			if subscribed && m.Channel == rc.probe {
+				if rc.shard != nil {
+					rc.shard.confirmed.Store(true)
+				}
 				probeSubscriptions++
 				if probeSubscriptions > 1 {
 					t.resubscribed()

@@ -119,7 +119,8 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 	var (
 		probeSeq      uint64
 		probeToken    string
-		probeEchoes   int // echoes of probeToken still to come
+		probeEchoes   int  // echoes of probeToken still to come
+		probeComplete bool // probeToken went to every connection
 		probeDeadline <-chan time.Time
 		flushC        <-chan time.Time
 		flushTimer    *time.Timer
@@ -129,13 +130,18 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 		probeToken = t.idPrefix + "probe." + strconv.FormatUint(probeSeq, 10)
 		pctx, cancel := context.WithTimeout(ctx, t.cfg.ProbeTimeout)
 		defer cancel()
-		n, err := sub.probe(pctx, probeToken)
+		n, complete, err := sub.probe(pctx, probeToken)
 		if err != nil {
 			t.stats.probeFailures.Add(1)
 			return fmt.Errorf("redis: publish probe: %w", err)
 		}
-		probeEchoes = n
+		probeEchoes, probeComplete = n, complete
 		probeDeadline = time.After(t.cfg.ProbeTimeout)
+		if n == 0 {
+			// No connection's probe channel confirmed yet: the first
+			// confirmation (or the next tick) probes again.
+			probeToken, probeDeadline = "", nil
+		}
 		return nil
 	}
 	// retryProbe publishes a new first probe under the first one's
@@ -183,6 +189,14 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 				continue
 			}
 			probeToken, probeDeadline = "", nil
+			if probeComplete {
+				t.stats.probes.Add(1)
+			}
+			if !established && !probeComplete {
+				// A connection's probe channel was not confirmed yet: its
+				// confirmation (or the next tick) probes again.
+				continue
+			}
 			if !established {
 				established = true
 				t.ready.Store(true)
@@ -194,8 +208,13 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 		case <-probeSubscribed:
 			// Redis has run the SUBSCRIBE: a probe published now comes
 			// back.
-			if !established && probeToken != "" {
+			switch {
+			case !established && probeToken != "":
 				if err := retryProbe(); err != nil {
+					return established, err
+				}
+			case !established:
+				if err := sendProbe(); err != nil {
 					return established, err
 				}
 			}

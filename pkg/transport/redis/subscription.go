@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -25,8 +26,10 @@ type subscription interface {
 	// routing key subscribed so far, and starts reading.
 	start(ctx context.Context) error
 	// probe publishes token to every probe channel and returns how many
-	// echoes come back when every connection receives.
-	probe(ctx context.Context, token string) (int, error)
+	// echoes come back when every connection receives, and whether it
+	// reached every connection (false while a connection's probe channel
+	// is not confirmed by Redis yet).
+	probe(ctx context.Context, token string) (echoes int, complete bool, err error)
 	// lost is closed when a connection's reading ended.
 	lost() <-chan struct{}
 	// stop unsubscribes everything and waits for Redis to confirm when
@@ -84,8 +87,8 @@ func (s *plainSub) start(ctx context.Context) error {
 	return nil
 }
 
-func (s *plainSub) probe(ctx context.Context, token string) (int, error) {
-	return 1, s.t.client.Publish(ctx, s.t.probeChannel, token).Err()
+func (s *plainSub) probe(ctx context.Context, token string) (int, bool, error) {
+	return 1, true, s.t.client.Publish(ctx, s.t.probeChannel, token).Err()
 }
 
 func (s *plainSub) lost() <-chan struct{} { return s.readerDone }
@@ -124,10 +127,11 @@ type shardedSub struct {
 
 // shard is the sharded pub/sub connection to one master.
 type shard struct {
-	ps      *goredis.PubSub
-	probe   string
-	probed  bool // probe subscribed
-	drained chan struct{}
+	ps        *goredis.PubSub
+	probe     string
+	probed    bool        // probe subscribed
+	confirmed atomic.Bool // probe subscription confirmed by Redis
+	drained   chan struct{}
 	// leaving counts the unsubscriptions the node asked for and Redis has
 	// not confirmed yet, per channel; draining is set by stop.
 	mu       sync.Mutex
@@ -139,14 +143,14 @@ type shard struct {
 const maxProbeNames = 1 << 16
 
 // shardOf returns the connection to the master owning channel's slot,
-// making it when there is none yet.
-func (s *shardedSub) shardOf(ctx context.Context, channel string) (*shard, error) {
+// making it when there is none yet and create is set (else nil).
+func (s *shardedSub) shardOf(ctx context.Context, channel string, create bool) (*shard, error) {
 	master, err := s.cc.MasterForKey(ctx, channel)
 	if err != nil {
 		return nil, fmt.Errorf("redis: master of %s: %w", channel, err)
 	}
 	addr := master.Options().Addr
-	if sh := s.shards[addr]; sh != nil {
+	if sh := s.shards[addr]; sh != nil || !create {
 		return sh, nil
 	}
 	sh := &shard{ps: s.cc.SSubscribe(ctx), drained: make(chan struct{}), leaving: make(map[string]int)}
@@ -166,9 +170,6 @@ func (s *shardedSub) shardOf(ctx context.Context, channel string) (*shard, error
 		return nil, fmt.Errorf("redis: no probe channel name on master %s", addr)
 	}
 	s.shards[addr] = sh
-	if s.started {
-		s.read(sh)
-	}
 	return sh, nil
 }
 
@@ -183,7 +184,7 @@ func (s *shardedSub) read(sh *shard) {
 func (s *shardedSub) subscribe(ctx context.Context, channels []string) (int, error) {
 	commands := 0
 	for _, ch := range channels {
-		sh, err := s.shardOf(ctx, ch)
+		sh, err := s.shardOf(ctx, ch, true)
 		if err != nil {
 			return commands, err
 		}
@@ -193,10 +194,13 @@ func (s *shardedSub) subscribe(ctx context.Context, channels []string) (int, err
 		}
 		if s.started && !sh.probed {
 			// A connection made after start: its probe channel after
-			// its first key.
+			// its first key, and its reader after that (reading a
+			// PubSub without channels would connect it to a random
+			// node).
 			if err := sh.subscribeProbe(ctx); err != nil {
 				return commands, err
 			}
+			s.read(sh)
 		}
 	}
 	return commands, nil
@@ -205,9 +209,15 @@ func (s *shardedSub) subscribe(ctx context.Context, channels []string) (int, err
 func (s *shardedSub) unsubscribe(ctx context.Context, channels []string) (int, error) {
 	commands := 0
 	for _, ch := range channels {
-		sh, err := s.shardOf(ctx, ch)
+		sh, err := s.shardOf(ctx, ch, false)
 		if err != nil {
 			return commands, err
+		}
+		if sh == nil {
+			// Its slot's master has no connection of this session: the
+			// slot moved, and Redis unsubscribed it (which ends the
+			// session).
+			continue
 		}
 		sh.mu.Lock()
 		sh.leaving[ch]++
@@ -221,7 +231,7 @@ func (s *shardedSub) unsubscribe(ctx context.Context, channels []string) (int, e
 }
 
 func (s *shardedSub) start(ctx context.Context) error {
-	reply, err := s.shardOf(ctx, s.t.replyChannel)
+	reply, err := s.shardOf(ctx, s.t.replyChannel, true)
 	if err != nil {
 		return err
 	}
@@ -241,33 +251,43 @@ func (s *shardedSub) start(ctx context.Context) error {
 }
 
 // probe publishes token to every connection's probe channel in one
-// pipeline. Each SPUBLISH must count this node's connection: a connection
-// that still receives but is not counted (it is on a replica, e.g. a
-// master that came back after its replica took over and accepted the
-// subscription before it learnt so; the messages reach it through its
-// new master) would make senders expect too few replies, so it ends the
-// session.
-func (s *shardedSub) probe(ctx context.Context, token string) (int, error) {
+// pipeline. Each SPUBLISH must count this node's connection once Redis
+// confirmed its probe channel: a connection that still receives but is
+// not counted (it is on a replica, e.g. on a master that was killed and
+// came back claiming its slots, accepting subscriptions before it learnt
+// that its replica took them over; the messages reach it through its new
+// master) would make senders expect too few replies, so it ends the
+// session. A probe channel not confirmed yet may not count: that probe is
+// incomplete.
+func (s *shardedSub) probe(ctx context.Context, token string) (int, bool, error) {
 	type sent struct {
-		sh  *shard
-		cmd *goredis.IntCmd
+		sh        *shard
+		confirmed bool
+		cmd       *goredis.IntCmd
 	}
 	cmds := make([]sent, 0, len(s.shards))
 	_, err := s.cc.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, sh := range s.shards {
-			cmds = append(cmds, sent{sh, p.SPublish(ctx, sh.probe, token)})
+			// confirmed before the SPUBLISH: it must count.
+			cmds = append(cmds, sent{sh, sh.confirmed.Load(), p.SPublish(ctx, sh.probe, token)})
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
+	echoes, complete := 0, true
 	for _, c := range cmds {
-		if c.cmd.Val() < 1 {
-			return 0, fmt.Errorf("%w: %s", errNotCounted, c.sh.probe)
+		switch {
+		case c.cmd.Val() >= 1:
+			echoes++
+		case c.confirmed:
+			return 0, false, fmt.Errorf("%w: %s", errNotCounted, c.sh.probe)
+		default:
+			complete = false
 		}
 	}
-	return len(cmds), nil
+	return echoes, complete, nil
 }
 
 func (s *shardedSub) lost() <-chan struct{} { return s.done }

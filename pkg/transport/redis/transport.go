@@ -89,6 +89,7 @@ type counters struct {
 	subscribed          atomic.Int64
 	resubscribes        atomic.Uint64
 	probeFailures       atomic.Uint64
+	probes              atomic.Uint64
 	droppedRequests     atomic.Uint64
 }
 
@@ -104,6 +105,9 @@ type Stats struct {
 	Resubscribes uint64
 	// ProbeFailures counts probes that did not come back.
 	ProbeFailures uint64
+	// Probes counts probes that came back on every connection of the
+	// subscription (one connection, or one per Redis Cluster master).
+	Probes uint64
 	// DroppedRequests counts requests dropped because the queue was full.
 	DroppedRequests uint64
 }
@@ -218,6 +222,7 @@ func (t *Transport) Stats() Stats {
 		Subscribed:          int(t.stats.subscribed.Load()),
 		Resubscribes:        t.stats.resubscribes.Load(),
 		ProbeFailures:       t.stats.probeFailures.Load(),
+		Probes:              t.stats.probes.Load(),
 		DroppedRequests:     t.stats.droppedRequests.Load(),
 	}
 }
