@@ -53,7 +53,9 @@ type simNode struct {
 	url  string
 }
 
-func startSimCluster(t *testing.T) *simCluster {
+// startSimCluster starts the hosts, redis-server and nodes a and b;
+// shedAfter is their cluster.shed_after.
+func startSimCluster(t *testing.T, shedAfter string) *simCluster {
 	t.Helper()
 	n := netsim.New(t)
 	c := &simCluster{net: n, redis: n.AddHost("redis"), client: n.AddHost("client"), readyzCheckTime: 10 * time.Second}
@@ -71,8 +73,8 @@ func startSimCluster(t *testing.T) *simCluster {
 	c.api.Timeout = 30 * time.Second
 	c.streams = c.client.HTTPClient()
 	c.redisURL = startSimRedis(t, c.redis, c.client)
-	c.a = c.startNode(t, "a", ha)
-	c.b = c.startNode(t, "b", hb)
+	c.a = c.startNode(t, "a", ha, shedAfter)
+	c.b = c.startNode(t, "b", hb, shedAfter)
 	return c
 }
 
@@ -109,12 +111,13 @@ func startSimRedis(t *testing.T, h, from *netsim.Host) string {
 
 // startNode runs pushd node name on host h, on the Redis transport and
 // QoS store, and waits until it is ready.
-func (c *simCluster) startNode(t *testing.T, name string, h *netsim.Host) *simNode {
+func (c *simCluster) startNode(t *testing.T, name string, h *netsim.Host, shedAfter string) *simNode {
 	t.Helper()
 	cfg := fmt.Sprintf(`
 node_id: %s
-cluster: {transport: redis, redis_url: %q, timeout: 2s}
-`, name, c.redisURL) + qosConfig(c.redisURL)
+cluster: {transport: redis, redis_url: %q, timeout: 2s, shed_after: %s}
+shutdown: {drain_window: 1s}
+`, name, c.redisURL, shedAfter) + qosConfig(c.redisURL)
 	f := filepath.Join(t.TempDir(), "pushd.yaml")
 	if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -413,7 +416,7 @@ func untilReplayed(t *testing.T, f *feed, want map[string]bool, since time.Time,
 // QoS sends through b are answered 200 only if stored, and after the
 // mend routing converges and what was stored reaches the user on a.
 func TestNetsimNodeCutFromRedis(t *testing.T) {
-	c := startSimCluster(t)
+	c := startSimCluster(t, "2s")
 	user := c.follow(t, c.a.url+"/sse/demo/connect?userId=cut")
 	c.untilRouted(t, c.b, "cut", user, time.Now(), 10*time.Second)
 
@@ -439,13 +442,16 @@ func TestNetsimNodeCutFromRedis(t *testing.T) {
 	stored := tally(t, "a cut off from Redis, sends through b", outcomes)
 
 	t.Run("a closes its streams with a retry hint", func(t *testing.T) {
-		deadline := time.Now().Add(2 * time.Second)
+		// shed_after 2 s of unready checks (each ping bounded by 2 s), then
+		// the streams close over drain_window 1 s.
+		deadline := time.Now().Add(15 * time.Second)
 		for {
 			ended, hint := user.isEnded()
 			if ended {
 				if !hint {
 					t.Errorf("a closed the stream %v after the cut without a retry: hint", time.Since(cut).Round(time.Millisecond))
 				}
+				t.Logf("a closed its browser's stream with a retry: hint, seen %v after the cut (shed_after 2s)", time.Since(cut).Round(time.Millisecond))
 				return
 			}
 			if time.Now().After(deadline) {
@@ -456,6 +462,11 @@ func TestNetsimNodeCutFromRedis(t *testing.T) {
 		}
 	})
 
+	if ended, _ := user.isEnded(); ended {
+		// As a browser does after the hint: back on a node that has Redis,
+		// where the stored messages are replayed.
+		user = c.follow(t, c.b.url+"/sse/demo/connect?userId=cut")
+	}
 	mend := time.Now()
 	c.net.Mend(c.a.host, c.redis)
 	ready := c.untilReady(t, c.a, http.StatusOK, mend, 20*time.Second)
@@ -478,7 +489,7 @@ func TestNetsimNodeCutFromRedis(t *testing.T) {
 // and stored, and every one answered 200 reaches the user when it
 // connects afterwards.
 func TestNetsimRedisUnreachable(t *testing.T) {
-	c := startSimCluster(t)
+	c := startSimCluster(t, "-1s")
 	steady := c.follow(t, c.a.url+"/sse/demo/connect?userId=steady")
 	c.untilRouted(t, c.b, "steady", steady, time.Now(), 10*time.Second)
 
@@ -531,7 +542,7 @@ func TestNetsimRedisUnreachable(t *testing.T) {
 // its subscription lost, and measures how soon routing and subscriptions
 // converge after the heal.
 func TestNetsimPartitionHeals(t *testing.T) {
-	c := startSimCluster(t)
+	c := startSimCluster(t, "-1s")
 	onA := c.follow(t, c.a.url+"/sse/demo/connect?userId=ona")
 	onB := c.follow(t, c.b.url+"/sse/demo/connect?userId=onb")
 	c.untilRouted(t, c.b, "ona", onA, time.Now(), 10*time.Second)

@@ -129,6 +129,11 @@ type ClusterConfig struct {
 	AdvertiseAddr string `yaml:"advertise_addr"`
 	// Timeout bounds one cluster call. Default 2 s.
 	Timeout Duration `yaml:"timeout"`
+	// ShedAfter: a node whose dependencies (the transport, the Redis
+	// stores) stay unready this long closes its browsers' streams with a
+	// retry: hint, spread over shutdown.drain_window, once per outage, so
+	// they reconnect to nodes that can serve them. Default 10 s; -1 off.
+	ShedAfter Duration `yaml:"shed_after"`
 	// LegacyWire makes the redis transport publish its requests in the
 	// JSON format of earlier builds, which those read: set it while a
 	// cluster is upgraded from such a build. Default false: binary.

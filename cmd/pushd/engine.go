@@ -109,6 +109,12 @@ func (s *server) ready(ctx context.Context) error {
 	if s.draining.Load() {
 		return errors.New("draining")
 	}
+	return s.dependencies(ctx)
+}
+
+// dependencies reports which of the node's dependencies (the Redis
+// stores, the transport) cannot be reached, or nil.
+func (s *server) dependencies(ctx context.Context) error {
 	if err := pingRedis(ctx, s.redis); err != nil {
 		return fmt.Errorf("qos redis: %w", err)
 	}

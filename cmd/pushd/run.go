@@ -108,7 +108,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4+3*len(s.apps))
+	errs := make(chan error, 5+3*len(s.apps))
 	goRun := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -137,6 +137,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 		goRun("http", func() error { return srv.Serve(ln) })
 	}
 	goRun("summaries", func() error { return s.logSummaries(bg, time.Duration(s.cfg.Log.Summary)) })
+	goRun("dependencies", func() error { return s.watchDependencies(bg) })
 	s.log.Info().Str("listen", ln.Addr().String()).Bool("tls", s.tls != nil).Int("apps", len(s.apps)).
 		Str("qos", s.cfg.QoS.Repository).Str("cluster", s.cfg.Cluster.Transport).Msg("pushd started")
 	if s.cfg.embedded && s.cfg.Listen == demoListen {

@@ -82,6 +82,9 @@ func (c *ClusterConfig) validate(p *problems) {
 		p.addf("cluster.secret: the nacos transport needs a shared secret")
 	}
 	c.RedisURL = cmp.Or(c.RedisURL, "redis://127.0.0.1:6379/0")
+	if c.ShedAfter == 0 {
+		c.ShedAfter = Duration(10 * time.Second)
+	}
 }
 
 // validate fills the QoS defaults.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestConnectChannels(t *testing.T) {
@@ -109,5 +110,23 @@ func TestChannelsPresenceLocal(t *testing.T) {
 	got, err := h.Channels(context.Background(), ChannelsQuery{Prefix: "room-"})
 	if want := []ChannelInfo{{Name: "room-1", Connections: 3, Users: 2}}; err != nil || !slices.Equal(got, want) {
 		t.Fatalf("Channels(room-) = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// Shed closes every connection after a retry: hint, as Drain does, but
+// the hub keeps taking new connections.
+func TestShedKeepsAccepting(t *testing.T) {
+	h := newTestHub(t, Config{Writers: -1})
+	c := mustConnect(t, h, connectReq("u"))
+	drainQueue(c)
+	if err := h.Shed(context.Background(), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	out, done := drainQueue(c)
+	if !done || !strings.Contains(out, "retry:") {
+		t.Fatalf("a shed connection wrote %q (done %v), want a retry: hint and the end", out, done)
+	}
+	if _, err := h.Connect(context.Background(), connectReq("u")); err != nil {
+		t.Fatalf("Connect after Shed: %v", err)
 	}
 }

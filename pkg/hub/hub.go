@@ -411,6 +411,13 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // or ctx ends.
 func (h *Hub) Drain(ctx context.Context, window time.Duration) error {
 	h.draining.Store(true)
+	return h.Shed(ctx, window)
+}
+
+// Shed closes the existing connections like Drain, each after a retry:
+// hint, spread over window, but keeps accepting new ones: a node that lost
+// a dependency (Redis) hands its browsers to the nodes that have it.
+func (h *Hub) Shed(ctx context.Context, window time.Duration) error {
 	var conns []*Conn
 	h.conns.each(func(c *Conn) { conns = append(conns, c) })
 	if len(conns) == 0 {
@@ -422,7 +429,7 @@ func (h *Hub) Drain(ctx context.Context, window time.Duration) error {
 	for i, c := range conns {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("hub: drain: %w", ctx.Err())
+			return fmt.Errorf("hub: shed: %w", ctx.Err())
 		case <-t.C:
 		}
 		c.enqueue(encodeRetry(int64(jitter(h.cfg.ReconnectTime)/time.Millisecond)), false)
