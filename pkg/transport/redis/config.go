@@ -25,7 +25,9 @@ type Config struct {
 	// Prefix starts every channel name. Zero: "pushd".
 	Prefix string
 	// NodeID names this node; it must be unique in the cluster (it names the
-	// node's reply and probe channels). Required.
+	// node's reply and probe channels). On a Redis Cluster it may not
+	// contain { or } (they would change the channels' hash tags).
+	// Required.
 	NodeID string
 	// Timeout bounds Deliver and Survey when their ctx has no deadline, and
 	// a handler serving a request whose sender sent no deadline.

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -279,4 +280,20 @@ func TestClusterOldMasterBack(t *testing.T) {
 	})
 	t.Logf("RECOVERY: sends counted again %v after the old master came back during the resubscription (holder %+v)",
 		time.Since(back).Round(time.Millisecond), holder.Stats())
+}
+
+// TestClusterNodeIDWithBraces checks that New refuses, on a Redis Cluster,
+// a node id that would set the hash tag of the node's probe channels.
+func TestClusterNodeIDWithBraces(t *testing.T) {
+	_, err := New(Config{URL: "redis://127.0.0.1:1/0?cluster=1", NodeID: "n{1}"})
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("New with NodeID n{1} on a cluster URL: %v, want ErrConfig", err)
+	}
+	tr, err := New(Config{URL: "redis://127.0.0.1:1/0", NodeID: "n{1}"})
+	if err != nil {
+		t.Fatalf("New with NodeID n{1} on a standalone URL: %v", err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
 }

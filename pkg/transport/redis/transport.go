@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,6 +138,14 @@ func New(cfg Config) (*Transport, error) {
 		t.ownsClient = true
 	}
 	_, t.sharded = t.client.(*goredis.ClusterClient)
+	if t.sharded && strings.ContainsAny(cfg.NodeID, "{}") {
+		// They would make the hash tag of the node's probe channels,
+		// which must land on every master.
+		if t.ownsClient {
+			_ = t.client.Close()
+		}
+		return nil, fmt.Errorf("%w: NodeID %q: on a Redis Cluster it may not contain { or }", ErrConfig, cfg.NodeID)
+	}
 	t.pub = t.client
 	if ap, err := t.client.AutoPipeline(); err == nil {
 		t.pub = ap
