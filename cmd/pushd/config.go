@@ -129,8 +129,8 @@ type ClusterConfig struct {
 	AdvertiseAddr string `yaml:"advertise_addr"`
 	// Timeout bounds one cluster call. Default 2 s.
 	Timeout Duration `yaml:"timeout"`
-	// ShedAfter: a node whose dependencies (the transport, the Redis
-	// stores) stay unready this long closes its browsers' streams with a
+	// ShedAfter: a node whose Redis (the Redis transport, the Redis
+	// stores) stays unreachable this long closes its browsers' streams with a
 	// retry: hint, spread over shutdown.drain_window, once per outage, so
 	// they reconnect to nodes that can serve them. Default 10 s; -1 off.
 	ShedAfter Duration `yaml:"shed_after"`

@@ -115,13 +115,29 @@ func (s *server) ready(ctx context.Context) error {
 // dependencies reports which of the node's dependencies (the Redis
 // stores, the transport) cannot be reached, or nil.
 func (s *server) dependencies(ctx context.Context) error {
+	if err := s.redisDependencies(ctx); err != nil {
+		return err
+	}
+	if r, ok := s.transport.(hub.Readier); ok && s.cfg.Cluster.Transport != "redis" {
+		if err := r.Ready(ctx); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
+	return nil
+}
+
+// redisDependencies reports which of the node's Redis dependencies (the
+// stores, the Redis transport) cannot be reached, or nil: without them the
+// node can neither store nor route, unlike a Nacos registry that is down
+// (the peers stay known).
+func (s *server) redisDependencies(ctx context.Context) error {
 	if err := pingRedis(ctx, s.redis); err != nil {
 		return fmt.Errorf("qos redis: %w", err)
 	}
 	if err := pingRedis(ctx, s.historyRedis); err != nil {
 		return fmt.Errorf("history redis: %w", err)
 	}
-	if r, ok := s.transport.(hub.Readier); ok {
+	if r, ok := s.transport.(hub.Readier); ok && s.cfg.Cluster.Transport == "redis" {
 		if err := r.Ready(ctx); err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}

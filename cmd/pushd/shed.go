@@ -6,13 +6,14 @@ import (
 )
 
 // watchDependencies sheds this node's streams, once per outage, when its
-// dependencies stay unready for cluster.shed_after: its browsers
+// Redis dependencies (redisDependencies) stay unready for
+// cluster.shed_after: its browsers
 // reconnect (the readiness probe already sends no new ones here) to nodes
 // that can serve them, instead of waiting on a node that can neither
 // route nor store their messages.
 func (s *server) watchDependencies(ctx context.Context) error {
 	after := time.Duration(s.cfg.Cluster.ShedAfter)
-	if after < 0 || (s.transport == nil && s.redis == nil && s.historyRedis == nil) {
+	if after < 0 || (s.cfg.Cluster.Transport != "redis" && s.redis == nil && s.historyRedis == nil) {
 		return nil
 	}
 	tick := time.NewTicker(time.Second)
@@ -25,7 +26,7 @@ func (s *server) watchDependencies(ctx context.Context) error {
 			return nil
 		case now := <-tick.C:
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := s.dependencies(pctx)
+			err := s.redisDependencies(pctx)
 			cancel()
 			switch {
 			case err == nil:
