@@ -1,6 +1,7 @@
 package test
 
 import (
+	"cmp"
 	"bufio"
 	"bytes"
 	"context"
@@ -53,9 +54,15 @@ type simNode struct {
 	url  string
 }
 
-// startSimCluster starts the hosts, redis-server and nodes a and b;
-// shedAfter is their cluster.shed_after.
-func startSimCluster(t *testing.T, shedAfter string) *simCluster {
+// simOptions adjust the nodes' configuration.
+type simOptions struct {
+	shedAfter string // cluster.shed_after
+	http      string // the http section's keys, e.g. "tcp_user_timeout: 3s"
+	app       string // more keys of the demo app, e.g. "heartbeat: 1s"
+}
+
+// startSimCluster starts the hosts, redis-server and nodes a and b.
+func startSimCluster(t *testing.T, o simOptions) *simCluster {
 	t.Helper()
 	n := netsim.New(t)
 	c := &simCluster{net: n, redis: n.AddHost("redis"), client: n.AddHost("client"), readyzCheckTime: 10 * time.Second}
@@ -73,8 +80,8 @@ func startSimCluster(t *testing.T, shedAfter string) *simCluster {
 	c.api.Timeout = 30 * time.Second
 	c.streams = c.client.HTTPClient()
 	c.redisURL = startSimRedis(t, c.redis, c.client)
-	c.a = c.startNode(t, "a", ha, shedAfter)
-	c.b = c.startNode(t, "b", hb, shedAfter)
+	c.a = c.startNode(t, "a", ha, o)
+	c.b = c.startNode(t, "b", hb, o)
 	return c
 }
 
@@ -111,13 +118,17 @@ func startSimRedis(t *testing.T, h, from *netsim.Host) string {
 
 // startNode runs pushd node name on host h, on the Redis transport and
 // QoS store, and waits until it is ready.
-func (c *simCluster) startNode(t *testing.T, name string, h *netsim.Host, shedAfter string) *simNode {
+func (c *simCluster) startNode(t *testing.T, name string, h *netsim.Host, o simOptions) *simNode {
 	t.Helper()
 	cfg := fmt.Sprintf(`
 node_id: %s
 cluster: {transport: redis, redis_url: %q, timeout: 2s, shed_after: %s}
 shutdown: {drain_window: 1s}
-`, name, c.redisURL, shedAfter) + qosConfig(c.redisURL)
+http: {%s}
+`, name, c.redisURL, cmp.Or(o.shedAfter, "-1s"), o.http) + qosConfig(c.redisURL)
+	if o.app != "" {
+		cfg += "    " + o.app + "\n"
+	}
 	f := filepath.Join(t.TempDir(), "pushd.yaml")
 	if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -416,7 +427,7 @@ func untilReplayed(t *testing.T, f *feed, want map[string]bool, since time.Time,
 // QoS sends through b are answered 200 only if stored, and after the
 // mend routing converges and what was stored reaches the user on a.
 func TestNetsimNodeCutFromRedis(t *testing.T) {
-	c := startSimCluster(t, "2s")
+	c := startSimCluster(t, simOptions{shedAfter: "2s"})
 	user := c.follow(t, c.a.url+"/sse/demo/connect?userId=cut")
 	c.untilRouted(t, c.b, "cut", user, time.Now(), 10*time.Second)
 
@@ -489,7 +500,7 @@ func TestNetsimNodeCutFromRedis(t *testing.T) {
 // and stored, and every one answered 200 reaches the user when it
 // connects afterwards.
 func TestNetsimRedisUnreachable(t *testing.T) {
-	c := startSimCluster(t, "-1s")
+	c := startSimCluster(t, simOptions{})
 	steady := c.follow(t, c.a.url+"/sse/demo/connect?userId=steady")
 	c.untilRouted(t, c.b, "steady", steady, time.Now(), 10*time.Second)
 
@@ -542,7 +553,7 @@ func TestNetsimRedisUnreachable(t *testing.T) {
 // its subscription lost, and measures how soon routing and subscriptions
 // converge after the heal.
 func TestNetsimPartitionHeals(t *testing.T) {
-	c := startSimCluster(t, "-1s")
+	c := startSimCluster(t, simOptions{})
 	onA := c.follow(t, c.a.url+"/sse/demo/connect?userId=ona")
 	onB := c.follow(t, c.b.url+"/sse/demo/connect?userId=onb")
 	c.untilRouted(t, c.b, "ona", onA, time.Now(), 10*time.Second)
@@ -574,4 +585,47 @@ func TestNetsimPartitionHeals(t *testing.T) {
 		"the %d messages stored during the partition on a's stream after %v; a new connection on a reached from b in %v",
 		healed.Sub(partitioned).Round(time.Millisecond), c.latencyNote, ready.Round(time.Millisecond), toA.Round(time.Millisecond),
 		toB.Round(time.Millisecond), len(stored), replayed.Round(time.Millisecond), newConn.Round(time.Millisecond))
+}
+
+// A host cut off from its clients: the browser's node notices the dead
+// peer at its next heartbeat plus http.tcp_user_timeout (no FIN ever
+// comes), closes the stream, and the user is offline cluster-wide.
+func TestNetsimClientsCutOff(t *testing.T) {
+	c := startSimCluster(t, simOptions{http: "tcp_user_timeout: 3s", app: "heartbeat: 1s"})
+	c.follow(t, c.a.url+"/sse/demo/connect?userId=gone")
+	fromB := c.b.host.HTTPClient()
+	online := func() (bool, error) {
+		req, _ := http.NewRequest(http.MethodGet, c.b.url+"/api/v1/apps/demo/online?userId=gone", nil)
+		req.Header.Set("Authorization", "Bearer demo-key")
+		resp, err := fromB.Do(req)
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		var ans struct{ Online bool }
+		if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || resp.StatusCode != http.StatusOK {
+			return false, fmt.Errorf("online: %d %v", resp.StatusCode, err)
+		}
+		return ans.Online, nil
+	}
+	if on, err := online(); !on || err != nil {
+		t.Fatalf("before the cut the user is online: %v %v", on, err)
+	}
+	cut := time.Now()
+	c.client.Partition()
+	waitFor(t, 30*time.Second, func() error {
+		on, err := online()
+		if err != nil {
+			return err
+		}
+		if on {
+			return errors.New("still online")
+		}
+		return nil
+	})
+	took := time.Since(cut)
+	t.Logf("the client host cut off: the user offline cluster-wide after %v (heartbeat 1 s + tcp_user_timeout 3 s)", took.Round(time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("the dead peer was noticed after %v, want within heartbeat + tcp_user_timeout + a sweep (~5 s)", took)
+	}
 }

@@ -104,6 +104,11 @@ type HTTPConfig struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes bounds a request's headers. Default 64 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// TCPUserTimeout closes a connection whose written data stays
+	// unacknowledged this long (TCP_USER_TIMEOUT, Linux): a browser gone
+	// without a FIN is noticed at the next heartbeat plus this. Default
+	// 30 s; -1 leaves the kernel's default (~15 min).
+	TCPUserTimeout Duration `yaml:"tcp_user_timeout"`
 	// Admission bounds the connects this node admits (admission.go).
 	Admission AdmissionConfig `yaml:"admission"`
 }

@@ -91,7 +91,7 @@ func run(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return configError{err}
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := listen(ctx, cfg.Listen, time.Duration(cfg.HTTP.TCPUserTimeout))
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}

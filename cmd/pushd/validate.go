@@ -25,6 +25,9 @@ func (h *HTTPConfig) validate(p *problems) {
 	if h.MaxHeaderBytes == 0 {
 		h.MaxHeaderBytes = 64 << 10
 	}
+	if h.TCPUserTimeout == 0 {
+		h.TCPUserTimeout = Duration(30 * time.Second)
+	}
 	h.Admission.validate(p)
 }
 
