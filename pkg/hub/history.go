@@ -158,6 +158,7 @@ func (h *Hub) planResume(ctx context.Context, c *Conn, lastEventID string) resum
 	type replayed struct {
 		entry   history.Entry
 		streams []StreamPos
+		had     bool // the client has it already (an offset ahead of its position)
 	}
 	byID := map[string]*replayed{}
 	var order []*replayed
@@ -203,6 +204,7 @@ func (h *Hub) planResume(ctx context.Context, c *Conn, lastEventID string) resum
 						order = append(order, r)
 					}
 					r.streams = append(r.streams, StreamPos{Stream: s, Offset: e.Offset, Epoch: top.Epoch})
+					r.had = r.had || from.Epoch == top.Epoch && slices.Contains(g.ahead, e.Offset)
 					plan.seen[s] = max(plan.seen[s], e.Offset)
 				}
 			}
@@ -216,6 +218,10 @@ func (h *Hub) planResume(ctx context.Context, c *Conn, lastEventID string) resum
 	// they were stored.
 	sort.SliceStable(order, func(i, j int) bool { return order[i].entry.Time.Before(order[j].entry.Time) })
 	for _, r := range order {
+		if r.had { // only its positions: the client has the event
+			plan.replay = append(plan.replay, &frame{head: positionsFrame.head, tail: positionsFrame.tail, counted: true, streams: r.streams})
+			continue
+		}
 		plan.replay = append(plan.replay, encodeEvent(Event{Name: r.entry.Event, Data: r.entry.Data, Streams: r.streams}))
 	}
 	c.resume.set(pos)

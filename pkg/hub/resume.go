@@ -23,6 +23,13 @@ import (
 const (
 	positionsPrefix = "p."
 	maxIDStreams    = 40
+	// maxIDAhead bounds the offsets above a stream's position that an id
+	// carries (see streamState): those the connection already has, which
+	// a resume does not show again.
+	maxIDAhead = 4
+	// maxIDBytes bounds the raw bytes of an id: per stream two hashes,
+	// the offset, the count of offsets ahead and each of them.
+	maxIDBytes = maxIDStreams * (8 + (2+maxIDAhead)*binary.MaxVarintLen64)
 )
 
 // maxAhead bounds the offsets a stream's position keeps above itself
@@ -134,24 +141,33 @@ func (r *resumeState) positions() []StreamPos {
 func (r *resumeState) appendID(b []byte) []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return encodePositions(b, len(r.pos), func(i int) StreamPos { return r.pos[i].StreamPos })
+	return encodePositions(b, len(r.pos), func(i int) (StreamPos, []uint64) { return r.pos[i].StreamPos, r.pos[i].ahead })
 }
 
 // appendPositionsID encodes pos (sorted by stream) as an event id.
 func appendPositionsID(b []byte, pos []StreamPos) []byte {
-	return encodePositions(b, len(pos), func(i int) StreamPos { return pos[i] })
+	return encodePositions(b, len(pos), func(i int) (StreamPos, []uint64) { return pos[i], nil })
 }
 
 // encodePositions encodes n positions, at(0) … at(n-1), sorted by
-// stream, as an event id.
-func encodePositions(b []byte, n int, at func(int) StreamPos) []byte {
-	var raw [maxIDStreams * (8 + binary.MaxVarintLen64)]byte
+// stream, as an event id, each with up to maxIDAhead of the offsets
+// above it the connection has (as increments).
+func encodePositions(b []byte, n int, at func(int) (StreamPos, []uint64)) []byte {
+	var raw [maxIDBytes]byte
 	w := 0
 	for i := range min(n, maxIDStreams) {
-		sp := at(i)
+		sp, ahead := at(i)
+		ahead = ahead[:min(len(ahead), maxIDAhead)]
 		binary.BigEndian.PutUint32(raw[w:], hash32(sp.Stream))
 		binary.BigEndian.PutUint32(raw[w+4:], hash32(sp.Epoch))
-		w += 8 + binary.PutUvarint(raw[w+8:], sp.Offset)
+		w += 8
+		w += binary.PutUvarint(raw[w:], sp.Offset)
+		w += binary.PutUvarint(raw[w:], uint64(len(ahead)))
+		prev := sp.Offset
+		for _, o := range ahead {
+			w += binary.PutUvarint(raw[w:], o-prev)
+			prev = o
+		}
 	}
 	b = append(b, positionsPrefix...)
 	return base64.RawURLEncoding.AppendEncode(b, raw[:w])
@@ -159,8 +175,9 @@ func encodePositions(b []byte, n int, at func(int) StreamPos) []byte {
 
 // idPosition is a stream's position as an event id gives it.
 type idPosition struct {
-	epoch  uint32 // hash of the epoch
-	offset uint64
+	epoch  uint32   // hash of the epoch
+	offset uint64   // the connection has every event up to it
+	ahead  []uint64 // and these above it
 }
 
 // decodePositionsID reads an id of appendPositionsID, keyed by the hash of
@@ -168,7 +185,7 @@ type idPosition struct {
 // garbage).
 func decodePositionsID(id string) (map[uint32]idPosition, bool) {
 	rest, ok := strings.CutPrefix(id, positionsPrefix)
-	if !ok || len(rest) > base64.RawURLEncoding.EncodedLen(maxIDStreams*(8+binary.MaxVarintLen64)) {
+	if !ok || len(rest) > base64.RawURLEncoding.EncodedLen(maxIDBytes) {
 		return nil, false
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(rest)
@@ -181,18 +198,32 @@ func decodePositionsID(id string) (map[uint32]idPosition, bool) {
 		if len(raw) < 9 {
 			return nil, false
 		}
-		name, epoch := binary.BigEndian.Uint32(raw), binary.BigEndian.Uint32(raw[4:])
-		off, k := binary.Uvarint(raw[8:])
-		if k <= 0 {
-			return nil, false
+		p := idPosition{epoch: binary.BigEndian.Uint32(raw[4:])}
+		name := binary.BigEndian.Uint32(raw)
+		raw = raw[8:]
+		var count uint64
+		for i, v := range []*uint64{&p.offset, &count} {
+			n, k := binary.Uvarint(raw)
+			if k <= 0 || i == 1 && n > maxIDAhead {
+				return nil, false
+			}
+			*v, raw = n, raw[k:]
+		}
+		prev := p.offset
+		for range count {
+			d, k := binary.Uvarint(raw)
+			if k <= 0 || d == 0 {
+				return nil, false
+			}
+			prev += d
+			p.ahead, raw = append(p.ahead, prev), raw[k:]
 		}
 		if _, dup := out[name]; dup || collided[name] {
 			collided[name] = true // colliding names: neither resumes exactly
 			delete(out, name)
 		} else {
-			out[name] = idPosition{epoch: epoch, offset: off}
+			out[name] = p
 		}
-		raw = raw[8+k:]
 	}
 	return out, true
 }
