@@ -2,12 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,28 +76,8 @@ func (r *flapRun) publish(ctx context.Context) {
 // send posts one message through a random node's API. The send is not
 // bound to ctx's end, so that a send the server took is also counted.
 func (r *flapRun) send(ctx context.Context, body sendRequest) error {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return fmt.Errorf("encode: %w", err)
-	}
-	node := r.nodes[rand.N(len(r.nodes))]
-	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost,
-		node+"/api/v1/apps/"+r.cfg.App+"/send", strings.NewReader(string(raw)))
-	if err != nil {
-		return fmt.Errorf("request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+r.cfg.Key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return errors.New(shortErr(err))
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
-	}
-	return nil
+	_, err := postSend(context.WithoutCancel(ctx), r.http, r.cfg, r.nodes[rand.N(len(r.nodes))], body, 1<<16)
+	return err
 }
 
 // closeAll ends every connection and waits (bounded) for the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -155,31 +156,42 @@ func (b *bench) publishOne(ctx context.Context, ph *phase, e expectations, seq i
 
 // send posts one message through the server API.
 func (b *bench) send(ctx context.Context, node string, body sendRequest) (sendResponse, error) {
-	raw, err := json.Marshal(body)
+	data, err := postSend(ctx, b.http, b.cfg, node, body, 1<<16)
 	if err != nil {
-		return sendResponse{}, fmt.Errorf("encode: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, node+"/api/v1/apps/"+b.cfg.App+"/send", bytes.NewReader(raw))
-	if err != nil {
-		return sendResponse{}, fmt.Errorf("request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+b.cfg.Key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := b.http.Do(req)
-	if err != nil {
-		return sendResponse{}, fmt.Errorf("send: %s", shortErr(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if err != nil {
-		return sendResponse{}, fmt.Errorf("send: read answer: %s", shortErr(err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		return sendResponse{}, fmt.Errorf("send: status %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
+		return sendResponse{}, fmt.Errorf("send: %w", err)
 	}
 	var res sendResponse
 	if err := json.Unmarshal(data, &res); err != nil {
 		return sendResponse{}, fmt.Errorf("send: answer %q: %w", data, err)
 	}
 	return res, nil
+}
+
+// postSend posts body — one send or a batch — as JSON to node's send API
+// with cfg's app and key and returns the answer (at most limit bytes); an
+// answer other than 200 is an error with its text.
+func postSend(ctx context.Context, client *http.Client, cfg Config, node string, body any, limit int64) ([]byte, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, node+"/api/v1/apps/"+cfg.App+"/send", bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+cfg.Key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, errors.New(shortErr(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, errors.New("read answer: " + shortErr(err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	return data, nil
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -310,27 +308,9 @@ func (r *reconnectRun) store(ctx context.Context) {
 
 // sendBatch posts items as one batch and counts the stored ones.
 func (r *reconnectRun) sendBatch(ctx context.Context, node string, items []sendRequest) error {
-	raw, err := json.Marshal(items)
+	data, err := postSend(ctx, r.http, r.cfg, node, items, 1<<22)
 	if err != nil {
-		return fmt.Errorf("encode: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, node+"/api/v1/apps/"+r.cfg.App+"/send", bytes.NewReader(raw))
-	if err != nil {
-		return fmt.Errorf("request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+r.cfg.Key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return errors.New(shortErr(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<22))
-	if err != nil {
-		return errors.New("read answer: " + shortErr(err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(data))
+		return err
 	}
 	var res []struct {
 		Stored bool   `json:"stored"`
