@@ -185,7 +185,11 @@ func (h *Hub) planResume(ctx context.Context, c *Conn, lastEventID string) resum
 					plan.seen[s] = g.offset
 					sp.Offset = g.offset
 				}
-				entries, gap, err := h.readSince(ctx, s, from, opts)
+				var entries []history.Entry
+				gap := history.NoGap
+				if from.Epoch != top.Epoch || g.offset != top.Offset { // else nothing was missed: no read
+					entries, gap, err = h.readSince(ctx, s, from, opts)
+				}
 				switch {
 				case err != nil:
 					h.log.Warn().Err(err).Str("stream", s).Msg("history unreadable at connect")
