@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"time"
@@ -53,7 +52,7 @@ func newChannelPresence(a *app, policy *channels.Policy, log zerolog.Logger) *ch
 	used := false
 	for _, ns := range a.cfg.Channels.Namespaces {
 		if ns.Hooks && a.notifier != nil {
-			p.hooked[cmp.Or(ns.Name, ns.Prefix, ns.Match)] = true
+			p.hooked[ns.name()] = true
 		}
 		used = used || ns.Presence || ns.Hooks
 	}

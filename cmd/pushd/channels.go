@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -79,3 +80,7 @@ func validateChannels(ac AppConfig, key string, p *problems) {
 		}
 	}
 }
+
+// name is the namespace's name as the channel policy gives it back from
+// Lookup: Name, else its prefix or pattern.
+func (ns NamespaceConfig) name() string { return cmp.Or(ns.Name, ns.Prefix, ns.Match) }

@@ -116,7 +116,7 @@ func streamHistory(ac AppConfig, policy *channels.Policy) func(string) (history.
 	byNamespace := map[string]history.Options{}
 	for _, ns := range ac.Channels.Namespaces {
 		if ns.History != nil {
-			byNamespace[cmp.Or(ns.Name, ns.Prefix, ns.Match)] = ns.History.options()
+			byNamespace[ns.name()] = ns.History.options()
 		}
 	}
 	var users *history.Options
