@@ -382,3 +382,89 @@ func (s *Server) alive() bool {
 		return true
 	}
 }
+
+// SlotOf returns key's hash slot (CLUSTER KEYSLOT on a running node).
+func (c *Cluster) SlotOf(key string) int { return c.slotOf(key) }
+
+// OtherMaster returns a master that does not serve key's slot now.
+func (c *Cluster) OtherMaster(key string) *Server {
+	c.tb.Helper()
+	owner := c.NodeFor(key)
+	for _, m := range c.Masters() {
+		if m != owner {
+			return m
+		}
+	}
+	c.tb.Fatalf("testredis: no master other than %s", owner.Addr())
+	return nil
+}
+
+// MoveSlot moves the hash slot of key to the master to, the way
+// redis-cli --cluster reshard moves a slot: CLUSTER SETSLOT IMPORTING on
+// to and MIGRATING on the owner, MIGRATE of the slot's keys, then SETSLOT
+// NODE on to, on the owner (which then unsubscribes the slot's shard
+// channels: Redis sends their subscribers SUNSUBSCRIBE) and on every other
+// master. It returns the master that owned the slot, and fails the test
+// when any step fails.
+func (c *Cluster) MoveSlot(key string, to *Server) *Server {
+	c.tb.Helper()
+	from := c.NodeFor(key)
+	if from == to {
+		c.tb.Fatalf("testredis: MoveSlot: %s already serves the slot of %q", to.Addr(), key)
+	}
+	slot := c.slotOf(key)
+	if err := c.moveSlot(slot, from, to); err != nil {
+		c.tb.Fatalf("testredis: move slot %d from %s to %s: %v", slot, from.Addr(), to.Addr(), err)
+	}
+	return from
+}
+
+func (c *Cluster) moveSlot(slot int, from, to *Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src, dst := from.Client(), to.Client()
+	fromID, err := src.ClusterMyID(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("CLUSTER MYID: %w", err)
+	}
+	toID, err := dst.ClusterMyID(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("CLUSTER MYID: %w", err)
+	}
+	if err := dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID).Err(); err != nil {
+		return fmt.Errorf("SETSLOT IMPORTING: %w", err)
+	}
+	if err := src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID).Err(); err != nil {
+		return fmt.Errorf("SETSLOT MIGRATING: %w", err)
+	}
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 100).Result()
+		if err != nil {
+			return fmt.Errorf("GETKEYSINSLOT: %w", err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", "127.0.0.1", to.Port(), "", 0, 5000, "REPLACE", "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		if err := src.Do(ctx, args...).Err(); err != nil {
+			return fmt.Errorf("MIGRATE: %w", err)
+		}
+	}
+	// The new owner first, then the old one, then every other master, as
+	// redis-cli does.
+	targets := []*Server{to, from}
+	for _, m := range c.Masters() {
+		if m != to && m != from {
+			targets = append(targets, m)
+		}
+	}
+	for _, m := range targets {
+		if err := m.Client().Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", toID).Err(); err != nil {
+			return fmt.Errorf("SETSLOT NODE on %s: %w", m.Addr(), err)
+		}
+	}
+	return nil
+}

@@ -49,15 +49,30 @@
 // must come back on every connection and its SPUBLISH must count this
 // node, so a subscription that landed on a replica (a master killed and
 // started again accepts subscriptions before it learns that its replica
-// took over) is found and made again. A connection that fails (its master
-// died), or that Redis unsubscribes from a channel the node still holds
-// (its slot moved to another master; not covered by a test yet), ends
-// the whole session; the next one reloads the slot
-// map, subscribes every held key again on the masters that own them now
-// and calls Config.OnResubscribe. On a cluster the reconnect backoff is at
-// most 1 s, so routing comes back about a second after the cluster
-// promoted the replica. The standalone and Sentinel path is unchanged
-// (one connection, SUBSCRIBE and PUBLISH).
+// took over) is found and made again.
+//
+// The subscription is repaired connection by connection, without ending
+// the session (repair.go): a connection that fails (its master died),
+// whose probe does not come back or is not counted, is closed and its
+// channels are subscribed on the masters that own them now; channels
+// Redis unsubscribes while the node holds them (their slot moved to
+// another master: the old owner sends SUNSUBSCRIBE when CLUSTER SETSLOT
+// gives the slot away), or refuses with -MOVED, move alone, once the
+// client's reloaded slot map names their new master. The other
+// connections, and the routing keys on them, stay as they are: no other
+// master sees an SSUBSCRIBE, and their keys keep reaching the node
+// throughout. A repair is retried with backoff (20 ms to 500 ms) until
+// its channels are placed, for example until a failed master's replica
+// is promoted; when Redis confirmed all of them, Config.OnResubscribe is
+// called (messages sent to them meanwhile may be missing). While the
+// node's reply channel is without a connection the node is not ready.
+// Stats.ShardRepairs and ShardMoves count the repairs and the channels
+// they moved. Routing to a moved slot comes back within about 200 ms of
+// the move, to a killed master's keys about a second after the cluster
+// promoted the replica (tests: repair_cluster_test.go). On a cluster a
+// session ends only when its first subscription fails or Run stops; the
+// reconnect backoff is at most 1 s there. The standalone and Sentinel
+// path is unchanged (one connection, SUBSCRIBE and PUBLISH).
 //
 // # Replies and pipelining
 //
@@ -99,7 +114,8 @@
 // request and collecting its replies); interest.go the set of channels the
 // hub wants and Redis confirmed; run.go Run and its subscription sessions
 // (subscribing, probing, backoff); subscription.go the pub/sub
-// connections of a session (one, or one per cluster master); receive.go what arrives on the
+// connections of a session (one, or one per cluster master); repair.go
+// the repair of a cluster connection and its channels; receive.go what arrives on the
 // subscription (replies, requests, the duplicate filter, calling the
 // handler); pool.go the workers serving requests in order per channel;
 // replies.go the batched replies; wire.go the wire format; config.go and

@@ -17,11 +17,12 @@ import (
 
 // readConn is one pub/sub connection a reader serves: its probe channel,
 // what to close when Redis confirms it unsubscribed everything, and on a
-// Redis Cluster its shard (nil otherwise).
+// Redis Cluster its shard and subscription (nil otherwise).
 type readConn struct {
 	probe   string
 	drained chan<- struct{}
 	shard   *shard
+	sub     *shardedSub
 }
 
 // read receives from the subscription until ps is closed and dispatches
@@ -32,10 +33,11 @@ type readConn struct {
 // and dispatching need no goroutine and channel in between. A receive
 // error makes go-redis reconnect and subscribe again on the next call;
 // repeated errors are spaced out. On a sharded connection a receive
-// error, or Redis unsubscribing a channel the node did not give up, ends
-// the reading instead (and so the session): go-redis would subscribe
-// every channel again in one SSUBSCRIBE, which a cluster refuses for
-// channels of several slots.
+// error ends the reading instead and takes the connection for lost (go-redis
+// would subscribe every channel again in one SSUBSCRIBE, which a
+// cluster refuses for channels of several slots), except for -MOVED,
+// and Redis unsubscribing a channel the node did not give up moves that
+// channel: the session repairs both (repair.go).
 func (t *Transport) read(ps *goredis.PubSub, rc readConn, rd reader) {
 	probeSubscriptions := 0
 	failures := 0
@@ -50,7 +52,14 @@ func (t *Transport) read(ps *goredis.PubSub, rc readConn, rd reader) {
 				if errors.Is(err, net.ErrClosed) {
 					return // the session closed the connection
 				}
-				t.log.Warn().Err(err).Str("probe", rc.probe).Msg("shard subscription lost")
+				var rerr goredis.Error
+				if errors.As(err, &rerr) {
+					if _, moved := movedSlot(rerr.Error()); moved {
+						rc.sub.refused(rc.shard, rerr)
+						continue
+					}
+				}
+				rc.sub.lose(rc.shard, err)
 				return
 			}
 			if failures++; failures > 1 {
@@ -64,13 +73,17 @@ func (t *Transport) read(ps *goredis.PubSub, rc readConn, rd reader) {
 			subscribed := m.Kind == "subscribe" || m.Kind == "ssubscribe"
 			unsubscribed := m.Kind == "unsubscribe" || m.Kind == "sunsubscribe"
 			t.interest.confirmed(m.Channel, subscribed)
-			if unsubscribed && m.Count == 0 && drained != nil {
+			if unsubscribed && m.Count == 0 && drained != nil && (rc.shard == nil || rc.sub.isDraining(rc.shard)) {
 				close(drained)
 				drained = nil
 			}
-			if unsubscribed && rc.shard != nil && m.Channel != "" && rc.shard.unsolicited(m.Channel) {
-				t.log.Warn().Err(errSlotMoved).Str("channel", m.Channel).Msg("shard subscription lost")
-				return
+			if rc.shard != nil && m.Channel != "" {
+				switch {
+				case unsubscribed:
+					rc.sub.dropped(rc.shard, m.Channel)
+				case subscribed:
+					rc.sub.subscribed(rc.shard, m.Channel)
+				}
 			}
 			// go-redis reconnects by itself and subscribes every channel
 			// again in one command; a second confirmation of the probe
@@ -93,6 +106,9 @@ func (t *Transport) read(ps *goredis.PubSub, rc readConn, rd reader) {
 			case t.replyChannel:
 				t.handleReply(m.Payload)
 			case rc.probe:
+				if rc.shard != nil {
+					rc.sub.echo(rc.shard, m.Payload)
+				}
 				select {
 				case rd.echo <- m.Payload:
 				default:

@@ -12,9 +12,10 @@ import (
 )
 
 // Reconnect backoff bounds. On a Redis Cluster the longest wait is
-// clusterBackoffMax: a session there ends when any master it uses fails,
-// and the next one finds the promoted replica as soon as the slot map is
-// reloaded, so it retries sooner.
+// clusterBackoffMax: a session there ends only when its first
+// subscription fails (later a failing master costs a repair of its
+// connection, repair.go), and the next one finds the promoted replica as
+// soon as the slot map is reloaded, so it retries sooner.
 const (
 	backoffMin        = 50 * time.Millisecond
 	backoffMax        = 5 * time.Second
@@ -164,9 +165,35 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 		}
 		return t.subscribe(ctx, sub, on, applied)
 	}
+	// Repairs of single connections (Redis Cluster): an attempt that
+	// leaves channels without a connection is retried with backoff.
+	var (
+		repairTimer   *time.Timer
+		repairC       <-chan time.Time
+		repairBackoff = repairBackoffMin
+	)
+	repair := func() {
+		if repairTimer != nil {
+			repairTimer.Stop()
+			repairTimer, repairC = nil, nil
+		}
+		if sub.repair(ctx) {
+			repairTimer = time.NewTimer(repairBackoff)
+			repairC = repairTimer.C
+			repairBackoff = min(repairBackoff*2, repairBackoffMax)
+		} else {
+			repairBackoff = repairBackoffMin
+		}
+		if established {
+			t.ready.Store(sub.healthy())
+		}
+	}
 	defer func() {
 		if flushTimer != nil {
 			flushTimer.Stop()
+		}
+		if repairTimer != nil {
+			repairTimer.Stop()
 		}
 	}()
 
@@ -199,7 +226,7 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 			}
 			if !established {
 				established = true
-				t.ready.Store(true)
+				t.ready.Store(sub.healthy())
 				if t.everReady.Swap(true) {
 					t.resubscribed()
 				}
@@ -219,8 +246,27 @@ func (t *Transport) session(ctx context.Context, jobs *pool) (established bool, 
 				}
 			}
 		case <-probeDeadline:
+			if sub.late(probeToken) {
+				// The connections that did not echo it are repaired.
+				probeToken, probeDeadline = "", nil
+				continue
+			}
 			t.stats.probeFailures.Add(1)
 			return established, ErrProbeTimeout
+		case <-sub.troubled():
+			if repairC == nil { // else the next attempt is due soon
+				repair()
+			}
+		case <-repairC:
+			repairTimer, repairC = nil, nil
+			repair()
+		case <-sub.repairedC():
+			t.stats.shardRepairs.Add(1)
+			if established {
+				t.ready.Store(sub.healthy())
+				t.log.Info().Int("channels", len(applied)).Msg("shard subscriptions repaired")
+				t.resubscribed()
+			}
 		case <-ticker.C:
 			switch {
 			case probeToken == "":

@@ -92,6 +92,8 @@ type counters struct {
 	probeFailures       atomic.Uint64
 	probes              atomic.Uint64
 	droppedRequests     atomic.Uint64
+	shardRepairs        atomic.Uint64
+	shardMoves          atomic.Uint64
 }
 
 // Stats are counters of a Transport since New.
@@ -111,6 +113,14 @@ type Stats struct {
 	Probes uint64
 	// DroppedRequests counts requests dropped because the queue was full.
 	DroppedRequests uint64
+	// ShardRepairs counts, on a Redis Cluster, the repairs of single
+	// connections of a subscription that kept the session (a master
+	// failed, a slot moved, a probe did not come back on one connection),
+	// each completed when Redis confirmed every channel it moved; each is
+	// also counted in Resubscribes. ShardMoves counts the channels those
+	// repairs subscribed again.
+	ShardRepairs uint64
+	ShardMoves   uint64
 }
 
 // New validates cfg and returns a Transport. It does not contact Redis: Run
@@ -233,6 +243,8 @@ func (t *Transport) Stats() Stats {
 		ProbeFailures:       t.stats.probeFailures.Load(),
 		Probes:              t.stats.probes.Load(),
 		DroppedRequests:     t.stats.droppedRequests.Load(),
+		ShardRepairs:        t.stats.shardRepairs.Load(),
+		ShardMoves:          t.stats.shardMoves.Load(),
 	}
 }
 
