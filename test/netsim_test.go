@@ -292,12 +292,19 @@ type feed struct {
 // it returns once the first frame (connect-finish) is in.
 func (c *simCluster) follow(t *testing.T, url string) *feed {
 	t.Helper()
+	return followWith(t, c.streams, url)
+}
+
+// followWith connects to url with client and collects its frames; it
+// returns once the first frame (connect-finish) is in.
+func followWith(t *testing.T, client *http.Client, url string) *feed {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &feed{stop: cancel}
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.streams.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
