@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/pushd/pushd/pkg/auth"
@@ -20,6 +21,14 @@ type app struct {
 	web      *web.Handler
 	notifier *notify.Notifier
 	presence *channelPresence // nil: no namespace with presence
+	failures *failures
+}
+
+// failures counts what went wrong for an app, for the periodic summary
+// (the hooks' failures are counted by its notifier).
+type failures struct {
+	answers5xx atomic.Uint64 // 5xx answers of its API and browser calls (not streams)
+	cluster    atomic.Uint64 // failed or partial calls to other nodes
 }
 
 // newAuth builds the authenticator of an app's auth.mode.
@@ -50,6 +59,7 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("channels: %w", err)
 	}
+	fails := &failures{}
 	hcfg := hub.Config{
 		App: ac.Name, NodeID: s.cfg.NodeID, QueueSize: ac.QueueSize, Heartbeat: time.Duration(ac.Heartbeat),
 		ReconnectTime: time.Duration(ac.ReconnectTime), Keepalive: time.Duration(ac.Keepalive),
@@ -62,6 +72,7 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 			s.clusterCalls.WithLabelValues(ac.Name, op).Observe(took.Seconds())
 			if err != nil {
 				s.clusterErrors.WithLabelValues(ac.Name, op).Inc()
+				fails.cluster.Add(1)
 			}
 		},
 		Logger: s.log,
@@ -106,7 +117,7 @@ func (s *server) newApp(ac AppConfig) (*app, error) {
 	if err != nil {
 		return nil, err // "web: …"
 	}
-	a := &app{cfg: ac, hub: h, web: wh}
+	a := &app{cfg: ac, hub: h, web: wh, failures: fails}
 	if ac.Hooks.URL != "" {
 		if a.notifier, err = s.newNotifier(ac, h); err != nil {
 			return nil, fmt.Errorf("hooks: %w", err)

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/rs/zerolog"
 
 	"github.com/pushd/pushd/pkg/hub"
 )
@@ -75,17 +74,17 @@ func runCheckconfig(_ context.Context, args []string, stdout, stderr io.Writer) 
 	if err := parse(fs, args, 1); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(fs.Arg(0), os.Environ())
+	// The same checks as serve's start, all of them, without contacting
+	// any store, registry or peer.
+	cfg, err := loadConfigAll(fs.Arg(0), os.Environ())
+	if cfg != nil {
+		for _, w := range cfg.warnings {
+			fmt.Fprintln(stderr, "pushd: warning:", w)
+		}
+		err = joinProblems(err, checkServer(cfg))
+	}
 	if err != nil {
 		return configError{err}
-	}
-	// The authenticators check keys and secrets; nothing is started, no
-	// store or cluster is contacted.
-	probe := &server{cfg: cfg, log: zerolog.Nop()}
-	for i, ac := range cfg.Apps {
-		if _, err := probe.newAuth(ac); err != nil {
-			return configError{fmt.Errorf("config: apps[%d].%w", i, err)}
-		}
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d apps)\n", fs.Arg(0), len(cfg.Apps))
 	return nil
@@ -199,7 +198,7 @@ var starterConfig = template.Must(template.New("pushd.yaml").Parse(`# pushd conf
 # Every key can be overridden by PUSHD_<PATH> environment variables (PUSHD_LISTEN,
 # PUSHD_APPS_0_API_KEYS, …). The secrets below are fresh and random: keep them secret.
 listen: ":8080"
-log: {level: info, format: json}
+log: {level: info, format: auto}   # auto: colours on a terminal, JSON lines otherwise
 admin:
   token: "{{.Secret.admin}}"    # the admin page at /admin/
 qos:

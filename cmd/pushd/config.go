@@ -88,6 +88,8 @@ type Config struct {
 
 	// embedded is set for the embedded demo (no --config).
 	embedded bool
+	// warnings are logged at start: what loadConfig ignored.
+	warnings []string
 }
 
 // HTTPConfig bounds slow and large requests, so that a client cannot hold

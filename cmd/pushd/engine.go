@@ -72,6 +72,22 @@ func (s *server) newTransport() error {
 				return fmt.Errorf("config: cluster.peers: %w", err)
 			}
 			disc = static
+		} else if s.dry {
+			// The SDK connects at once: check the addresses only.
+			var errs []error
+			for i, addr := range c.Nacos.Servers {
+				if err := checkNacosServer(addr); err != nil {
+					errs = append(errs, fmt.Errorf("config: cluster.nacos.servers[%d]: %w", i, err))
+				}
+			}
+			if err := checkListenAddr(c.PeerListen); err != nil {
+				errs = append(errs, fmt.Errorf("config: cluster.peer_listen: %w", err))
+			}
+			if len(errs) > 0 {
+				return errors.Join(errs...)
+			}
+			static, _ := nacos.NewStatic()
+			disc = static
 		} else {
 			n, err := registry.New(registry.Config{Servers: c.Nacos.Servers, Namespace: c.Nacos.Namespace,
 				Group: c.Nacos.Group, Username: c.Nacos.Username, Password: c.Nacos.Password, Dir: c.Nacos.Dir,
@@ -85,8 +101,16 @@ func (s *server) newTransport() error {
 		for i, a := range s.cfg.Apps {
 			names[i] = a.Name
 		}
+		listen := c.PeerListen
+		if s.dry {
+			if err := checkListenAddr(listen); err != nil {
+				_ = disc.Close()
+				return fmt.Errorf("config: cluster.peer_listen: %w", err)
+			}
+			listen = "127.0.0.1:0" // a port of loopback, not the one a running node holds
+		}
 		t, err := nacos.New(nacos.Config{NodeID: s.cfg.NodeID, Version: hub.Version, Apps: names, Discovery: disc,
-			Secret: c.Secret, Listen: c.PeerListen, AdvertiseAddr: c.AdvertiseAddr,
+			Secret: c.Secret, Listen: listen, AdvertiseAddr: c.AdvertiseAddr,
 			Timeout: time.Duration(c.Timeout), Logger: s.log})
 		if err != nil {
 			return fmt.Errorf("config: cluster: %w", err)

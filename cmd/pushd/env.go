@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -105,4 +107,67 @@ func setScalar(v reflect.Value, s string) error {
 		return fmt.Errorf("cannot set a %s from the environment", v.Kind())
 	}
 	return nil
+}
+
+// envShortcuts are the PUSHD_ variables that are not a key's path.
+var envShortcuts = []string{"PUSHD_API_KEY", "PUSHD_REDIS_URL"}
+
+// envNames lists the variable of every key of t under name, an item of a
+// list of structs as name_N.
+func envNames(t reflect.Type, name string, out *[]string) {
+	switch {
+	case t == durationType:
+		*out = append(*out, name)
+	case t.Kind() == reflect.Struct:
+		for i := range t.NumField() {
+			tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			if tag != "" && tag != "-" {
+				envNames(t.Field(i).Type, name+"_"+strings.ToUpper(tag), out)
+			}
+		}
+	case t.Kind() == reflect.Pointer:
+		envNames(t.Elem(), name, out)
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		envNames(t.Elem(), name+"_N", out)
+	default:
+		*out = append(*out, name)
+	}
+}
+
+var envIndex = regexp.MustCompile(`_[0-9]+(_|$)`)
+
+// unknownEnv returns a warning for every PUSHD_ variable of env that
+// names no key (a typo is otherwise silently ignored), with the nearest
+// valid name when one is close.
+func unknownEnv(env []string) []string {
+	var known []string
+	envNames(reflect.TypeFor[Config](), "PUSHD", &known)
+	known = append(known, envShortcuts...)
+	var warnings []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "PUSHD_") {
+			continue
+		}
+		generic := envIndex.ReplaceAllString(k, "_N$1")
+		if slices.Contains(known, generic) {
+			continue
+		}
+		msg := fmt.Sprintf("environment variable %s names no configuration key, it is ignored", k)
+		best, bestDist := "", len(generic)/3+1
+		for _, name := range known {
+			if d := editDistance(generic, name); d < bestDist {
+				best, bestDist = name, d
+			}
+		}
+		if best != "" {
+			// Put the variable's own list index back into the suggestion.
+			for _, m := range envIndex.FindAllString(k, -1) {
+				best = strings.Replace(best, "_N", strings.TrimSuffix(m, "_"), 1)
+			}
+			msg += fmt.Sprintf(" (did you mean %s?)", best)
+		}
+		warnings = append(warnings, msg)
+	}
+	return warnings
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -33,6 +34,17 @@ apps:
 // loadConfig reads file (the embedded demo when empty), applies the
 // environment and validates the result.
 func loadConfig(file string, env []string) (*Config, error) {
+	cfg, err := loadConfigAll(file, env)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// loadConfigAll is loadConfig that goes on after problems, so that every
+// one of them is in the error: the configuration is returned with them
+// (its bad values left zero) unless the file cannot be read as YAML.
+func loadConfigAll(file string, env []string) (*Config, error) {
 	var raw []byte
 	if file == "" {
 		raw = []byte(embeddedDemo)
@@ -50,14 +62,7 @@ func loadConfig(file string, env []string) (*Config, error) {
 	}
 	var probs problems
 	decodeNode(&doc, reflect.ValueOf(&cfg).Elem(), "", &probs)
-	if err := probs.err(); err != nil {
-		return nil, err
-	}
-	if err := applyEnv(&cfg, env); err != nil {
-		return nil, err
-	}
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	return &cfg, nil
+	envErr := applyEnv(&cfg, env)
+	cfg.warnings = unknownEnv(env)
+	return &cfg, errors.Join(probs.err(), envErr, cfg.validate())
 }

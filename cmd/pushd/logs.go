@@ -46,13 +46,16 @@ func routeLibraryLogs(log zerolog.Logger) {
 }
 
 // logSummaries logs, every interval, what each app did since the last
-// summary, so that a busy node is not silent at info level.
+// summary, so that a busy node is not silent at info level: connections
+// and users now; sends, deliveries, slow consumers cut off and errors in
+// the period. errors adds up the app's 5xx answers, its failed or partial
+// calls to other nodes (the cluster transport) and the presence hooks
+// given up or dropped.
 func (s *server) logSummaries(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return nil
 	}
-	type snapshot struct{ sends, deliveries, slow uint64 }
-	last := make([]snapshot, len(s.apps))
+	last := make([]summaryCounts, len(s.apps))
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -62,12 +65,27 @@ func (s *server) logSummaries(ctx context.Context, interval time.Duration) error
 		case <-tick.C:
 		}
 		for i, a := range s.apps {
-			st, c := a.hub.LocalStats(), a.hub.Counters()
-			now := snapshot{c.Sends, c.Deliveries, c.SlowDisconnects}
+			now := a.summaryCounts()
+			st := a.hub.LocalStats()
 			s.log.Info().Str("app", a.cfg.Name).Int("connections", st.Connections).Int("users", st.Users).
 				Uint64("sends", now.sends-last[i].sends).Uint64("deliveries", now.deliveries-last[i].deliveries).
-				Uint64("slow_disconnects", now.slow-last[i].slow).Dur("period", interval).Msg("summary")
+				Uint64("slow_disconnects", now.slow-last[i].slow).Uint64("errors", now.errors-last[i].errors).
+				Dur("period", interval).Msg("summary")
 			last[i] = now
 		}
 	}
+}
+
+// summaryCounts are the counters a summary reports the growth of.
+type summaryCounts struct{ sends, deliveries, slow, errors uint64 }
+
+func (a *app) summaryCounts() summaryCounts {
+	c := a.hub.Counters()
+	n := summaryCounts{sends: c.Sends, deliveries: c.Deliveries, slow: c.SlowDisconnects,
+		errors: a.failures.answers5xx.Load() + a.failures.cluster.Load()}
+	if a.notifier != nil {
+		st := a.notifier.Stats()
+		n.errors += st.Failed + st.Dropped
+	}
+	return n
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
 
 	openapi "github.com/pushd/pushd/api"
 	"github.com/pushd/pushd/internal/httpx"
@@ -110,17 +111,38 @@ func underAny(path string, bases []string) bool {
 }
 
 // requestLog logs one line per request at debug; streams are logged by
-// the hub when they connect and end.
+// the hub when they connect and end (at trace level only, so that debug
+// stays readable). It counts every 5xx answer of an app's calls for the
+// summary; streams are passed through untouched unless logged.
 func (s *server) requestLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.log.GetLevel() > -1 {
+		logged := s.log.GetLevel() <= zerolog.TraceLevel
+		if !logged && strings.HasSuffix(r.URL.Path, "/connect") {
 			next.ServeHTTP(w, r)
 			return
 		}
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
-		s.log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", ww.Status()).
-			Dur("took", time.Since(start)).Msg("request")
+		if ww.Status() >= 500 {
+			if a := s.appOf(r.URL.Path); a != nil {
+				a.failures.answers5xx.Add(1)
+			}
+		}
+		if logged {
+			s.log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", ww.Status()).
+				Dur("took", time.Since(start)).Msg("request")
+		}
 	})
+}
+
+// appOf is the app whose browser path or server API path holds path, or
+// nil.
+func (s *server) appOf(path string) *app {
+	for _, a := range s.apps {
+		if strings.HasPrefix(path, a.cfg.Path+"/") || strings.HasPrefix(path, "/api/v1/apps/"+a.cfg.Name+"/") {
+			return a
+		}
+	}
+	return nil
 }

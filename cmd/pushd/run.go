@@ -34,60 +34,109 @@ type server struct {
 	mux          hub.Mux
 	apps         []*app
 	draining     atomic.Bool
+	dry          bool               // checkServer: nothing is contacted or bound
 	admit        *admission.Limiter // the apps' connects
 
 	clusterCalls  *prometheus.HistogramVec // per app and operation
 	clusterErrors *prometheus.CounterVec
 }
 
-// newServer builds every part from cfg; nothing runs yet.
-func newServer(cfg *Config) (*server, error) {
+// newServer builds every part from cfg, logging to logOut; nothing runs
+// yet. A configuration it refuses is reported whole: every part is built,
+// and every refusal is in the error.
+func newServer(cfg *Config, logOut *os.File) (*server, error) {
+	s := newServerShell(cfg, newLogger(cfg, logOut))
+	routeLibraryLogs(s.log)
+	for _, w := range cfg.warnings {
+		s.log.Warn().Msg(w)
+	}
+	if err := s.build(); err != nil {
+		s.closeParts()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkServer builds the parts of cfg as newServer does, with nothing
+// logged and without opening any connection or listener (a Nacos registry
+// is not contacted, nothing is bound to a configured address), and reports every
+// problem newServer would refuse. It is pushd checkconfig.
+func checkServer(cfg *Config) error {
+	s := newServerShell(cfg, zerolog.Nop())
+	s.dry = true
+	err := s.build()
+	s.closeParts()
+	return err
+}
+
+func newServerShell(cfg *Config, log zerolog.Logger) *server {
 	if cfg.NodeID == "" {
 		host, _ := os.Hostname()
 		cfg.NodeID = cmp.Or(host, "pushd")
 	}
-	s := &server{cfg: cfg, log: newLogger(cfg, os.Stderr),
+	return &server{cfg: cfg, log: log,
 		clusterCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushd_cluster_call_seconds",
 			Help:    "Calls to the other nodes through the cluster transport (op: deliver or the survey operation).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"app", "op"}),
 		clusterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushd_cluster_call_errors_total",
 			Help: "Calls to the other nodes that failed or answered partially."}, []string{"app", "op"}),
 	}
-	routeLibraryLogs(s.log)
+}
+
+// build makes every part of s.cfg, going on after a part that fails, and
+// returns every failure joined (each one "config: KEY: …").
+func (s *server) build() error {
+	cfg := s.cfg
+	var errs []error
 	var err error
 	if s.admit, err = cfg.HTTP.Admission.limiter(); err != nil {
-		return nil, fmt.Errorf("config: http.admission: %w", err)
+		errs = append(errs, fmt.Errorf("config: http.admission: %w", err))
 	}
 	if cfg.TLS.CertFile != "" {
 		r, err := newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, s.log)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
 		s.tls = r
 	}
-	if err := s.newRepository(); err != nil {
-		return nil, err
-	}
-	if err := s.newHistory(); err != nil {
-		return nil, err
-	}
-	if err := s.newTransport(); err != nil {
-		return nil, err
+	for _, step := range []func() error{s.newRepository, s.newHistory, s.newTransport} {
+		if err := step(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for i, ac := range cfg.Apps {
+		if !validAppName(ac.Name) {
+			continue // validate reported it; nothing is named by it
+		}
 		a, err := s.newApp(ac)
 		if err != nil {
-			return nil, fmt.Errorf("config: apps[%d].%w", i, err)
+			errs = append(errs, appError(i, err))
+			continue
 		}
 		s.apps = append(s.apps, a)
 		s.mux.Add(a.hub)
 	}
-	return s, nil
+	return errors.Join(errs...)
+}
+
+// closeParts releases what build made, for a server that is not run.
+func (s *server) closeParts() {
+	if c, ok := s.transport.(hub.Closer); ok {
+		_ = c.Close()
+	}
+	if s.repo != nil {
+		_ = s.repo.Close()
+	}
+	for _, c := range []goredis.UniversalClient{s.redis, s.historyRedis} {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
 }
 
 // run serves until ctx ends, then drains.
 func run(ctx context.Context, cfg *Config) error {
-	s, err := newServer(cfg)
+	s, err := newServer(cfg, os.Stderr)
 	if err != nil {
 		return configError{err}
 	}
@@ -138,12 +187,12 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	}
 	goRun("summaries", func() error { return s.logSummaries(bg, time.Duration(s.cfg.Log.Summary)) })
 	goRun("dependencies", func() error { return s.watchDependencies(bg) })
-	s.log.Info().Str("listen", ln.Addr().String()).Bool("tls", s.tls != nil).Int("apps", len(s.apps)).
-		Str("qos", s.cfg.QoS.Repository).Str("cluster", s.cfg.Cluster.Transport).Msg("pushd started")
 	if s.cfg.embedded && s.cfg.Listen == demoListen {
 		s.log.Warn().Str("listen", demoListen).
 			Msg("embedded demo: listening on 127.0.0.1 only (its keys are well known); --listen :8080 or PUSHD_LISTEN=:8080 listens on every interface")
 	}
+	s.log.Info().Str("listen", ln.Addr().String()).Bool("tls", s.tls != nil).Int("apps", len(s.apps)).
+		Str("qos", s.cfg.QoS.Repository).Str("cluster", s.cfg.Cluster.Transport).Msg("pushd started")
 
 	var runErr error
 	select {

@@ -102,6 +102,13 @@ func (q *QoSConfig) validate(p *problems) {
 	}
 }
 
+// validAppName reports whether name can name an app: non-empty, without
+// / ? # % or spaces (they would break its paths), { or } (they would
+// change the Redis Cluster hash tag of its keys).
+func validAppName(name string) bool {
+	return name != "" && !strings.ContainsAny(name, "/ ?#%{}")
+}
+
 // validateApps fills each app's path and checks that names and paths are
 // unique.
 func validateApps(apps []AppConfig, p *problems) {
@@ -112,8 +119,7 @@ func validateApps(apps []AppConfig, p *problems) {
 	for i := range apps {
 		a := &apps[i]
 		key := fmt.Sprintf("apps[%d]", i)
-		if a.Name == "" || strings.ContainsAny(a.Name, "/ ?#%{}") {
-			// { and } would change the Redis Cluster hash tag of its keys.
+		if !validAppName(a.Name) {
 			p.addf("%s.name: %q must be non-empty without / ? # %% { } or spaces", key, a.Name)
 			continue
 		}

@@ -146,13 +146,36 @@ type JWT struct {
 
 type tokenSource struct{ kind, name string }
 
+// ConfigError is a JWTConfig that NewJWT refuses. Its text names the
+// JWTConfig fields by their Go names (Secret, JWKSURL, "a public key" for
+// PublicKeyPEM or PublicKeyFile), so that a program that reads the
+// configuration from a file can name its own keys instead.
+type ConfigError struct {
+	// Field is the JWTConfig field to change, or "" when the problem is
+	// about several fields, each named in Err's text.
+	Field string
+	// Err says what is wrong.
+	Err error
+}
+
+// Error implements error: "auth: jwt: " and the problem.
+func (e *ConfigError) Error() string { return "auth: jwt: " + e.Err.Error() }
+
+// Unwrap returns the problem.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// configErr is a ConfigError about field.
+func configErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
 // NewJWT validates cfg and returns a JWT authenticator.
 func NewJWT(cfg JWTConfig) (*JWT, error) {
 	j := &JWT{}
 	if cfg.PublicKeyPEM == "" && cfg.PublicKeyFile != "" {
 		b, err := os.ReadFile(cfg.PublicKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("auth: jwt public key: %w", err)
+			return nil, configErr("PublicKeyFile", "public key: %w", err)
 		}
 		cfg.PublicKeyPEM = string(b)
 	}
@@ -160,7 +183,7 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		cfg.Now = time.Now
 	}
 	if err := j.setKeys(&cfg); err != nil {
-		return nil, fmt.Errorf("auth: jwt: %w", err)
+		return nil, err
 	}
 
 	sources := cfg.Sources
@@ -181,10 +204,10 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 			}
 		case SourceHeader:
 			if name == "" {
-				return nil, errors.New("auth: jwt: token source \"header\" needs a name (header:NAME)")
+				return nil, configErr("Sources", "token source \"header\" needs a name (header:NAME)")
 			}
 		default:
-			return nil, fmt.Errorf("auth: jwt: unknown token source %q", s)
+			return nil, configErr("Sources", "unknown token source %q", s)
 		}
 		j.sources = append(j.sources, tokenSource{kind, name})
 	}
@@ -195,7 +218,7 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 	setDefault(&cfg.AccessTokenClaim, "jti")
 	setDefault(&cfg.ChannelsClaim, "channels")
 	if cfg.Leeway < 0 {
-		return nil, errors.New("auth: jwt: negative Leeway")
+		return nil, configErr("Leeway", "negative Leeway")
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(j.algs),
@@ -229,32 +252,36 @@ func (j *JWT) setKeys(cfg *JWTConfig) error {
 	case alg == "" && hasSecret && !hasPEM && !hasJWKS:
 		alg = HS256
 	case alg == "" && (hasSecret || hasPEM == hasJWKS):
-		return errors.New("set Algorithm, or exactly one of Secret, a public key and JWKSURL")
+		return configErr("", "set Algorithm, or exactly one of Secret, a public key and JWKSURL")
 	case alg != "" && alg != HS256 && !slices.Contains(asymmetric, alg):
-		return fmt.Errorf("unsupported algorithm %q (HS256, RS256, ES256 or EdDSA)", alg)
+		return configErr("Algorithm", "unsupported algorithm %q (HS256, RS256, ES256 or EdDSA)", alg)
 	}
 
 	switch {
 	case alg == HS256:
 		if len(cfg.Secret) < 32 {
-			return errors.New("HS256 secret must be at least 32 bytes")
+			return configErr("Secret", "HS256 Secret must be at least 32 bytes")
 		}
 		j.key = &verifyKey{alg: HS256, key: []byte(cfg.Secret)}
 	case hasPEM && hasJWKS:
-		return errors.New("set a public key or JWKSURL, not both")
+		return configErr("", "set a public key or JWKSURL, not both")
 	case hasPEM:
 		k, err := parsePublicKey([]byte(cfg.PublicKeyPEM))
 		if err != nil {
-			return err
+			field := "PublicKeyPEM"
+			if cfg.PublicKeyFile != "" {
+				field = "PublicKeyFile"
+			}
+			return &ConfigError{Field: field, Err: err}
 		}
 		if alg != "" && alg != k.alg {
-			return fmt.Errorf("algorithm %s does not fit the public key, which is for %s", alg, k.alg)
+			return configErr("Algorithm", "Algorithm %s does not fit the public key, which is for %s", alg, k.alg)
 		}
 		alg, j.key = k.alg, &k
 	case hasJWKS:
 		u, err := url.Parse(cfg.JWKSURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("JWKSURL %q is not an absolute http(s) URL", cfg.JWKSURL)
+			return configErr("JWKSURL", "JWKSURL %q is not an absolute http(s) URL", cfg.JWKSURL)
 		}
 		if cfg.JWKSRefresh == 0 {
 			cfg.JWKSRefresh = DefaultJWKSRefresh
@@ -263,11 +290,11 @@ func (j *JWT) setKeys(cfg *JWTConfig) error {
 			cfg.JWKSTimeout = DefaultJWKSTimeout
 		}
 		if cfg.JWKSRefresh < 0 || cfg.JWKSTimeout < 0 {
-			return errors.New("negative JWKSRefresh or JWKSTimeout")
+			return configErr("", "negative JWKSRefresh or JWKSTimeout")
 		}
 		j.jwks = newJWKS(cfg.JWKSURL, cfg.JWKSRefresh, cfg.JWKSTimeout, cfg.Now)
 	default:
-		return fmt.Errorf("%s needs a public key or JWKSURL", alg)
+		return configErr("", "%s needs a public key or JWKSURL", alg)
 	}
 	if alg == "" {
 		j.algs = asymmetric

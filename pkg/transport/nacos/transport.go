@@ -91,7 +91,7 @@ func New(cfg Config) (*Transport, error) {
 	}
 	t := &Transport{
 		cfg:       cfg,
-		log:       cfg.Logger.With().Str("component", "nacos-transport").Str("node", cfg.NodeID).Logger(),
+		log:       cfg.Logger.With().Str("component", "nacos-transport").Logger(), // the caller's logger names the node
 		disc:      cfg.Discovery,
 		self:      Peer{NodeID: cfg.NodeID, Addr: addr, Version: cfg.Version},
 		sign:      newSigner(cfg.Secret),
