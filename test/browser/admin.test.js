@@ -3,6 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
+import { inflateSync } from 'node:zlib'
 import {
   USER, ADMIN_TOKEN, Pushd, freePort, useBrowser, withSetup, openPage, createClient, waitActive, waitEvents, eventually
 } from './harness.js'
@@ -20,6 +21,82 @@ async function openAdmin (browser, pushd, token = ADMIN_TOKEN) {
   await page.fill('#token', token)
   await page.click('#login-form button')
   return page
+}
+
+/**
+ * Decodes a PNG as chromium's screenshots write it (8-bit RGB or RGBA, not interlaced) into
+ * {width, height, pixel(x, y) → [r, g, b, a]}; throws on anything else, so a screenshot that is not
+ * a readable image fails the test.
+ */
+function decodePng (png) {
+  assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature')
+  let width, height, channels
+  const idat = []
+  for (let at = 8; at < png.length;) {
+    const length = png.readUInt32BE(at)
+    const type = png.toString('latin1', at + 4, at + 8)
+    const body = png.subarray(at + 8, at + 8 + length)
+    if (type === 'IHDR') {
+      width = body.readUInt32BE(0)
+      height = body.readUInt32BE(4)
+      const [depth, colour, , , interlace] = body.subarray(8, 13)
+      assert.equal(depth, 8, 'PNG bit depth')
+      assert.equal(interlace, 0, 'PNG interlace')
+      channels = { 2: 3, 6: 4 }[colour]
+      assert.ok(channels, `PNG colour type ${colour}`)
+    } else if (type === 'IDAT') idat.push(body)
+    else if (type === 'IEND') break
+    at += 12 + length
+  }
+  const raw = inflateSync(Buffer.concat(idat))
+  const stride = width * channels
+  assert.equal(raw.length, height * (stride + 1), 'PNG data length')
+  const out = Buffer.alloc(height * stride)
+  // Undo each row's filter (PNG spec, section 9): a is the byte to the left, b above, c above-left.
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)]
+    const row = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1))
+    for (let i = 0; i < stride; i++) {
+      const a = i >= channels ? out[y * stride + i - channels] : 0
+      const b = y > 0 ? out[(y - 1) * stride + i] : 0
+      const c = i >= channels && y > 0 ? out[(y - 1) * stride + i - channels] : 0
+      let v
+      switch (filter) {
+        case 0: v = row[i]; break
+        case 1: v = row[i] + a; break
+        case 2: v = row[i] + b; break
+        case 3: v = row[i] + ((a + b) >> 1); break
+        case 4: {
+          const p = a + b - c
+          const [pa, pb, pc] = [Math.abs(p - a), Math.abs(p - b), Math.abs(p - c)]
+          v = row[i] + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c)
+          break
+        }
+        default: throw new Error(`PNG filter ${filter} in row ${y}`)
+      }
+      out[y * stride + i] = v & 0xff
+    }
+  }
+  return {
+    width,
+    height,
+    pixel (x, y) {
+      const i = y * stride + x * channels
+      return [out[i], out[i + 1], out[i + 2], channels === 4 ? out[i + 3] : 255]
+    }
+  }
+}
+
+/** How many pixels of a decoded image are within tolerance of the colour [r, g, b] (and opaque). */
+function countColour (image, [r, g, b], tolerance) {
+  let n = 0
+  for (let y = 0; y < image.height; y++) {
+    for (let x = 0; x < image.width; x++) {
+      const [pr, pg, pb, pa] = image.pixel(x, y)
+      if (pa > 200 && Math.abs(pr - r) < tolerance && Math.abs(pg - g) < tolerance && Math.abs(pb - b) < tolerance) n++
+    }
+  }
+  return n
 }
 
 /** The rows of an app's table (nodes, users or connections) as lists of cell texts. */
@@ -123,9 +200,33 @@ test('the admin page draws the last minutes per node on canvases', t => withSetu
     assert.equal(inked[0].max, 1) // one connection: the axis tops at 1
     assert.ok(await demo.locator('.legend span').first().textContent() === 'browser-test')
 
-    // The screenshot is of the rendered page, charts included (set ADMIN_SCREENSHOT=file.png to keep it).
-    const png = await demo.locator('.charts').screenshot()
-    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+    // The screenshot check: what chromium composited on screen, not what the canvases hold. Each
+    // chart's screenshot (clipped to its canvas) is decoded; the node's four charts show the node's
+    // colour and the backlog chart its grey line, on a mostly white background, so blank charts (or
+    // canvases drawn but not shown) fail here. The backlog chart shows no node colour: the count
+    // tells the colours apart.
+    const shots = []
+    for (const canvas of await demo.locator('.charts canvas').all()) {
+      const box = await canvas.boundingBox()
+      const image = decodePng(await canvas.screenshot())
+      // The canvas's box sits between device pixels (x 286.8, width 216.8): the clip covers every
+      // pixel it touches, up to one more on each side.
+      assert.ok(Math.abs(image.width - box.width) < 2.5 && Math.abs(image.height - box.height) < 2.5,
+        `the screenshot is the canvas: ${image.width}×${image.height} for ${JSON.stringify(box)}`)
+      shots.push({
+        chart: await canvas.getAttribute('data-chart'),
+        node: countColour(image, [0x25, 0x63, 0xeb], 30),
+        backlog: countColour(image, [0x4b, 0x55, 0x63], 20),
+        white: countColour(image, [0xff, 0xff, 0xff], 3),
+        pixels: image.width * image.height
+      })
+    }
+    t.diagnostic(`screenshots: ${JSON.stringify(shots)}`)
+    assert.deepEqual(shots.map(s => s.chart), ['connections', 'sends', 'deliveries', 'slow', 'backlog'])
+    for (const s of shots) assert.ok(s.white > s.pixels / 2, `chart ${s.chart} is on a white background: ${JSON.stringify(s)}`)
+    for (const s of shots.slice(0, 4)) assert.ok(s.node > 10, `the screenshot of chart ${s.chart} shows the node's line: ${JSON.stringify(s)}`)
+    assert.ok(shots[4].backlog > 20 && shots[4].node === 0, `the screenshot of the backlog chart shows its line only: ${JSON.stringify(shots[4])}`)
+    // Set ADMIN_SCREENSHOT=file.png to keep a screenshot of the whole page.
     if (process.env.ADMIN_SCREENSHOT) writeFileSync(process.env.ADMIN_SCREENSHOT, await page.screenshot({ fullPage: true }))
     assert.deepEqual(page.errors, [], 'page errors')
   } finally {
@@ -196,6 +297,49 @@ test('the admin page searches users and connections, sends a test event and kick
     assert.deepEqual(page.errors, [], 'page errors')
   } finally {
     await page.context().close()
+    await bobContext.close()
+  }
+}))
+
+test('the admin page kicks a user, every connection of the user, after confirmation', t => withSetup(t, async ({ pushd, page: tab1, browser }) => {
+  // Ann has two tabs open (two connections), Bob one.
+  const { page: tab2, context: tab2Context } = await openPage(browser, pushd)
+  const { page: bob, context: bobContext } = await openPage(browser, pushd)
+  const page = await openAdmin(browser, pushd)
+  try {
+    for (const [tab, userId] of [[tab1, USER], [tab2, USER], [bob, 'u2']]) {
+      await createClient(tab, { listeners: ['connect-close'], options: { query: { userId } } })
+      await waitActive(tab)
+    }
+    const bobConn = await bob.evaluate(() => window.client.connectionId)
+    await eventually(async () => (await rows(page, 'connections')).length === 3, { what: 'the three connections listed' })
+    await eventually(async () => JSON.stringify((await rows(page, 'users')).map(r => [r[0], r[3]])) === JSON.stringify([[USER, '2'], ['u2', '1']]),
+      { what: "Ann's two connections counted in the users table" })
+
+    // The dialog names the user; cancelled, nothing is closed.
+    await act(page, 'users', { 'user-id': USER }, 'kick', 'cancel', {
+      before: async () => assert.equal(await page.locator('#confirm-title').textContent(), `Kick user ${USER}?`)
+    })
+    assert.equal((await pushd.connections()).total, 3)
+
+    // Confirmed, both of Ann's connections close (each tab is told, reason kicked, and stays closed);
+    // Bob's stays.
+    await act(page, 'users', { 'user-id': USER }, 'kick', 'ok')
+    for (const tab of [tab1, tab2]) {
+      const [close] = await waitEvents(tab, 'connect-close')
+      assert.equal(close.info.reason, 'kicked')
+    }
+    await page.locator('section[data-app="demo"] .status.ok').filter({ hasText: `kicked user ${USER}: closed 2 connection(s)` }).waitFor({ timeout: 5000 })
+    await eventually(async () => JSON.stringify((await rows(page, 'users')).map(r => r[0])) === JSON.stringify(['u2']), { what: 'the kicked user to leave the table' })
+    assert.deepEqual((await rows(page, 'connections')).map(r => r[0]), [bobConn])
+    assert.deepEqual((await pushd.connections()).list.map(c => c.id), [bobConn])
+    for (const tab of [tab1, tab2]) assert.equal(await tab.evaluate(() => window.__openSources()), 0)
+    assert.equal((await bob.evaluate(() => window.__got('connect-close'))).length, 0)
+    assert.equal(await bob.evaluate(() => window.client.isActive()), true)
+    assert.deepEqual(page.errors, [], 'page errors')
+  } finally {
+    await page.context().close()
+    await tab2Context.close()
     await bobContext.close()
   }
 }))
