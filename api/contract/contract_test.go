@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 
@@ -23,30 +22,6 @@ func validator(t *testing.T) *contract.Validator {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// TestOperations pins the operations of the contract: one per route of
-// pkg/api, and the contract itself.
-func TestOperations(t *testing.T) {
-	want := []string{
-		"GET /api/v1/apps/{app}/channels",
-		"GET /api/v1/apps/{app}/channels/{name}/history",
-		"GET /api/v1/apps/{app}/channels/{name}/presence",
-		"GET /api/v1/apps/{app}/connections",
-		"GET /api/v1/apps/{app}/messages",
-		"GET /api/v1/apps/{app}/online",
-		"GET /api/v1/apps/{app}/stats",
-		"GET /api/v1/apps/{app}/users",
-		"GET /api/v1/openapi.yaml",
-		"POST /api/v1/apps/{app}/disconnect",
-		"POST /api/v1/apps/{app}/duration",
-		"POST /api/v1/apps/{app}/send",
-		"POST /api/v1/apps/{app}/subscribe",
-		"POST /api/v1/apps/{app}/unsubscribe",
-	}
-	if got := validator(t).Operations(); !slices.Equal(got, want) {
-		t.Fatalf("operations\n got %q\nwant %q", got, want)
-	}
 }
 
 // TestCheck shows what Check lets through and what it catches.
