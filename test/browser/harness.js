@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
+import { Contract } from './contract.js'
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 export const workDir = mkdtempSync(join(tmpdir(), 'pushd-browser-'))
@@ -77,6 +78,12 @@ apps:
 export const API_KEYS = { demo: 'demo-key', other: 'other-key', jwt: 'jwt-key' }
 export const ADMIN_TOKEN = 'admin-secret'
 
+/** The server API's contract; every answer of Pushd.api is checked against it (contract.js). */
+export const contract = new Contract(repoRoot)
+
+/** The operations the calls of this test process went through, "METHOD template" → count. */
+export const contractCalls = new Map()
+
 /**
  * A pushd process on a fixed port that can be stopped and started again on the same port; without
  * configFile it runs the embedded demo (`pushd` without --config, moved to the port by PUSHD_LISTEN).
@@ -135,14 +142,20 @@ export class Pushd {
     if (this.configFile) rmSync(this.configFile, { force: true })
   }
 
-  /** Calls the server API of an app; returns {status, body}. */
+  /**
+   * Calls the server API of an app; returns {status, body}. The exchange is checked against the
+   * contract (api/openapi.yaml): an answer it does not document fails the call.
+   */
   async api (method, path, body, app = 'demo') {
-    const r = await fetch(`${this.origin}/api/v1/apps/${app}${path}`, {
+    const url = new URL(`${this.origin}/api/v1/apps/${app}${path}`)
+    const r = await fetch(url, {
       method,
       headers: { authorization: `Bearer ${API_KEYS[app]}`, 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body)
     })
     const text = await r.text()
+    const op = contract.check({ method, path: url.pathname, requestBody: body, status: r.status, contentType: r.headers.get('content-type'), body: text })
+    contractCalls.set(op, (contractCalls.get(op) || 0) + 1)
     let json
     try { json = JSON.parse(text) } catch { json = text }
     return { status: r.status, body: json }

@@ -8,7 +8,7 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq
   apt-get install -y -qq chromium >/dev/null
 fi
-if [ ! -d node_modules/playwright-core ]; then
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/ajv ] || [ ! -d node_modules/yaml ]; then
   npm ci --no-audit --no-fund
 fi
-exec node --test --test-concurrency=1 --test-timeout=120000 "$@" sse.test.js admin.test.js origin.test.js tls.test.js connect-error.test.js demo.test.js channels.test.js resume.test.js
+exec node --test --test-concurrency=1 --test-timeout=120000 "$@" contract.test.js sse.test.js admin.test.js origin.test.js tls.test.js connect-error.test.js demo.test.js channels.test.js resume.test.js
