@@ -17,9 +17,8 @@
 //   - an access token's inbox is direct: the message leaves it when the
 //     token's holder acknowledges it (a token is one credential, whatever
 //     the tenant of the connection that shows it);
-//   - a user id's inbox is direct for a user without tenant (in an app
-//     without tenants the user id names one user) and shared for users with
-//     a tenant;
+//   - a user id's inbox is direct for a user without tenant in an app that
+//     has no tenants (the user id names one user) and shared otherwise;
 //   - the inboxes of tenants, channels and "all" are shared.
 //
 // A message stays in a shared inbox until it expires, and the repository
@@ -44,11 +43,17 @@
 // message to the user id dup3 is for dup3 of every tenant (as live sends of
 // the hub reach that user id in every tenant), so it is pending for each of
 // them until that one acknowledges it, and it stays stored until it
-// expires (the repository cannot know which tenants have a dup3). In an app
-// without tenants nothing changes: the user's acknowledgement deletes the
-// message. One consequence to know: a user without tenant is a user of its
-// own; in an app where some identities have a tenant and some have none, a
-// tenant-less dup3's acknowledgement deletes a message to dup3 for all.
+// expires (the repository cannot know which tenants have a dup3). A user
+// without tenant is the user of its id in tenant "": in an app with
+// tenants its acknowledgement is its own too and never takes the message
+// away from dup3 of tenant A. In an app without tenants nothing changes:
+// the user's acknowledgement deletes the message. A repository counts an
+// app as having tenants from the first call that shows one on (a
+// recipient with a TenantID, a message to TenantIDs), for good (the Redis
+// store keeps the mark in Redis; Memory for the life of the process, as
+// its messages); see Recipient.TenantlessUser. What is left: a tenant-less
+// user's acknowledgement made before the app's first such call deletes
+// the message, as in an app without tenants.
 //
 // # Recipients
 //

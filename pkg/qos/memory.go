@@ -89,9 +89,13 @@ var (
 type memApp struct {
 	name string
 
-	mu      sync.Mutex // msgs, inboxes and memMessage's app fields
+	mu      sync.Mutex // msgs, inboxes, tenanted and memMessage's app fields
 	msgs    map[string]*memMessage
 	inboxes map[string]*memInbox
+	// tenanted: a call showed that the app has tenants, so a tenant-less
+	// user's acknowledgement is recorded instead of emptying its user id's
+	// inbox (see Recipient.TenantlessUser).
+	tenanted bool
 
 	// retired are messages the store took out of its indices (expired or
 	// evicted) while another call held mu: the next holder unlinks them.
@@ -175,6 +179,9 @@ func (m *Memory) Save(ctx context.Context, app string, msg Message) error {
 	}
 	m.lockApp(a)
 	defer m.unlockApp(a)
+	if msg.ShowsTenants() {
+		a.tenanted = true
+	}
 	if old := a.msgs[msg.ID]; old != nil {
 		if old.state.Load() == stateLive {
 			return nil
@@ -240,17 +247,24 @@ func (m *Memory) Pending(ctx context.Context, app string, r Recipient, after str
 		return nil, err
 	}
 	now := m.now()
-	a, err := m.enter(app, now, false)
+	a, err := m.enter(app, now, r.ShowsTenants())
 	if a == nil || err != nil {
 		return nil, err
 	}
 	ackKey := r.AckKey()
+	// A tenant-less user's own inbox is read as a shared one whether or not
+	// the app has tenants: without tenants its acknowledgements take the
+	// message out of it, so none is recorded there.
+	direct, shared := splitInboxes(r, true)
 	m.lockApp(a)
+	if r.ShowsTenants() {
+		a.tenanted = true
+	}
 	var found []*memMessage
-	for _, key := range r.DirectInboxes() {
+	for _, key := range direct {
 		found = a.inboxes[key].pending(found, now, r, "", after, limit)
 	}
-	for _, key := range r.SharedInboxes() {
+	for _, key := range shared {
 		found = a.inboxes[key].pending(found, now, r, ackKey, after, limit)
 	}
 	slices.SortFunc(found, func(x, y *memMessage) int { return strings.Compare(x.msg.ID, y.msg.ID) })
@@ -267,10 +281,10 @@ func (m *Memory) Pending(ctx context.Context, app string, r Recipient, after str
 }
 
 // Ack records that r received ids. A message leaves r's direct inboxes (its
-// access token's and, for a user without tenant, its user id's); for a
-// message r reads through a shared inbox (its user id's when r has a
-// tenant, its tenant's, its channel's, "all") r's acknowledgement is
-// recorded under r's ack key. Whether r still listens to the message's
+// access token's and, for a user without tenant in an app that never had
+// tenants, its user id's); for a message r reads through a shared inbox
+// (its user id's when r has a tenant or the app has tenants, its tenant's,
+// its channel's, "all") r's acknowledgement is recorded under r's ack key. Whether r still listens to the message's
 // event does not matter. A message no inbox holds any more is deleted.
 //
 // Only the app's mutex is held for the per-id work; the store-wide one is
@@ -284,15 +298,18 @@ func (m *Memory) Ack(ctx context.Context, app string, r Recipient, ids ...string
 		return 0, err
 	}
 	now := m.now()
-	a, err := m.enter(app, now, false)
+	a, err := m.enter(app, now, r.ShowsTenants())
 	if a == nil || err != nil {
 		return 0, err
 	}
 	ackKey := r.AckKey()
-	direct, shared := r.DirectInboxes(), r.SharedInboxes()
 	n := 0
 	var gone []*memMessage
 	m.lockApp(a)
+	if r.ShowsTenants() {
+		a.tenanted = true
+	}
+	direct, shared := splitInboxes(r, a.tenanted)
 	if m.ackHook != nil {
 		m.ackHook(app)
 	}
@@ -417,6 +434,19 @@ func (m *Memory) enter(app string, now time.Time, create bool) (*memApp, error) 
 	m.mu.Unlock()
 	m.retire(expired)
 	return a, nil
+}
+
+// splitInboxes returns r's direct and shared inboxes in an app that has
+// tenants (tenanted) or not: a tenant-less user's own inbox, the last of
+// its direct ones, is shared in an app with tenants.
+func splitInboxes(r Recipient, tenanted bool) (direct, shared []string) {
+	direct, shared = r.DirectInboxes(), r.SharedInboxes()
+	if tenanted && r.TenantlessUser() {
+		last := len(direct) - 1
+		shared = append([]string{direct[last]}, shared...)
+		direct = direct[:last]
+	}
+	return direct, shared
 }
 
 // paginate returns the page of items starting at offset with at most limit

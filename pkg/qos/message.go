@@ -165,8 +165,9 @@ func (r Recipient) AckKey() string {
 
 // DirectInboxes are the inboxes a message leaves when r acknowledges it:
 // its access token's (a token is one credential, whatever the tenant) and,
-// for a user without tenant, its user id's (in an app without tenants the
-// user id names one user).
+// for a user without tenant, its user id's, last (in an app without
+// tenants the user id names one user). In an app that has tenants that
+// last one is shared instead: see TenantlessUser.
 func (r Recipient) DirectInboxes() []string {
 	var keys []string
 	if r.AccessToken != "" {
@@ -177,6 +178,25 @@ func (r Recipient) DirectInboxes() []string {
 	}
 	return keys
 }
+
+// TenantlessUser reports whether r is a user without tenant, whose user
+// id's inbox (the last of DirectInboxes) is direct only while its app has
+// no tenants. The user id dup3 names dup3 of every tenant, so in an app
+// that has tenants the tenant-less dup3 is one user of that id among
+// others, of tenant "": its acknowledgement is recorded under its AckKey
+// and the message stays for the others, as for a user with a tenant. A
+// repository counts an app as having tenants from the first call that shows
+// one (a recipient with a TenantID, a message to TenantIDs) on, for good.
+func (r Recipient) TenantlessUser() bool {
+	return r.UserID != "" && r.TenantID == ""
+}
+
+// ShowsTenants reports whether a call of r shows that its app has
+// tenants.
+func (r Recipient) ShowsTenants() bool { return r.TenantID != "" }
+
+// ShowsTenants reports whether saving m shows that its app has tenants.
+func (m Message) ShowsTenants() bool { return len(m.TenantIDs) > 0 }
 
 // SharedInboxes are the inboxes r reads that keep a message after r's
 // acknowledgement, which is recorded under r's AckKey instead: its user

@@ -9,8 +9,9 @@ import (
 //
 // Messages to AccessTokens go to a per-token inbox and leave it when the
 // token's holder acknowledges them. Messages to UserIDs go to a per-user-id
-// inbox; they leave it when a user of that id without tenant acknowledges
-// them, and are pending once for that user id in every tenant otherwise.
+// inbox; in an app without tenants they leave it when the user
+// acknowledges them, and they are pending once for that user id in every
+// tenant (tenant "" included) otherwise.
 // Messages to TenantIDs, Channels or All are kept until ExpiresAt and are
 // pending for every matching recipient (by tenant and user id) that has not
 // acknowledged them yet. See the package documentation.

@@ -47,6 +47,7 @@ func Run(t *testing.T, newRepo func(t *testing.T) qos.Repository, opts ...Option
 		{"DirectAndBroadcast", testDirectAndBroadcast},
 		{"TenantsIsolated", testTenantsIsolated},
 		{"TenantAckKeysDistinct", testTenantAckKeysDistinct},
+		{"TenantlessUserScoped", testTenantlessUserScoped},
 		{"Listening", testListening},
 		{"Expiry", testExpiry},
 		{"PerRecipientBound", testPerRecipientBound},

@@ -212,3 +212,47 @@ func testListening(t *testing.T, r qos.Repository) {
 	wantN(t, "ack after removeListener", ack(t, r, app, deaf, direct.ID, channel.ID), 2)
 	wantIDs(t, "pending after ack", pending(t, r, app, listening, "", 0), plain.ID)
 }
+
+// testTenantlessUserScoped: in an app with tenants, a user without tenant
+// is the user of its id in tenant "" — its acknowledgement of a message to
+// its user id is its own and leaves the message to the users of that id in
+// the tenants (issue 10 #10: before, it emptied the shared user inbox). An
+// app counts as having tenants from the first call that shows one (a
+// recipient with a tenant, a message to a tenant); in an app that never
+// had any, the acknowledgement deletes the message as before.
+func testTenantlessUserScoped(t *testing.T, r qos.Repository) {
+	noTenant := user("dup3")
+	inA := qos.Recipient{UserID: "dup3", TenantID: "tA"}
+	inB := qos.Recipient{UserID: "dup3", TenantID: "tB"}
+
+	plain := msg("plain", "dup3")
+	save(t, r, "plain", plain)
+	wantN(t, "ack dup3 in an app without tenants", ack(t, r, "plain", noTenant, plain.ID), 1)
+	if _, total := list(t, r, "plain", qos.Filter{}, 0, 0); total != 0 {
+		t.Fatalf("app without tenants: the acknowledged message is still stored (total %d)", total)
+	}
+
+	direct := msg("direct", "dup3")
+	all := msg("all")
+	all.All = true
+	save(t, r, app, direct, all)
+	wantIDs(t, "pending dup3@tA", pending(t, r, app, inA, "", 0), direct.ID, all.ID)
+	wantIDs(t, "pending dup3", pending(t, r, app, noTenant, "", 0), direct.ID, all.ID)
+	wantN(t, "ack dup3", ack(t, r, app, noTenant, direct.ID, all.ID), 2)
+	wantIDs(t, "pending dup3 after its ack", pending(t, r, app, noTenant, "", 0))
+	wantN(t, "ack dup3 again", ack(t, r, app, noTenant, direct.ID, all.ID), 0)
+	wantIDs(t, "pending dup3@tA after dup3's ack", pending(t, r, app, inA, "", 0), direct.ID, all.ID)
+	wantN(t, "ack dup3@tA", ack(t, r, app, inA, direct.ID, all.ID), 2)
+	wantIDs(t, "pending dup3@tB after both acks", pending(t, r, app, inB, "", 0), direct.ID, all.ID)
+	wantIDs(t, "pending dup3 after dup3@tA's ack", pending(t, r, app, noTenant, "", 0))
+
+	// An app shown to have tenants by a message to a tenant alone: the
+	// tenant-less user acknowledges before any user of a tenant came.
+	const other = "app2"
+	tenants := msg("tenants")
+	tenants.TenantIDs = []string{"tA"}
+	direct2 := msg("direct", "dup3")
+	save(t, r, other, tenants, direct2)
+	wantN(t, "ack dup3 in app2", ack(t, r, other, noTenant, direct2.ID), 1)
+	wantIDs(t, "pending dup3@tA in app2 after dup3's ack", pending(t, r, other, inA, "", 0), tenants.ID, direct2.ID)
+}

@@ -8,7 +8,7 @@
 // contract's, described in package qos; Store keeps them with the building
 // blocks qos exports for implementations (qos.Prepare, qos.PrepareAck,
 // Message.Inboxes, Recipient.DirectInboxes, Recipient.SharedInboxes,
-// Recipient.AckKey, Filter.Matches) and passes the conformance suite
+// Recipient.AckKey, Recipient.TenantlessUser, Filter.Matches) and passes the conformance suite
 // qos/qostest.
 //
 // # Keys
@@ -30,6 +30,9 @@
 //	{prefix}:{app}:q:all
 //	{prefix}:{app}:idx        sorted set of all the app's ids, by creation
 //	{prefix}:{app}:exp        sorted set of all the app's ids, by ExpiresAt
+//	{prefix}:{app}:tenanted   "1" once a call showed that the app has
+//	                          tenants (qos.Recipient.TenantlessUser); never
+//	                          expires
 //
 // Inbox members whose message expired are dropped when Pending or Ack meet
 // them; idx and exp are swept on Save and List.

@@ -4,7 +4,8 @@ import "github.com/redis/go-redis/v9"
 
 // saveScript stores one message. KEYS: 1 message hash, 2 idx, 3 exp, 4…
 // inboxes. ARGV: 1 id, 2 score, 3 expires at (ms), 4 JSON, 5 event,
-// 6 listening (1/0), 7 inbox bound, 8 key prefix of the app.
+// 6 listening (1/0), 7 inbox bound, 8 key prefix of the app, 9 1 if the
+// message is to tenants (the app has tenants: key tenanted).
 // It returns {status, evicted, expired}: status 1 stored, 0 already stored,
 // -1 already expired; evicted a flat list of id, inbox pairs; expired the
 // ids the sweep removed.
@@ -46,6 +47,7 @@ local function extend(k)
   if ttl == -1 or now + ttl < expireAt then redis.call('PEXPIREAT', k, expireAt) end
 end
 
+if ARGV[9] == '1' then redis.call('SET', prefix .. 'tenanted', '1') end
 redis.call('HSET', KEYS[1], 'd', ARGV[4], 'e', ARGV[5], 'l', ARGV[6], 'n', #KEYS - 3)
 redis.call('PEXPIREAT', KEYS[1], expireAt)
 redis.call('ZADD', idx, score, id)
@@ -132,12 +134,16 @@ return out
 
 // ackScript acknowledges. KEYS: the recipient's direct inboxes, then its
 // shared inboxes. ARGV: 1 key prefix of the app, 2 ack key, 3 number of
-// direct inboxes, 4… ids. It returns how many ids were pending for the
-// recipient.
+// direct inboxes, 4 1 for a user without tenant (its own inbox, the last
+// direct one, is shared if the app has tenants: key tenanted), 5… ids. It
+// returns how many ids were pending for the recipient.
 var ackScript = redis.NewScript(`
 local prefix, ackKey, ndirect = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if ARGV[4] == '1' and redis.call('EXISTS', prefix .. 'tenanted') == 1 then
+  ndirect = ndirect - 1
+end
 local count = 0
-for a = 4, #ARGV do
+for a = 5, #ARGV do
   local id = ARGV[a]
   local mk = prefix .. 'm:' .. id
   if redis.call('EXISTS', mk) == 1 then

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,10 @@ type Store struct {
 	log             zerolog.Logger
 	closed          atomic.Bool
 	reads           readQueue
+	// tenanted holds the apps this process marked as having tenants (the
+	// key {prefix}:{app}:tenanted is set): the mark is never taken back,
+	// so it is set once per app and process.
+	tenanted sync.Map
 
 	stored, acked, expired, evicted atomic.Uint64
 }
@@ -122,12 +127,15 @@ func (r *Store) Save(ctx context.Context, app string, m qos.Message) error {
 	for _, in := range inboxes {
 		keys = append(keys, p+"q:"+in)
 	}
-	listening := "0"
+	listening, tenants := "0", "0"
 	if m.Listening {
 		listening = "1"
 	}
+	if m.ShowsTenants() {
+		tenants = "1"
+	}
 	res, err := saveScript.Run(ctx, r.client, keys,
-		m.ID, score(&m), m.ExpiresAt.UnixMilli(), body, m.Event, listening, r.maxPerRecipient, p).Slice()
+		m.ID, score(&m), m.ExpiresAt.UnixMilli(), body, m.Event, listening, r.maxPerRecipient, p, tenants).Slice()
 	if err != nil {
 		return fmt.Errorf("redisqos: save %s/%s: %w", app, m.ID, err)
 	}
@@ -175,6 +183,18 @@ func (r *Store) Pending(ctx context.Context, app string, rc qos.Recipient, after
 	if len(direct)+len(shared) == 0 {
 		return nil, nil
 	}
+	if rc.ShowsTenants() {
+		if err := r.markTenanted(ctx, app); err != nil {
+			return nil, err
+		}
+	}
+	// A tenant-less user's own inbox (the last direct one) is read as a
+	// shared one whether or not the app has tenants: without tenants its
+	// acknowledgements take the message out of it, so none is recorded.
+	ndirect := len(direct)
+	if rc.TenantlessUser() {
+		ndirect--
+	}
 	keys := make([]string, 0, len(direct)+len(shared))
 	for _, in := range slices.Concat(direct, shared) {
 		keys = append(keys, p+"q:"+in)
@@ -185,7 +205,7 @@ func (r *Store) Pending(ctx context.Context, app string, rc qos.Recipient, after
 		minScore = strconv.FormatInt(t.UnixMilli(), 10)
 	}
 	limit = max(limit, 0)
-	args := []any{p, after, minScore, limit, rc.AckKey(), len(direct)}
+	args := []any{p, after, minScore, limit, rc.AckKey(), ndirect}
 	for _, l := range rc.Listeners {
 		args = append(args, l)
 	}
@@ -250,16 +270,27 @@ func (r *Store) Ack(ctx context.Context, app string, rc qos.Recipient, ids ...st
 	if len(ids) == 0 || len(direct)+len(shared) == 0 {
 		return 0, nil
 	}
+	if rc.ShowsTenants() {
+		if err := r.markTenanted(ctx, app); err != nil {
+			return 0, err
+		}
+	}
 	p := r.appPrefix(app)
 	keys := make([]string, 0, len(direct)+len(shared))
 	for _, in := range slices.Concat(direct, shared) {
 		keys = append(keys, p+"q:"+in)
 	}
-	args := make([]any, 3, 3+min(len(ids), ackChunk))
-	args[0], args[1], args[2] = p, rc.AckKey(), len(direct)
+	// For a tenant-less user the script decides, atomically, whether its
+	// own inbox (the last direct one) is direct or shared.
+	tenantless := 0
+	if rc.TenantlessUser() {
+		tenantless = 1
+	}
+	args := make([]any, 4, 4+min(len(ids), ackChunk))
+	args[0], args[1], args[2], args[3] = p, rc.AckKey(), len(direct), tenantless
 	n := 0
 	for chunk := range slices.Chunk(ids, ackChunk) {
-		args = args[:3]
+		args = args[:4]
 		for _, id := range chunk {
 			args = append(args, id)
 		}
@@ -272,6 +303,19 @@ func (r *Store) Ack(ctx context.Context, app string, rc qos.Recipient, ids ...st
 	}
 	r.acked.Add(uint64(n))
 	return n, nil
+}
+
+// markTenanted records that app has tenants (see
+// qos.Recipient.TenantlessUser), once per app and process.
+func (r *Store) markTenanted(ctx context.Context, app string) error {
+	if _, ok := r.tenanted.Load(app); ok {
+		return nil
+	}
+	if err := r.client.Set(ctx, r.appPrefix(app)+"tenanted", "1", 0).Err(); err != nil {
+		return fmt.Errorf("redisqos: mark %s as having tenants: %w", app, err)
+	}
+	r.tenanted.Store(app, struct{}{})
+	return nil
 }
 
 // List returns one page of app's messages matching f, oldest first, and
