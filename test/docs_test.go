@@ -101,3 +101,31 @@ func TestDocsTwoNodes(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDocsComposeCommandsDoNotWait: no documented "docker compose … up"
+// uses --wait, which can exit 1 when the one-shot certs service finishes
+// (docker/compose#10596); the docs wait for readiness through nginx.
+func TestDocsComposeCommandsDoNotWait(t *testing.T) {
+	found := 0
+	for _, file := range []string{"../README.md", "../docs/cluster.md", "../docker-compose.yml"} {
+		text, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(text), "\n") {
+			if !strings.Contains(line, "docker compose") || !strings.Contains(line, " up") {
+				continue
+			}
+			found++
+			// The command without a trailing comment (the compose file's
+			// commands are themselves in comments).
+			cmd, _, _ := strings.Cut(strings.TrimLeft(line, "# "), " #")
+			if strings.Contains(cmd, "--wait") {
+				t.Errorf("%s:%d: %q uses --wait", file, i+1, line)
+			}
+		}
+	}
+	if found < 3 {
+		t.Errorf("only %d docker compose up commands found in the docs", found)
+	}
+}
