@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,9 +194,14 @@ func TestEmbeddedDemoBindsLoopbackOnly(t *testing.T) {
 		}
 		return nil
 	})
-	if !strings.Contains(out.String(), "127.0.0.1 only") {
-		t.Errorf("start-up does not say where the demo listens:\n%s", out.String())
-	}
+	// pushd logs the notice before "pushd started"; wait for it anyway, so
+	// that the order of two log lines cannot make this test flaky.
+	waitFor(t, 2*time.Second, func() error {
+		if !strings.Contains(out.String(), "127.0.0.1 only") {
+			return fmt.Errorf("start-up does not say where the demo listens:\n%s", out.String())
+		}
+		return nil
+	})
 	if conn, err := net.DialTimeout("tcp", "127.0.0.2:8080", 2*time.Second); err == nil {
 		conn.Close()
 		t.Fatal("the embedded demo accepts connections on 127.0.0.2: it listens on every interface")
@@ -291,4 +297,139 @@ apps:
 			t.Errorf("the session_secret parameter is in %s", where)
 		}
 	}
+}
+
+// tenantSecret signs the tokens of tenantConfig's app.
+const tenantSecret = "tenant-test-secret-0123456789abcdefghij"
+
+// tenantConfig is app demo with JWT authentication (the tenant in the
+// claim tenant_id, optional) and the memory QoS store.
+const tenantConfig = `
+apps:
+  - name: demo
+    auth:
+      mode: jwt
+      jwt: {secret: "` + tenantSecret + `"}
+    api_keys: [demo-key]
+`
+
+// ackAs acknowledges ids for the connection connID with the bearer token
+// tok and returns how many were pending (the answer's "acked").
+func ackAs(t *testing.T, n *node, tok, connID string, ids ...string) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"connectionId": connID, "ids": ids})
+	code, body := do(t, http.MethodPost, n.url+"/sse/demo/connect/ack.do", "application/json", strings.NewReader(string(b)),
+		"Authorization", "Bearer "+tok)
+	if code != http.StatusOK {
+		t.Fatalf("ack.do: %d %s", code, body)
+	}
+}
+
+// sendQoSTo sends a QoS event to the address to and returns its id.
+func sendQoSTo(t *testing.T, n *node, to map[string]any, event, data string) string {
+	t.Helper()
+	code, body := apiCall(t, n.url, http.MethodPost, "send", map[string]any{"to": to, "event": event, "data": data, "qos": true})
+	var res struct {
+		ID     string
+		Stored bool
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &res) != nil || !res.Stored {
+		t.Fatalf("qos send to %v: %d %s", to, code, body)
+	}
+	return res.ID
+}
+
+// Attack (issue 10 #10): the same user id in two tenants shared QoS state —
+// dup3@tenantA acknowledged an "all" QoS message and dup3@tenantB never
+// received it. And the gap left after that fix: a dup3 without tenant (a
+// token without tenant_id) acknowledging a message to the user id dup3
+// removed it for dup3 of every tenant. Over real HTTP: each identity's
+// ack.do is its own, and what the others have not acknowledged reaches
+// them when they connect.
+func TestTenantQoSAcksAreScoped(t *testing.T) {
+	n := startPushd(t, tenantConfig)
+	exp := time.Now().Add(time.Hour).Unix()
+	tokA := signHS256(t, map[string]any{"sub": "dup3", "tenant_id": "tenantA", "exp": exp}, tenantSecret)
+	tokB := signHS256(t, map[string]any{"sub": "dup3", "tenant_id": "tenantB", "exp": exp}, tenantSecret)
+	tokNone := signHS256(t, map[string]any{"sub": "dup3", "exp": exp}, tenantSecret)
+	const connect = "/sse/demo/connect?ack=1&listeners=bell,marker"
+	open := func(tok string) (*stream, string) {
+		t.Helper()
+		s := openStream(t, n.url+connect, "Authorization", "Bearer "+tok)
+		f := s.frame()
+		if field(f, "event") != "connect-finish" {
+			t.Fatalf("first frame %q, want connect-finish", f)
+		}
+		return s, field(f, "id")
+	}
+	// expect reads the next frame of s: the event with id.
+	expect := func(who string, s *stream, id, event string) {
+		t.Helper()
+		if f := s.frame(); field(f, "id") != id || field(f, "event") != event {
+			t.Fatalf("%s got %q, want %s %s", who, f, event, id)
+		}
+	}
+	// nothingMore proves that s has no stored message left: the next frame
+	// is a live marker sent now, which it acknowledges (the marker is for
+	// every dup3: the others get it later).
+	nothingMore := func(who string, s *stream, tok, connID string) string {
+		t.Helper()
+		id := sendQoSTo(t, n, map[string]any{"userIds": []string{"dup3"}}, "marker", who)
+		expect(who+" (nothing before the marker)", s, id, "marker")
+		ackAs(t, n, tok, connID, id)
+		return id
+	}
+
+	// dup3@tenantA is online and acknowledges a QoS message to everybody;
+	// dup3@tenantB, offline, still gets it when it connects.
+	a, connA := open(tokA)
+	all := sendQoSTo(t, n, map[string]any{"all": true}, "bell", "for everybody")
+	expect("dup3@tenantA", a, all, "bell")
+	ackAs(t, n, tokA, connA, all)
+	b, connB := open(tokB)
+	expect("dup3@tenantB after dup3@tenantA's ack", b, all, "bell")
+	ackAs(t, n, tokB, connB, all)
+	a.close()
+	b.close()
+
+	// dup3@tenantB's ack is its own: acknowledged, it does not come again.
+	b, connB = open(tokB)
+	marker := nothingMore("dup3@tenantB", b, tokB, connB)
+	b.close()
+
+	// The tenant-less dup3 receives and acknowledges a message to the user
+	// id dup3 (and the marker above); dup3@tenantA, offline meanwhile,
+	// still gets the message.
+	direct := sendQoSTo(t, n, map[string]any{"userIds": []string{"dup3"}}, "bell", "for dup3")
+	none, connNone := open(tokNone)
+	var got []string
+	for range 3 { // all, the marker of tenantB's check, direct: any order of arrival
+		f := none.frame()
+		got = append(got, field(f, "id"))
+	}
+	if !slices.Contains(got, direct) || !slices.Contains(got, all) || !slices.Contains(got, marker) {
+		t.Fatalf("tenant-less dup3 got ids %v, want %s, %s and %s", got, all, marker, direct)
+	}
+	ackAs(t, n, tokNone, connNone, got...)
+	none.close()
+	a, connA = open(tokA)
+	// What dup3@tenantA gets up to a live marker sent after it connected:
+	// its backlog.
+	last := sendQoSTo(t, n, map[string]any{"userIds": []string{"dup3"}}, "marker", "last")
+	var gotA []string
+	for len(gotA) < 5 {
+		id := field(a.frame(), "id")
+		gotA = append(gotA, id)
+		if id == last {
+			break
+		}
+	}
+	if !slices.Contains(gotA, direct) || !slices.Contains(gotA, marker) {
+		t.Fatalf("dup3@tenantA got ids %v after the tenant-less dup3's ack, want %s and %s before %s (the tenant-less ack removed them for every tenant)",
+			gotA, marker, direct, last)
+	}
+	ackAs(t, n, tokA, connA, gotA...)
+	a.close()
+	a, connA = open(tokA)
+	nothingMore("dup3@tenantA", a, tokA, connA)
 }
