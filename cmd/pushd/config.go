@@ -48,7 +48,7 @@ type Config struct {
 		// otherwise. Default auto.
 		Format string `yaml:"format"`
 		// Summary is the interval of the info line that says what each
-		// app did (connections, users, sends, deliveries). Default 1 min;
+		// app did (connections, users, sends, deliveries, errors). Default 1 min;
 		// -1 off.
 		Summary Duration `yaml:"summary"`
 	} `yaml:"log"`
@@ -72,10 +72,12 @@ type Config struct {
 	QoS     QoSConfig     `yaml:"qos"`
 	History HistoryConfig `yaml:"history"`
 	// GCPercent is the Go garbage collector's target (GOGC). 0, the
-	// default, is automatic: 50 while the live heap is under 8 MiB (a
-	// tight heap keeps a few thousand idle connections cheap), 100 above
-	// (fewer collections for busy large servers). The GOGC environment
-	// variable, when set, wins.
+	// default, is automatic (gc.go): while the node allocates, 50 while
+	// the live heap is under 8 MiB (a tight heap keeps a few thousand idle
+	// connections cheap), 100 above (fewer collections for busy large
+	// servers); while it allocates little (idle connections), 25, with the
+	// free memory given back once. The GOGC environment variable, when
+	// set, wins.
 	GCPercent int `yaml:"gc_percent"`
 	Admin     struct {
 		// Token opens the admin page at /admin/ (the page asks for it).

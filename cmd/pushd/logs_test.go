@@ -56,9 +56,9 @@ func (l *loggedServer) waitLine(t *testing.T, fragments ...string) string {
 }
 
 // startLogged runs pushd with config (the embedded demo when empty) and
-// env, and waits until it serves; stop (also run at cleanup) shuts it
+// env, and waits until it serves (and with ready until /readyz says so); stop (also run at cleanup) shuts it
 // down and reads the log to its end.
-func startLogged(t *testing.T, config string, env ...string) *loggedServer {
+func startLogged(t *testing.T, config string, ready bool, env ...string) *loggedServer {
 	t.Helper()
 	file := ""
 	if config != "" {
@@ -110,6 +110,12 @@ func startLogged(t *testing.T, config string, env ...string) *loggedServer {
 	}
 	t.Cleanup(l.stop)
 	l.waitLine(t, `"message":"pushd started"`)
+	await.Until(t, 20*time.Second, func() error { // the transport subscribed, the stores reached
+		if code := l.call(t, http.MethodGet, "/readyz", ""); code != http.StatusOK && ready {
+			return fmt.Errorf("readyz %d", code)
+		}
+		return nil
+	})
 	return l
 }
 
@@ -253,20 +259,20 @@ apps:
     api_keys: [demo-key]
 `
 	t.Run("demo", func(t *testing.T) {
-		l := startLogged(t, "", "PUSHD_LOG_SUMMARY=50ms")
+		l := startLogged(t, "", true, "PUSHD_LOG_SUMMARY=50ms")
 		traffic(t, l)
 		l.waitLine(t, `"message":"summary"`, `"sends":1`)
 		l.stop()
 		checkJSONLines(t, l.lines())
 	})
 	t.Run("redis", func(t *testing.T) {
-		l := startLogged(t, "node_id: logs-redis\ncluster: {transport: redis, redis_url: \"redis://127.0.0.1:6379/0\", prefix: pushd-logtest}\n"+app)
+		l := startLogged(t, "node_id: logs-redis\ncluster: {transport: redis, redis_url: \"redis://127.0.0.1:6379/0\", prefix: pushd-logtest}\n"+app, true)
 		traffic(t, l)
 		l.stop()
 		lines := l.lines()
 		checkJSONLines(t, lines)
-		if !strings.Contains(strings.Join(lines, "\n"), `"component":"transport.redis"`) {
-			t.Errorf("no line of the redis transport in:\n%s", strings.Join(lines, "\n"))
+		if all := strings.Join(lines, "\n"); !strings.Contains(all, `"cluster":"redis"`) || !strings.Contains(all, `"component":"hub"`) {
+			t.Errorf("no start line of the redis transport or no line of the hub in:\n%s", all)
 		}
 	})
 	t.Run("nacos", func(t *testing.T) {
@@ -282,7 +288,7 @@ cluster:
   peer_listen: "127.0.0.1:0"
   advertise_addr: "127.0.0.1:1"
   nacos: {servers: [%q], dir: %q}
-`, srv.ClientAddr(), t.TempDir())+app)
+`, srv.ClientAddr(), t.TempDir())+app, true)
 		traffic(t, l)
 		l.stop()
 		lines := l.lines()
@@ -310,7 +316,7 @@ apps:
   - name: demo
     auth: {mode: demo}
     api_keys: [demo-key]
-`, dead), "PUSHD_LOG_SUMMARY=50ms")
+`, dead), false, "PUSHD_LOG_SUMMARY=50ms")
 	code := l.call(t, http.MethodPost, "/api/v1/apps/demo/send", `{"to":{"userIds":["bob"]},"event":"hi","data":"x","qos":true}`,
 		"Authorization", "Bearer demo-key")
 	if code < 500 {
