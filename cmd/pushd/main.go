@@ -69,7 +69,8 @@ demo page at /, admin page at /admin/ (token demo-admin).
 Every key can be overridden by an environment variable: PUSHD_ and the key's path in upper
 case, list items by index, lists comma-separated — PUSHD_LISTEN=:8080, PUSHD_LOG_LEVEL=debug,
 PUSHD_QOS_REPOSITORY=redis, PUSHD_APPS_0_AUTH_MODE=jwt. Shortcuts: PUSHD_API_KEY (the first
-app's API keys), PUSHD_REDIS_URL (the QoS and cluster Redis URLs).
+app's API keys), PUSHD_REDIS_URL (the QoS and cluster Redis URLs). A PUSHD_ variable that names
+no key is ignored with a warning naming the nearest valid one.
 `)
 }
 
