@@ -18,8 +18,10 @@ import (
 // FuzzCalls sends arbitrary browser calls and API requests to one app
 // in process, with a live connection to aim at. No input may panic, get a
 // 5xx, or be answered with an error that is not {"error": …}; the
-// connection stays registered unless a call closed it by its id, and no
-// browser call shows its id to anybody but its owner unless the request
+// connection stays registered unless a call closed it by its id, it never
+// listens to more than the hub's MaxListeners names nor to a name longer
+// than MaxNameLength (issue 10 #5: 1.5 M listeners on one connection), and
+// no browser call shows its id to anybody but its owner unless the request
 // named it. Run it longer with
 //
 //	go test -run x -fuzz FuzzCalls -fuzztime 60s ./pkg/web/
@@ -28,7 +30,9 @@ func FuzzCalls(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	h, err := hub.New(hub.Config{App: "demo", NodeID: "n1", Writers: -1, Repository: repo})
+	const maxListeners, maxName = 8, 32
+	h, err := hub.New(hub.Config{App: "demo", NodeID: "n1", Writers: -1, Repository: repo,
+		MaxListeners: maxListeners, MaxNameLength: maxName})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -63,6 +67,9 @@ func FuzzCalls(f *testing.F) {
 		{"POST", "/sse/demo/connect/ack.do?userId=victim", `{"connectionId":"` + id + `","ids":[` + strings.Repeat(`"q",`, hub.MaxAckIDs) + `"q"]}`},
 		{"POST", "/sse/demo/connect/addListener.do?userId=victim", `{"connectionId":"` + id + `","listener":["` + strings.Repeat("n", 200) + `"]}`},
 		{"POST", "/sse/demo/connect/addListener.do?userId=victim", `{"connectionId":"` + id + `","listener":[` + strings.Repeat(`"l",`, 70) + `"m"]}`},
+		{"POST", "/sse/demo/connect/addListener.do?userId=victim", `{"connectionId":"` + id + `","listener":["b","c","d","e","f","g","h"]}`},
+		{"POST", "/sse/demo/connect/addListener.do?userId=victim", `{"connectionId":"` + id + `","listener":["i"]}`},
+		{"POST", "/sse/demo/connect/addListener.do?userId=victim", `{"connectionId":"` + id + `","listener":["` + strings.Repeat("n", maxName+1) + `"]}`},
 		{"POST", "/sse/demo/connect/message/x.do?userId=victim&access_token=t&connectionId=" + id, `{}`},
 		{"POST", "/api/v1/apps/demo/send", `{"to":{"userIds":["victim"]},"event":"e","data":{"x":[1,2]},"qos":true,"ttl":"1h"}`},
 		{"POST", "/api/v1/apps/demo/send", `{"to":{"all":true},"event":"e\r\nid:1","data":"x"}`},
@@ -100,6 +107,15 @@ func FuzzCalls(f *testing.F) {
 		}
 		if h.Conn(id) == nil {
 			t.Fatalf("%s %s %q closed the victim's connection", method, target, body)
+		}
+		ls := victim.Listeners()
+		if len(ls) > maxListeners {
+			t.Fatalf("%s %s %q: the victim listens to %d names, more than MaxListeners %d", method, target, body, len(ls), maxListeners)
+		}
+		for _, l := range ls {
+			if len(l) > maxName {
+				t.Fatalf("%s %s %q: the victim listens to a %d-byte name, longer than MaxNameLength %d", method, target, body, len(l), maxName)
+			}
 		}
 		q := r.URL.Query()
 		owner := q.Get("userId") == "victim" && q.Get("tenantId") == ""
