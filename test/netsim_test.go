@@ -205,6 +205,7 @@ func (c *simCluster) resubscribes(t *testing.T, n *simNode) string {
 // sendOutcome is a send's answer as the client saw it.
 type sendOutcome struct {
 	via       string
+	user      string
 	code      int // 0: no answer (err)
 	err       error
 	stored    bool
@@ -220,7 +221,7 @@ func (c *simCluster) send(n *simNode, user, data string, qos bool) sendOutcome {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer demo-key")
 	start := time.Now()
-	o := sendOutcome{via: n.name}
+	o := sendOutcome{via: n.name, user: user}
 	resp, err := c.api.Do(req)
 	o.took = time.Since(start)
 	if err != nil {
