@@ -390,3 +390,40 @@ func TestKeySlot(t *testing.T) {
 		t.Error("movedSlot took CROSSSLOT for MOVED")
 	}
 }
+
+// TestClusterSubscribeToMovedSlot moves a slot none of the holder's
+// channels is in, then has the holder take a routing key of that slot:
+// its slot map is stale, so its SSUBSCRIBE goes to the old master, which
+// answers -MOVED; the channel moves to the new master, AwaitInterest
+// returns and sends count the holder.
+func TestClusterSubscribeToMovedSlot(t *testing.T) {
+	r := startRepairRig(t, nil)
+	// A user the holder does not have yet, whose channel's slot is on
+	// the first master.
+	var user string
+	for i := 0; user == ""; i++ {
+		u := fmt.Sprintf("moved-%d", i)
+		if r.cl.NodeFor(r.holder.channel("app", "u:"+u)) == r.masters[0] {
+			user = u
+		}
+	}
+	key := r.holder.channel("app", "u:"+user)
+	to := r.masters[1]
+	start := time.Now()
+	r.cl.MoveSlot(key, to)
+	r.holder.SetInterest("app", "u:"+user, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.holder.AwaitInterest(ctx, "app", []string{"u:" + user}); err != nil {
+		t.Fatalf("AwaitInterest of a key in the moved slot: %v (holder %+v)", err, r.holder.Stats())
+	}
+	took := r.untilCounted(t, user, start)
+	st := r.holder.Stats()
+	t.Logf("a key taken right after its slot moved: counted %v after the move (holder %+v)", took.Round(time.Millisecond), st)
+	if n := numSub(t, to, key); n != 1 {
+		t.Errorf("SHARDNUMSUB %s on the new master = %d, want 1", key, n)
+	}
+	if st.Resubscribes != st.ShardRepairs {
+		t.Errorf("holder %+v: the session was made again", st)
+	}
+}
