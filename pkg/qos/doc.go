@@ -91,7 +91,9 @@
 // The rules above are shared code, not only prose: an implementation
 // starts Save with Prepare and Ack with PrepareAck, files a message under
 // Message.Inboxes, reads a recipient's Recipient.DirectInboxes and
-// Recipient.SharedInboxes, records acknowledgements in shared inboxes
+// Recipient.SharedInboxes (a tenant-less user's own inbox, the last direct
+// one, is shared once Recipient.ShowsTenants or Message.ShowsTenants held
+// for a call of the app: Recipient.TenantlessUser), records acknowledgements in shared inboxes
 // under Recipient.AckKey, orders by IDTime, and selects with
 // Filter.Matches. The inbox and ack key strings are stable: stores persist
 // them. An implementation passes qostest.Run and reports qostest.Benchmark.
