@@ -20,11 +20,15 @@ import (
 // masters keep reaching the node throughout, and the session (with every
 // other connection) stays.
 
-// repairRig is a sender and a holder on a cluster, the holder holding one
-// routing key on each master (users[i] on masters[i]).
+// repairRig is a holder on a cluster, holding one routing key on each
+// master (users[i] on masters[i]), and two nodes sending to it: sender
+// for the traffic to the keys that must not miss, prober for the sends
+// that wait for a key to be counted again (a node sending to a key whose
+// master is down has its other sends wait in the same pipelines).
 type repairRig struct {
 	cl           *testredis.Cluster
 	sender       *node
+	prober       *node
 	holder       *node
 	resubscribed atomic.Int64
 	users        []string
@@ -38,6 +42,7 @@ func startRepairRig(t *testing.T, probe func(*Config)) *repairRig {
 	r := &repairRig{cl: testredis.StartCluster(t)}
 	prefix := testPrefix(t)
 	r.sender = startNodeURL(t, r.cl.URL(), prefix, "sender", 0)
+	r.prober = startNodeURL(t, r.cl.URL(), prefix, "prober", 0)
 	r.holder = startNodeURL(t, r.cl.URL(), prefix, "holder", 1, func(c *Config) {
 		c.ProbeInterval = 200 * time.Millisecond
 		c.ProbeTimeout = 500 * time.Millisecond
@@ -72,10 +77,13 @@ func startRepairRig(t *testing.T, probe func(*Config)) *repairRig {
 
 // send delivers to user through the sender and reports why it did not
 // count the holder exactly once.
-func (r *repairRig) send(user string) error {
+func (r *repairRig) send(user string) error { return r.sendVia(r.sender, user) }
+
+// sendVia is send through from.
+func (r *repairRig) sendVia(from *node, user string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	n, err := r.sender.Deliver(ctx, "app", hub.Target{UserIDs: []string{user}}, hub.Event{Name: "e", Data: user})
+	n, err := from.Deliver(ctx, "app", hub.Target{UserIDs: []string{user}}, hub.Event{Name: "e", Data: user})
 	if err != nil {
 		return err
 	}
@@ -141,7 +149,7 @@ func (tr *traffic) end() (int, []string) {
 // how long that took from since.
 func (r *repairRig) untilCounted(t *testing.T, user string, since time.Time) time.Duration {
 	t.Helper()
-	waitFor(t, 30*time.Second, "a send to "+user+" counting the holder again", func() bool { return r.send(user) == nil })
+	waitFor(t, 30*time.Second, "a send to "+user+" counting the holder again", func() bool { return r.sendVia(r.prober, user) == nil })
 	return time.Since(since)
 }
 
@@ -292,9 +300,11 @@ func TestClusterMasterKilledRepairsOneShard(t *testing.T) {
 // stay (no SSUBSCRIBE on the other masters) and their keys never miss.
 func TestClusterConnectionKilled(t *testing.T) {
 	r := startRepairRig(t, nil)
-	replyMaster := r.cl.NodeFor(r.sender.replyChannel)
+	// A master with neither the sender's nor the prober's reply channel
+	// (three masters, two channels).
+	senderReply, proberReply := r.cl.NodeFor(r.sender.replyChannel), r.cl.NodeFor(r.prober.replyChannel)
 	victim := 0
-	for r.masters[victim] == replyMaster {
+	for r.masters[victim] == senderReply || r.masters[victim] == proberReply {
 		victim++
 	}
 	m := r.masters[victim]
@@ -307,8 +317,8 @@ func TestClusterConnectionKilled(t *testing.T) {
 	before := r.ssubscribes(t)
 	steady := r.traffic(others...)
 	start := time.Now()
-	// The only pub/sub connection to m is the holder's (the sender's one
-	// is to the master of its reply channel).
+	// The only pub/sub connection to m is the holder's (the sender's and
+	// the prober's are to the masters of their reply channels).
 	if n, err := m.Client().ClientKillByFilter(context.Background(), "TYPE", "pubsub").Result(); err != nil || n != 1 {
 		t.Fatalf("CLIENT KILL TYPE pubsub on %s: %d, %v; want 1 connection", m.Addr(), n, err)
 	}
