@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -298,5 +299,38 @@ func TestUnknownEnvironmentVariablesAreWarned(t *testing.T) {
 	s.closeParts()
 	if b, _ := os.ReadFile(f.Name()); !strings.Contains(string(b), `"level":"warn"`) || !strings.Contains(string(b), "PUSHD_LOG_LEVLE") {
 		t.Errorf("no warning at start in the log: %s", b)
+	}
+}
+
+// TestLogLinesNameTheNodeWithoutNodeID: without node_id the node is named by
+// its host name in every log line, the first ones included (they were once
+// written before the default was set, with "node":"").
+func TestLogLinesNameTheNodeWithoutNodeID(t *testing.T) {
+	file := writeConfig(t, "apps:\n  - name: a\n    auth: {mode: demo}\n")
+	cfg, err := loadConfig(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(cfg, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.closeParts()
+	b, _ := os.ReadFile(f.Name())
+	host, _ := os.Hostname()
+	want := cmp.Or(host, "pushd")
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for _, l := range lines {
+		var line struct{ Node string }
+		if err := json.Unmarshal([]byte(l), &line); err != nil || line.Node != want {
+			t.Errorf("log line %q: node %q, want %q (%v)", l, line.Node, want, err)
+		}
+	}
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatal("no log line: the app without API keys should be warned about")
 	}
 }

@@ -45,6 +45,7 @@ type server struct {
 // yet. A configuration it refuses is reported whole: every part is built,
 // and every refusal is in the error.
 func newServer(cfg *Config, logOut *os.File) (*server, error) {
+	defaultNodeID(cfg) // before the logger, whose every line carries it
 	s := newServerShell(cfg, newLogger(cfg, logOut))
 	routeLibraryLogs(s.log)
 	for _, w := range cfg.warnings {
@@ -69,11 +70,17 @@ func checkServer(cfg *Config) error {
 	return err
 }
 
-func newServerShell(cfg *Config, log zerolog.Logger) *server {
+// defaultNodeID names the node by its host name when the configuration
+// does not.
+func defaultNodeID(cfg *Config) {
 	if cfg.NodeID == "" {
 		host, _ := os.Hostname()
 		cfg.NodeID = cmp.Or(host, "pushd")
 	}
+}
+
+func newServerShell(cfg *Config, log zerolog.Logger) *server {
+	defaultNodeID(cfg)
 	return &server{cfg: cfg, log: log,
 		clusterCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushd_cluster_call_seconds",
 			Help:    "Calls to the other nodes through the cluster transport (op: deliver or the survey operation).",
