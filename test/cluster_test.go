@@ -250,7 +250,7 @@ func testCluster(t *testing.T, transport string) {
 
 	// Kill B with SIGKILL: the others keep answering with correct counts.
 	_ = b.cmd.Process.Kill()
-	_ = b.cmd.Wait()
+	_ = b.wait()
 	b.cmd = nil
 	start := time.Now()
 	got := clusterSend(t, a.url, map[string]any{"all": true}, "after", "kill")
@@ -345,7 +345,7 @@ apps:
 	}
 
 	_ = b.cmd.Process.Kill()
-	_ = b.cmd.Wait()
+	_ = b.wait()
 	b.cmd = nil
 	waitFor(t, 20*time.Second, func() error { // Nacos drops B's instance and tells A
 		if ids := userIDs(t, a.url); !slices.Equal(ids, []string{"na"}) {

@@ -81,7 +81,7 @@ apps:
 		}
 	}
 	done := make(chan error, 1)
-	go func() { done <- n.cmd.Wait() }()
+	go func() { done <- n.wait() }()
 	select {
 	case err := <-done:
 		n.cmd = nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -53,15 +54,24 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a TCP port nobody listens on right now.
+// freePort returns a TCP port nobody listens on right now, below Linux's
+// ephemeral range (32768–60999): a port the kernel handed out for :0 is
+// also what it hands out as the source port of outgoing connections, and
+// under load (pushbench, cluster tests) one of those took a port between
+// this check and pushd's listen.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }
 
 // node is a pushd process started by a test.
@@ -75,6 +85,10 @@ type node struct {
 	env  []string
 	// client asks readyz; default http.DefaultClient (TLS nodes set theirs).
 	client *http.Client
+	// exited is closed when the process has ended; waitErr is then its
+	// exit status.
+	exited  chan struct{}
+	waitErr error
 }
 
 type lockedBuffer struct {
@@ -123,9 +137,16 @@ func (n *node) start() {
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
+	n.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) {
+		n.waitErr = cmd.Wait()
+		close(exited)
+	}(n.cmd, n.exited)
 	waitFor(n.t, 20*time.Second, func() error {
-		if n.cmd.ProcessState != nil {
-			return fmt.Errorf("pushd exited: %s", n.out.String())
+		select {
+		case <-n.exited:
+			n.t.Fatalf("pushd exited before it was ready (%v): %s", n.waitErr, n.out.String())
+		default:
 		}
 		client := n.client
 		if client == nil {
@@ -148,11 +169,17 @@ func (n *node) stop() {
 		return
 	}
 	_ = n.cmd.Process.Kill()
-	_ = n.cmd.Wait()
+	_ = n.wait()
 	if n.t.Failed() {
 		n.t.Logf("pushd %s output:\n%s", n.addr, n.out.String())
 	}
 	n.cmd = nil
+}
+
+// wait waits for the process to end and returns its exit status.
+func (n *node) wait() error {
+	<-n.exited
+	return n.waitErr
 }
 
 // waitFor polls fn until it returns nil or the deadline passes.

@@ -67,7 +67,7 @@ func TestResumeOnAnotherNodeAfterKill(t *testing.T) {
 	if err := a.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	_ = a.cmd.Wait()
+	_ = a.wait()
 	send(news, "e2")
 	send(ann, "e3")
 	send(map[string]any{"channels": []string{"news"}, "userIds": []string{"ann"}}, "e4")
