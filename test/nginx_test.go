@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -91,7 +92,8 @@ http {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = n.cmd.Process.Kill()
+		// SIGTERM: nginx's master stops its workers; a SIGKILL left them running.
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
 		_ = n.cmd.Wait()
 	})
 	waitFor(t, 10*time.Second, func() error {
