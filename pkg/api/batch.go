@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"sync"
 
 	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/internal/httpx/hubhttp"
@@ -68,24 +69,45 @@ func (b *batch) done() {
 // array of their results. Async items are sent after the others, in
 // order, in the background, as they come.
 func (h *Handler) sendBatch(w http.ResponseWriter, r *http.Request, hb *hub.Hub, body []byte, bp *[]byte) {
-	n := 0
-	for it := newMembers(body); it.next(); n++ {
-		if n == h.cfg.MaxBatch {
+	// One walk over the array finds the items; they are sent only if
+	// there are not too many.
+	ip := itemLists.Get().(*[][]byte)
+	defer putItems(ip)
+	items := (*ip)[:0]
+	for it := newMembers(body); it.next(); {
+		if len(items) == h.cfg.MaxBatch {
+			*ip = items
 			httpx.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("batch of more than %d sends", h.cfg.MaxBatch))
 			return
 		}
+		items = append(items, it.val)
 	}
+	*ip = items
 	// The answer goes after the body, in the same buffer.
-	b := batch{h: h, hb: hb, ctx: r.Context(), out: slices.Grow((*bp)[len(*bp):], n*48+2)}
+	b := batch{h: h, hb: hb, ctx: r.Context(), out: slices.Grow((*bp)[len(*bp):], len(items)*48+2)}
 	b.out = append(b.out, '[')
-	for it, i := newMembers(body), 0; it.next(); i++ {
+	for i, raw := range items {
 		if i > 0 {
 			b.out = append(b.out, ',')
 		}
-		b.item(it.val)
+		b.item(raw)
 	}
 	b.done()
 	writeAnswer(w, http.StatusOK, append(b.out, ']', '\n'))
+}
+
+// itemLists are reusable lists of a batch's items (spans of its body).
+var itemLists = sync.Pool{New: func() any { l := make([][]byte, 0, 128); return &l }}
+
+// maxPooledItems is the longest item list kept for reuse.
+const maxPooledItems = 4096
+
+func putItems(ip *[][]byte) {
+	if cap(*ip) <= maxPooledItems {
+		clear(*ip) // drop the references to the body
+		*ip = (*ip)[:0]
+		itemLists.Put(ip)
+	}
 }
 
 // ndjsonType is the media type of a streamed batch.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/pushd/pushd/pkg/hub"
@@ -105,16 +107,22 @@ func (s *span) value() []byte {
 	return s.b[start:s.i]
 }
 
-// skipString moves past the string starting at s.i.
+// skipString moves past the string starting at s.i: to the first quote
+// after it not escaped by an odd number of backslashes.
 func (s *span) skipString() {
-	s.i++
-	for s.b[s.i] != '"' {
-		if s.b[s.i] == '\\' {
-			s.i++
+	i := s.i + 1
+	for {
+		i += bytes.IndexByte(s.b[i:], '"') // checked JSON: the string ends
+		k := i
+		for s.b[k-1] == '\\' {
+			k--
 		}
-		s.i++
+		if (i-k)%2 == 0 {
+			break
+		}
+		i++
 	}
-	s.i++
+	s.i = i + 1
 }
 
 // members iterates over the members of a checked JSON object, or the
@@ -196,6 +204,55 @@ func boolField(field string, val []byte, dst *bool) error {
 	return typeError(field, "a boolean", val)
 }
 
+// eventNames holds the event names seen, up to maxEventNames, so that a
+// send's name is usually found, not allocated: apps use a few names.
+// The map is never changed once published; a new name publishes a copy.
+var (
+	eventNames   atomic.Pointer[map[string]string]
+	eventNamesMu sync.Mutex
+)
+
+// maxEventNames bounds eventNames.
+const maxEventNames = 256
+
+// eventName decodes the event field like stringField, taking a name
+// without escapes from eventNames.
+func eventName(val []byte, dst *string) error {
+	if val[0] != '"' || bytes.IndexByte(val, '\\') >= 0 || !utf8.Valid(val) {
+		return stringField("event", val, dst)
+	}
+	inner := val[1 : len(val)-1]
+	if m := eventNames.Load(); m != nil {
+		if name, ok := (*m)[string(inner)]; ok {
+			*dst = name
+			return nil
+		}
+	}
+	*dst = string(inner)
+	eventNamesMu.Lock()
+	defer eventNamesMu.Unlock()
+	old := eventNames.Load()
+	if old != nil && len(*old) >= maxEventNames {
+		return nil
+	}
+	m := make(map[string]string, 1+lenOf(old))
+	if old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	m[*dst] = *dst
+	eventNames.Store(&m)
+	return nil
+}
+
+func lenOf(m *map[string]string) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
+}
+
 // stringsField decodes an array of strings; null empties it, a null
 // element is "".
 func stringsField(field string, val []byte, dst *[]string) error {
@@ -240,7 +297,7 @@ func decodeSend(b []byte, req *SendRequest) error {
 		case "to":
 			err = decodeTarget(it.val, &req.To)
 		case "event":
-			err = stringField("event", it.val, &req.Event)
+			err = eventName(it.val, &req.Event)
 		case "data":
 			req.Data = json.RawMessage(it.val)
 		case "qos":

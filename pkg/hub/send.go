@@ -23,7 +23,10 @@ type Result struct {
 }
 
 // PublishOption adjusts one Publish call.
-type PublishOption func(*publishOptions)
+//
+// It takes and returns the options by value: a pointer handed to an
+// unknown function would move every Publish call's options to the heap.
+type PublishOption func(publishOptions) publishOptions
 
 type publishOptions struct {
 	qos bool
@@ -33,7 +36,10 @@ type publishOptions struct {
 // WithQoS stores the event until its recipients acknowledge it (at least
 // once delivery), for ttl (0: Config.QoSTTL).
 func WithQoS(ttl time.Duration) PublishOption {
-	return func(o *publishOptions) { o.qos, o.ttl = true, ttl }
+	return func(o publishOptions) publishOptions {
+		o.qos, o.ttl = true, ttl
+		return o
+	}
 }
 
 // Publish sends ev to the connections matching t on every node. With
@@ -51,7 +57,7 @@ func (h *Hub) Publish(ctx context.Context, t Target, ev Event, opts ...PublishOp
 	}
 	var o publishOptions
 	for _, opt := range opts {
-		opt(&o)
+		o = opt(o)
 	}
 	var res Result
 	if o.qos {
@@ -210,7 +216,8 @@ func (h *Hub) deliverLocal(t Target, f *frame) (n int) {
 		return n
 	}
 	var seen map[*Conn]struct{}
-	if len(RoutingKeys(t)) > 1 {
+	if len(t.ConnectionIDs)+len(t.UserIDs)+len(t.AccessTokens)+len(t.TenantIDs)+len(t.Channels) > 1 {
+		// A connection may be under several of the keys: each once.
 		seen = make(map[*Conn]struct{})
 	}
 	visit := func(c *Conn) {
