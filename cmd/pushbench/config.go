@@ -147,6 +147,9 @@ type Config struct {
 	HistorySize int
 	// Flap runs the flap scenario instead of the modes (flap.go).
 	Flap FlapConfig
+	// Batch makes each API call a batch send of this many messages (a
+	// JSON array; batch.go). Zero value or 1: one message per call.
+	Batch int
 	// Log receives progress lines. Zero value: discarded.
 	Log io.Writer
 }
@@ -300,6 +303,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.StringVar(&modes, "mode", "all", "phases: broadcast, user, tenant, channel or channel:PREFIX (needs -channels), comma-separated, all, or none (connect and read memory only)")
 	fs.Float64Var(&c.Rate, "rate", 0, "sends per second over all publishers (0 = as fast as possible)")
 	fs.IntVar(&c.Publishers, "publishers", 4, "concurrent publishers")
+	fs.IntVar(&c.Batch, "batch", 0, "messages per API call, sent as one batch (a JSON array); 0 or 1 = single sends (not with -floor: the floor takes single sends only)")
 	fs.IntVar(&c.Messages, "messages", 0, "sends per phase (default 100 unless -duration)")
 	fs.DurationVar(&c.Duration, "duration", 0, "publishing time per phase (0 = until -messages)")
 	fs.BoolVar(&c.QoS, "qos", false, "send as QoS (at-least-once) messages")

@@ -91,6 +91,10 @@ func (b *bench) publish(ctx context.Context, ph *phase, e expectations) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if b.cfg.Batch > 1 {
+				b.publishBatches(ctx, ph, e, start, pad)
+				return
+			}
 			for ctx.Err() == nil {
 				seq := ph.nextSeq.Add(1) - 1
 				if b.cfg.Messages > 0 && seq >= int64(b.cfg.Messages) {
