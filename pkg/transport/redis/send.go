@@ -66,15 +66,13 @@ func (t *Transport) roundTrip(ctx context.Context, app string, keys []string, en
 	if !t.ready.Load() {
 		return nil, ErrNotReady
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t.cfg.Timeout)
-		defer cancel()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(t.cfg.Timeout)
 	}
 	if t.cfg.MaxRoutedKeys >= 0 && len(keys) > t.cfg.MaxRoutedKeys {
 		keys = []string{hub.KeyAll}
 	}
-	deadline, _ := ctx.Deadline()
 	env.ID = t.idPrefix + strconv.FormatUint(t.seq.Add(1), 36)
 	env.Origin = t.cfg.NodeID
 	env.ReplyTo = t.replyChannel
@@ -102,7 +100,7 @@ func (t *Transport) roundTrip(ctx context.Context, app string, keys []string, en
 		}
 		t.log.Warn().Err(err).Str("app", app).Msg("publish partly failed")
 	}
-	c.wait(ctx, expected, t.closed)
+	c.wait(ctx, deadline, expected, t.closed)
 	return c, nil
 }
 
@@ -161,8 +159,17 @@ func (c *call) add(r *replyEnvelope, counted bool) {
 	}
 }
 
-// wait returns when expected replies arrived, ctx ends or closed is closed.
-func (c *call) wait(ctx context.Context, expected int, closed <-chan struct{}) {
+// wait returns when expected replies arrived, ctx ends, deadline passes
+// or closed is closed. The timer for the deadline is taken only when the
+// replies are not all there yet, from a pool.
+func (c *call) wait(ctx context.Context, deadline time.Time, expected int, closed <-chan struct{}) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+			timers.Put(timer)
+		}
+	}()
 	for {
 		c.mu.Lock()
 		done := c.received >= expected
@@ -170,8 +177,22 @@ func (c *call) wait(ctx context.Context, expected int, closed <-chan struct{}) {
 		if done {
 			return
 		}
+		if timer == nil {
+			d := time.Until(deadline)
+			if d <= 0 {
+				return
+			}
+			if v := timers.Get(); v != nil {
+				timer = v.(*time.Timer)
+				timer.Reset(d)
+			} else {
+				timer = time.NewTimer(d)
+			}
+		}
 		select {
 		case <-c.notify:
+		case <-timer.C:
+			return
 		case <-ctx.Done():
 			return
 		case <-closed:
@@ -179,3 +200,7 @@ func (c *call) wait(ctx context.Context, expected int, closed <-chan struct{}) {
 		}
 	}
 }
+
+// timers are stopped timers for call.wait. (Since Go 1.23 a stopped
+// timer's channel holds no stale value, so Reset makes it as good as new.)
+var timers sync.Pool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -277,4 +278,67 @@ func (t *Transport) Close() error {
 		}
 	})
 	return t.closeErr
+}
+
+// ownConnIdle is how long an ownConn keeps a connection unused; after
+// that the next command takes one from the pool, which checks it.
+const ownConnIdle = time.Second
+
+// ownConn is a connection of the client's pool held by one user (the
+// replier): commands on it skip the pool's checkout, which costs a
+// health-check syscall each. On a client that cannot hold one (a Redis
+// Cluster, a ring) the client itself is used. A connection that failed,
+// or was not used for ownConnIdle, is let go; the next command takes a
+// new one.
+type ownConn struct {
+	client goredis.UniversalClient
+	conn   *goredis.Conn
+	used   time.Time
+	closed bool
+}
+
+// publisher returns what to publish with at now.
+func (o *ownConn) publisher(now time.Time) publisher {
+	if o.conn != nil && now.Sub(o.used) > ownConnIdle {
+		o.release()
+	}
+	o.used = now
+	if o.conn != nil {
+		return o.conn
+	}
+	c, ok := o.client.(*goredis.Client)
+	if !ok || o.closed {
+		return o.client
+	}
+	o.conn = c.Conn()
+	return o.conn
+}
+
+// done takes the result of the command sent with publisher: an error
+// other than Redis's own answer lets a held connection go, and then
+// done reports true.
+func (o *ownConn) done(err error) bool {
+	if err == nil || o.conn == nil {
+		return false
+	}
+	var rerr goredis.Error
+	if errors.As(err, &rerr) {
+		return false
+	}
+	o.release()
+	return true
+}
+
+// release gives the connection back to the client's pool.
+func (o *ownConn) release() {
+	_ = o.conn.Close()
+	o.conn = nil
+}
+
+// close releases the connection; later commands use the client.
+func (o *ownConn) close() {
+	o.closed = true
+	if o.conn != nil {
+		o.release()
+	}
 }

@@ -962,3 +962,38 @@ func TestAwaitInterestMeansReachable(t *testing.T) {
 		t.Fatalf("Deliver to a key confirmed after the restart = %d, %v; want 3", n, err)
 	}
 }
+
+// TestRepliesSurviveKilledConnections: the replier publishes on a
+// connection it holds between flushes; when Redis closed it meanwhile
+// (CLIENT KILL of every normal connection, the pub/sub ones stay), the
+// next reply goes out on a new connection, so the first send after it
+// still counts the other node.
+func TestRepliesSurviveKilledConnections(t *testing.T) {
+	srv := startRedis(t, "it kills the nodes' connections with CLIENT KILL")
+	rdb := srv.Client()
+	prefix := testPrefix(t)
+	a := startNode(t, srv, prefix, "a", 0)
+	b := startNode(t, srv, prefix, "b", 2)
+	b.SetInterest(app, "u:7", true)
+	awaitSubscribers(t, rdb, a.Transport, app, "u:7", 1)
+	deliver := func() (int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return a.Deliver(ctx, app, hub.Target{UserIDs: []string{"7"}}, hub.Event{Name: "e"})
+	}
+	for round := range 3 {
+		if n, err := deliver(); err != nil || n != 2 {
+			t.Fatalf("round %d: Deliver: got %d, %v; want 2", round, n, err)
+		}
+		killed, err := rdb.ClientKillByFilter(context.Background(), "TYPE", "normal").Result()
+		if err != nil {
+			t.Fatalf("CLIENT KILL: %v", err)
+		}
+		if killed == 0 {
+			t.Fatalf("round %d: CLIENT KILL closed no connection", round)
+		}
+	}
+	if n, err := deliver(); err != nil || n != 2 {
+		t.Fatalf("after the last kill: Deliver: got %d, %v; want 2", n, err)
+	}
+}
