@@ -115,6 +115,11 @@ type HTTPConfig struct {
 	TCPUserTimeout Duration `yaml:"tcp_user_timeout"`
 	// Admission bounds the connects this node admits (admission.go).
 	Admission AdmissionConfig `yaml:"admission"`
+	// APIServer is what serves API sends on plain HTTP: "lean" (default,
+	// the API's own HTTP/1.1 path for plain sends, api.Handler.Listener)
+	// or "net/http" (every request through net/http). Under tls: always
+	// net/http.
+	APIServer string `yaml:"api_server"`
 }
 
 // ClusterConfig selects and configures the Transport.

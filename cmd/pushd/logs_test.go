@@ -119,7 +119,9 @@ func startLogged(t *testing.T, config string, ready bool, env ...string) *logged
 	return l
 }
 
-// call makes an HTTP request to the server and returns the status.
+// call makes an HTTP request to the server on a new connection (so that
+// the listener sorts it by this request: api.Handler.Listener) and returns
+// the status.
 func (l *loggedServer) call(t *testing.T, method, path, body string, header ...string) int {
 	t.Helper()
 	req, err := http.NewRequest(method, l.url+path, strings.NewReader(body))
@@ -130,7 +132,9 @@ func (l *loggedServer) call(t *testing.T, method, path, body string, header ...s
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	tr := &http.Transport{} // keep-alive: a Connection: close request is net/http's
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,8 +306,15 @@ cluster:
 
 // TestSummaryCountsErrors: a QoS send that the store refuses (its Redis
 // is not there: 503) is an error in the next summary, and go-redis's own
-// line about the failed dial is a JSON line of component redis.
+// line about the failed dial is a JSON line of component redis — with the
+// send served by the lean API path and by net/http alike.
 func TestSummaryCountsErrors(t *testing.T) {
+	for _, server := range []string{"lean", "net/http"} {
+		t.Run(strings.ReplaceAll(server, "/", ""), func(t *testing.T) { testSummaryCountsErrors(t, server) })
+	}
+}
+
+func testSummaryCountsErrors(t *testing.T, apiServer string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +327,7 @@ apps:
   - name: demo
     auth: {mode: demo}
     api_keys: [demo-key]
-`, dead), false, "PUSHD_LOG_SUMMARY=50ms")
+`, dead), false, "PUSHD_LOG_SUMMARY=50ms", "PUSHD_HTTP_API_SERVER="+apiServer)
 	code := l.call(t, http.MethodPost, "/api/v1/apps/demo/send", `{"to":{"userIds":["bob"]},"event":"hi","data":"x","qos":true}`,
 		"Authorization", "Bearer demo-key")
 	if code < 500 {

@@ -34,6 +34,7 @@ func (s *server) routes() http.Handler {
 		apps[a.cfg.Name] = api.App{Hub: a.hub, Keys: a.cfg.APIKeys}
 	}
 	apiHandler, _ := api.New(api.Config{Apps: apps, Logger: s.log})
+	s.api = apiHandler
 	r.Handle("/api/v1/openapi.yaml", openapi.Handler())
 	r.Handle("/api/*", apiHandler)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -124,16 +125,22 @@ func (s *server) requestLog(next http.Handler) http.Handler {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
-		if ww.Status() >= 500 {
-			if a := s.appOf(r.URL.Path); a != nil {
-				a.failures.answers5xx.Add(1)
-			}
-		}
+		s.countAnswer(r, ww.Status())
 		if logged {
 			s.log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", ww.Status()).
 				Dur("took", time.Since(start)).Msg("request")
 		}
 	})
+}
+
+// countAnswer counts a 5xx answer to one of an app's calls in its
+// failures (the log summary's errors).
+func (s *server) countAnswer(r *http.Request, status int) {
+	if status >= 500 {
+		if a := s.appOf(r.URL.Path); a != nil {
+			a.failures.answers5xx.Add(1)
+		}
+	}
 }
 
 // appOf is the app whose browser path or server API path holds path, or

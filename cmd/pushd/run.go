@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pushd/pushd/internal/admission"
+	"github.com/pushd/pushd/pkg/api"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
 )
@@ -33,6 +34,7 @@ type server struct {
 	tls          *certReloader // nil: plain HTTP
 	mux          hub.Mux
 	apps         []*app
+	api          *api.Handler // set by routes
 	draining     atomic.Bool
 	dry          bool               // checkServer: nothing is contacted or bound
 	admit        *admission.Limiter // the apps' connects
@@ -190,6 +192,13 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 		srv.TLSConfig = tlsConfig(s.tls)
 		goRun("https", func() error { return srv.ServeTLS(ln, "", "") })
 	} else {
+		if hc := s.cfg.HTTP; hc.APIServer == "lean" {
+			// Plain API sends are served by the API's lean HTTP/1.1 path,
+			// everything else by net/http (api.Handler.Listener).
+			ln = s.api.Listener(ln, api.LeanConfig{ReadHeaderTimeout: time.Duration(hc.ReadHeaderTimeout),
+				ReadTimeout: time.Duration(hc.ReadTimeout), IdleTimeout: time.Duration(hc.IdleTimeout),
+				MaxHeaderBytes: hc.MaxHeaderBytes, Answered: s.countAnswer})
+		}
 		goRun("http", func() error { return srv.Serve(ln) })
 	}
 	goRun("summaries", func() error { return s.logSummaries(bg, time.Duration(s.cfg.Log.Summary)) })

@@ -28,6 +28,13 @@ func (h *HTTPConfig) validate(p *problems) {
 	if h.TCPUserTimeout == 0 {
 		h.TCPUserTimeout = Duration(30 * time.Second)
 	}
+	switch h.APIServer {
+	case "":
+		h.APIServer = "lean"
+	case "lean", "net/http":
+	default:
+		p.addf("http.api_server: %q is not lean or net/http", h.APIServer)
+	}
 	h.Admission.validate(p)
 }
 

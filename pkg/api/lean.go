@@ -46,6 +46,10 @@ type LeanConfig struct {
 	// handed to net/http, which applies its own limit. Default and most
 	// 4 KiB, the lean path's buffer.
 	MaxHeaderBytes int
+	// Answered, when set, is called after each answer the lean path
+	// wrote, with the request and the answer's status (the middleware the
+	// net/http path runs, such as error counting, does not see these).
+	Answered func(r *http.Request, status int)
 }
 
 // leanBuffer is the size of a lean connection's read buffer.
@@ -596,6 +600,9 @@ func (c *leanConn) answer() (keep bool) {
 	}
 	if _, err := c.nc.Write(out); err != nil {
 		return false
+	}
+	if l.cfg.Answered != nil {
+		l.cfg.Answered(c.r, w.status)
 	}
 	if e := l.h.log.Debug(); e.Enabled() {
 		e.Str("method", c.r.Method).Str("path", c.r.URL.Path).Int("status", w.status).
