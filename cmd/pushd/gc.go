@@ -2,68 +2,196 @@ package main
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Automatic GC target (gc_percent: 0, the default). A push server's heap
-// is mostly its idle connections. While it is small the runtime's minimum
-// heap goal dominates its memory, and a tight target (50) keeps a few
-// thousand connections cheap; once it is large, the extra collections a
-// tight target costs are what dominates (about a fifth of the CPU of API
-// sends at 10 000 connections), and the default target (100) pays off.
+// is mostly its idle connections, and its RSS is that heap times the GC
+// target's headroom. While the heap is small the runtime's minimum heap
+// goal dominates its memory, and a tight target (50) keeps a few thousand
+// connections cheap; once it is large, the extra collections a tight
+// target costs are what dominates a busy node (about a fifth of the CPU of
+// API sends at 10 000 connections), and the default target (100) pays
+// off. But a node that allocates little — idle connections, heartbeats, a
+// trickle of sends — collects rarely whatever its target: once it has
+// allocated less than 1/16 of its live heap per second for a second, the
+// target is gcIdlePercent and the memory the heap no longer needs goes
+// back to the system, once, so that idle connections cost their live heap
+// and a quarter instead of about twice it. It has its busy target again at
+// the first check that sees it allocate twice that rate, or at the first
+// automatic collection within gcBusyGap of the previous one.
 const (
 	gcSmallPercent = 50
 	gcLargePercent = 100
-	gcLargeHeap    = 8 << 20 // live heap from which the target is gcLargePercent
+	gcIdlePercent  = 25
+	gcLargeHeap    = 8 << 20 // live heap from which the busy target is gcLargePercent
 	gcSmallHeap    = 6 << 20 // and below which it is gcSmallPercent again
-	gcCheckEvery   = 2 * time.Second
+	gcCheckEvery   = 500 * time.Millisecond
+	// Quiet: a check that saw less than the live heap / gcQuietShare
+	// allocated (1/16 of it per second); gcQuietChecks of them in a row
+	// make the node idle, and a check that saw twice as much (or more)
+	// busy again. At gcIdlePercent a quiet node collects at most every 4 s.
+	gcQuietShare  = 32
+	gcQuietChecks = 2
+	// An automatic collection within gcBusyGap of the previous one (or of
+	// the start of the idle target) ends it too: the node allocates at
+	// least twice the quiet rate, and this sees it at its first
+	// collections, before the next check.
+	gcBusyGap = 2 * time.Second
 )
 
-// gcTuner sets the GC target from the live heap size, with hysteresis so
-// that a heap near the threshold does not flip it back and forth.
+// gcTuner sets the GC target from the live heap size and the allocation
+// rate, with hysteresis so that a heap near the threshold does not flip it
+// back and forth.
 type gcTuner struct {
 	set     func(percent int) int // debug.SetGCPercent
-	percent int                   // the target in force
+	release func()                // debug.FreeOSMemory
+
+	mu        sync.Mutex
+	percent   int                    // the target in force
+	large     bool                   // the live heap is large (hysteresis between gcSmallHeap and gcLargeHeap)
+	quiet     int                    // quiet checks in a row
+	lastCycle time.Time              // of the last automatic collection seen, or of the start of the idle target
+	automatic uint64                 // automatic collections counted so far
+	seen      func(automatic uint64) // tests: told of each automatic collection
 }
 
 func newGCTuner() *gcTuner {
-	t := &gcTuner{set: debug.SetGCPercent}
+	t := &gcTuner{set: debug.SetGCPercent, release: debug.FreeOSMemory}
 	t.apply(gcSmallPercent)
 	return t
 }
 
-// step chooses the target for a live heap of live bytes and returns it.
-func (t *gcTuner) step(live uint64) int {
+// busyPercent is the target while the node allocates.
+func (t *gcTuner) busyPercent() int {
+	if t.large {
+		return gcLargePercent
+	}
+	return gcSmallPercent
+}
+
+// step takes a check's reading — the live heap, bytes allocated since the
+// previous check — chooses the target and returns it.
+func (t *gcTuner) step(live, allocated uint64, now time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	switch {
-	case t.percent == gcSmallPercent && live >= gcLargeHeap:
-		t.apply(gcLargePercent)
-	case t.percent == gcLargePercent && live < gcSmallHeap:
-		t.apply(gcSmallPercent)
+	case !t.large && live >= gcLargeHeap:
+		t.large = true
+	case t.large && live < gcSmallHeap:
+		t.large = false
+	}
+	switch {
+	case allocated*gcQuietShare < live:
+		t.quiet++
+	case t.percent == gcIdlePercent && allocated*gcQuietShare < 2*live:
+		// Between the quiet rate and twice it: idle stays idle.
+	default:
+		t.quiet = 0
+	}
+	switch {
+	case t.quiet < gcQuietChecks:
+		t.apply(t.busyPercent())
+	case t.percent != gcIdlePercent:
+		t.apply(gcIdlePercent)
+		t.lastCycle = now
+		t.release()
 	}
 	return t.percent
 }
 
-func (t *gcTuner) apply(percent int) {
-	t.set(percent)
-	t.percent = percent
+// cycle takes a collection's end: automatic is the count of automatic
+// collections so far (a forced one leaves it unchanged). A collection soon
+// after the previous one ends the idle target.
+func (t *gcTuner) cycle(automatic uint64, now time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if automatic == t.automatic {
+		return t.percent
+	}
+	t.automatic = automatic
+	if t.seen != nil {
+		t.seen(automatic)
+	}
+	if t.percent == gcIdlePercent && now.Sub(t.lastCycle) < gcBusyGap {
+		t.quiet = 0
+		t.apply(t.busyPercent())
+	}
+	t.lastCycle = now
+	return t.percent
 }
 
-// Run reads the live heap every gcCheckEvery until ctx ends.
+func (t *gcTuner) apply(percent int) {
+	if percent != t.percent {
+		t.set(percent)
+		t.percent = percent
+	}
+}
+
+// Run reads the heap every gcCheckEvery, and after every collection, until
+// ctx ends.
 func (t *gcTuner) Run(ctx context.Context) {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/gc/cycles/automatic:gc-cycles"},
+	}
+	read := func() (live, allocs, automatic uint64) {
+		metrics.Read(samples)
+		v := [3]uint64{}
+		for i, s := range samples {
+			if s.Value.Kind() == metrics.KindUint64 {
+				v[i] = s.Value.Uint64()
+			}
+		}
+		return v[0], v[1], v[2]
+	}
+	var mu sync.Mutex // the samples
+	_, lastAllocs, automatic := read()
+	t.mu.Lock()
+	t.automatic = automatic
+	t.mu.Unlock()
+
+	var stopped atomic.Bool
+	var watch func()
+	watch = func() { // once per collection, from the runtime's cleanup goroutine
+		if stopped.Load() {
+			return
+		}
+		sentinel := new(gcSentinel)
+		runtime.AddCleanup(sentinel, func(struct{}) {
+			mu.Lock()
+			_, _, automatic := read()
+			mu.Unlock()
+			t.cycle(automatic, time.Now())
+			watch()
+		}, struct{}{})
+	}
+	watch()
+	defer stopped.Store(true)
+
 	tick := time.NewTicker(gcCheckEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
-			metrics.Read(sample)
-			if sample[0].Value.Kind() == metrics.KindUint64 {
-				t.step(sample[0].Value.Uint64())
-			}
+		case now := <-tick.C:
+			mu.Lock()
+			live, allocs, _ := read()
+			mu.Unlock()
+			t.step(live, allocs-lastAllocs, now)
+			lastAllocs = allocs
 		}
 	}
 }
+
+// gcSentinel is an object nothing keeps: its cleanup runs after the next
+// collection. It holds a pointer so that it is not a tiny allocation,
+// which shares its block with others and could outlive a collection.
+type gcSentinel struct{ _ *byte }

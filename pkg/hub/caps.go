@@ -18,6 +18,24 @@ func ownerKey(u User) string {
 	return ""
 }
 
+// ownerKey is ownerKey of c's user. It and capKey are made when needed,
+// not kept in the record: the indices hold them as their keys.
+func (c *Conn) ownerKey() string { return ownerKey(c.user) }
+
+// capKey groups the connections of one browser profile for
+// MaxConnectionsPerClient: the owner, tenant and client id (and, with
+// Config.ClientCapByDomain, the request domain); empty without client id.
+func (c *Conn) capKey() string {
+	if c.info.ClientID == "" {
+		return ""
+	}
+	key := c.ownerKey() + "\x00" + c.user.TenantID + "\x00" + c.info.ClientID
+	if c.hub.cfg.ClientCapByDomain {
+		key += "\x00" + c.info.RequestDomain
+	}
+	return key
+}
+
 // connCap is one connection cap as it applies to a new connection: its
 // group on this node (the connections under key in ix) and in a listing
 // of the owner's connections across the cluster (those same accepts), the
@@ -34,15 +52,15 @@ type connCap struct {
 // then per user (for users with id or access token).
 func (h *Hub) capsOf(c *Conn) []connCap {
 	var caps []connCap
-	if limit := h.cfg.MaxConnectionsPerClient; limit > 0 && c.capKey != "" {
-		caps = append(caps, connCap{ix: &h.byClient, key: c.capKey, limit: limit, reason: ReasonClientLimit,
+	if limit, key := h.cfg.MaxConnectionsPerClient, c.capKey(); limit > 0 && key != "" {
+		caps = append(caps, connCap{ix: &h.byClient, key: key, limit: limit, reason: ReasonClientLimit,
 			same: func(ci ConnectionInfo) bool {
 				return ci.ClientID == c.info.ClientID && ci.AccessTenantID == c.user.TenantID &&
 					(!h.cfg.ClientCapByDomain || ci.RequestDomain == c.info.RequestDomain)
 			}})
 	}
-	if limit := h.cfg.MaxConnectionsPerUser; limit > 0 && c.ownerKey != "" {
-		caps = append(caps, connCap{ix: &h.byOwner, key: c.ownerKey, limit: limit, reason: ReasonUserLimit,
+	if limit := h.cfg.MaxConnectionsPerUser; limit > 0 && c.ownerKey() != "" {
+		caps = append(caps, connCap{ix: &h.byOwner, key: c.ownerKey(), limit: limit, reason: ReasonUserLimit,
 			same: func(ConnectionInfo) bool { return true }})
 	}
 	return caps
@@ -70,14 +88,14 @@ func (h *Hub) enforceCaps(c *Conn) {
 			}
 		}
 	}
-	if h.cfg.Transport != nil && c.ownerKey != "" && len(caps) > 0 {
+	if h.cfg.Transport != nil && c.ownerKey() != "" && len(caps) > 0 {
 		go h.enforceCapsCluster(c, caps)
 	}
 }
 
 func olderThan(a, b *Conn) bool {
-	if !a.created.Equal(b.created) {
-		return a.created.Before(b.created)
+	if a.created != b.created {
+		return a.created < b.created
 	}
 	return a.id < b.id
 }

@@ -269,7 +269,7 @@ func (h *Hub) localChannels(q ChannelsQuery) []channelNode {
 		}
 		owners := make([]string, 0, len(conns))
 		for _, c := range conns {
-			owners = append(owners, c.ownerKey)
+			owners = append(owners, c.ownerKey())
 		}
 		slices.Sort(owners)
 		out = append(out, channelNode{Name: name, Connections: len(conns), Owners: slices.Compact(owners)})

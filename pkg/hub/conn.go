@@ -39,31 +39,36 @@ const defaultClientKeepalive = 15 * time.Minute
 // listeners, session duration and counters do, under its own lock.
 type Conn struct {
 	// One per open connection, so fields are ordered for the small ones
-	// to share words, and times that are only shown are integers: the
-	// struct fits the 704-byte size class (TestConnRecordSize).
+	// to share words, times are integers, the client's parameters
+	// one string, the cap group keys are made when needed and what only
+	// some connections need sits behind pointers: the struct and its
+	// 8-byte allocation header fit the 640-byte size class
+	// (TestConnRecordSize).
 	hub       *Hub
 	id        string
 	user      User
-	info      ClientInfo
-	created   time.Time
-	expires   time.Time // zero: never
+	info      ClientInfo // Params is nil: see params
+	params    string     // ClientInfo.Params, encoded (packParams)
+	created   int64      // Unix nanoseconds
+	expires   int64      // Unix milliseconds (any year a token may say); 0: never
 	lastEvent string
-	capKey    string           // the per-client cap group, or empty
-	ownerKey  string           // the per-user cap group, or empty
-	expiry    DisconnectReason // why it ends at expires
-	canAck    bool
+
+	expiry DisconnectReason // why it ends at expires
+	canAck bool
+	gone   bool // unregistered: channels no longer change (under chanMu)
 
 	// chanMu orders changes of channels with registration: held across
 	// the index updates (before any index lock, never with mu).
-	chanMu   sync.Mutex
-	gone     bool     // unregistered: channels no longer change
-	channels []string // sorted, no repeats
+	chanMu sync.Mutex
+	// mu guards what follows up to nc (and the flags right after it).
+	mu        sync.Mutex
+	closed    bool
+	reason    DisconnectReason
+	scheduled bool // the writer was told and has not yet found the queue empty
+	named     bool // the client named listeners (at connect or since): QoS filtering applies
 
-	mu          sync.Mutex
-	closed      bool
-	reason      DisconnectReason
-	scheduled   bool // the writer was told and has not yet found the queue empty
-	named       bool // the client named listeners (at connect or since): QoS filtering applies
+	channels []string // sorted, no repeats; under chanMu
+
 	queue       []*frame
 	out         outlet
 	listeners   []string // sorted, no repeats: a few names need no map
@@ -79,7 +84,9 @@ type Conn struct {
 	resume *resumeState // positions in resumable streams; nil without Config.History
 	// replayed is, after a resume, the floor its replay covered
 	// (history.go): a live event at or below it is a duplicate. Under mu.
-	replayed []StreamPos
+	// A pointer: most connections never have one (in resumeState it
+	// would take that to the next size class).
+	replayed *[]StreamPos
 
 	// Only the writer touches these (spare under mu in take, too).
 	counter uint64        // frame id counter
@@ -95,7 +102,11 @@ func (c *Conn) ID() string { return c.id }
 func (c *Conn) User() User { return c.user }
 
 // Info returns the client's telemetry.
-func (c *Conn) Info() ClientInfo { return c.info }
+func (c *Conn) Info() ClientInfo {
+	info := c.info
+	info.Params = unpackParams(c.params)
+	return info
+}
 
 // Channels returns the channels the connection is in, sorted.
 func (c *Conn) Channels() []string {
@@ -105,7 +116,7 @@ func (c *Conn) Channels() []string {
 }
 
 // CreatedAt returns when the connection was registered.
-func (c *Conn) CreatedAt() time.Time { return c.created }
+func (c *Conn) CreatedAt() time.Time { return time.Unix(0, c.created) }
 
 // CanAck reports whether the client acknowledges QoS messages.
 func (c *Conn) CanAck() bool { return c.canAck }
@@ -204,7 +215,7 @@ func (c *Conn) offer(f *frame, listening bool) (bool, outlet) {
 		c.mu.Unlock()
 		return false, nil
 	}
-	if c.replayed != nil && len(f.streams) > 0 && coveredBy(c.replayed, f) {
+	if c.replayed != nil && len(f.streams) > 0 && coveredBy(*c.replayed, f) {
 		c.mu.Unlock()
 		return true, nil // the client has it from the replay
 	}

@@ -289,7 +289,7 @@ func (h *Hub) applyResume(c *Conn, plan resumePlan) {
 		// A live event the replay holds may still be on its way from
 		// the node that stored it (stored, then published): offer drops
 		// it when it comes.
-		c.replayed = floor
+		c.replayed = &floor
 	}
 }
 

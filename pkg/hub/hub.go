@@ -195,21 +195,18 @@ func (h *Hub) Connect(ctx context.Context, req ConnectRequest) (*Conn, error) {
 		id:        newConnID(),
 		user:      req.User,
 		info:      req.Info,
+		params:    packParams(req.Info.Params),
 		channels:  channels,
-		created:   now,
+		created:   now.UnixNano(),
 		canAck:    req.CanAck,
 		lastEvent: req.LastEventID,
 		session:   req.SessionDuration,
 	}
+	c.info.Params = nil                 // kept in params
 	c.addListenersLocked(req.Listeners) // c is not shared yet
 	c.named = len(c.listeners) > 0
-	c.expires, c.expiry = h.expiry(now, req)
-	c.ownerKey = ownerKey(req.User)
-	if req.Info.ClientID != "" {
-		c.capKey = c.ownerKey + "\x00" + req.User.TenantID + "\x00" + req.Info.ClientID
-		if h.cfg.ClientCapByDomain {
-			c.capKey += "\x00" + req.Info.RequestDomain
-		}
+	if at, why := h.expiry(now, req); !at.IsZero() {
+		c.expires, c.expiry = at.UnixMilli(), why
 	}
 	c.queue = append(c.queue, encodeConnectFinish(c, h))
 	if h.cfg.History != nil {
@@ -355,7 +352,7 @@ func (h *Hub) sweep(now time.Time, beat bool, tick int) {
 	var redeliver []*Conn
 	w := h.newWaker()
 	h.conns.eachShard(func(shard int, c *Conn) {
-		if !c.expires.IsZero() && now.After(c.expires) {
+		if c.expires != 0 && now.UnixMilli() > c.expires {
 			c.close(c.expiry)
 			return
 		}

@@ -1,5 +1,12 @@
 package hub
 
+import (
+	"encoding/binary"
+	"maps"
+	"slices"
+	"time"
+)
+
 // ClientInfo is what a browser told about itself when it connected: the
 // seed client's telemetry parameters and the request's metadata.
 type ClientInfo struct {
@@ -52,18 +59,18 @@ func (c *Conn) Snapshot() ConnectionInfo {
 	ci := ConnectionInfo{
 		ID:             c.id,
 		NodeID:         c.hub.cfg.NodeID,
-		CreateTime:     c.created.UnixMilli(),
+		CreateTime:     c.created / int64(time.Millisecond),
 		AccessUserID:   c.user.ID,
 		AccessUserName: c.user.Name,
 		AccessTenantID: c.user.TenantID,
 		AccessToken:    c.user.AccessToken,
 		AccessUser:     c.user,
 		CanAck:         c.canAck,
-		ClientInfo:     c.info,
+		ClientInfo:     c.Info(),
 	}
-	if !c.expires.IsZero() {
-		ci.ExpireTime = c.expires.UnixMilli()
-		ci.Timeout = c.expires.Sub(c.created).Milliseconds()
+	if c.expires != 0 {
+		ci.ExpireTime = c.expires
+		ci.Timeout = c.expires - ci.CreateTime
 	}
 	if ci.Channels = c.Channels(); len(ci.Channels) > 0 {
 		ci.Channel = ci.Channels[0]
@@ -77,4 +84,46 @@ func (c *Conn) Snapshot() ConnectionInfo {
 	ci.Listeners = c.listenersLocked()
 	c.mu.Unlock()
 	return ci
+}
+
+// packParams encodes a connection's ClientInfo.Params as one string, the
+// names in order, each name and value preceded by its length (a uvarint):
+// for the few parameters a browser sends, a fraction of a map's ~340
+// bytes. unpackParams makes the map again.
+func packParams(params map[string]string) string {
+	if len(params) == 0 {
+		return ""
+	}
+	n := 0
+	for k, v := range params {
+		n += len(k) + len(v) + 2*binary.MaxVarintLen64
+	}
+	b := make([]byte, 0, n)
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		for _, s := range [2]string{k, params[k]} {
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
+		}
+	}
+	return string(b)
+}
+
+// unpackParams decodes a string of packParams; nil for none.
+func unpackParams(s string) map[string]string {
+	if s == "" {
+		return nil
+	}
+	m := make(map[string]string)
+	for s != "" {
+		var pair [2]string
+		for i := range pair {
+			n, k := binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+			if k <= 0 || n > uint64(len(s)-k) {
+				return m // not of packParams: cannot happen
+			}
+			pair[i], s = s[k:k+int(n)], s[k+int(n):]
+		}
+		m[pair[0]] = pair[1]
+	}
+	return m
 }

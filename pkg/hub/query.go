@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // ConnectionQuery filters connections. The first non-empty of ID, ClientID
@@ -117,7 +118,7 @@ func (h *Hub) localConnections(q ConnectionQuery) ([]ConnectionInfo, int) {
 			conns = append(conns, c)
 		}
 	}
-	order := func(c *Conn) connOrder { return connOrder{c.user.Name, c.created.UnixMilli(), c.id} }
+	order := func(c *Conn) connOrder { return connOrder{c.user.Name, c.created / int64(time.Millisecond), c.id} }
 	sort.Slice(conns, func(i, j int) bool { return order(conns[i]).before(order(conns[j])) })
 	matched := len(conns)
 	conns = limited(conns, q.Limit)

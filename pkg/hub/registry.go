@@ -248,11 +248,11 @@ func (h *Hub) indexKeys(c *Conn, fn func(ix *index, key, prefix string)) {
 	for _, ch := range c.channels {
 		fn(&h.byChannel, ch, KeyChanPrefix)
 	}
-	if c.capKey != "" {
-		fn(&h.byClient, c.capKey, "")
+	if key := c.capKey(); key != "" {
+		fn(&h.byClient, key, "")
 	}
-	if c.ownerKey != "" {
-		fn(&h.byOwner, c.ownerKey, "")
+	if owner := c.ownerKey(); owner != "" {
+		fn(&h.byOwner, owner, "")
 	}
 }
 
