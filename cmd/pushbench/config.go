@@ -147,6 +147,26 @@ type Config struct {
 	HistorySize int
 	// Flap runs the flap scenario instead of the modes (flap.go).
 	Flap FlapConfig
+	// Workers is the number of worker processes holding the connections
+	// (workers.go); connection i is held by worker i%Workers. Zero value:
+	// this process holds them.
+	Workers int
+	// ModeMessages and ModeRates override Messages and Rate for the
+	// phases in the order of Modes (a shorter list leaves the rest at
+	// Messages and Rate; a zero message count keeps Messages).
+	ModeMessages []int
+	ModeRates    []float64
+	// Single runs the same phases first on one spawned node holding
+	// Conns/SpawnNodes connections (users scaled alike, the same
+	// transport on its own Redis) and reports each phase's server CPU per
+	// delivery as a ratio to that single node's. Needs SpawnNodes ≥ 2.
+	Single bool
+	// SpawnRedisCluster is a redis-server binary: a Redis Cluster of six
+	// of them (three masters, three replicas, made with redis-cli) is
+	// started for the run and the spawned nodes are clustered over it
+	// with the Redis transport (sharded pub/sub); every node's CPU is
+	// reported apart.
+	SpawnRedisCluster string
 	// Batch makes each API call a batch send of this many messages (a
 	// JSON array; batch.go). Zero value or 1: one message per call.
 	Batch int
@@ -259,7 +279,35 @@ func (c *Config) setDefaults() error {
 	if c.SpawnRedis != "" && c.Spawn == "" {
 		return errors.New("spawn-redis needs spawn")
 	}
+	if c.SpawnRedisCluster != "" && (c.Spawn == "" || c.SpawnRedis != "") {
+		return errors.New("spawn-redis-cluster needs spawn and excludes spawn-redis")
+	}
+	if c.Workers < 0 {
+		return errors.New("workers must not be negative")
+	}
+	if c.Workers > 0 && (c.Reconnect || c.Flap.On || c.Ack) {
+		return errors.New("workers: not with -reconnect, -flap or -ack")
+	}
+	if c.Single && (c.Spawn == "" || c.SpawnNodes < 2) {
+		return errors.New("single needs spawn and spawn-nodes ≥ 2")
+	}
+	if len(c.ModeMessages) > len(c.Modes) || len(c.ModeRates) > len(c.Modes) {
+		return errors.New("mode-messages and mode-rates: more values than modes")
+	}
 	return nil
+}
+
+// phaseLimits returns the sends and the rate of phase id (1-based, in the
+// order of Modes).
+func (c *Config) phaseLimits(id int) (int, float64) {
+	messages, rate := c.Messages, c.Rate
+	if i := id - 1; i >= 0 && i < len(c.ModeMessages) && c.ModeMessages[i] > 0 {
+		messages = c.ModeMessages[i]
+	}
+	if i := id - 1; i >= 0 && i < len(c.ModeRates) {
+		rate = c.ModeRates[i]
+	}
+	return messages, rate
 }
 
 // nodeIndexes checks 1-based node numbers against n nodes and returns them
@@ -337,6 +385,12 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.StringVar(&c.History, "history", "", "run the spawned pushd on a generated configuration: off, memory or redis history for channels and users")
 	fs.IntVar(&c.HistorySize, "history-size", 100, "events kept per stream with -history")
 	c.Flap.addFlags(fs)
+	var modeMessages, modeRates string
+	fs.IntVar(&c.Workers, "workers", 0, "worker processes holding the connections (connection i in worker i%workers; 0 = this process)")
+	fs.StringVar(&modeMessages, "mode-messages", "", "comma-separated sends per phase, in the order of -mode (overrides -messages)")
+	fs.StringVar(&modeRates, "mode-rates", "", "comma-separated sends per second per phase, in the order of -mode (overrides -rate; 0 = as fast as possible)")
+	fs.BoolVar(&c.Single, "single", false, "run the phases first on one spawned node holding conns/spawn-nodes connections and report CPU per delivery as a ratio to it")
+	fs.StringVar(&c.SpawnRedisCluster, "spawn-redis-cluster", "", "path of a redis-server: start a Redis Cluster of 6 (3 masters, 3 replicas, via redis-cli) and cluster the spawned nodes over it")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, "", err
 	}
@@ -364,6 +418,16 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 		return Config{}, "", fmt.Errorf("-api-nodes: %w", err)
 	}
 	c.ChannelPrefixes = splitList(prefixes)
+	if c.ModeMessages, err = splitInts(modeMessages); err != nil {
+		return Config{}, "", fmt.Errorf("-mode-messages: %w", err)
+	}
+	for _, p := range splitList(modeRates) {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || v < 0 {
+			return Config{}, "", fmt.Errorf("-mode-rates: %q is not a rate", p)
+		}
+		c.ModeRates = append(c.ModeRates, v)
+	}
 	return c, jsonPath, nil
 }
 

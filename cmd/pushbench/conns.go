@@ -247,12 +247,25 @@ func (b *bench) deliver(c *client, ev sseEvent) {
 		return
 	}
 	ph := b.phases[pl.phase].Load()
+	if ph == nil && b.worker {
+		// A worker learns of phases from their messages; the coordinator
+		// knows which messages were sent (workers.go).
+		ph = b.workerPhase(pl.phase)
+	}
 	if ph == nil {
 		b.stray.Add(1)
 		return
 	}
-	m := ph.lookup(pl.seq)
-	if m == nil || m.expected.Load() < 0 {
+	var m *msgState
+	if b.worker {
+		if m = ph.slot(pl.seq); m != nil {
+			atomicMax(&ph.nextSeq, pl.seq+1)
+			atomicMax(&m.lastAt, now)
+		}
+	} else if m = ph.lookup(pl.seq); m != nil && m.expected.Load() < 0 {
+		m = nil
+	}
+	if m == nil {
 		b.stray.Add(1)
 		return
 	}
@@ -326,9 +339,13 @@ func shortErr(err error) string {
 	return err.Error()
 }
 
-// closeAll ends every connection and waits (bounded) for the readers.
+// closeAll ends every connection, the workers' too, and waits (bounded)
+// for the readers.
 func (b *bench) closeAll(timeout time.Duration) {
 	b.closing.Store(true)
+	if len(b.workers) > 0 {
+		b.closeWorkers(timeout)
+	}
 	for _, c := range b.clients {
 		c.close()
 	}

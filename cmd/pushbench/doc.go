@@ -20,6 +20,10 @@
 //	    history in Redis, then without history)
 //	pushbench -spawn ./pushd -spawn-redis redis-server -history redis -channels 100 -channel-prefixes h.,nh. \
 //	    -conns 1000 -mode channel:h.,channel:nh. -messages 15000   (channel sends with and without history)
+//	pushbench -spawn ./pushd -spawn-nodes 5 -spawn-redis-cluster redis-server -workers 5 -single \
+//	    -conns 95000 -users 47501 -mode broadcast,user -mode-messages 10,20000 -mode-rates 0.2,1000
+//	    (scale: 5 nodes × 19 000 connections on a Redis Cluster, held by 5 worker processes;
+//	    the same phases on one node first, CPU per delivery compared with it)
 //
 // Connection i belongs to user u{i%users} and tenant t{i%tenants} (demo
 // authentication query parameters) and is held by node i%len(nodes), or by
@@ -40,6 +44,18 @@
 // time to catch up. -channels puts every connection in channels (mode
 // channel sends to them) and -history runs the spawned pushd on a
 // generated configuration with or without history (histcfg.go).
+// -workers N spreads the connections over N worker processes of the tool
+// (workers.go: it re-executes itself; a process may hold only as many
+// descriptors as RLIMIT_NOFILE allows), which stream their receipt counts
+// and latency samples back, so loss, duplicates, misrouting and the
+// latency quantiles are judged over all of them as in one process.
+// -spawn-redis-cluster starts a Redis Cluster of six redis-servers instead
+// of one (sharded pub/sub). -single runs the same phases first on one node
+// holding a node's share of the connections and reports CPU per delivery
+// as a ratio to it; each phase also reports how many nodes hold a send's
+// target and the PUBLISH/SPUBLISH calls per send counted by the spawned
+// redis-servers, and memory is read per node. -mode-messages and
+// -mode-rates set the sends and the rate of each phase.
 // -floor runs the same phases first against refserver's epoll design (the
 // kernel floor, one node, no QoS) and reports each phase's CPU per delivery
 // and per send, and idle memory, as ratios to the floor's. Each

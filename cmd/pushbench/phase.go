@@ -20,6 +20,7 @@ type msgState struct {
 	received     atomic.Int32 // distinct, correctly routed recipients
 	apiDelivered atomic.Int32 // the API's "delivered", -1 until answered
 	sentAt       atomic.Int64 // unix nanos
+	lastAt       atomic.Int64 // unix nanos of the last delivery counted (worker mode)
 }
 
 type msgChunk [msgChunkSize]msgState

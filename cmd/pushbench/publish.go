@@ -87,6 +87,7 @@ func (b *bench) publish(ctx context.Context, ph *phase, e expectations) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	pad := bytes.Repeat([]byte("x"), b.cfg.Payload)
+	messages, rate := b.cfg.phaseLimits(ph.id)
 	for range b.cfg.Publishers {
 		wg.Add(1)
 		go func() {
@@ -97,14 +98,14 @@ func (b *bench) publish(ctx context.Context, ph *phase, e expectations) {
 			}
 			for ctx.Err() == nil {
 				seq := ph.nextSeq.Add(1) - 1
-				if b.cfg.Messages > 0 && seq >= int64(b.cfg.Messages) {
+				if messages > 0 && seq >= int64(messages) {
 					return
 				}
 				if b.cfg.Duration > 0 && time.Since(start) >= b.cfg.Duration {
 					return
 				}
-				if b.cfg.Rate > 0 {
-					due := start.Add(time.Duration(float64(seq) * float64(time.Second) / b.cfg.Rate))
+				if rate > 0 {
+					due := start.Add(time.Duration(float64(seq) * float64(time.Second) / rate))
 					if b.cfg.Duration > 0 && due.Sub(start) >= b.cfg.Duration {
 						return
 					}

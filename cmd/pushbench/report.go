@@ -23,6 +23,12 @@ type Report struct {
 	Payload    int      `json:"payload"`
 	SrcIPs     []string `json:"src_ips,omitempty"`
 	FileLimit  uint64   `json:"file_limit"`
+	// Workers is the number of worker processes that held the connections
+	// (0: this process).
+	Workers int `json:"workers,omitempty"`
+	// Single is the run of the same phases on one node (Config.Single),
+	// made first.
+	Single *Report `json:"single,omitempty"`
 	// ServerLogs are the output files of spawned processes.
 	ServerLogs []string `json:"server_logs,omitempty"`
 	// Procs are the processes whose CPU each phase reports one by one: the
@@ -71,6 +77,11 @@ type MemoryReport struct {
 	IdleCPUPercent float64 `json:"idle_cpu_percent"`
 	// IdleCPUKnown is false when the settle period was too short to read it.
 	IdleCPUKnown bool `json:"idle_cpu_known"`
+	// Nodes is each node's memory after the last step (several nodes).
+	Nodes []NodeMemory `json:"nodes,omitempty"`
+	// IdlePublishesPerSec is the spawned redis-servers' PUBLISH and
+	// SPUBLISH calls per second while idle (the nodes' probes).
+	IdlePublishesPerSec float64 `json:"idle_publishes_per_sec,omitempty"`
 }
 
 // RSSStep is a memory reading after Conns connections were open and idle.
@@ -81,6 +92,8 @@ type RSSStep struct {
 	// MarginalBytesPerConn is the growth since the previous step divided by
 	// the connections added.
 	MarginalBytesPerConn float64 `json:"marginal_bytes_per_conn"`
+	// Nodes is each node's memory at this step (several nodes).
+	Nodes []NodeMemory `json:"nodes,omitempty"`
 }
 
 // PhaseReport is one mode's publishing outcome.
@@ -135,6 +148,19 @@ type PhaseReport struct {
 	FloorCPUPerDelivRatio float64 `json:"floor_cpu_per_delivery_ratio,omitempty"`
 	FloorCPUPerSendRatio  float64 `json:"floor_cpu_per_send_ratio,omitempty"`
 	TimedOut              bool    `json:"timed_out"`
+	// NodesPerSend is the mean number of nodes holding a connection a send
+	// addressed. RedisPublishes counts the PUBLISH and SPUBLISH calls of
+	// the spawned redis-server masters over the phase, per send, and per
+	// send without the idle rate (probes).
+	NodesPerSend             float64 `json:"nodes_per_send,omitempty"`
+	RedisPublishes           int64   `json:"redis_publishes,omitempty"`
+	RedisPublishesPerSend    float64 `json:"redis_publishes_per_send,omitempty"`
+	RedisPublishesNetPerSend float64 `json:"redis_publishes_net_per_send,omitempty"`
+	// The Single figures are this phase's server CPU per delivery (summed
+	// over the nodes), and the same without idle CPU, over the
+	// single-node run's.
+	SingleCPUPerDelivRatio    float64 `json:"single_cpu_per_delivery_ratio,omitempty"`
+	SingleNetCPUPerDelivRatio float64 `json:"single_net_cpu_per_delivery_ratio,omitempty"`
 
 	Errors map[string]int `json:"errors,omitempty"`
 }
@@ -192,6 +218,9 @@ func (r Report) OK() bool {
 		return false
 	}
 	if r.Flap != nil && len(r.Flap.problems()) > 0 {
+		return false
+	}
+	if r.Single != nil && !r.Single.OK() {
 		return false
 	}
 	if r.Connect.Failed > 0 || r.Connect.Connected != int64(r.Connect.Attempted) {
@@ -260,6 +289,11 @@ func (r Report) Problems() []string {
 	if r.Flap != nil {
 		out = append(out, r.Flap.problems()...)
 	}
+	if r.Single != nil {
+		for _, p := range r.Single.Problems() {
+			out = append(out, "single node: "+p)
+		}
+	}
 	return out
 }
 
@@ -288,6 +322,7 @@ func (r Report) WriteTable(w io.Writer) {
 		r.writePhases(w)
 		r.writeProcs(w)
 	}
+	r.writeScale(w)
 	if r.Reconnect != nil {
 		r.Reconnect.writeTable(w, r.Procs)
 	}

@@ -48,6 +48,19 @@ type bench struct {
 	apiNodes []int
 	// procs are the processes whose CPU is reported one by one.
 	procs []Proc
+
+	// worker is true in a worker process (workers.go); workers are the
+	// worker processes of a coordinator, syncID numbers its syncs.
+	worker  bool
+	workers []*workerProc
+	syncID  atomic.Int64
+	// workersClosed is set once the workers were told to close.
+	workersClosed atomic.Bool
+	// redisAddrs are the spawned redis-servers whose PUBLISH and SPUBLISH
+	// calls each phase counts; idlePublishRate is their rate per second
+	// while idle (probes), from the last settle period.
+	redisAddrs      []string
+	idlePublishRate float64
 }
 
 // run performs one benchmark: optionally start a server, read its idle
@@ -82,16 +95,29 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		}
 		rep.Floor = &floor
 	}
+	if cfg.Single && cfg.SpawnNodes > 1 {
+		logf("single node: the same phases on one node holding %d connections", cfg.Conns/cfg.SpawnNodes)
+		single, err := run(ctx, singleConfig(cfg))
+		if err != nil {
+			return rep, fmt.Errorf("single node: %w", err)
+		}
+		rep.Single = &single
+	}
+	perProcess := cfg.Conns
+	if cfg.Workers > 0 {
+		perProcess = (cfg.Conns + cfg.Workers - 1) / cfg.Workers
+	}
 	limit, err := raiseFileLimit()
 	if err != nil {
 		rep.Warnings = append(rep.Warnings, err.Error())
 	}
-	if limit > 0 && uint64(cfg.Conns)+64 > limit {
+	if limit > 0 && uint64(perProcess)+64 > limit {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("file limit %d is below conns+64: connections will fail", limit))
 	}
 	rep.FileLimit = limit
 
 	var procs []Proc
+	var redisAddrs []string
 	redisURL := ""
 	if cfg.SpawnRedis != "" {
 		srv, err := spawnRedis(ctx, cfg)
@@ -104,6 +130,23 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		procs = append(procs, Proc{Name: "redis", PID: srv.cmd.Process.Pid})
 		rep.ServerLogs = append(rep.ServerLogs, srv.logPath)
 		logf("spawned %s at %s (pid %d, log %s)", cfg.SpawnRedis, srv.url, srv.cmd.Process.Pid, srv.logPath)
+		redisAddrs = append(redisAddrs, strings.TrimSuffix(strings.TrimPrefix(srv.url, "redis://"), "/0"))
+	}
+	if cfg.SpawnRedisCluster != "" {
+		rc, err := spawnRedisCluster(ctx, cfg)
+		if rc != nil {
+			defer rc.stop()
+		}
+		if err != nil {
+			return rep, err
+		}
+		cfg.SpawnEnv = append(cfg.SpawnEnv, "PUSHD_CLUSTER_TRANSPORT=redis", "PUSHD_CLUSTER_REDIS_URL="+rc.url)
+		for i, srv := range rc.nodes {
+			procs = append(procs, Proc{Name: fmt.Sprintf("redis%d", i+1), PID: srv.cmd.Process.Pid})
+			rep.ServerLogs = append(rep.ServerLogs, srv.logPath)
+		}
+		redisAddrs = append(redisAddrs, rc.addrs...)
+		logf("spawned a Redis Cluster of %d redis-servers: %s", len(rc.nodes), rc.url)
 	}
 	if cfg.History != "" && cfg.Spawn != "" {
 		if err := checkHistoryMode(cfg.History, redisURL != ""); err != nil {
@@ -139,7 +182,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		return rep, fmt.Errorf("config: api-nodes: %w", err)
 	}
 	if len(cfg.SrcIPs) == 0 {
-		cfg.SrcIPs = autoSourceIPs(cfg.Conns, cfg.Nodes)
+		cfg.SrcIPs = autoSourceIPs(perProcess, cfg.Nodes)
 	}
 	for i, pid := range cfg.PIDs {
 		procs = append(procs, Proc{Name: fmt.Sprintf("node%d", i+1), PID: pid})
@@ -147,7 +190,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	slices.SortStableFunc(procs, func(a, b Proc) int { return strings.Compare(a.Name, b.Name) })
 	rep.Procs = procs
 
-	b := &bench{cfg: cfg, runID: newRunID(), connErrors: map[string]int{}, apiNodes: apiNodes, procs: procs}
+	b := &bench{cfg: cfg, runID: newRunID(), connErrors: map[string]int{}, apiNodes: apiNodes, procs: procs, redisAddrs: redisAddrs}
 	for _, s := range cfg.SrcIPs {
 		ip := net.ParseIP(s)
 		if ip == nil {
@@ -177,6 +220,14 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if cfg.Workers > 0 {
+		err := b.startWorkers()
+		defer b.closeAll(10 * time.Second)
+		if err != nil {
+			return rep, err
+		}
+		logf("%d workers hold the connections", len(b.workers))
+	}
 	var ackDone chan struct{}
 	if cfg.Ack {
 		b.acker = &acker{b: b, stop: ctx.Done(), in: make(chan ackItem, 1<<16), http: b.http}
@@ -186,6 +237,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 
 	rep.Nodes, rep.PIDs, rep.Conns, rep.Users, rep.Tenants = cfg.Nodes, cfg.PIDs, cfg.Conns, cfg.Users, cfg.Tenants
 	rep.Publishers, rep.Rate, rep.QoS, rep.Ack, rep.Payload, rep.SrcIPs = cfg.Publishers, cfg.Rate, cfg.QoS, cfg.Ack, cfg.Payload, cfg.SrcIPs
+	rep.Workers = len(b.workers)
 	measured := len(cfg.PIDs) > 0
 	rep.Memory.Measured = measured
 
@@ -194,6 +246,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		sleepCtx(ctx, cfg.Settle)
 	}
 	base := readProcs(cfg.PIDs)
+	baseEach := readEachRSS(cfg.PIDs)
 	if measured && base.Err != nil {
 		return rep, fmt.Errorf("proc: %w", base.Err)
 	}
@@ -213,12 +266,17 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	for _, to := range steps {
 		logf("connecting %d..%d", from, to)
 		before := readProcs(cfg.PIDs)
-		connectTime += b.connectRange(ctx, from, to)
+		if len(b.workers) > 0 {
+			connectTime += b.connectWorkers(from, to)
+		} else {
+			connectTime += b.connectRange(ctx, from, to)
+		}
 		connectCPU += readProcs(cfg.PIDs).CPU - before.CPU
 		logf("connected %d, failed %d", b.connected.Load(), b.failed.Load())
 		from = to
 		settleStart := time.Now()
 		settleCPU := readProcs(cfg.PIDs).CPU
+		settlePub, pubErr := redisPublishes(b.redisAddrs)
 		if measured {
 			sleepCtx(ctx, cfg.Settle)
 		}
@@ -226,6 +284,9 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		if el := time.Since(settleStart); measured && el > 500*time.Millisecond {
 			b.idleCPU = float64(last.CPU-settleCPU) / float64(el)
 			b.idleKnown = true
+			if pub, err := redisPublishes(b.redisAddrs); err == nil && pubErr == nil && len(b.redisAddrs) > 0 {
+				b.idlePublishRate = float64(pub-settlePub) / el.Seconds()
+			}
 		}
 		if measured && len(steps) > 1 {
 			n := b.connected.Load()
@@ -236,6 +297,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 			if n > prevConns {
 				st.MarginalBytesPerConn = float64(last.RSSBytes-prev.RSSBytes) / float64(n-prevConns)
 			}
+			st.Nodes = b.nodeMemory(baseEach, readEachRSS(cfg.PIDs))
 			rep.Memory.Steps = append(rep.Memory.Steps, st)
 			prev, prevConns = last, n
 		}
@@ -264,6 +326,10 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		if connected > 0 {
 			rep.Memory.BytesPerConn = float64(last.RSSBytes-base.RSSBytes) / float64(connected)
 		}
+		if len(cfg.PIDs) > 1 {
+			rep.Memory.Nodes = b.nodeMemory(baseEach, readEachRSS(cfg.PIDs))
+		}
+		rep.Memory.IdlePublishesPerSec = b.idlePublishRate
 	}
 	if connected == 0 {
 		b.finish(&rep)
@@ -290,6 +356,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	b.finish(&rep)
 	rep.compareWithFloor()
+	rep.compareWithSingle()
 	return rep, nil
 }
 
@@ -321,12 +388,19 @@ func (b *bench) finish(rep *Report) {
 func (b *bench) connErrorList() map[string]int {
 	b.errMu.Lock()
 	defer b.errMu.Unlock()
-	if len(b.connErrors) == 0 {
-		return nil
-	}
 	out := make(map[string]int, len(b.connErrors))
 	for k, v := range b.connErrors {
 		out[k] = v
+	}
+	for _, w := range b.workers {
+		if errs := w.errs.Load(); errs != nil {
+			for k, v := range *errs {
+				out[k] += v
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
@@ -339,7 +413,8 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 	exp := b.expectations()
 	cpu0 := readProcs(b.cfg.PIDs)
 	each0 := b.readEach()
-	self0, _ := readCPU(os.Getpid())
+	self0 := b.toolCPU()
+	pub0, pubErr0 := redisPublishes(b.redisAddrs)
 	phaseStart := time.Now()
 
 	pubTimeout := b.cfg.Timeout
@@ -368,9 +443,13 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 	dcancel()
 	// A short quiet period so that late duplicates are seen.
 	sleepCtx(ctx, 200*time.Millisecond)
+	if len(b.workers) > 0 {
+		b.syncWorkers()
+	}
 	cpu1 := readProcs(b.cfg.PIDs)
 	each1 := b.readEach()
-	self1, _ := readCPU(os.Getpid())
+	self1 := b.toolCPU()
+	pub1, pubErr1 := redisPublishes(b.redisAddrs)
 	phaseTime := time.Since(phaseStart)
 
 	r := PhaseReport{
@@ -394,6 +473,15 @@ func (b *bench) runPhase(ctx context.Context, id int, mode string) PhaseReport {
 		Errors:      ph.errorList(),
 	}
 	r.Lost = r.Expected - r.Delivered
+	if len(b.redisAddrs) > 0 && pubErr0 == nil && pubErr1 == nil {
+		r.RedisPublishes = pub1 - pub0
+		if r.Sent > 0 {
+			r.RedisPublishesPerSend = float64(r.RedisPublishes) / float64(r.Sent)
+			idle := b.idlePublishRate * phaseTime.Seconds()
+			r.RedisPublishesNetPerSend = max(float64(r.RedisPublishes)-idle, 0) / float64(r.Sent)
+		}
+	}
+	r.NodesPerSend = b.nodesPerSend(ph, exp)
 	if publishTime > 0 {
 		r.SendsPerSec = float64(r.Sent) / publishTime.Seconds()
 	}
