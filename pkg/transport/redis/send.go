@@ -66,8 +66,8 @@ func (t *Transport) roundTrip(ctx context.Context, app string, keys []string, en
 	if !t.ready.Load() {
 		return nil, ErrNotReady
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
+	deadline, ctxBound := ctx.Deadline()
+	if !ctxBound {
 		deadline = time.Now().Add(t.cfg.Timeout)
 	}
 	if t.cfg.MaxRoutedKeys >= 0 && len(keys) > t.cfg.MaxRoutedKeys {
@@ -100,7 +100,11 @@ func (t *Transport) roundTrip(ctx context.Context, app string, keys []string, en
 		}
 		t.log.Warn().Err(err).Str("app", app).Msg("publish partly failed")
 	}
-	c.wait(ctx, deadline, expected, t.closed)
+	if ctxBound {
+		c.wait(ctx, time.Time{}, expected, t.closed) // ctx ends at its deadline: no timer of our own
+	} else {
+		c.wait(ctx, deadline, expected, t.closed)
+	}
 	return c, nil
 }
 
@@ -159,11 +163,14 @@ func (c *call) add(r *replyEnvelope, counted bool) {
 	}
 }
 
-// wait returns when expected replies arrived, ctx ends, deadline passes
-// or closed is closed. The timer for the deadline is taken only when the
-// replies are not all there yet, from a pool.
+// wait returns when expected replies arrived, ctx ends, deadline (unless
+// zero) passes or closed is closed. The timer for the deadline is taken
+// only when the replies are not all there yet, from a pool. (With a ctx
+// that has a deadline of its own, callers pass none: a timer for the same
+// instant could fire first, and the caller would see its ctx not yet done.)
 func (c *call) wait(ctx context.Context, deadline time.Time, expected int, closed <-chan struct{}) {
 	var timer *time.Timer
+	var expired <-chan time.Time // nil: no deadline of our own
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -177,7 +184,7 @@ func (c *call) wait(ctx context.Context, deadline time.Time, expected int, close
 		if done {
 			return
 		}
-		if timer == nil {
+		if timer == nil && !deadline.IsZero() {
 			d := time.Until(deadline)
 			if d <= 0 {
 				return
@@ -188,10 +195,11 @@ func (c *call) wait(ctx context.Context, deadline time.Time, expected int, close
 			} else {
 				timer = time.NewTimer(d)
 			}
+			expired = timer.C
 		}
 		select {
 		case <-c.notify:
-		case <-timer.C:
+		case <-expired:
 			return
 		case <-ctx.Done():
 			return
