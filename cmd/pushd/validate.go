@@ -8,6 +8,11 @@ import (
 	"time"
 )
 
+// defaultTCPUserTimeout is http.tcp_user_timeout's default: four TCP
+// keepalive intervals (Go's 15 s) and more, so that a connection survives
+// a few lost probe ACKs, and still minutes short of the kernel's ~15.
+const defaultTCPUserTimeout = 75 * time.Second
+
 // validate fills the HTTP defaults.
 func (h *HTTPConfig) validate(p *problems) {
 	if h.ReadHeaderTimeout < 0 || h.ReadTimeout < 0 || h.IdleTimeout < 0 || h.MaxHeaderBytes < 0 {
@@ -26,7 +31,7 @@ func (h *HTTPConfig) validate(p *problems) {
 		h.MaxHeaderBytes = 64 << 10
 	}
 	if h.TCPUserTimeout == 0 {
-		h.TCPUserTimeout = Duration(30 * time.Second)
+		h.TCPUserTimeout = Duration(defaultTCPUserTimeout)
 	}
 	switch h.APIServer {
 	case "":
