@@ -161,6 +161,10 @@ type Config struct {
 	// transport on its own Redis) and reports each phase's server CPU per
 	// delivery as a ratio to that single node's. Needs SpawnNodes ≥ 2.
 	Single bool
+	// RedisDelay, with SpawnRedis, puts a proxy between the nodes and
+	// Redis that delays each direction by this much: one-way latency
+	// between hosts where the kernel has no netem (internal/delayproxy).
+	RedisDelay time.Duration
 	// SpawnRedisCluster is a redis-server binary: a Redis Cluster of six
 	// of them (three masters, three replicas, made with redis-cli) is
 	// started for the run and the spawned nodes are clustered over it
@@ -279,6 +283,9 @@ func (c *Config) setDefaults() error {
 	if c.SpawnRedis != "" && c.Spawn == "" {
 		return errors.New("spawn-redis needs spawn")
 	}
+	if c.RedisDelay < 0 || (c.RedisDelay > 0 && c.SpawnRedis == "") {
+		return errors.New("redis-delay needs spawn-redis and must not be negative")
+	}
 	if c.SpawnRedisCluster != "" && (c.Spawn == "" || c.SpawnRedis != "") {
 		return errors.New("spawn-redis-cluster needs spawn and excludes spawn-redis")
 	}
@@ -390,6 +397,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.StringVar(&modeMessages, "mode-messages", "", "comma-separated sends per phase, in the order of -mode (overrides -messages)")
 	fs.StringVar(&modeRates, "mode-rates", "", "comma-separated sends per second per phase, in the order of -mode (overrides -rate; 0 = as fast as possible)")
 	fs.BoolVar(&c.Single, "single", false, "run the phases first on one spawned node holding conns/spawn-nodes connections and report CPU per delivery as a ratio to it")
+	fs.DurationVar(&c.RedisDelay, "redis-delay", 0, "with -spawn-redis: the nodes reach Redis through a proxy that delays each direction by this (one-way latency without netem)")
 	fs.StringVar(&c.SpawnRedisCluster, "spawn-redis-cluster", "", "path of a redis-server: start a Redis Cluster of 6 (3 masters, 3 replicas, via redis-cli) and cluster the spawned nodes over it")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, "", err

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/pushd/pushd/internal/delayproxy"
 	"net"
 	"net/http"
 	"os"
@@ -125,8 +126,19 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 			return rep, err
 		}
 		defer srv.stop(10 * time.Second)
-		cfg.SpawnEnv = append(cfg.SpawnEnv, "PUSHD_CLUSTER_TRANSPORT=redis", "PUSHD_CLUSTER_REDIS_URL="+srv.url)
-		redisURL = srv.url
+		nodesURL := srv.url // what the nodes dial: Redis, or a delaying proxy in front of it
+		if cfg.RedisDelay > 0 {
+			target := strings.TrimSuffix(strings.TrimPrefix(srv.url, "redis://"), "/0")
+			proxy, err := delayproxy.Listen("127.0.0.1:0", target, cfg.RedisDelay)
+			if err != nil {
+				return rep, err
+			}
+			defer proxy.Close()
+			nodesURL = "redis://" + proxy.Addr() + "/0"
+			logf("the nodes reach Redis through a proxy that delays each direction by %v (%s)", cfg.RedisDelay, proxy.Addr())
+		}
+		cfg.SpawnEnv = append(cfg.SpawnEnv, "PUSHD_CLUSTER_TRANSPORT=redis", "PUSHD_CLUSTER_REDIS_URL="+nodesURL)
+		redisURL = nodesURL
 		procs = append(procs, Proc{Name: "redis", PID: srv.cmd.Process.Pid})
 		rep.ServerLogs = append(rep.ServerLogs, srv.logPath)
 		logf("spawned %s at %s (pid %d, log %s)", cfg.SpawnRedis, srv.url, srv.cmd.Process.Pid, srv.logPath)

@@ -122,7 +122,8 @@ func TestParseFlags(t *testing.T) {
 		!slices.Equal(c.PIDs, []int{5, 6}) || !slices.Equal(c.RSSSteps, []int{100, 200}) || !c.QoS || c.Users != 30 {
 		t.Fatalf("config %+v", c)
 	}
-	for _, bad := range []string{"-mode nope -nodes http://x:1", "-pids a", "-conns 5", "-nodes https://x:1"} {
+	for _, bad := range []string{"-mode nope -nodes http://x:1", "-pids a", "-conns 5", "-nodes https://x:1",
+		"-spawn /bin/true -redis-delay 1ms", "-spawn /bin/true -spawn-redis /bin/true -redis-delay -1ms"} {
 		c, _, err := parseFlags(strings.Fields(bad), &sb)
 		if err == nil {
 			err = c.setDefaults()
