@@ -20,36 +20,21 @@ type batchAnswer struct {
 // publishBatches is one publisher of a phase with Batch > 1: it claims
 // Batch consecutive messages at a time (in user mode, Batch different
 // users when Users ≥ Batch) and posts them as one batch send, a JSON
-// array, until Messages are sent, Duration has passed or ctx ends. Rate
-// still counts messages, not calls.
-func (b *bench) publishBatches(ctx context.Context, ph *phase, e expectations, start time.Time, pad []byte) {
+// array, until the phase's messages are sent, Duration has passed or ctx
+// ends. rate still counts messages, not calls.
+func (b *bench) publishBatches(ctx context.Context, ph *phase, e expectations, start time.Time, pad []byte, messages int, rate float64) {
 	size := int64(b.cfg.Batch)
 	for ctx.Err() == nil {
 		first := ph.nextSeq.Add(size) - size
 		n := size
-		if b.cfg.Messages > 0 {
-			if first >= int64(b.cfg.Messages) {
+		if messages > 0 {
+			if first >= int64(messages) {
 				return
 			}
-			n = min(n, int64(b.cfg.Messages)-first)
+			n = min(n, int64(messages)-first)
 		}
-		if b.cfg.Duration > 0 && time.Since(start) >= b.cfg.Duration {
+		if !b.awaitTurn(ctx, start, first, rate) {
 			return
-		}
-		if b.cfg.Rate > 0 {
-			due := start.Add(time.Duration(float64(first) * float64(time.Second) / b.cfg.Rate))
-			if b.cfg.Duration > 0 && due.Sub(start) >= b.cfg.Duration {
-				return
-			}
-			if d := time.Until(due); d > 0 {
-				t := time.NewTimer(d)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					return
-				}
-			}
 		}
 		if !b.publishBatch(ctx, ph, e, first, int(n), pad) {
 			return

@@ -93,7 +93,7 @@ func (b *bench) publish(ctx context.Context, ph *phase, e expectations) {
 		go func() {
 			defer wg.Done()
 			if b.cfg.Batch > 1 {
-				b.publishBatches(ctx, ph, e, start, pad)
+				b.publishBatches(ctx, ph, e, start, pad, messages, rate)
 				return
 			}
 			for ctx.Err() == nil {
@@ -101,23 +101,8 @@ func (b *bench) publish(ctx context.Context, ph *phase, e expectations) {
 				if messages > 0 && seq >= int64(messages) {
 					return
 				}
-				if b.cfg.Duration > 0 && time.Since(start) >= b.cfg.Duration {
+				if !b.awaitTurn(ctx, start, seq, rate) {
 					return
-				}
-				if rate > 0 {
-					due := start.Add(time.Duration(float64(seq) * float64(time.Second) / rate))
-					if b.cfg.Duration > 0 && due.Sub(start) >= b.cfg.Duration {
-						return
-					}
-					if d := time.Until(due); d > 0 {
-						t := time.NewTimer(d)
-						select {
-						case <-t.C:
-						case <-ctx.Done():
-							t.Stop()
-							return
-						}
-					}
 				}
 				m := ph.slot(seq)
 				if m == nil {
@@ -199,4 +184,30 @@ func postSend(ctx context.Context, client *http.Client, cfg Config, node string,
 		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
 	}
 	return data, nil
+}
+
+// awaitTurn waits until message seq is due at rate messages per second
+// from start (at once when rate is 0); false when the phase's -duration
+// is over, or would be by then, or ctx ended.
+func (b *bench) awaitTurn(ctx context.Context, start time.Time, seq int64, rate float64) bool {
+	if b.cfg.Duration > 0 && time.Since(start) >= b.cfg.Duration {
+		return false
+	}
+	if rate <= 0 {
+		return true
+	}
+	due := start.Add(time.Duration(float64(seq) * float64(time.Second) / rate))
+	if b.cfg.Duration > 0 && due.Sub(start) >= b.cfg.Duration {
+		return false
+	}
+	if d := time.Until(due); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
