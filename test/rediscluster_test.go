@@ -66,15 +66,10 @@ apps:
 	}
 }
 
-// Two pushd nodes on a real Redis Cluster (sharded pub/sub transport, QoS
-// store): a send through b reaches a connection on a; the master that owns
-// the connection's routing key is SIGKILLed mid-traffic — routing recovers
-// (the time is logged) and every QoS send answered 200 reaches the user:
-// zero loss.
-func TestTransportOnRedisClusterMasterKilled(t *testing.T) {
-	rc := testredis.StartCluster(t)
-	config := func(id string) string {
-		return fmt.Sprintf(`
+// clusterNodeConfig is a pushd node id on the Redis (Cluster) at url, for
+// the transport and the QoS store, with the demo app.
+func clusterNodeConfig(id, url string) string {
+	return fmt.Sprintf(`
 node_id: %s
 cluster: {transport: redis, redis_url: %q, timeout: 2s}
 qos: {repository: redis, redis_url: %q}
@@ -82,9 +77,17 @@ apps:
   - name: demo
     auth: {mode: demo}
     api_keys: [demo-key]
-`, id, rc.URL(), rc.URL())
-	}
-	a, b := startPushd(t, config("a")), startPushd(t, config("b"))
+`, id, url, url)
+}
+
+// Two pushd nodes on a real Redis Cluster (sharded pub/sub transport, QoS
+// store): a send through b reaches a connection on a; the master that owns
+// the connection's routing key is SIGKILLed mid-traffic — routing recovers
+// (the time is logged) and every QoS send answered 200 reaches the user:
+// zero loss.
+func TestTransportOnRedisClusterMasterKilled(t *testing.T) {
+	rc := testredis.StartCluster(t)
+	a, b := startPushd(t, clusterNodeConfig("a", rc.URL())), startPushd(t, clusterNodeConfig("b", rc.URL()))
 	s := openStream(t, a.url+"/sse/demo/connect?userId=zoe&ack=1")
 	s.frame()
 	type answer struct {

@@ -35,18 +35,7 @@ type reshardSend struct {
 // recovery (how long sends counted nobody) is in the test output.
 func TestTransportOnRedisClusterSlotMoved(t *testing.T) {
 	rc := testredis.StartCluster(t)
-	config := func(id string) string {
-		return fmt.Sprintf(`
-node_id: %s
-cluster: {transport: redis, redis_url: %q, timeout: 2s}
-qos: {repository: redis, redis_url: %q}
-apps:
-  - name: demo
-    auth: {mode: demo}
-    api_keys: [demo-key]
-`, id, rc.URL(), rc.URL())
-	}
-	a, b := startPushd(t, config("a")), startPushd(t, config("b"))
+	a, b := startPushd(t, clusterNodeConfig("a", rc.URL())), startPushd(t, clusterNodeConfig("b", rc.URL()))
 	const key = "pushd:demo:u:zoe" // the routing key of the stream's user
 	browser := followWith(t, http.DefaultClient, a.url+"/sse/demo/connect?userId=zoe&ack=1")
 	resubscribesBefore := metric(t, a, resubscribesRe)

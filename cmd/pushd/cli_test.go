@@ -284,20 +284,7 @@ func TestUnknownEnvironmentVariablesAreWarned(t *testing.T) {
 		t.Errorf("checkconfig with PUSHD_LOG_LEVLE: exit %d, stderr %q", code, errOut)
 	}
 	// serve logs the same warning at start.
-	cfg, err := loadConfig(file, []string{"PUSHD_LOG_LEVLE=debug"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.CreateTemp(t.TempDir(), "log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newServer(cfg, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.closeParts()
-	if b, _ := os.ReadFile(f.Name()); !strings.Contains(string(b), `"level":"warn"`) || !strings.Contains(string(b), "PUSHD_LOG_LEVLE") {
+	if b := startLog(t, file, []string{"PUSHD_LOG_LEVLE=debug"}); !strings.Contains(string(b), `"level":"warn"`) || !strings.Contains(string(b), "PUSHD_LOG_LEVLE") {
 		t.Errorf("no warning at start in the log: %s", b)
 	}
 }
@@ -306,21 +293,7 @@ func TestUnknownEnvironmentVariablesAreWarned(t *testing.T) {
 // its host name in every log line, the first ones included (they were once
 // written before the default was set, with "node":"").
 func TestLogLinesNameTheNodeWithoutNodeID(t *testing.T) {
-	file := writeConfig(t, "apps:\n  - name: a\n    auth: {mode: demo}\n")
-	cfg, err := loadConfig(file, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.CreateTemp(t.TempDir(), "log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newServer(cfg, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.closeParts()
-	b, _ := os.ReadFile(f.Name())
+	b := startLog(t, writeConfig(t, "apps:\n  - name: a\n    auth: {mode: demo}\n"), nil)
 	host, _ := os.Hostname()
 	want := cmp.Or(host, "pushd")
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
@@ -333,4 +306,28 @@ func TestLogLinesNameTheNodeWithoutNodeID(t *testing.T) {
 	if len(lines) == 0 || lines[0] == "" {
 		t.Fatal("no log line: the app without API keys should be warned about")
 	}
+}
+
+// startLog builds the server of the config file with env as serve does,
+// without running it, and returns what it logged meanwhile.
+func startLog(t *testing.T, file string, env []string) []byte {
+	t.Helper()
+	cfg, err := loadConfig(file, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(cfg, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.closeParts()
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
