@@ -81,7 +81,10 @@
 // go out as one message, so under load a send costs Redis about one
 // PUBLISH instead of two. Requests to one channel go through the client's
 // autopipeliner (go-redis AutoPipeline), which writes the PUBLISH commands
-// of concurrent senders as one pipeline. The subscription is read and
+// of concurrent senders as one pipeline; not on a Redis Cluster, where
+// such a pipeline waits for every master it spans and one master down
+// would delay the sends to all (each SPUBLISH goes straight to its
+// master there). The subscription is read and
 // dispatched by one goroutine, without a channel in between.
 //
 // # Wire format

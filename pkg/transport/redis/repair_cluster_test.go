@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,10 @@ import (
 // repairRig is a holder on a cluster, holding one routing key on each
 // master (users[i] on masters[i]), and two nodes sending to it: sender
 // for the traffic to the keys that must not miss, prober for the sends
-// that wait for a key to be counted again (a node sending to a key whose
-// master is down has its other sends wait in the same pipelines).
+// that wait for a key to be counted again (so that the steady traffic is
+// measured on a node that sends nothing to a dead master; that a node's
+// sends to a dead master do not delay its others is
+// TestClusterDeadMasterDoesNotDelayOtherSends).
 type repairRig struct {
 	cl           *testredis.Cluster
 	sender       *node
@@ -166,6 +169,17 @@ func (r *repairRig) checkRepairedOnly(t *testing.T, moves uint64) Stats {
 		t.Errorf("holder moved %d channels, want %d", st.ShardMoves, moves)
 	}
 	return st
+}
+
+// userInSlot returns a user whose routing key's channel on the holder is
+// in the hash slot slot.
+func (r *repairRig) userInSlot(slot int) string {
+	for i := 0; ; i++ {
+		u := fmt.Sprintf("slot%d-%d", slot, i)
+		if keySlot(r.holder.channel("app", "u:"+u)) == slot {
+			return u
+		}
+	}
 }
 
 // numSub returns SHARDNUMSUB of channel on the master m.
@@ -436,4 +450,125 @@ func TestClusterSubscribeToMovedSlot(t *testing.T) {
 	if st.Resubscribes != st.ShardRepairs {
 		t.Errorf("holder %+v: the session was made again", st)
 	}
+}
+
+// TestClusterDeadMasterDoesNotDelayOtherSends kills the master of one of
+// the holder's keys and, from the same sender node, keeps sending to that
+// master's keys (that one and keys at the ends of its slot ranges) while
+// it sends to the holder's keys on the other masters (and at the ends of
+// their slot ranges), for the first second after the SIGKILL (before the
+// replica can be promoted, ClusterNodeTimeout): every send to a healthy
+// master counts the holder within 300 ms. The commands for the dead master
+// must not hold up the sender's commands for the others (head-of-line
+// blocking in a shared pipeline). A send counted but returning after more
+// than 350 ms (its 300 ms ctx and some slack for a loaded machine) counts
+// as failed.
+func TestClusterDeadMasterDoesNotDelayOtherSends(t *testing.T) {
+	r := startRepairRig(t, nil)
+	replyMaster := r.cl.NodeFor(r.sender.replyChannel)
+	victim := 0
+	for r.masters[victim] == replyMaster {
+		victim++
+	}
+	var healthy []string
+	for i, u := range r.users {
+		if i != victim {
+			healthy = append(healthy, u)
+		}
+	}
+	key := r.holder.channel("app", "u:"+r.users[victim])
+	dead := []string{r.users[victim]}
+	// Keys at both ends of every master's slot ranges, as well: commands
+	// whose slots are near each other are the likeliest to share a queue
+	// (go-redis's autopipeliner splits its queues by slot range), so a
+	// shared queue would hold up some healthy key whatever the machine.
+	slots, err := r.cl.Client().ClusterSlots(context.Background()).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER SLOTS: %v", err)
+	}
+	var edges []string
+	for _, s := range slots {
+		for _, slot := range []int{s.Start, s.End} {
+			u := r.userInSlot(slot)
+			if s.Nodes[0].Addr == r.masters[victim].Addr() {
+				dead = append(dead, u)
+			} else {
+				healthy = append(healthy, u)
+				edges = append(edges, "u:"+u)
+				r.holder.SetInterest("app", "u:"+u, true)
+			}
+		}
+	}
+	if err := r.holder.AwaitInterest(context.Background(), "app", edges); err != nil {
+		t.Fatalf("AwaitInterest: %v", err)
+	}
+	for _, u := range healthy {
+		waitFor(t, 10*time.Second, "a send to "+u+" counting the holder", func() bool { return r.send(u) == nil })
+	}
+	window := testredis.ClusterNodeTimeout * 2 / 3
+
+	r.cl.KillMaster(key)
+	start := time.Now()
+	stop := make(chan struct{})
+	var deadSends, deadCounted atomic.Int64
+	var wg sync.WaitGroup
+	for _, u := range dead {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if r.send(u) == nil {
+					deadCounted.Add(1)
+				}
+				deadSends.Add(1)
+			}
+		})
+	}
+	var mu sync.Mutex
+	var sent int
+	var slowest time.Duration
+	var failed []string
+	for _, u := range healthy {
+		wg.Go(func() {
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for time.Since(start) < window {
+				<-tick.C
+				t0 := time.Now()
+				err := r.send(u)
+				took := time.Since(t0)
+				mu.Lock()
+				sent++
+				slowest = max(slowest, took)
+				if err == nil && took > 350*time.Millisecond {
+					// Counted, but late: the send outlived its ctx.
+					err = errors.New("counted late")
+				}
+				if err != nil {
+					failed = append(failed, fmt.Sprintf("%v after %v", err, took.Round(time.Millisecond)))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(window) // the length of the measurement, not a synchronisation
+	close(stop)
+	wg.Wait()
+	t.Logf("HOL: %d sends to keys on healthy masters in the %v after the SIGKILL, %d not counted within 300 ms, slowest %v; "+
+		"%d sends to the dead master's keys meanwhile (%d counted)",
+		sent, window, len(failed), slowest.Round(time.Millisecond), deadSends.Load(), deadCounted.Load())
+	if deadSends.Load() == 0 {
+		t.Error("no send to the dead master's key was made")
+	}
+	if sent == 0 {
+		t.Fatal("no send to the healthy masters' keys was made")
+	}
+	if len(failed) > 0 {
+		n := min(len(failed), 5)
+		t.Errorf("%d of %d sends to keys on healthy masters did not count the holder within 300 ms, e.g. %v", len(failed), sent, failed[:n])
+	}
+	r.cl.Failover(key)
 }

@@ -32,7 +32,7 @@ type Transport struct {
 	ownsClient bool
 	// pub publishes single requests: the client's autopipeliner, which
 	// writes the PUBLISH commands of concurrent calls as one pipeline (or
-	// the client, when it has none).
+	// the client, when it has none, and always on a Redis Cluster).
 	pub publisher
 	// sharded is set on a Redis Cluster: every channel is a shard channel
 	// (SSUBSCRIBE, SPUBLISH).
@@ -158,10 +158,17 @@ func New(cfg Config) (*Transport, error) {
 		return nil, fmt.Errorf("%w: NodeID %q: on a Redis Cluster it may not contain { or }", ErrConfig, cfg.NodeID)
 	}
 	t.pub = t.client
-	if ap, err := t.client.AutoPipeline(); err == nil {
-		t.pub = ap
-	} else {
-		t.log.Warn().Err(err).Msg("no autopipelining: every PUBLISH is its own round trip")
+	// No autopipeliner on a Redis Cluster: its pipelines wait for every
+	// master they span, so the commands for a master that is down (until
+	// its replica is promoted) held up this node's sends to the healthy
+	// ones for seconds, past their deadline. The ClusterClient sends each
+	// SPUBLISH on a connection to its own master.
+	if !t.sharded {
+		if ap, err := t.client.AutoPipeline(); err == nil {
+			t.pub = ap
+		} else {
+			t.log.Warn().Err(err).Msg("no autopipelining: every PUBLISH is its own round trip")
+		}
 	}
 	var random [6]byte
 	if _, err := rand.Read(random[:]); err != nil {
