@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs pushd's whole test suite on a fresh machine: installs what the tests
 # need when it is missing (redis-server, nginx, chromium, node/npm,
-# docker-compose, a JDK and python3 from Debian; npm packages), makes sure the shared Redis on 127.0.0.1:6379
+# docker-compose, a JDK, python3, iproute2 and nftables from Debian; npm packages), makes sure the shared Redis on 127.0.0.1:6379
 # runs, then runs go vet, the Go tests with -race and the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v curl >/dev/null || missing+=(curl)                   # the README's quick start
 command -v java >/dev/null || missing+=(default-jdk-headless)   # examples/java
 command -v python3 >/dev/null || missing+=(python3)             # examples/python
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)   # simulated hosts (internal/netsim)
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)                    # cutting simulated hosts apart
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq
