@@ -474,8 +474,8 @@ func TestNetsimNodeCutFromRedis(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Skipf("missing in pushd (issue 16): %v after losing Redis, node a still holds its browsers' streams "+
-					"(no close with a retry hint, so they do not move to a node that has Redis)", time.Since(cut).Round(time.Second))
+				t.Fatalf("%v after losing Redis, node a still holds its browsers' streams "+
+					"(no close with a retry hint after cluster.shed_after, so they do not move to a node that has Redis)", time.Since(cut).Round(time.Second))
 			}
 			time.Sleep(10 * time.Millisecond) // polling the feed
 		}
