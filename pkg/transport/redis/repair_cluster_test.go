@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/pushd/pushd/internal/testredis"
 	"github.com/pushd/pushd/pkg/hub"
 )
@@ -571,4 +573,45 @@ func TestClusterDeadMasterDoesNotDelayOtherSends(t *testing.T) {
 		t.Errorf("%d of %d sends to keys on healthy masters did not count the holder within 300 ms, e.g. %v", len(failed), sent, failed[:n])
 	}
 	r.cl.Failover(key)
+}
+
+// TestClusterProbeNamesDistinct checks that a new connection never gets
+// the probe channel of another one, even when the name first found on its
+// master is taken: as after a slot map reload between the two searches
+// (a master back with its old slots, then the replica that took them
+// over). Sharing one, the probe of the connection on the replica would be
+// counted by the other's subscription and never find it lost.
+func TestClusterProbeNamesDistinct(t *testing.T) {
+	cl := testredis.StartCluster(t)
+	tr, err := New(Config{URL: cl.URL(), Prefix: testPrefix(t), NodeID: "n", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	cc, ok := tr.client.(*goredis.ClusterClient)
+	if !ok {
+		t.Fatalf("client %T, want a cluster client", tr.client)
+	}
+	ctx := context.Background()
+	s := newShardedSub(tr, cc, reader{})
+	addr := cl.Masters()[0].Addr()
+	first, _, err := s.shardAt(ctx, addr)
+	if err != nil {
+		t.Fatalf("shardAt %s: %v", addr, err)
+	}
+	_ = first.ps.Close()
+	// The same name taken by a connection on another address.
+	delete(s.shards, addr)
+	s.shards["stale"] = &shard{addr: "stale", probe: first.probe}
+	sh, _, err := s.shardAt(ctx, addr)
+	if err != nil {
+		t.Fatalf("shardAt %s again: %v", addr, err)
+	}
+	defer sh.ps.Close()
+	if sh.probe == first.probe {
+		t.Errorf("probe channel %s shared by two connections", sh.probe)
+	}
+	if m, err := s.masterOf(ctx, sh.probe); err != nil || m != addr {
+		t.Errorf("master of probe channel %s = %s, %v; want %s", sh.probe, m, err, addr)
+	}
 }

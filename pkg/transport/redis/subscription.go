@@ -216,8 +216,23 @@ func (s *shardedSub) shardAt(ctx context.Context, addr string) (sh *shard, made 
 	}
 	sh = &shard{addr: addr, ps: s.cc.SSubscribe(ctx), drained: make(chan struct{}),
 		channels: make(map[string]struct{}), leaving: make(map[string]int)}
+	// Every connection's probe channel is its own: the SPUBLISH of a
+	// probe must count this connection, not another one subscribed to
+	// the same channel. Two would share one when the slot map changed
+	// between their searches (it reloads in the background): e.g. a
+	// connection made on a master that came back claiming its old
+	// slots, then one on the replica that took them over; the first,
+	// on a replica by then, would still receive its echoes and have
+	// them counted by the second's subscription, and never be repaired.
+	taken := make(map[string]bool, len(s.shards))
+	for _, other := range s.shards {
+		taken[other.probe] = true
+	}
 	for i := 0; i < maxProbeNames && sh.probe == ""; i++ {
 		name := s.t.probeChannel + ":{" + strconv.Itoa(i) + "}"
+		if taken[name] {
+			continue
+		}
 		m, err := s.masterOf(ctx, name)
 		if err != nil {
 			_ = sh.ps.Close()
