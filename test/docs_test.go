@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/internal/syncbuf"
 )
 
 // docBlock returns the first sh block after heading in a Markdown file.
@@ -52,7 +54,7 @@ func runDocBlock(t *testing.T, block string, ports []string, env []string, done 
 		}
 	}
 	cmd.Env = append(cmd.Env, env...)
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

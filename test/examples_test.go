@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd/internal/syncbuf"
 	"github.com/pushd/pushd/pkg/signature"
 )
 
@@ -66,7 +67,7 @@ func TestExamplesSelftest(t *testing.T) {
 // portWriter keeps a process's output and sends the port of its first
 // "listening PORT" line.
 type portWriter struct {
-	out  lockedBuffer
+	out  syncbuf.Buffer
 	port chan int
 	mu   sync.Mutex
 	line []byte
@@ -96,7 +97,7 @@ func (w *portWriter) Write(p []byte) (int, error) {
 
 // startRecipe runs r on a free port with env and returns its base URL and
 // output.
-func startRecipe(t *testing.T, r recipe, env ...string) (string, *lockedBuffer) {
+func startRecipe(t *testing.T, r recipe, env ...string) (string, *syncbuf.Buffer) {
 	t.Helper()
 	w := &portWriter{port: make(chan int, 1)}
 	cmd := exec.Command(r.argv[0], append(r.argv[1:], "0")...)

@@ -12,11 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pushd/pushd/internal/await"
+	"github.com/pushd/pushd/internal/syncbuf"
 )
 
 // requireTool skips t when the program argv0 is not installed, saying
@@ -80,7 +80,7 @@ type node struct {
 	url  string
 	addr string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 	args []string
 	env  []string
 	// client asks readyz; default http.DefaultClient (TLS nodes set theirs).
@@ -89,23 +89,6 @@ type node struct {
 	// exit status.
 	exited  chan struct{}
 	waitErr error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startPushd runs pushd with the YAML config (the embedded demo when
@@ -130,7 +113,7 @@ func startPushd(t testing.TB, config string, env ...string) *node {
 
 func (n *node) start() {
 	n.t.Helper()
-	n.out = &lockedBuffer{}
+	n.out = &syncbuf.Buffer{}
 	n.cmd = exec.Command(pushdBin, n.args...)
 	n.cmd.Env = append(os.Environ(), n.env...)
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/internal/netsim"
+	"github.com/pushd/pushd/internal/syncbuf"
 )
 
 // simNginx is nginx on a simulated host of its own, load-balancing the
@@ -38,7 +39,7 @@ func (c *simCluster) startSimNginx(t *testing.T, h *netsim.Host, backends ...*si
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := h.Command(ctx, nginxPath(t), "-p", n.dir, "-c", n.conf, "-g", "daemon off;")
 	cmd.Stdout, cmd.Stderr = out, out
 	// Killing the master alone would leave its worker holding the output

@@ -20,6 +20,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/pushd/pushd/internal/netsim"
+	"github.com/pushd/pushd/internal/syncbuf"
 	"github.com/pushd/pushd/internal/testredis"
 )
 
@@ -91,7 +92,7 @@ func startSimRedis(t *testing.T, h, from *netsim.Host) string {
 	t.Helper()
 	bin := testredis.Binary(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := h.Command(ctx, bin, "--bind", h.IP.String(), "--port", "6379", "--protected-mode", "no",
 		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	cmd.Stdout, cmd.Stderr = out, out
@@ -134,7 +135,7 @@ http: {%s}
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := h.Command(ctx, pushdBin, "--config", f)
 	cmd.Env = append(os.Environ(), "PUSHD_LISTEN="+h.Addr(8080), "PUSHD_LOG_LEVEL=debug")
 	cmd.Stdout, cmd.Stderr = out, out

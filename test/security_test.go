@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd/internal/syncbuf"
 )
 
 // The attacks of issue 10, performed over real HTTP against a real pushd
@@ -169,7 +171,7 @@ func TestEmbeddedDemoBindsLoopbackOnly(t *testing.T) {
 		}
 	}
 	cmd.Env = env
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -218,7 +220,7 @@ func TestEmbeddedDemoBindsLoopbackOnly(t *testing.T) {
 // whole log are searched for them.
 func TestCredentialsNeverLeak(t *testing.T) {
 	const secret = "credential-test-secret-0123456789abcdef"
-	var upstreamSeen lockedBuffer
+	var upstreamSeen syncbuf.Buffer
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(&upstreamSeen, "%s %s\n%v\n%s\n", r.Method, r.RequestURI, r.Header, body)

@@ -1,7 +1,6 @@
 package testredis
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pushd/pushd/internal/syncbuf"
 )
 
 // Server is one private redis-server.
@@ -28,24 +29,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	out    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	out    *syncbuf.Buffer
 }
 
 // Binary returns the path of redis-server. When it is not installed the
@@ -183,7 +167,7 @@ var pidRe = regexp.MustCompile(`(?m)^process_id:(\d+)`)
 // start runs the process and waits until it answers PING as itself.
 func (s *Server) start() error {
 	s.mu.Lock()
-	s.out = new(syncBuffer)
+	s.out = new(syncbuf.Buffer)
 	cmd := exec.Command("redis-server", s.args...)
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {

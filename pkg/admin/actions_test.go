@@ -2,19 +2,18 @@ package admin_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/internal/syncbuf"
 	"github.com/pushd/pushd/pkg/admin"
 	"github.com/pushd/pushd/pkg/hub"
 )
@@ -161,24 +160,6 @@ func serve(t *testing.T, cfg admin.Config) string {
 	return srv.URL
 }
 
-// logBuffer collects log lines written from the server's goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestActionsNeedTheToken(t *testing.T) {
 	demo := newHub(t, "demo")
 	s := openStream(t, demo, "u1", "Ann")
@@ -261,7 +242,7 @@ func TestSendAndKick(t *testing.T) {
 	demo, other := newHub(t, "demo"), newHub(t, "other")
 	ann1, ann2, bob := openStream(t, demo, "u1", "Ann"), openStream(t, demo, "u1", "Ann"), openStream(t, demo, "u2", "Bob")
 	elsewhere := openStream(t, other, "u1", "Ann")
-	var log logBuffer
+	var log syncbuf.Buffer
 	base := serve(t, admin.Config{Token: "s3cret", Hubs: []*hub.Hub{demo, other}, Logger: zerolog.New(&log)})
 	send := func(body string) float64 {
 		t.Helper()

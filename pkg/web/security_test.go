@@ -23,6 +23,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pushd/pushd/internal/syncbuf"
 	"github.com/pushd/pushd/pkg/auth"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/qos"
@@ -35,25 +36,7 @@ type testApp struct {
 	hub  *hub.Hub
 	srv  *httptest.Server
 	base string
-	log  *syncBuffer
-}
-
-// syncBuffer collects log lines from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log  *syncbuf.Buffer
 }
 
 // headerUser authenticates "X-User: id@tenant", a fixed identity per
@@ -81,7 +64,7 @@ func newTestApp(t *testing.T, hcfg hub.Config, cfg web.Config) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &testApp{hub: h, log: &syncBuffer{}}
+	a := &testApp{hub: h, log: &syncbuf.Buffer{}}
 	cfg.Hub, cfg.Path = h, "/sse/demo"
 	cfg.Logger = zerolog.New(a.log).Level(zerolog.DebugLevel)
 	if cfg.Auth == nil {

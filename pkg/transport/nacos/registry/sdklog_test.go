@@ -1,37 +1,17 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/pushd/pushd/internal/await"
+	"github.com/pushd/pushd/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer that the SDK's goroutines may write to
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // jsonLines decodes every line of out, failing t for one that is not a
 // JSON object.
@@ -53,7 +33,7 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 }
 
 func TestSDKLoggerLevels(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	l := newSDKLogger(zerolog.New(&buf), "info")
 	l.Debug("not shown")
 	l.Debugf("not %s", "shown")
@@ -72,7 +52,7 @@ func TestSDKLoggerLevels(t *testing.T) {
 		}
 	}
 
-	buf = syncBuffer{}
+	buf = syncbuf.Buffer{}
 	quiet := newSDKLogger(zerolog.New(&buf), "") // default: warnings and up
 	quiet.Info("not shown")
 	quiet.Warn("shown")
@@ -86,7 +66,7 @@ func TestSDKLoggerLevels(t *testing.T) {
 // lines of the configured logger, and nothing of its own format there.
 func TestSDKLinesGoThroughZerolog(t *testing.T) {
 	srv := startFakeNacos(t)
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	n, err := New(Config{Servers: []string{srv.ClientAddr()}, Group: testGroup, Dir: sdkDir(t),
 		SDKLogLevel: "info", Logger: zerolog.New(&buf).With().Str("node", "n1").Logger()})
 	if err != nil {
