@@ -83,35 +83,7 @@ func (n *simNginx) write(backends []*simNode, down map[*simNode]bool) error {
 		}
 		fmt.Fprintf(&servers, "    server %s max_fails=0%s;\n", b.host.Addr(8080), mark)
 	}
-	conf := fmt.Sprintf(`
-worker_processes 1;
-error_log %[1]s/error.log warn;
-pid %[1]s/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi; uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
-  upstream pushd {
-%[2]s    keepalive 16;
-  }
-  server {
-    listen %[3]s;
-    location / {
-      proxy_pass http://pushd;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_buffering off;
-      proxy_read_timeout 1h;
-      proxy_next_upstream error timeout;
-      proxy_connect_timeout 1s;
-      add_header X-Upstream $upstream_addr always;
-    }
-  }
-}
-`, n.dir, servers.String(), n.host.Addr(80))
+	conf := nginxConfig(n.dir, servers.String(), fmt.Sprintf("    listen %s;\n", n.host.Addr(80)))
 	return os.WriteFile(n.conf, []byte(conf), 0o600)
 }
 

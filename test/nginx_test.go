@@ -49,38 +49,11 @@ func startNginx(t testing.TB, backends ...string) *nginxServer {
 	for _, b := range backends {
 		fmt.Fprintf(&servers, "    server %s max_fails=0;\n", b)
 	}
-	conf := fmt.Sprintf(`
-worker_processes 1;
-error_log %[1]s/error.log warn;
-pid %[1]s/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi; uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
-  upstream pushd {
-%[2]s    keepalive 16;
-  }
-  server {
-    listen 127.0.0.1:%[3]d;
-    listen 127.0.0.1:%[4]d ssl http2;
+	conf := nginxConfig(dir, servers.String(), fmt.Sprintf(`    listen 127.0.0.1:%[2]d;
+    listen 127.0.0.1:%[3]d ssl http2;
     ssl_certificate %[1]s/cert.pem;
     ssl_certificate_key %[1]s/key.pem;
-    location / {
-      proxy_pass http://pushd;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_buffering off;
-      proxy_read_timeout 1h;
-      proxy_next_upstream error timeout;
-      proxy_connect_timeout 1s;
-    }
-  }
-}
-`, dir, servers.String(), p1, p2)
+`, dir, p1, p2))
 	confFile := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -132,4 +105,41 @@ func writeSelfSignedCert(t testing.TB, dir string) {
 	keyDER, _ := x509.MarshalECPrivateKey(key)
 	_ = os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	_ = os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+}
+
+// nginxConfig is the configuration of an nginx in front of pushd nodes as
+// an SSE deployment needs it (no buffering, long reads, keep-alive
+// upstreams), its files under dir: upstreams are the upstream block's
+// server lines, listen the server block's listen (and TLS) lines. Answers
+// name the node in X-Upstream.
+func nginxConfig(dir, upstreams, listen string) string {
+	return fmt.Sprintf(`
+worker_processes 1;
+error_log %[1]s/error.log warn;
+pid %[1]s/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi; uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
+  upstream pushd {
+%[2]s    keepalive 16;
+  }
+  server {
+%[3]s    location / {
+      proxy_pass http://pushd;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_buffering off;
+      proxy_read_timeout 1h;
+      proxy_next_upstream error timeout;
+      proxy_connect_timeout 1s;
+      add_header X-Upstream $upstream_addr always;
+    }
+  }
+}
+`, dir, upstreams, listen)
 }
