@@ -372,3 +372,31 @@ func growBits(b []uint64, w int) []uint64 {
 	}
 	return append(b, make([]uint64, w+1-len(b))...)
 }
+
+// startSettling starts run(i, settled) for i in [0, n), each on its own
+// goroutine counted in wg, with at most concurrency of them started and not
+// yet settled at a time (the scenarios' connection setups: settled is
+// called once the first stream is open or failed; later calls are
+// ignored). It returns ctx's error if ctx ends while it waits for a place,
+// else a channel closed once every one has settled.
+func startSettling(ctx context.Context, n, concurrency int, wg *sync.WaitGroup, run func(i int, settled func())) (<-chan struct{}, error) {
+	sem := make(chan struct{}, concurrency)
+	var settling sync.WaitGroup
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		settling.Add(1)
+		wg.Add(1)
+		var once sync.Once
+		go func() {
+			defer wg.Done()
+			run(i, func() { once.Do(func() { <-sem; settling.Done() }) })
+		}()
+	}
+	done := make(chan struct{})
+	go func() { settling.Wait(); close(done) }()
+	return done, nil
+}

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -22,24 +21,12 @@ import (
 func (r *flapRun) connectAll(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	sem := make(chan struct{}, r.cfg.DialConcurrency)
-	var settled sync.WaitGroup
-	for _, s := range r.subs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return fmt.Errorf("connect: %w", ctx.Err())
-		}
-		settled.Add(1)
-		r.wg.Add(1)
-		var once sync.Once
-		go func() {
-			defer r.wg.Done()
-			r.life(s, func() { once.Do(func() { <-sem; settled.Done() }) })
-		}()
+	done, err := startSettling(ctx, len(r.subs), r.cfg.DialConcurrency, &r.wg, func(i int, settled func()) {
+		r.life(r.subs[i], settled)
+	})
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
 	}
-	done := make(chan struct{})
-	go func() { settled.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil

@@ -23,22 +23,13 @@ import (
 func (r *reconnectRun) connectFirst(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	sem := make(chan struct{}, r.cfg.DialConcurrency)
-	var settled sync.WaitGroup
-	for _, c := range r.clients {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return fmt.Errorf("connect: %w", ctx.Err())
-		}
-		settled.Add(1)
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.life(ctx, c, func() { <-sem; settled.Done() })
-		}()
+	done, err := startSettling(ctx, len(r.clients), r.cfg.DialConcurrency, &r.wg, func(i int, settled func()) {
+		r.life(ctx, r.clients[i], settled)
+	})
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
 	}
-	settled.Wait()
+	<-done // each settles by ctx's deadline at the latest
 	return nil
 }
 
