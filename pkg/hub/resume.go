@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/base64"
 	"encoding/binary"
-	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
@@ -228,8 +227,14 @@ func decodePositionsID(id string) (map[uint32]idPosition, bool) {
 	return out, true
 }
 
+// hash32 is the FNV-32a hash of s, computed in place: hash/fnv's would
+// allocate its state and a copy of s, twice per stream of every event id.
 func hash32(s string) uint32 {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(s))
-	return h.Sum32()
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
+	for i := range len(s) {
+		h ^= uint32(s[i])
+		h *= prime32
+	}
+	return h
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -360,5 +361,18 @@ func TestStreamStateAdvance(t *testing.T) {
 	s.advance(StreamPos{Stream: "c:a", Offset: 1, Epoch: "f"})
 	if s.Offset != 1 || s.Epoch != "f" {
 		t.Fatalf("a new epoch: %+v", s.StreamPos)
+	}
+}
+
+func TestHash32IsFNV32a(t *testing.T) {
+	for _, s := range []string{"", "u:42", "c:news", "an epoch string", "\x00\xff"} {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(s))
+		if got, want := hash32(s), h.Sum32(); got != want {
+			t.Errorf("hash32(%q) = %#x, want FNV-32a %#x", s, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = hash32("u:someone") }); n != 0 {
+		t.Errorf("hash32 allocates %v times", n)
 	}
 }
