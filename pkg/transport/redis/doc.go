@@ -74,6 +74,19 @@
 // reconnect backoff is at most 1 s there. The standalone and Sentinel
 // path is unchanged (one connection, SUBSCRIBE and PUBLISH).
 //
+// A request for several routing keys is published with one pipeline per
+// master (as the client's slot map names them), all at once, not one
+// pipeline across masters: a master that is down (until its replica is
+// promoted) fails only its own keys' SPUBLISH, at the call's deadline at
+// the latest, and the keys on the other masters are counted and their
+// replies waited for. Deliver and Survey then return what those reached
+// with an error wrapping ErrPartial, and log the keys they missed at
+// warn ("publish partly failed"); a call none of whose keys could be
+// published returns only the error (0, no replies). A request for one
+// key on a master that is down is such a call. (A standalone Redis takes
+// or fails one pipeline whole: there a multi-key request stays one
+// pipeline, one round trip.)
+//
 // # Replies and pipelining
 //
 // A node publishes its replies from one goroutine: the replies to one
