@@ -12,9 +12,11 @@ import "context"
 type Transport interface {
 	// Deliver writes ev to the connections matching t on every other node
 	// and returns how many connections they wrote it to. Nodes that cannot
-	// be reached are skipped (their count is missing, the error is nil);
-	// an error means the transport could not send at all. It returns by
-	// ctx's deadline with what was answered until then.
+	// be reached are skipped (their count is missing, the error is nil).
+	// An error with a count means part of the target could not be sent to
+	// (the count is what the rest answered; a Redis Cluster master down,
+	// say); with 0, that the transport could not send at all. It returns
+	// by ctx's deadline with what was answered until then.
 	Deliver(ctx context.Context, app string, t Target, ev Event) (int, error)
 	// Survey asks every other node (or, when req.Target is set, only the
 	// nodes that may hold matching connections) and returns their replies.

@@ -67,13 +67,6 @@ func (t *Transport) Survey(ctx context.Context, app string, req hub.Request) ([]
 	return c.replies, err
 }
 
-// ErrPartial is wrapped in the error of a Deliver or Survey whose request
-// could be published to the channels of some of its routing keys but not
-// of others (on a Redis Cluster, the master owning their slots is down):
-// the count or the replies returned are those of the nodes reached
-// through the others.
-var ErrPartial = errors.New("redis: published to part of the target")
-
 // roundTrip publishes env to the channels of keys and collects the
 // replies. When some keys could be published to and others not, it
 // returns the call with an error wrapping ErrPartial; when none could,
