@@ -171,6 +171,10 @@ type Config struct {
 	// with the Redis transport (sharded pub/sub); every node's CPU is
 	// reported apart.
 	SpawnRedisCluster string
+	// SpawnPeers clusters the spawned nodes over the nacos transport with
+	// a static peer list instead of Redis: each node serves its peer API
+	// on a free loopback port and knows the others' (no Nacos server).
+	SpawnPeers bool
 	// Batch makes each API call a batch send of this many messages (a
 	// JSON array; batch.go). Zero value or 1: one message per call.
 	Batch int
@@ -286,6 +290,9 @@ func (c *Config) setDefaults() error {
 	if c.RedisDelay < 0 || (c.RedisDelay > 0 && c.SpawnRedis == "") {
 		return errors.New("redis-delay needs spawn-redis and must not be negative")
 	}
+	if c.SpawnPeers && (c.Spawn == "" || c.SpawnRedis != "" || c.SpawnRedisCluster != "" || c.SpawnNodes < 2 || c.Reconnect) {
+		return errors.New("spawn-peers needs spawn and spawn-nodes ≥ 2, and excludes spawn-redis, spawn-redis-cluster and reconnect")
+	}
 	if c.SpawnRedisCluster != "" && (c.Spawn == "" || c.SpawnRedis != "") {
 		return errors.New("spawn-redis-cluster needs spawn and excludes spawn-redis")
 	}
@@ -398,6 +405,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.StringVar(&modeRates, "mode-rates", "", "comma-separated sends per second per phase, in the order of -mode (overrides -rate; 0 = as fast as possible)")
 	fs.BoolVar(&c.Single, "single", false, "run the phases first on one spawned node holding conns/spawn-nodes connections and report CPU per delivery as a ratio to it")
 	fs.DurationVar(&c.RedisDelay, "redis-delay", 0, "with -spawn-redis: the nodes reach Redis through a proxy that delays each direction by this (one-way latency without netem)")
+	fs.BoolVar(&c.SpawnPeers, "spawn-peers", false, "cluster the spawned nodes over the nacos transport with a static peer list (no Redis, no Nacos server)")
 	fs.StringVar(&c.SpawnRedisCluster, "spawn-redis-cluster", "", "path of a redis-server: start a Redis Cluster of 6 (3 masters, 3 replicas, via redis-cli) and cluster the spawned nodes over it")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, "", err

@@ -13,6 +13,8 @@
 //	pushbench -spawn ./pushd -conns 19000 -mode none -rss-steps 1000,5000,10000   (idle memory only)
 //	pushbench -spawn ./pushd -spawn-nodes 2 -spawn-redis redis-server -conn-nodes 1 -api-nodes 2 -floor ./refserver \
 //	    -conns 5000 -users 5000 -mode user -messages 10000 -publishers 16   (cross-node sends)
+//	pushbench -spawn ./pushd -spawn-nodes 2 -spawn-peers -conn-nodes 1 -api-nodes 2 \
+//	    -conns 5000 -users 5000 -mode user -messages 10000 -publishers 16   (the same over peer calls)
 //	pushbench -spawn ./pushd -spawn-nodes 3 -spawn-redis redis-server -reconnect -conns 19000 -users 19000
 //	    (mass reconnect: node 1 killed, 5 QoS messages per user replayed on nodes 2 and 3)
 //	pushbench -spawn ./pushd -spawn-nodes 3 -spawn-redis redis-server -flap -conns 500 -channels 50 -duration 60s
@@ -50,7 +52,9 @@
 // and latency samples back, so loss, duplicates, misrouting and the
 // latency quantiles are judged over all of them as in one process.
 // -spawn-redis-cluster starts a Redis Cluster of six redis-servers instead
-// of one (sharded pub/sub). -single runs the same phases first on one node
+// of one (sharded pub/sub). -spawn-peers clusters the spawned nodes over
+// the nacos transport with a static peer list instead (each node's peer
+// API on a free loopback port; no Redis, no Nacos server). -single runs the same phases first on one node
 // holding a node's share of the connections and reports CPU per delivery
 // as a ratio to it; each phase also reports how many nodes hold a send's
 // target and the PUBLISH/SPUBLISH calls per send counted by the spawned

@@ -223,3 +223,18 @@ func TestCrossNodeRunWithFloor(t *testing.T) {
 		}
 	}
 }
+
+// The same two-node scenario on the nacos transport with a static peer
+// list (-spawn-peers): node 2 holds no connection, so every delivered count
+// crossed from node 1 over a peer call.
+func TestCrossNodeRunOnStaticPeers(t *testing.T) {
+	rep := smallRun(t, func(c *Config) {
+		c.SpawnNodes = 2
+		c.SpawnPeers = true
+		c.ConnNodes, c.APINodes = []int{1}, []int{2}
+	})
+	checkPhases(t, rep, modeBroadcast, modeUser, modeTenant)
+	if len(rep.Procs) != 2 {
+		t.Fatalf("procs %v, want node1 and node2", rep.Procs)
+	}
+}

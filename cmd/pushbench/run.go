@@ -172,9 +172,23 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		cfg.SpawnArgs = append(slices.Clone(cfg.SpawnArgs), args...)
 		cfg.SpawnEnv = append(cfg.SpawnEnv, historyEnv(cfg.History, redisURL)...)
 	}
+	var peerEnv [][]string // per node, with SpawnPeers
+	if cfg.SpawnPeers {
+		common, perNode, err := staticPeersEnv(cfg.SpawnNodes)
+		if err != nil {
+			return rep, err
+		}
+		cfg.SpawnEnv = append(cfg.SpawnEnv, common...)
+		peerEnv = perNode
+		logf("the nodes are clustered over the nacos transport with a static peer list")
+	}
 	if cfg.Spawn != "" {
 		for n := 1; n <= cfg.SpawnNodes; n++ {
-			srv, err := spawnServer(ctx, cfg, n)
+			scfg := cfg
+			if peerEnv != nil {
+				scfg.SpawnEnv = append(slices.Clone(cfg.SpawnEnv), peerEnv[n-1]...)
+			}
+			srv, err := spawnServer(ctx, scfg, n)
 			if err != nil {
 				return rep, err
 			}

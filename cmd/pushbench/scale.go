@@ -187,7 +187,7 @@ func redisCommand(addr string, args ...string) (string, error) {
 func singleConfig(cfg Config) Config {
 	n := cfg.SpawnNodes
 	s := cfg
-	s.Single, s.Floor, s.SpawnNodes = false, "", 1
+	s.Single, s.Floor, s.SpawnNodes, s.SpawnPeers = false, "", 1, false
 	s.Conns = max(cfg.Conns/n, 1)
 	s.Users = max(cfg.Users/n, 1)
 	s.Tenants = min(cfg.Tenants, s.Conns)

@@ -57,6 +57,28 @@ func spawnServer(ctx context.Context, cfg Config, node int) (*server, error) {
 	return s, nil
 }
 
+// staticPeersEnv returns the environment that clusters n spawned nodes
+// (ids pushbench-1 … pushbench-n, as spawnServer names them) over the
+// nacos transport with a static peer list: the settings common to all,
+// and per node its peer API's address.
+func staticPeersEnv(n int) (common []string, perNode [][]string, err error) {
+	var peers []string
+	for i := 1; i <= n; i++ {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return nil, nil, err
+		}
+		peers = append(peers, fmt.Sprintf("pushbench-%d@%s", i, addr))
+		perNode = append(perNode, []string{"PUSHD_CLUSTER_PEER_LISTEN=" + addr, "PUSHD_CLUSTER_ADVERTISE_ADDR=" + addr})
+	}
+	common = []string{
+		"PUSHD_CLUSTER_TRANSPORT=nacos",
+		"PUSHD_CLUSTER_SECRET=pushbench-peer-secret",
+		"PUSHD_CLUSTER_PEERS=" + strings.Join(peers, ","),
+	}
+	return common, perNode, nil
+}
+
 // spawnRedis starts a private redis-server (binary cfg.SpawnRedis) on a
 // free loopback port, without persistence, and waits until it answers
 // PING. Its url is a redis:// URL.

@@ -123,7 +123,8 @@ func TestParseFlags(t *testing.T) {
 		t.Fatalf("config %+v", c)
 	}
 	for _, bad := range []string{"-mode nope -nodes http://x:1", "-pids a", "-conns 5", "-nodes https://x:1",
-		"-spawn /bin/true -redis-delay 1ms", "-spawn /bin/true -spawn-redis /bin/true -redis-delay -1ms"} {
+		"-spawn /bin/true -redis-delay 1ms", "-spawn /bin/true -spawn-redis /bin/true -redis-delay -1ms",
+		"-spawn /bin/true -spawn-peers", "-spawn /bin/true -spawn-nodes 2 -spawn-peers -spawn-redis /bin/true"} {
 		c, _, err := parseFlags(strings.Fields(bad), &sb)
 		if err == nil {
 			err = c.setDefaults()
