@@ -24,7 +24,18 @@ import (
 // back to the system, once, so that idle connections cost their live heap
 // and a quarter instead of about twice it. It has its busy target again at
 // the first check that sees it allocate twice that rate, or at the first
-// automatic collection within gcBusyGap of the previous one.
+// automatic collection within gcBusyGap of the previous one. And a busy
+// node whose live heap is small for what it allocates — one that takes API
+// calls or serves peers and holds few connections — would collect tens of
+// times a second at these targets (the runtime's minimum heap goal is 4 MiB
+// at 100) and spend a fifth of its CPU on it: its target is raised so that
+// it collects about gcMaxCycles times a second, with a heap goal of at most
+// gcMaxGoal. Not while its live heap grows (by more than an eighth and
+// gcGrowthFloor from one check to the next): a node taking a storm of
+// connects allocates fast too, but what it allocates stays, and collecting
+// it seldom would leave the connections' records spread over more memory
+// than they need once idle (a fifth more per connection after 10 000
+// connects in one go).
 const (
 	gcSmallPercent = 50
 	gcLargePercent = 100
@@ -32,6 +43,20 @@ const (
 	gcLargeHeap    = 8 << 20 // live heap from which the busy target is gcLargePercent
 	gcSmallHeap    = 6 << 20 // and below which it is gcSmallPercent again
 	gcCheckEvery   = 500 * time.Millisecond
+	// A busy node's target is raised to collect at most gcMaxCycles times
+	// a second at the allocation rate of the last check, in steps of
+	// gcPercentStep (so that a rate that moves a little does not move
+	// it), to at most gcMaxPercent (a live heap that grows a lot before
+	// the next check grows its goal at most that much) and never to a
+	// heap goal above gcMaxGoal.
+	gcMaxCycles   = 4
+	gcPercentStep = 50
+	gcMaxPercent  = 800
+	gcMaxGoal     = 64 << 20
+	// gcGrowthFloor: a live heap that grew by less than this from one
+	// check to the next is not growing, whatever the share (a small heap
+	// moves by more than an eighth from collection to collection).
+	gcGrowthFloor = 2 << 20
 	// Quiet: a check that saw less than the live heap / gcQuietShare
 	// allocated (1/64 of it per second); gcQuietChecks of them in a row
 	// make the node idle, and a check that saw twice as much (or more)
@@ -58,6 +83,9 @@ type gcTuner struct {
 	mu        sync.Mutex
 	percent   int                    // the target in force
 	large     bool                   // the live heap is large (hysteresis between gcSmallHeap and gcLargeHeap)
+	live      uint64                 // the live heap of the last check
+	rate      uint64                 // bytes allocated per second at the last check
+	growing   bool                   // the live heap grew by more than an eighth and gcGrowthFloor at the last check
 	quiet     int                    // quiet checks in a row
 	lastCycle time.Time              // of the last automatic collection seen, or of the start of the idle target
 	automatic uint64                 // automatic collections counted so far
@@ -70,12 +98,21 @@ func newGCTuner() *gcTuner {
 	return t
 }
 
-// busyPercent is the target while the node allocates.
+// busyPercent is the target while the node allocates: by the live heap's
+// size, or higher when that would collect more than gcMaxCycles times a
+// second.
 func (t *gcTuner) busyPercent() int {
+	base := gcSmallPercent
 	if t.large {
-		return gcLargePercent
+		base = gcLargePercent
 	}
-	return gcSmallPercent
+	if t.live == 0 || t.live >= gcMaxGoal || t.growing {
+		return base
+	}
+	want := t.rate * 100 / (t.live * gcMaxCycles) // the headroom allocated in 1/gcMaxCycles s
+	want = (want + gcPercentStep - 1) / gcPercentStep * gcPercentStep
+	limit := (gcMaxGoal - t.live) * 100 / t.live
+	return max(base, int(min(want, gcMaxPercent, limit)))
 }
 
 // step takes a check's reading — the live heap, bytes allocated since the
@@ -83,6 +120,8 @@ func (t *gcTuner) busyPercent() int {
 func (t *gcTuner) step(live, allocated uint64, now time.Time) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.growing = live > t.live+max(t.live/8, gcGrowthFloor)
+	t.live, t.rate = live, uint64(float64(allocated)/gcCheckEvery.Seconds())
 	switch {
 	case !t.large && live >= gcLargeHeap:
 		t.large = true

@@ -47,6 +47,51 @@ func TestGCTunerHysteresis(t *testing.T) {
 	}
 }
 
+// TestGCTunerFastAllocation: a busy node that allocates its small heap
+// many times a second gets a target at which it collects about gcMaxCycles
+// times a second, bounded by gcMaxPercent and by a heap goal of gcMaxGoal;
+// when it allocates less, its target by size again.
+func TestGCTunerFastAllocation(t *testing.T) {
+	tuner, set, _ := fakeTuner()
+	now := time.Now()
+	const mib = 1 << 20
+	perCheck := func(perSecond uint64) uint64 { return uint64(float64(perSecond) * gcCheckEvery.Seconds()) }
+	steps := []struct {
+		live, perSecond uint64
+		want            int
+	}{
+		{3 * mib, 40 * mib, gcSmallPercent},         // the first check: the heap grew from nothing
+		{3 * mib, 40 * mib, 350},                    // 333 %: 10 MiB of headroom, allocated in a quarter second
+		{3 * mib, 30 * mib, 250},                    // 250 %
+		{3 * mib, 3 * mib, gcSmallPercent},          // a slow rate: by size
+		{1 * mib, 100 * mib, gcMaxPercent},          // 2 500 % would do: bounded
+		{40 * mib, 800 * mib, gcLargePercent},       // 60 % would reach gcMaxGoal: by size
+		{20 * mib, 800 * mib, 220},                  // 1 000 % would do, bounded by the 64 MiB goal
+		{gcMaxGoal, 8000 * mib, gcLargePercent},     // a heap as large as the goal: by size
+		{4 * mib, 40 * mib, 250},                    // smaller again: 250 %
+		{5 * mib, 40 * mib, 200},                    // 1 MiB more is not growing: 200 %
+		{7*mib + 512<<10, 40 * mib, gcSmallPercent}, // 2.5 MiB more, and more than an eighth: growing, by size
+		{7*mib + 768<<10, 40 * mib, 150},            // not growing: 129 % would do
+	}
+	want := []int{gcSmallPercent} // the initial target
+	for i, s := range steps {
+		now = now.Add(gcCheckEvery)
+		got := tuner.step(s.live, perCheck(s.perSecond), now)
+		if got != s.want {
+			t.Fatalf("step %d: live %d MiB allocating %d MiB/s → %d, want %d", i, s.live/mib, s.perSecond/mib, got, s.want)
+		}
+		if goal := s.live * uint64(100+got) / 100; got > gcLargePercent && goal > gcMaxGoal {
+			t.Fatalf("step %d: a heap goal of %d MiB", i, goal/mib)
+		}
+		if got != want[len(want)-1] {
+			want = append(want, got)
+		}
+	}
+	if !slices.Equal(*set, want) { // the runtime is told only on changes
+		t.Fatalf("set %v, want %v", *set, want)
+	}
+}
+
 // TestGCTunerIdle: a node that allocates little gets the idle target after
 // gcQuietChecks checks and gives its free memory back once; allocating
 // again (a check, or collections in quick succession) gives it its busy
