@@ -47,7 +47,9 @@
 // Stores are safe for concurrent use. Memory holds a mutex per stream for
 // the work of a call, and a store-wide one only for a lookup in its index
 // of streams and for counting bytes and evicting; redishistory runs one
-// script per call.
+// script per call. A store whose calls never wait on I/O says so with
+// Immediate (Memory does), so that a caller can skip the deadline it
+// would give a network store.
 //
 // # Files
 //

@@ -90,3 +90,12 @@ type Store interface {
 	// comes).
 	Top(ctx context.Context, app, stream string, o Options) (Position, error)
 }
+
+// Immediate is implemented by a Store whose calls never wait for anything
+// outside the process — no network, no disk, no other process — only, at
+// most, for each other's short work in memory, as Memory's do. When
+// Immediate returns true a caller need not bound the calls with a
+// deadline of its own: they return at once whatever the context.
+type Immediate interface {
+	Immediate() bool
+}

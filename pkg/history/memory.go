@@ -2,7 +2,6 @@ package history
 
 import (
 	"cmp"
-	"container/list"
 	"context"
 	"fmt"
 	"sync"
@@ -49,8 +48,9 @@ const (
 // calls on one stream never wait for work on another. A store-wide mutex
 // guards only the index of streams, their order of last append and the
 // byte count; a call holds it for a lookup and once more, when its
-// stream's size changed, to count that and evict, never while it holds a
-// stream.
+// stream's size changed, to count that (and evict, when it grew beyond
+// MaxBytes), never while it holds a stream. It waits for nothing else, so
+// it is Immediate: callers need not bound its calls with a deadline.
 //
 // A stream's epoch starts at its first use (Append, Since or Top); it is
 // gone TTL after its last Append (or its start, if nothing was appended
@@ -65,15 +65,18 @@ type Memory struct {
 
 	mu      sync.Mutex // guards streams, fresh, lru, bytes and memStream's index fields
 	streams map[streamKey]*memStream
-	fresh   *list.List // of *memStream never appended to, oldest first
-	lru     *list.List // of *memStream appended to, least recently appended first
+	fresh   streamList // streams never appended to, oldest first
+	lru     streamList // streams appended to, least recently appended first
 	bytes   int64
 
 	evicted atomic.Uint64
 }
 
-// Interface guard.
-var _ Store = (*Memory)(nil)
+// Interface guards.
+var (
+	_ Store     = (*Memory)(nil)
+	_ Immediate = (*Memory)(nil)
+)
 
 type streamKey struct{ app, stream string }
 
@@ -82,18 +85,19 @@ type memStream struct {
 	epoch string // set at creation, never changed
 
 	// Guarded by Memory.mu.
-	elem    *list.Element // in fresh or lru; nil once out of the store
-	in      *list.List    // the list of elem
-	touched time.Time     // last Append, or creation
-	ttl     time.Duration // of that call
-	counted int64         // bytes counted in Memory.bytes
+	in         *streamList   // fresh or lru; nil once out of the store
+	prev, next *memStream    // in in
+	touched    time.Time     // last Append, or creation
+	ttl        time.Duration // of that call
+	counted    int64         // bytes counted in Memory.bytes
 
 	mu      sync.Mutex // guards the fields below
 	dead    bool       // out of the store: callers look it up again
 	top     uint64
 	entries []Entry // entries[head:] are kept: consecutive offsets, oldest first
 	head    int
-	size    int64 // bytes of the kept entries and the stream
+	oldest  time.Time // Time of entries[head], if any is kept: expire reads it here, not in a cold entry
+	size    int64     // bytes of the kept entries and the stream
 }
 
 // MemoryStats is what a Memory holds and dropped.
@@ -113,8 +117,6 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 		maxBytes:   max(cmp.Or(cfg.MaxBytes, DefaultMemoryMaxBytes), 0),
 		now:        cfg.Now,
 		streams:    make(map[streamKey]*memStream),
-		fresh:      list.New(),
-		lru:        list.New(),
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -140,6 +142,9 @@ func (m *Memory) Append(ctx context.Context, app, stream string, e Entry, o Opti
 	s.expire(now, o.TTL)
 	s.top++
 	e.Offset, e.Time = s.top, now
+	if s.head == len(s.entries) {
+		s.oldest = now
+	}
 	s.entries = append(s.entries, e)
 	s.size += size
 	for len(s.entries)-s.head > o.Size {
@@ -194,6 +199,10 @@ func (m *Memory) Top(ctx context.Context, app, stream string, o Options) (Positi
 	return pos, nil
 }
 
+// Immediate returns true: Memory's calls wait only for each other's work
+// in memory, never for I/O.
+func (m *Memory) Immediate() bool { return true }
+
 // Stats returns what m holds and dropped.
 func (m *Memory) Stats() MemoryStats {
 	m.mu.Lock()
@@ -216,22 +225,18 @@ func (m *Memory) hold(key streamKey, now time.Time, o Options, appending bool) *
 		if s == nil {
 			s = &memStream{key: key, epoch: NewEpoch(), touched: now, ttl: o.TTL,
 				size: memStreamOverhead + int64(len(key.app)+len(key.stream))}
-			s.in = m.fresh
+			l := &m.fresh
 			if appending {
-				s.in = m.lru
+				l = &m.lru
 			}
-			s.elem = s.in.PushBack(s)
+			l.pushBack(s)
 			s.counted = s.size
 			m.bytes += s.size
 			m.streams[key] = s
 		} else if appending {
 			s.touched, s.ttl = now, o.TTL
-			if s.in == m.fresh {
-				m.fresh.Remove(s.elem)
-				s.in, s.elem = m.lru, m.lru.PushBack(s)
-			} else {
-				m.lru.MoveToBack(s.elem)
-			}
+			s.in.remove(s)
+			m.lru.pushBack(s)
 		}
 		victims = append(victims, m.sweepLocked(now, s)...)
 		m.mu.Unlock()
@@ -244,17 +249,22 @@ func (m *Memory) hold(key streamKey, now time.Time, o Options, appending bool) *
 	}
 }
 
-// account counts a change of s's size and evicts what the bounds ask for.
+// account counts a change of s's size and, when it grew the store beyond
+// MaxBytes, evicts what the bound asks for (streams gone were swept by the
+// hold a moment ago).
 func (m *Memory) account(s *memStream, now time.Time, delta int64) {
 	if delta == 0 {
 		return
 	}
 	m.mu.Lock()
-	if s.elem != nil {
+	if s.in != nil {
 		s.counted += delta
 		m.bytes += delta
 	}
-	victims := m.sweepLocked(now, s)
+	var victims []*memStream
+	if delta > 0 && m.maxBytes > 0 && m.bytes > m.maxBytes {
+		victims = m.sweepLocked(now, s)
+	}
 	m.mu.Unlock()
 	kill(victims)
 }
@@ -267,10 +277,10 @@ func (m *Memory) account(s *memStream, now time.Time, delta int64) {
 // taken out are returned, for kill. Called with mu held.
 func (m *Memory) sweepLocked(now time.Time, keep *memStream) []*memStream {
 	var out []*memStream
-	for _, l := range []*list.List{m.fresh, m.lru} {
+	for _, l := range [...]*streamList{&m.fresh, &m.lru} {
 	sweep:
-		for e := l.Front(); e != nil; {
-			s, next := e.Value.(*memStream), e.Next()
+		for s := l.front; s != nil; {
+			next := s.next
 			if s != keep {
 				switch {
 				case gone(s, now):
@@ -282,7 +292,7 @@ func (m *Memory) sweepLocked(now time.Time, keep *memStream) []*memStream {
 				m.removeLocked(s)
 				out = append(out, s)
 			}
-			e = next
+			s = next
 		}
 	}
 	return out
@@ -290,8 +300,7 @@ func (m *Memory) sweepLocked(now time.Time, keep *memStream) []*memStream {
 
 // removeLocked takes s out of the store. Called with mu held.
 func (m *Memory) removeLocked(s *memStream) {
-	s.in.Remove(s.elem)
-	s.elem, s.in = nil, nil
+	s.in.remove(s)
 	delete(m.streams, s.key)
 	m.bytes -= s.counted
 }
@@ -312,7 +321,7 @@ func gone(s *memStream, now time.Time) bool {
 
 // expire drops the entries older than ttl. Called with s.mu held.
 func (s *memStream) expire(now time.Time, ttl time.Duration) {
-	for s.head < len(s.entries) && !now.Before(s.entries[s.head].Time.Add(ttl)) {
+	for s.head < len(s.entries) && !now.Before(s.oldest.Add(ttl)) {
 		s.drop()
 	}
 }
@@ -324,7 +333,10 @@ func (s *memStream) drop() {
 	s.head++
 	if s.head == len(s.entries) {
 		s.entries, s.head = s.entries[:0], 0
-	} else if s.head >= 32 && s.head*2 >= len(s.entries) {
+		return
+	}
+	s.oldest = s.entries[s.head].Time
+	if s.head >= 32 && s.head*2 >= len(s.entries) {
 		n := copy(s.entries, s.entries[s.head:])
 		clear(s.entries[n:])
 		s.entries, s.head = s.entries[:n], 0
@@ -334,4 +346,36 @@ func (s *memStream) drop() {
 // entrySize is what e counts against MaxBytes.
 func entrySize(e *Entry) int64 {
 	return int64(memEntryOverhead + len(e.Event) + len(e.Data) + len(e.ID))
+}
+
+// streamList is a list of streams linked through their prev and next, so
+// that moving a stream needs no element of its own (container/list would
+// allocate one per stream and reach the stream through an interface).
+// Guarded by Memory.mu.
+type streamList struct{ front, back *memStream }
+
+// pushBack adds s, which is in no list, at the back.
+func (l *streamList) pushBack(s *memStream) {
+	s.in, s.prev, s.next = l, l.back, nil
+	if l.back != nil {
+		l.back.next = s
+	} else {
+		l.front = s
+	}
+	l.back = s
+}
+
+// remove takes s out of l, the list it is in.
+func (l *streamList) remove(s *memStream) {
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		l.front = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		l.back = s.prev
+	}
+	s.in, s.prev, s.next = nil, nil, nil
 }

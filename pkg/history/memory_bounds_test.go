@@ -219,3 +219,58 @@ func TestMemoryConcurrentEvictions(t *testing.T) {
 		t.Fatalf("stats after the run %+v: want at most 5 streams, 20000 bytes, and evictions", st)
 	}
 }
+
+// TestMemoryTTLAfterTrim: once Size dropped the oldest entry, the next
+// one's age decides when the stream's entries expire — not the dropped
+// one's.
+func TestMemoryTTLAfterTrim(t *testing.T) {
+	c := &clock{now: time.Unix(1_000_000, 0)}
+	m := newMemory(t, history.MemoryConfig{Now: c.Now})
+	o := history.Options{Size: 2, TTL: time.Hour}
+	first := mustAppend(t, m, "s", "one", o)
+	c.Add(30 * time.Minute)
+	mustAppend(t, m, "s", "two", o)
+	c.Add(10 * time.Minute)
+	mustAppend(t, m, "s", "three", o) // drops "one"
+	offsets := func() []uint64 {
+		var out []uint64
+		for _, e := range mustSince(t, m, "s", history.Position{Epoch: first.Epoch}, o).Entries {
+			out = append(out, e.Offset)
+		}
+		return out
+	}
+	c.Add(25 * time.Minute) // 1 h 05 after "one", 35 min after "two"
+	if got := offsets(); len(got) != 2 || got[0] != 2 || got[1] != 3 {
+		t.Fatalf("entries an hour after the dropped one: %v, want [2 3]", got)
+	}
+	c.Add(30 * time.Minute) // 1 h 05 after "two", 55 min after "three"
+	if got := offsets(); len(got) != 1 || got[0] != 3 {
+		t.Fatalf("entries an hour after the second: %v, want [3]", got)
+	}
+}
+
+// TestMemoryJoinedThenAppended: a stream made by Top and then appended to
+// counts as appended to: new names joined beyond MaxStreams evict each
+// other, not it.
+func TestMemoryJoinedThenAppended(t *testing.T) {
+	m := newMemory(t, history.MemoryConfig{MaxStreams: 3})
+	o := history.Options{Size: 10, TTL: time.Hour}
+	if _, err := m.Top(ctx, "app", "a", o); err != nil {
+		t.Fatal(err)
+	}
+	pa := mustAppend(t, m, "a", "x", o)
+	pb := mustAppend(t, m, "b", "x", o)
+	for i := range 5 {
+		if _, err := m.Top(ctx, "app", fmt.Sprint("join", i), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := m.Stats(); st.Streams != 3 || st.Evicted != 4 {
+		t.Fatalf("stats %+v, want 3 streams and 4 evictions", st)
+	}
+	for s, p := range map[string]history.Position{"a": pa, "b": pb} {
+		if r := mustSince(t, m, s, history.Position{Epoch: p.Epoch}, o); r.Gap != history.NoGap || r.Top != p {
+			t.Fatalf("%s after the joins: %+v, want its entry kept", s, r)
+		}
+	}
+}

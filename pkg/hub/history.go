@@ -49,13 +49,14 @@ func (h *Hub) streamOptions(stream string) (history.Options, bool) {
 	return h.cfg.StreamHistory(stream)
 }
 
-// targetStreams lists the resumable streams a send to t goes to: its
-// channels' and users' that keep history.
-func (h *Hub) targetStreams(t Target) []string {
+// targetStreams lists the resumable streams a send to t goes to, its
+// channels' and users' that keep history, sorted, each once: positions
+// to fill in.
+func (h *Hub) targetStreams(t Target) []StreamPos {
 	if h.cfg.History == nil {
 		return nil
 	}
-	var out []string
+	var out []StreamPos
 	for _, prefixed := range [...]struct {
 		prefix string
 		keys   []string
@@ -64,13 +65,20 @@ func (h *Hub) targetStreams(t Target) []string {
 			if k == "" {
 				continue
 			}
-			if _, ok := h.cfg.StreamHistory(prefixed.prefix + k); ok {
-				out = append(out, prefixed.prefix+k)
+			s := prefixed.prefix + k
+			if _, ok := h.cfg.StreamHistory(s); ok {
+				if out == nil {
+					out = make([]StreamPos, 0, len(t.Channels)+len(t.UserIDs))
+				}
+				out = append(out, StreamPos{Stream: s})
 			}
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	if len(out) > 1 {
+		slices.SortFunc(out, func(a, b StreamPos) int { return strings.Compare(a.Stream, b.Stream) })
+		out = slices.CompactFunc(out, func(a, b StreamPos) bool { return a.Stream == b.Stream })
+	}
+	return out
 }
 
 // connStreams lists the resumable streams of c: its user's and its
@@ -91,26 +99,41 @@ func (h *Hub) connStreams(c *Conn) []string {
 }
 
 // appendHistory stores ev in every resumable stream of t and records the
-// positions assigned in ev.Streams. The entries of one send share an id,
-// so a reconnect that replays several of its streams shows it once.
+// positions assigned in ev.Streams. The entries of a send to several
+// streams share an id, so a reconnect that replays several of them shows
+// it once; a send to one stream needs none. The appends are bounded by
+// Config.StoreTimeout, unless the store is history.Immediate.
 func (h *Hub) appendHistory(ctx context.Context, t Target, ev *Event) error {
 	streams := h.targetStreams(t)
 	if len(streams) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.StoreTimeout)
-	defer cancel()
-	entry := history.Entry{Event: ev.Name, Data: ev.Data, ID: newSendID()}
-	ev.Streams = make([]StreamPos, 0, len(streams))
-	for _, s := range streams {
-		opts, _ := h.cfg.StreamHistory(s)
-		p, err := h.cfg.History.Append(ctx, h.cfg.App, s, entry, opts)
+	if !h.historyImmediate {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.cfg.StoreTimeout)
+		defer cancel()
+	}
+	entry := history.Entry{Event: ev.Name, Data: ev.Data}
+	if len(streams) > 1 {
+		entry.ID = newSendID()
+	}
+	for i := range streams {
+		opts, _ := h.cfg.StreamHistory(streams[i].Stream)
+		p, err := h.cfg.History.Append(ctx, h.cfg.App, streams[i].Stream, entry, opts)
 		if err != nil {
 			return errStore("history append", err)
 		}
-		ev.Streams = append(ev.Streams, StreamPos{Stream: s, Offset: p.Offset, Epoch: p.Epoch})
+		streams[i].Offset, streams[i].Epoch = p.Offset, p.Epoch
 	}
+	ev.Streams = streams
 	return nil
+}
+
+// isImmediate reports whether s says its calls never wait on I/O
+// (history.Immediate).
+func isImmediate(s HistoryStore) bool {
+	im, ok := s.(history.Immediate)
+	return ok && im.Immediate()
 }
 
 // newSendID returns 72 random bits, URL-safe.

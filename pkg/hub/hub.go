@@ -28,6 +28,8 @@ type Hub struct {
 	byOwner   index // ownerKey → connections, for MaxConnectionsPerUser
 	pool      *writerPool
 
+	historyImmediate bool // cfg.History is history.Immediate: appends need no deadline
+
 	hooksMu          sync.RWMutex
 	onConnect        []func(*Conn)
 	onDisconnect     []func(*Conn, DisconnectReason)
@@ -76,6 +78,7 @@ func New(cfg Config) (*Hub, error) {
 		pending: make(map[string]int64),
 		closed:  make(chan struct{}),
 	}
+	h.historyImmediate = isImmediate(cfg.History)
 	h.conns.init()
 	for _, ix := range []*index{&h.byUser, &h.byToken, &h.byTenant, &h.byChannel, &h.byClient, &h.byOwner} {
 		ix.init()

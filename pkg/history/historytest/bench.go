@@ -23,6 +23,9 @@ var benchEntry = history.Entry{Event: "update", Data: `{"order":42,"state":"ship
 //   - Append/parallel: appends by many goroutines, each to a stream of
 //     its own;
 //   - Append/contended: appends by many goroutines to one stream;
+//   - Append/spread: appends to 10 000 streams in turn, each kept at
+//     100 entries, as personal sends to many users' streams do (each
+//     append finds its stream cold);
 //   - Since/serial, Since/parallel: reads of the last 10 of 1000 entries,
 //     what a reconnect that missed 10 messages costs;
 //   - Since/top: a read at the top, a reconnect that missed nothing;
@@ -32,6 +35,7 @@ func Benchmark(b *testing.B, newStore func(b *testing.B) history.Store) {
 		b.Run("serial", func(b *testing.B) { benchAppend(b, newStore(b)) })
 		b.Run("parallel", func(b *testing.B) { benchAppendParallel(b, newStore(b), false) })
 		b.Run("contended", func(b *testing.B) { benchAppendParallel(b, newStore(b), true) })
+		b.Run("spread", func(b *testing.B) { benchAppendSpread(b, newStore(b)) })
 	})
 	b.Run("Since", func(b *testing.B) {
 		b.Run("serial", func(b *testing.B) { benchSince(b, newStore(b), 10, false) })
@@ -48,6 +52,24 @@ func benchAppend(b *testing.B, s history.Store) {
 		if _, err := s.Append(ctx, "bench", "c:news", benchEntry, benchOpts); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func benchAppendSpread(b *testing.B, s history.Store) {
+	const streams = 10000
+	names := make([]string, streams)
+	for i := range names {
+		names[i] = fmt.Sprint("u:", i)
+	}
+	opts := history.Options{Size: 100, TTL: time.Hour}
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Append(ctx, "bench", names[i%streams], benchEntry, opts); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }
 
