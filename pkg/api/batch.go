@@ -93,7 +93,14 @@ func (h *Handler) sendBatch(w http.ResponseWriter, r *http.Request, hb *hub.Hub,
 		b.item(raw)
 	}
 	b.done()
-	writeAnswer(w, http.StatusOK, append(b.out, ']', '\n'))
+	b.out = append(b.out, ']', '\n')
+	writeAnswer(w, http.StatusOK, b.out)
+	if len(*bp)+cap(b.out) > cap(*bp) {
+		// The answer did not fit after the body: the pooled buffer is
+		// made big enough for both, so that the next batch of this size
+		// allocates neither.
+		*bp = make([]byte, 0, len(*bp)+cap(b.out))
+	}
 }
 
 // itemLists are reusable lists of a batch's items (spans of its body).
