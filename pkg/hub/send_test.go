@@ -338,3 +338,31 @@ func TestSlowConsumer(t *testing.T) {
 		}
 	})
 }
+
+// A stream that stays idle for longer than the write timeout after a write
+// lives on: the deadline bounds a write, not the pause after it (HTTP/2
+// resets a stream whose write deadline passes even when nothing is being
+// written — every idle stream died WriteTimeout after its last event).
+func TestIdleStreamOutlivesWriteTimeout(t *testing.T) {
+	forEachPath(t, func(t *testing.T, p streamPath) {
+		const writeTimeout = 200 * time.Millisecond
+		f := newFixture(t, p, Config{WriteTimeout: writeTimeout})
+		cl := f.connect(vals("userId", "idle"))
+		ctx := context.Background()
+		if n, err := f.h.SendByUserID(ctx, "idle", "before", "1"); err != nil || n != 1 {
+			t.Fatalf("send before the pause: n=%d err=%v", n, err)
+		}
+		if it := cl.nextFrame(); it.event != "before" {
+			t.Fatalf("got %q, want the event before the pause", it.raw)
+		}
+		// The condition under test is the pause itself: three write
+		// timeouts without a write.
+		time.Sleep(3 * writeTimeout)
+		if n, err := f.h.SendByUserID(ctx, "idle", "after", "2"); err != nil || n != 1 {
+			t.Fatalf("send after the pause: n=%d err=%v (the idle stream was ended)", n, err)
+		}
+		if it := cl.nextFrame(); it.event != "after" {
+			t.Fatalf("got %q, want the event after the pause", it.raw)
+		}
+	})
+}

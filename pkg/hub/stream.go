@@ -104,6 +104,13 @@ func (h *Hub) serveDirect(w http.ResponseWriter, r *http.Request, c *Conn) {
 				if err == nil {
 					err = rc.Flush()
 				}
+				if err == nil {
+					// The deadline bounds this write only. Left armed, it
+					// would end an idle stream WriteTimeout after its last
+					// write: HTTP/2 resets a stream whose deadline passes
+					// even while nothing is being written.
+					err = rc.SetWriteDeadline(time.Time{})
+				}
 				if err != nil {
 					c.close(ReasonWriteError)
 					h.finish(c)
