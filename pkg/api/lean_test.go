@@ -290,35 +290,7 @@ func TestLeanTimeouts(t *testing.T) {
 //	go test -run x -bench 'SendHTTP|SendLean' -benchmem ./pkg/api/
 func BenchmarkSendLean(b *testing.B) {
 	n := startLean(b, LeanConfig{}, Config{})
-	nc, err := net.Dial("tcp", n.addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = nc.Close() })
-	req := []byte(sendRequest("k1", sendBody(42, 1), "Content-Type: application/json"))
-	br := bufio.NewReader(nc)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := processCPU()
-	for i := 0; i < b.N; i++ {
-		if _, err := nc.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("status %d", resp.StatusCode)
-		}
-	}
-	cpu = processCPU() - cpu
-	b.StopTimer()
-	if cpu > 0 {
-		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/msg")
-	}
+	benchKeepAliveSends(b, n.addr, []byte(sendRequest("k1", sendBody(42, 1), "Content-Type: application/json")))
 	if n.ln.served.Load() < int64(b.N) {
 		b.Fatalf("served lean: %d of %d", n.ln.served.Load(), b.N)
 	}
