@@ -55,18 +55,7 @@ func (b *bench) publishBatch(ctx context.Context, ph *phase, e expectations, fir
 			full = true
 			break
 		}
-		key, to, expected := b.target(ph.mode, seq, e)
-		now := time.Now().UnixNano()
-		m.sentAt.Store(now)
-		m.expected.Store(int32(expected))
-		ph.expectedTotal.Add(int64(expected))
-		atomicMinNonZero(&ph.firstSend, now)
-		req := sendRequest{To: to, Event: b.cfg.Event, Data: formatPayload(b.runID, ph.id, seq, now, key, pad)}
-		if ph.qos {
-			req.QoS = true
-			req.TTL = b.cfg.TTL
-		}
-		items = append(items, req)
+		items = append(items, b.prepare(ph, e, seq, m, pad))
 		states = append(states, m)
 	}
 	if len(items) == 0 {

@@ -116,6 +116,23 @@ func (b *bench) publish(ctx context.Context, ph *phase, e expectations) {
 }
 
 func (b *bench) publishOne(ctx context.Context, ph *phase, e expectations, seq int64, m *msgState, pad []byte) {
+	req := b.prepare(ph, e, seq, m, pad)
+	node := b.cfg.Nodes[b.apiNodes[int(seq%int64(len(b.apiNodes)))]]
+	t0 := time.Now()
+	res, err := b.send(ctx, node, req)
+	ph.apiCall.Record(time.Since(t0))
+	if err != nil {
+		ph.sendErr.Add(1)
+		ph.noteError(err.Error())
+		return
+	}
+	ph.sent.Add(1)
+	m.apiDelivered.Store(int32(res.Delivered))
+}
+
+// prepare makes message seq of ph ready to send: its target, what it
+// expects, its send time in m and in the phase, and its send body.
+func (b *bench) prepare(ph *phase, e expectations, seq int64, m *msgState, pad []byte) sendRequest {
 	key, to, expected := b.target(ph.mode, seq, e)
 	now := time.Now().UnixNano()
 	m.sentAt.Store(now)
@@ -131,17 +148,7 @@ func (b *bench) publishOne(ctx context.Context, ph *phase, e expectations, seq i
 		req.QoS = true
 		req.TTL = b.cfg.TTL
 	}
-	node := b.cfg.Nodes[b.apiNodes[int(seq%int64(len(b.apiNodes)))]]
-	t0 := time.Now()
-	res, err := b.send(ctx, node, req)
-	ph.apiCall.Record(time.Since(t0))
-	if err != nil {
-		ph.sendErr.Add(1)
-		ph.noteError(err.Error())
-		return
-	}
-	ph.sent.Add(1)
-	m.apiDelivered.Store(int32(res.Delivered))
+	return req
 }
 
 // send posts one message through the server API.
