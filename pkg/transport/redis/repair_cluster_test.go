@@ -40,6 +40,24 @@ type repairRig struct {
 	masters      []*testredis.Server
 }
 
+// victim returns the index of the first master that does not own the
+// sender's reply channel (one a test may kill or pause without cutting
+// the sender off its replies) and the users whose keys are on the others.
+func (r *repairRig) victim() (int, []string) {
+	replyMaster := r.cl.NodeFor(r.sender.replyChannel)
+	victim := 0
+	for r.masters[victim] == replyMaster {
+		victim++
+	}
+	var others []string
+	for i, u := range r.users {
+		if i != victim {
+			others = append(others, u)
+		}
+	}
+	return victim, others
+}
+
 // startRepairRig starts the cluster and the nodes, with fast probes on
 // the holder, and waits until the holder's keys are subscribed.
 func startRepairRig(t *testing.T, probe func(*Config)) *repairRig {
@@ -269,16 +287,10 @@ func TestClusterSlotMoved(t *testing.T) {
 // master is counted again once its replica took over (time logged).
 func TestClusterMasterKilledRepairsOneShard(t *testing.T) {
 	r := startRepairRig(t, nil)
-	replyMaster := r.cl.NodeFor(r.sender.replyChannel)
-	victim := 0
-	for r.masters[victim] == replyMaster {
-		victim++
-	}
-	var others []string
+	victim, others := r.victim()
 	var survivors []*testredis.Server
-	for i, u := range r.users {
+	for i := range r.masters {
 		if i != victim {
-			others = append(others, u)
 			survivors = append(survivors, r.masters[i])
 		}
 	}
@@ -467,17 +479,7 @@ func TestClusterSubscribeToMovedSlot(t *testing.T) {
 // as failed.
 func TestClusterDeadMasterDoesNotDelayOtherSends(t *testing.T) {
 	r := startRepairRig(t, nil)
-	replyMaster := r.cl.NodeFor(r.sender.replyChannel)
-	victim := 0
-	for r.masters[victim] == replyMaster {
-		victim++
-	}
-	var healthy []string
-	for i, u := range r.users {
-		if i != victim {
-			healthy = append(healthy, u)
-		}
-	}
+	victim, healthy := r.victim()
 	key := r.holder.channel("app", "u:"+r.users[victim])
 	dead := []string{r.users[victim]}
 	// Keys at both ends of every master's slot ranges, as well: commands
