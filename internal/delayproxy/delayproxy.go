@@ -120,14 +120,13 @@ func (p *Proxy) pump(ctx context.Context, dst io.Writer, src io.Reader) {
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		timer := time.NewTimer(0)
-		<-timer.C
+		clk, err := newClock(ctx)
+		if err != nil {
+			return
+		}
 		for c := range queue {
 			if wait := time.Until(c.at.Add(p.delay)); wait > 0 {
-				timer.Reset(wait)
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
+				if clk.wait(wait) != nil {
 					return
 				}
 			}

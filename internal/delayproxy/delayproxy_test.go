@@ -2,9 +2,11 @@ package delayproxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -86,4 +88,74 @@ func TestCloseEndsConnections(t *testing.T) {
 	if _, err := c.Read(b); err == nil {
 		t.Error("the connection is still open after Close")
 	}
+}
+
+// TestClockWaitsAndEndsWithItsContext: a clock's wait lasts at least its
+// delay, and the end of its context ends a wait in progress.
+func TestClockWaitsAndEndsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	clk, err := newClock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const d = 2 * time.Millisecond
+	start := time.Now()
+	if err := clk.wait(d); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < d {
+		t.Errorf("wait(%v) returned after %v", d, took)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- clk.wait(time.Hour) }()
+	cancel()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Error("a wait ended by its context returned no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the end of the context did not end the wait")
+	}
+}
+
+// BenchmarkOneWayDelay reports how late a 1 ms proxy delivers a small
+// message, one way (µs over the delay, median and worst of b.N).
+func BenchmarkOneWayDelay(b *testing.B) {
+	const delay = time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	p, err := Listen("127.0.0.1:0", ln.Addr().String(), delay)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	out, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	in, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	late := make([]time.Duration, 0, b.N)
+	buf := make([]byte, 1)
+	for b.Loop() {
+		start := time.Now()
+		if _, err := out.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(in, buf); err != nil {
+			b.Fatal(err)
+		}
+		late = append(late, time.Since(start)-delay)
+	}
+	slices.Sort(late)
+	b.ReportMetric(float64(late[len(late)/2].Microseconds()), "late-p50-µs")
+	b.ReportMetric(float64(late[len(late)-1].Microseconds()), "late-max-µs")
 }
