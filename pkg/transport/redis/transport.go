@@ -164,7 +164,7 @@ func New(cfg Config) (*Transport, error) {
 	// ones for seconds, past their deadline. The ClusterClient sends each
 	// SPUBLISH on a connection to its own master.
 	if !t.sharded {
-		if ap, err := t.client.AutoPipeline(); err == nil {
+		if ap, err := fullDuplexPipeliner(t.client); err == nil {
 			t.pub = ap
 		} else {
 			t.log.Warn().Err(err).Msg("no autopipelining: every PUBLISH is its own round trip")
@@ -178,6 +178,24 @@ func New(cfg Config) (*Transport, error) {
 	t.interest.init()
 	t.dedup.init(max(cfg.Timeout, 10*time.Second))
 	return t, nil
+}
+
+// fullDuplexPipeliner is client's autopipeliner in full-duplex mode: the
+// PUBLISH commands of concurrent senders are written as they come, on one
+// connection, while the answers to earlier ones are read. The half-duplex
+// default writes one pipeline per round trip, so a send that arrives
+// while one is in flight waits for its answer first — up to a round trip
+// more per send (1 ms one way to Redis: publish-to-delivery p50 4.3 against
+// 2.6 ms) — and on loopback it cost node and Redis more CPU in all
+// (docs/performance.md). A client of another kind gets its own default.
+func fullDuplexPipeliner(client goredis.UniversalClient) (*goredis.AutoPipeliner, error) {
+	c, ok := client.(*goredis.Client)
+	if !ok {
+		return client.AutoPipeline()
+	}
+	opts := goredis.DefaultBlockingAutoPipelineOptions()
+	opts.FullDuplex = true
+	return c.AutoPipelineWithOptions(opts)
 }
 
 // channel names the pub/sub channel of a routing key of app.
