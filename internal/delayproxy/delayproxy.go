@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -136,12 +137,15 @@ func (p *Proxy) pump(ctx context.Context, dst io.Writer, src io.Reader) {
 		}
 	}()
 	defer func() { close(queue); <-writerDone }()
+	buf := make([]byte, 32<<10)
 	for {
-		buf := make([]byte, 32<<10)
 		n, err := src.Read(buf)
 		if n > 0 {
+			// A copy of what was read, not the buffer: most reads are a
+			// few hundred bytes, and a fresh 32 KiB buffer per read was
+			// hundreds of MB/s of garbage for the process's collector.
 			select {
-			case queue <- chunk{b: buf[:n], at: time.Now()}:
+			case queue <- chunk{b: slices.Clone(buf[:n]), at: time.Now()}:
 			case <-writerDone:
 				return
 			}
