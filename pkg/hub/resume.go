@@ -41,7 +41,18 @@ const maxAhead = 32
 type resumeState struct {
 	mu  sync.Mutex
 	pos []streamState // by Stream
+	// id is pos's event id, kept once two events in a row moved no
+	// position (broadcasts, say, to a connection in a user stream), so
+	// that the next such events copy it instead of encoding it again:
+	// idOnce after one such event (a connection that only ever had its
+	// connect-finish keeps no copy), "" when pos may have changed since.
+	// Events of the connection's streams move pos, so they encode theirs
+	// and keep nothing.
+	id string
 }
+
+// idOnce is resumeState.id after one event that moved no position.
+const idOnce = "\x00"
 
 // streamState is a stream's position: Offset is contiguous — the
 // connection has every event of the stream up to it — and ahead holds the
@@ -58,17 +69,36 @@ type streamState struct {
 
 func byStream(a streamState, name string) int { return cmp.Compare(a.Stream, name) }
 
-// advance moves the positions of the streams of an event written to the
-// connection, and reports whether the connection has any position.
-func (r *resumeState) advance(streams []StreamPos) bool {
+// appendIDAfter moves the positions of the streams of an event written
+// to the connection and appends the event's id, the positions after it.
+// A connection without positions gets no id from it: ok is false and b is
+// returned as it was.
+func (r *resumeState) appendIDAfter(b []byte, streams []StreamPos) (_ []byte, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	moved := false
 	for _, sp := range streams {
-		if i, ok := slices.BinarySearchFunc(r.pos, sp.Stream, byStream); ok {
+		if i, found := slices.BinarySearchFunc(r.pos, sp.Stream, byStream); found {
 			r.pos[i].advance(sp)
+			moved = true
 		}
 	}
-	return len(r.pos) > 0
+	switch {
+	case len(r.pos) == 0:
+		return b, false
+	case moved:
+		r.id = ""
+		return r.appendIDLocked(b), true
+	case r.id == "":
+		r.id = idOnce
+		return r.appendIDLocked(b), true
+	case r.id == idOnce:
+		start := len(b)
+		b = r.appendIDLocked(b)
+		r.id = string(b[start:])
+		return b, true
+	}
+	return append(b, r.id...), true
 }
 
 func (s *streamState) advance(sp StreamPos) {
@@ -107,7 +137,7 @@ func (r *resumeState) set(pos []StreamPos) {
 	}
 	slices.SortFunc(states, func(a, b streamState) int { return cmp.Compare(a.Stream, b.Stream) })
 	r.mu.Lock()
-	r.pos = states
+	r.pos, r.id = states, ""
 	r.mu.Unlock()
 }
 
@@ -117,6 +147,7 @@ func (r *resumeState) track(sp StreamPos, join bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i, ok := slices.BinarySearchFunc(r.pos, sp.Stream, byStream)
+	r.id = ""
 	switch {
 	case join && !ok:
 		r.pos = slices.Insert(r.pos, i, streamState{StreamPos: sp})
@@ -136,10 +167,8 @@ func (r *resumeState) positions() []StreamPos {
 	return out
 }
 
-// appendID appends the positions id to b.
-func (r *resumeState) appendID(b []byte) []byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// appendIDLocked appends the positions id to b. Called with mu held.
+func (r *resumeState) appendIDLocked(b []byte) []byte {
 	return encodePositions(b, len(r.pos), func(i int) (StreamPos, []uint64) { return r.pos[i].StreamPos, r.pos[i].ahead })
 }
 

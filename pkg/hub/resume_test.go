@@ -215,11 +215,66 @@ func TestResumeFollowsJoins(t *testing.T) {
 	}
 }
 
+// TestPositionsIDKeptUntilPositionsMove: events that move no position
+// (broadcasts) reuse the id kept from the first of them; an event of a
+// stream, a join, a leave and a resume's positions make a new one.
+func TestPositionsIDKeptUntilPositionsMove(t *testing.T) {
+	r := &resumeState{}
+	if b, ok := r.appendIDAfter([]byte("x"), nil); ok || string(b) != "x" {
+		t.Fatalf("a connection without positions got %q, %v", b, ok)
+	}
+	r.set([]StreamPos{{Stream: "u:1", Offset: 5, Epoch: "e"}})
+	id := func(streams ...StreamPos) string {
+		t.Helper()
+		b, ok := r.appendIDAfter([]byte("id:"), streams)
+		if !ok {
+			t.Fatal("no id for a connection with positions")
+		}
+		return strings.TrimPrefix(string(b), "id:")
+	}
+	want := func(pos ...StreamPos) string { return string(appendPositionsID(nil, pos)) }
+	if got := id(); got != want(StreamPos{Stream: "u:1", Offset: 5, Epoch: "e"}) {
+		t.Fatalf("broadcast id %q", got)
+	}
+	if r.id != idOnce {
+		t.Fatalf("after one broadcast the kept id is %q, want none yet", r.id)
+	}
+	for i := range 2 {
+		if got := id(); got != want(StreamPos{Stream: "u:1", Offset: 5, Epoch: "e"}) {
+			t.Fatalf("broadcast %d id %q", i+2, got)
+		}
+		if r.id != want(StreamPos{Stream: "u:1", Offset: 5, Epoch: "e"}) {
+			t.Fatalf("after broadcast %d the kept id is %q", i+2, r.id)
+		}
+	}
+	if got := id(StreamPos{Stream: "u:1", Offset: 6, Epoch: "e"}); got != want(StreamPos{Stream: "u:1", Offset: 6, Epoch: "e"}) {
+		t.Fatalf("stream event id %q", got)
+	}
+	if got := id(StreamPos{Stream: "c:other", Offset: 9, Epoch: "e"}); got != want(StreamPos{Stream: "u:1", Offset: 6, Epoch: "e"}) {
+		t.Fatalf("id after an event of a stream the connection is not in: %q", got)
+	}
+	r.track(StreamPos{Stream: "c:news", Offset: 2, Epoch: "f"}, true)
+	if got := id(); got != want(StreamPos{Stream: "c:news", Offset: 2, Epoch: "f"}, StreamPos{Stream: "u:1", Offset: 6, Epoch: "e"}) {
+		t.Fatalf("id after a join %q", got)
+	}
+	r.track(StreamPos{Stream: "c:news"}, false)
+	if got := id(); got != want(StreamPos{Stream: "u:1", Offset: 6, Epoch: "e"}) {
+		t.Fatalf("id after a leave %q", got)
+	}
+	r.set([]StreamPos{{Stream: "u:1", Offset: 10, Epoch: "g"}})
+	if got := id(); got != want(StreamPos{Stream: "u:1", Offset: 10, Epoch: "g"}) {
+		t.Fatalf("id after new positions %q", got)
+	}
+}
+
 func TestPositionsIDRoundTrip(t *testing.T) {
 	r := &resumeState{}
 	r.set([]StreamPos{{Stream: "c:a", Offset: 1, Epoch: "e1"}, {Stream: "u:42", Offset: 1 << 40, Epoch: "e2"}})
-	r.advance([]StreamPos{{Stream: "c:a", Offset: 4, Epoch: "e1"}}) // 2 and 3 still to come
-	id := string(r.appendID(nil))
+	b, ok := r.appendIDAfter(nil, []StreamPos{{Stream: "c:a", Offset: 4, Epoch: "e1"}}) // 2 and 3 still to come
+	if !ok {
+		t.Fatal("no id for a connection with positions")
+	}
+	id := string(b)
 	got, ok := decodePositionsID(id)
 	if a := got[hash32("c:a")]; !ok || len(got) != 2 || a.epoch != hash32("e1") || a.offset != 1 || !slices.Equal(a.ahead, []uint64{4}) ||
 		got[hash32("u:42")].offset != 1<<40 || got[hash32("u:42")].ahead != nil {

@@ -344,11 +344,13 @@ func (c *Conn) buffers(frames []*frame, bufs net.Buffers, scratch []byte) (net.B
 		if f.counted {
 			c.counter++
 			start := len(scratch)
-			if c.resume != nil && c.resume.advance(f.streams) {
-				// The connection has resumable streams: every counted id
-				// carries its positions, so any Last-Event-ID resumes.
-				scratch = c.resume.appendID(scratch)
-			} else {
+			// A connection in resumable streams: every counted id
+			// carries its positions, so any Last-Event-ID resumes.
+			positioned := false
+			if c.resume != nil {
+				scratch, positioned = c.resume.appendIDAfter(scratch, f.streams)
+			}
+			if !positioned {
 				scratch = strconv.AppendUint(scratch, c.counter, 10)
 			}
 			bufs = append(bufs, scratch[start:len(scratch):len(scratch)], f.tail)
