@@ -93,8 +93,11 @@
 // sender that are ready together (while the previous flush is in flight)
 // go out as one message, so under load a send costs Redis about one
 // PUBLISH instead of two. Requests to one channel go through the client's
-// autopipeliner (go-redis AutoPipeline), which writes the PUBLISH commands
-// of concurrent senders as one pipeline; not on a Redis Cluster, where
+// autopipeliner (go-redis AutoPipeline) in full-duplex mode: the PUBLISH
+// commands of concurrent senders go out together on one connection as
+// they come, while the answers to earlier ones are read, so no send waits
+// for another's round trip (with a pipeline per round trip, every send
+// arriving meanwhile would); not on a Redis Cluster, where
 // such a pipeline waits for every master it spans and one master down
 // would delay the sends to all (each SPUBLISH goes straight to its
 // master there). The subscription is read and
