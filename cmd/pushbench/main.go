@@ -16,6 +16,9 @@ func main() {
 	if os.Getenv(workerEnv) == "1" {
 		os.Exit(workerMain(os.Stdin, os.Stdout))
 	}
+	if spec := os.Getenv(delayProxyEnv); spec != "" {
+		os.Exit(delayProxyMain(spec, os.Stdin, os.Stdout))
+	}
 	os.Exit(mainWithArgs(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/pushd/pushd/internal/delayproxy"
 	"net"
 	"net/http"
 	"os"
@@ -129,13 +128,13 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 		nodesURL := srv.url // what the nodes dial: Redis, or a delaying proxy in front of it
 		if cfg.RedisDelay > 0 {
 			target := strings.TrimSuffix(strings.TrimPrefix(srv.url, "redis://"), "/0")
-			proxy, err := delayproxy.Listen("127.0.0.1:0", target, cfg.RedisDelay)
+			proxy, err := startDelayProxy(target, cfg.RedisDelay)
 			if err != nil {
 				return rep, err
 			}
-			defer proxy.Close()
-			nodesURL = "redis://" + proxy.Addr() + "/0"
-			logf("the nodes reach Redis through a proxy that delays each direction by %v (%s)", cfg.RedisDelay, proxy.Addr())
+			defer proxy.stop()
+			nodesURL = "redis://" + proxy.addr + "/0"
+			logf("the nodes reach Redis through a proxy that delays each direction by %v (%s, pid %d)", cfg.RedisDelay, proxy.addr, proxy.cmd.Process.Pid)
 		}
 		cfg.SpawnEnv = append(cfg.SpawnEnv, "PUSHD_CLUSTER_TRANSPORT=redis", "PUSHD_CLUSTER_REDIS_URL="+nodesURL)
 		redisURL = nodesURL

@@ -12,11 +12,15 @@ import (
 	"github.com/pushd/pushd/internal/testredis"
 )
 
-// TestMain lets the test binary serve as a worker: the coordinator
-// re-executes its own executable (workers.go).
+// TestMain lets the test binary serve as a worker or as the delaying
+// proxy: the coordinator re-executes its own executable (workers.go,
+// delay.go).
 func TestMain(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
 		os.Exit(workerMain(os.Stdin, os.Stdout))
+	}
+	if spec := os.Getenv(delayProxyEnv); spec != "" {
+		os.Exit(delayProxyMain(spec, os.Stdin, os.Stdout))
 	}
 	os.Exit(m.Run())
 }
