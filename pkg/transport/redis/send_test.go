@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"strings"
@@ -172,20 +171,12 @@ func (d *answerGate) dial(ctx context.Context, network, addr string) (net.Conn, 
 	if err != nil {
 		return nil, err
 	}
-	return &gatedConn{Conn: c, gate: d}, nil
+	return &gatedConn{pubsubConn: pubsubConn{Conn: c}, gate: d}, nil
 }
 
 type gatedConn struct {
-	net.Conn
-	gate   *answerGate
-	pubsub atomic.Bool
-}
-
-func (c *gatedConn) Write(b []byte) (int, error) {
-	if bytes.Contains(bytes.ToLower(b), []byte("subscribe")) {
-		c.pubsub.Store(true)
-	}
-	return c.Conn.Write(b)
+	pubsubConn
+	gate *answerGate
 }
 
 func (c *gatedConn) Read(b []byte) (int, error) {

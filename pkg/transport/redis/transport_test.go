@@ -648,7 +648,7 @@ func (d *blackholeDialer) dial(ctx context.Context, network, addr string) (net.C
 	if err != nil {
 		return nil, err
 	}
-	sc := &silenceableConn{Conn: c}
+	sc := &silenceableConn{pubsubConn: pubsubConn{Conn: c}}
 	d.mu.Lock()
 	d.conns = append(d.conns, sc)
 	d.mu.Unlock()
@@ -670,17 +670,23 @@ func (d *blackholeDialer) silencePubSub() int {
 	return n
 }
 
-type silenceableConn struct {
+// pubsubConn is a connection that notes whether a SUBSCRIBE went out on
+// it (it is a pub/sub connection).
+type pubsubConn struct {
 	net.Conn
 	pubsub atomic.Bool
-	silent atomic.Bool
 }
 
-func (c *silenceableConn) Write(b []byte) (int, error) {
+func (c *pubsubConn) Write(b []byte) (int, error) {
 	if bytes.Contains(bytes.ToLower(b), []byte("subscribe")) {
 		c.pubsub.Store(true)
 	}
 	return c.Conn.Write(b)
+}
+
+type silenceableConn struct {
+	pubsubConn
+	silent atomic.Bool
 }
 
 func (c *silenceableConn) Read(b []byte) (int, error) {
