@@ -53,11 +53,14 @@ func appendData(b []byte, data string) []byte {
 // "event:<name>\nid:<id or counter>\ndata:...\n\n".
 func encodeEvent(ev Event) *frame {
 	if ev.ID == "" || len(ev.Streams) > 0 {
-		head := make([]byte, 0, len("event:\nid:")+len(ev.Name))
-		head = append(head, "event:"...)
-		head = append(head, ev.Name...)
-		head = append(head, "\nid:"...)
-		tail := make([]byte, 0, len(ev.Data)+16)
+		// Head and tail share one allocation; the head is capped, so
+		// nothing appended to the tail runs into it.
+		headLen := len("event:\nid:") + len(ev.Name)
+		b := make([]byte, 0, headLen+len(ev.Data)+16)
+		b = append(b, "event:"...)
+		b = append(b, ev.Name...)
+		b = append(b, "\nid:"...)
+		head, tail := b[:headLen:headLen], b[headLen:]
 		tail = append(tail, '\n')
 		return &frame{head: head, tail: appendData(tail, ev.Data), counted: true, event: ev.Name, streams: ev.Streams}
 	}
