@@ -32,6 +32,10 @@ func TestEncodeEvent(t *testing.T) {
 		{"qos id", Event{Name: "order", ID: "q0123456789abcdefghijklm", Data: "x"}, 9, "event:order\nid:q0123456789abcdefghijklm\ndata:x\n\n"},
 		{"qos id lines", Event{Name: "o", ID: "q1", Data: "x\ny"}, 9, "event:o\nid:q1\ndata:x\ndata:y\n\n"},
 		{"unicode", Event{Name: "ü", Data: "日本"}, 2, "event:ü\nid:2\ndata:日本\n\n"},
+		// The tail outgrows the room the frame's one allocation has for
+		// it: the head must stay as it was.
+		{"many lines", Event{Name: "m", Data: strings.Repeat("x\n", 20)}, 5,
+			"event:m\nid:5\n" + strings.Repeat("data:x\n", 20) + "data:\n\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
