@@ -186,8 +186,9 @@ func New(cfg Config) (*Transport, error) {
 // default writes one pipeline per round trip, so a send that arrives
 // while one is in flight waits for its answer first — up to a round trip
 // more per send (1 ms one way to Redis: publish-to-delivery p50 4.3 against
-// 2.6 ms) — and on loopback it cost node and Redis more CPU in all
-// (docs/performance.md). A client of another kind gets its own default.
+// 2.6 ms) — and on loopback it cost more CPU in all: the sender more, Redis
+// less (docs/performance.md). A client of another kind (a ring) gets its
+// own default.
 func fullDuplexPipeliner(client goredis.UniversalClient) (*goredis.AutoPipeliner, error) {
 	c, ok := client.(*goredis.Client)
 	if !ok {
