@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +15,8 @@ import (
 // less than a millisecond waits for the poller's next whole millisecond
 // (up to ~1 ms late, which a 1 ms delay would nearly double).
 type clock struct {
-	f *os.File
+	f   *os.File
+	raw syscall.RawConn // f's descriptor, to arm the timer
 }
 
 // newClock makes a clock that ctx's end closes.
@@ -23,20 +25,22 @@ func newClock(ctx context.Context) (*clock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delayproxy: timerfd: %w", err)
 	}
-	c := &clock{f: os.NewFile(uintptr(fd), "timerfd")}
+	f := os.NewFile(uintptr(fd), "timerfd")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("delayproxy: timerfd: %w", err)
+	}
+	c := &clock{f: f, raw: raw}
 	context.AfterFunc(ctx, func() { _ = c.f.Close() })
 	return c, nil
 }
 
 // wait returns after d (> 0), or with an error once the clock is closed.
 func (c *clock) wait(d time.Duration) error {
-	raw, err := c.f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("delayproxy: timerfd: %w", err)
-	}
 	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(d.Nanoseconds())}
 	var setErr error
-	if err := raw.Control(func(fd uintptr) { setErr = unix.TimerfdSettime(int(fd), 0, &spec, nil) }); err != nil {
+	if err := c.raw.Control(func(fd uintptr) { setErr = unix.TimerfdSettime(int(fd), 0, &spec, nil) }); err != nil {
 		return fmt.Errorf("delayproxy: timerfd: %w", err)
 	}
 	if setErr != nil {
