@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pushd/pushd/internal/hubwire"
 	"github.com/pushd/pushd/pkg/hub"
 )
 
@@ -100,46 +101,28 @@ func (env *envelope) encode(legacy bool) ([]byte, error) {
 	if env.Event != nil && len(env.Event.Streams) > 0 {
 		flags |= flagStreams
 	}
-	b := make([]byte, 0, 96+len(env.ID)+len(env.ReplyTo)+eventSize(env.Event))
-	b = append(b, formatRequest, flags)
-	b = appendString(b, env.ID)
-	b = appendString(b, env.Origin)
-	b = appendString(b, env.ReplyTo)
-	b = appendString(b, env.App)
-	b = binary.AppendUvarint(b, uint64(max(env.TimeoutMS, 0)))
-	for _, ids := range [...][]string{t.UserIDs, t.AccessTokens, t.TenantIDs, t.Channels, t.ConnectionIDs} {
-		b = binary.AppendUvarint(b, uint64(len(ids)))
-		for _, id := range ids {
-			b = appendString(b, id)
-		}
+	size := 96 + len(env.ID) + len(env.ReplyTo)
+	if env.Event != nil {
+		size += hubwire.EventSize(env.Event)
 	}
+	b := make([]byte, 0, size)
+	b = append(b, formatRequest, flags)
+	b = hubwire.AppendString(b, env.ID)
+	b = hubwire.AppendString(b, env.Origin)
+	b = hubwire.AppendString(b, env.ReplyTo)
+	b = hubwire.AppendString(b, env.App)
+	b = binary.AppendUvarint(b, uint64(max(env.TimeoutMS, 0)))
+	b = hubwire.AppendIDs(b, t)
 	switch {
 	case env.Kind == kindDeliver && env.Event != nil:
-		b = appendString(b, env.Event.Name)
-		b = appendString(b, env.Event.ID)
-		b = appendString(b, env.Event.Data)
-		if flags&flagStreams != 0 {
-			b = binary.AppendUvarint(b, uint64(len(env.Event.Streams)))
-			for _, sp := range env.Event.Streams {
-				b = appendString(b, sp.Stream)
-				b = binary.AppendUvarint(b, sp.Offset)
-				b = appendString(b, sp.Epoch)
-			}
-		}
+		b = hubwire.AppendEvent(b, env.Event, flags&flagStreams != 0)
 	case env.Kind == kindSurvey && env.Request != nil:
-		b = appendString(b, env.Request.Op)
-		b = appendString(b, string(env.Request.Args))
+		b = hubwire.AppendString(b, env.Request.Op)
+		b = hubwire.AppendString(b, string(env.Request.Args))
 	default:
 		return nil, fmt.Errorf("redis: encode request: kind %q without its body", env.Kind)
 	}
 	return b, nil
-}
-
-func eventSize(ev *hub.Event) int {
-	if ev == nil {
-		return 0
-	}
-	return len(ev.Name) + len(ev.ID) + len(ev.Data)
 }
 
 // decodeEnvelope parses a request in either format. The strings of a
@@ -153,49 +136,32 @@ func decodeEnvelope(payload string) (envelope, error) {
 		env.legacy = true
 		return env, nil
 	}
-	r := wireReader{s: payload}
-	if r.byte() != formatRequest {
+	r := hubwire.NewReader(payload)
+	if r.Byte() != formatRequest {
 		return env, errMalformed
 	}
-	flags := r.byte()
-	env.ID, env.Origin, env.ReplyTo, env.App = r.string(), r.string(), r.string(), r.string()
-	env.TimeoutMS = int64(min(r.uvarint(), 1<<40))
+	flags := r.Byte()
+	env.ID, env.Origin, env.ReplyTo, env.App = r.String(), r.String(), r.String(), r.String()
+	env.TimeoutMS = int64(min(r.Uvarint(), 1<<40))
 	env.Multi = flags&flagMulti != 0
 	t := &env.Target
 	t.All, t.Listening = flags&flagAll != 0, flags&flagListening != 0
-	for _, ids := range [...]*[]string{&t.UserIDs, &t.AccessTokens, &t.TenantIDs, &t.Channels, &t.ConnectionIDs} {
-		n := r.uvarint()
-		if n > uint64(len(r.s)) { // every id takes at least a byte
-			return env, errMalformed
-		}
-		if n > 0 {
-			*ids = make([]string, n)
-			for i := range *ids {
-				(*ids)[i] = r.string()
-			}
-		}
+	r.IDs(t)
+	if r.Bad {
+		return env, errMalformed
 	}
 	if flags&flagDeliver != 0 {
 		env.Kind = kindDeliver
-		env.Event = &hub.Event{Name: r.string(), ID: r.string(), Data: r.string()}
-		if flags&flagStreams != 0 {
-			n := r.uvarint()
-			if n > uint64(len(r.s)) { // every position takes at least three bytes
-				return env, errMalformed
-			}
-			env.Event.Streams = make([]hub.StreamPos, n)
-			for i := range env.Event.Streams {
-				env.Event.Streams[i] = hub.StreamPos{Stream: r.string(), Offset: r.uvarint(), Epoch: r.string()}
-			}
-		}
+		ev := r.Event(flags&flagStreams != 0)
+		env.Event = &ev
 	} else {
 		env.Kind = kindSurvey
-		env.Request = &hub.Request{Op: r.string(), Target: env.Target}
-		if args := r.string(); args != "" {
+		env.Request = &hub.Request{Op: r.String(), Target: env.Target}
+		if args := r.String(); args != "" {
 			env.Request.Args = json.RawMessage(args)
 		}
 	}
-	if r.bad || len(r.s) > 0 {
+	if r.Bad || r.Len() > 0 {
 		return env, errMalformed
 	}
 	return env, nil
@@ -208,16 +174,16 @@ func appendReply(b []byte, rep *replyEnvelope) []byte {
 	if rep.Dup {
 		flags |= flagDup
 	}
-	b = appendString(b, rep.ID)
+	b = hubwire.AppendString(b, rep.ID)
 	b = append(b, flags)
 	b = binary.AppendVarint(b, int64(rep.Count))
-	b = appendString(b, string(rep.Data))
-	return appendString(b, rep.Error)
+	b = hubwire.AppendString(b, string(rep.Data))
+	return hubwire.AppendString(b, rep.Error)
 }
 
 // startReplies begins a binary batch of replies from nodeID.
 func startReplies(b []byte, nodeID string) []byte {
-	return appendString(append(b, formatReplies), nodeID)
+	return hubwire.AppendString(append(b, formatReplies), nodeID)
 }
 
 // decodeReplies parses a reply message in either format and calls f for
@@ -231,85 +197,27 @@ func decodeReplies(payload string, f func(*replyEnvelope)) error {
 		f(&r)
 		return nil
 	}
-	r := wireReader{s: payload}
-	if r.byte() != formatReplies {
+	r := hubwire.NewReader(payload)
+	if r.Byte() != formatReplies {
 		return errMalformed
 	}
-	node := r.string()
-	for len(r.s) > 0 && !r.bad {
-		rep := replyEnvelope{ID: r.string()}
-		rep.Dup = r.byte()&flagDup != 0
+	node := r.String()
+	for r.Len() > 0 && !r.Bad {
+		rep := replyEnvelope{ID: r.String()}
+		rep.Dup = r.Byte()&flagDup != 0
 		rep.NodeID = node
-		rep.Count = int(r.varint())
-		if data := r.string(); data != "" {
+		rep.Count = int(r.Varint())
+		if data := r.String(); data != "" {
 			rep.Data = json.RawMessage(data)
 		}
-		rep.Error = r.string()
-		if r.bad {
+		rep.Error = r.String()
+		if r.Bad {
 			break
 		}
 		f(&rep)
 	}
-	if r.bad {
+	if r.Bad {
 		return errMalformed
 	}
 	return nil
-}
-
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
-
-// wireReader consumes a binary message; after the first error every read
-// returns zero values and bad is set.
-type wireReader struct {
-	s   string
-	bad bool
-}
-
-func (r *wireReader) byte() byte {
-	if len(r.s) == 0 {
-		r.bad = true
-		return 0
-	}
-	c := r.s[0]
-	r.s = r.s[1:]
-	return c
-}
-
-func (r *wireReader) uvarint() uint64 {
-	var x uint64
-	for shift := 0; shift < 64; shift += 7 {
-		if len(r.s) == 0 {
-			break
-		}
-		c := r.s[0]
-		r.s = r.s[1:]
-		x |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			return x
-		}
-	}
-	r.bad = true
-	return 0
-}
-
-func (r *wireReader) varint() int64 {
-	u := r.uvarint()
-	x := int64(u >> 1)
-	if u&1 != 0 {
-		x = ^x
-	}
-	return x
-}
-
-func (r *wireReader) string() string {
-	n := r.uvarint()
-	if r.bad || n > uint64(len(r.s)) {
-		r.bad = true
-		return ""
-	}
-	s := r.s[:n]
-	r.s = r.s[n:]
-	return s
 }
