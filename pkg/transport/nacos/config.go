@@ -83,6 +83,11 @@ type Config struct {
 	MaxNonces int
 	// MaxBodyBytes bounds request and reply bodies. Zero value: 16 MiB.
 	MaxBodyBytes int64
+	// PerRequestHTTP sends every request to a peer as an HTTP request of
+	// its own and serves no peer links, as versions before links did.
+	// Zero value: false: requests go over one link per peer (link.go),
+	// and over HTTP to peers that serve none.
+	PerRequestHTTP bool
 	// ShutdownTimeout bounds the graceful shutdown of the peer server at the
 	// end of Run. Zero value: 5 s.
 	ShutdownTimeout time.Duration

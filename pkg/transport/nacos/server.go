@@ -11,6 +11,7 @@ import (
 	"github.com/pushd/pushd/internal/httpx"
 	"github.com/pushd/pushd/pkg/hub"
 	"github.com/pushd/pushd/pkg/signature"
+	"github.com/rs/zerolog"
 )
 
 // peerServer is the inbound side of the peer API: it authenticates
@@ -22,12 +23,21 @@ type peerServer struct {
 
 func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := s.t
-	if r.URL.Path != PathDeliver && r.URL.Path != PathSurvey {
+	method := http.MethodPost
+	switch r.URL.Path {
+	case PathDeliver, PathSurvey:
+	case PathLink:
+		if t.cfg.PerRequestHTTP {
+			httpx.WriteError(w, http.StatusNotFound, "not found") // as a node before links
+			return
+		}
+		method = http.MethodGet
+	default:
 		httpx.WriteError(w, http.StatusNotFound, "not found")
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
+	if r.Method != method {
+		w.Header().Set("Allow", method)
 		httpx.WriteError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
@@ -41,25 +51,10 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "body too large")
 		return
 	}
-	from, to, nonce := r.Header.Get(headerFrom), r.Header.Get(headerTo), r.Header.Get(headerNonce)
+	from, nonce := r.Header.Get(headerFrom), r.Header.Get(headerNonce)
 	log := t.log.With().Str("peer", from).Str("remote", r.RemoteAddr).Str("op", r.URL.Path).Logger()
-
-	now := time.Now()
-	ts, sum, err := t.sign.verifyRequest(r, now, t.notBefore, t.cfg.ReplayWindow)
-	if err != nil {
-		log.Warn().Err(err).Msg("peer request rejected")
-		httpx.WriteError(w, http.StatusUnauthorized, "unauthorized")
-		return
-	}
-	if to != t.self.NodeID {
-		// Signed for another node: a stale registry entry or a static list
-		// naming the wrong node at this address.
-		log.Warn().Str("to", to).Msg("peer request for another node")
-		httpx.WriteError(w, http.StatusMisdirectedRequest, "this is node "+t.self.NodeID)
-		return
-	}
-	if from == t.self.NodeID {
-		httpx.WriteError(w, http.StatusConflict, "request from this node to itself")
+	ts, sum, ok := s.authenticateHeaders(w, r, log)
+	if !ok {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, t.cfg.MaxBodyBytes))
@@ -73,7 +68,7 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteError(w, http.StatusUnauthorized, "unauthorized")
 			return
 		}
-		if err := t.nonces.Add(nonce, ts.Add(t.cfg.ReplayWindow), now); err != nil {
+		if err := t.nonces.Add(nonce, ts.Add(t.cfg.ReplayWindow), time.Now()); err != nil {
 			if errors.Is(err, signature.ErrReplayCacheFull) {
 				log.Warn().Err(err).Msg("peer request refused")
 				httpx.WriteError(w, http.StatusServiceUnavailable, "busy")
@@ -83,6 +78,10 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteError(w, http.StatusUnauthorized, "unauthorized")
 			return
 		}
+	}
+	if r.URL.Path == PathLink {
+		s.acceptLink(w, r, from, nonce, log)
+		return
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), t.cfg.Timeout)
@@ -123,4 +122,29 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// authenticateHeaders checks the signature, timestamp and addressing of a
+// request before its body is read; when they fail it answers and returns
+// !ok. It returns the signed timestamp and body hash.
+func (s *peerServer) authenticateHeaders(w http.ResponseWriter, r *http.Request, log zerolog.Logger) (time.Time, string, bool) {
+	t := s.t
+	ts, sum, err := t.sign.verifyRequest(r, time.Now(), t.notBefore, t.cfg.ReplayWindow)
+	if err != nil {
+		log.Warn().Err(err).Msg("peer request rejected")
+		httpx.WriteError(w, http.StatusUnauthorized, "unauthorized")
+		return ts, sum, false
+	}
+	if to := r.Header.Get(headerTo); to != t.self.NodeID {
+		// Signed for another node: a stale registry entry or a static list
+		// naming the wrong node at this address.
+		log.Warn().Str("to", to).Msg("peer request for another node")
+		httpx.WriteError(w, http.StatusMisdirectedRequest, "this is node "+t.self.NodeID)
+		return ts, sum, false
+	}
+	if r.Header.Get(headerFrom) == t.self.NodeID {
+		httpx.WriteError(w, http.StatusConflict, "request from this node to itself")
+		return ts, sum, false
+	}
+	return ts, sum, true
 }

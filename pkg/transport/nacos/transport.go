@@ -58,9 +58,18 @@ type Transport struct {
 	notBefore time.Time
 	ln        net.Listener
 
+	// The peer links: this node's to its peers (by node id) and the ones
+	// accepted while Run serves (nil otherwise).
+	linksMu     sync.Mutex
+	clientLinks map[string]*linkSlot
+	serverLinks map[*serverLink]struct{}
+	linkDials   sync.WaitGroup
+
 	running   atomic.Bool
 	serving   atomic.Bool
 	closed    chan struct{}
+	life      context.Context // ends with Close
+	endLife   context.CancelFunc
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -90,15 +99,16 @@ func New(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{
-		cfg:       cfg,
-		log:       cfg.Logger.With().Str("component", "nacos-transport").Logger(), // the caller's logger names the node
-		disc:      cfg.Discovery,
-		self:      Peer{NodeID: cfg.NodeID, Addr: addr, Version: cfg.Version},
-		sign:      newSigner(cfg.Secret),
-		nonces:    signature.NewReplayCache(cfg.MaxNonces),
-		notBefore: time.UnixMilli(started.Add(-cfg.ClockSkew).UnixMilli()),
-		ln:        ln,
-		closed:    make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger.With().Str("component", "nacos-transport").Logger(), // the caller's logger names the node
+		disc:        cfg.Discovery,
+		self:        Peer{NodeID: cfg.NodeID, Addr: addr, Version: cfg.Version},
+		sign:        newSigner(cfg.Secret),
+		nonces:      signature.NewReplayCache(cfg.MaxNonces),
+		notBefore:   time.UnixMilli(started.Add(-cfg.ClockSkew).UnixMilli()),
+		ln:          ln,
+		closed:      make(chan struct{}),
+		clientLinks: make(map[string]*linkSlot),
 		client: &http.Client{
 			Transport: &http.Transport{
 				Proxy:                 nil, // peers are direct, never via HTTP_PROXY
@@ -111,6 +121,7 @@ func New(cfg Config) (*Transport, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
+	t.life, t.endLife = context.WithCancel(context.Background())
 	if t.sign == nil {
 		t.log.Warn().Msg("peer authentication is OFF (AllowInsecure): anybody reaching the peer port can push events")
 	}
@@ -145,6 +156,9 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(t.log.With().Str("source", "net/http").Logger(), "", 0),
 	}
+	t.linksMu.Lock()
+	t.serverLinks = make(map[*serverLink]struct{})
+	t.linksMu.Unlock()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(t.ln) }()
 	t.serving.Store(true)
@@ -182,6 +196,7 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 			err = fmt.Errorf("nacos: shut down peer server: %w", serr)
 		}
 	}
+	t.closeServerLinks() // net/http does not track the connections it gave away
 	t.log.Info().Msg("peer api stopped")
 	return err
 }
@@ -212,12 +227,14 @@ func (t *Transport) Ready(ctx context.Context) error {
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
 		close(t.closed)
+		t.endLife()
 		t.serving.Store(false)
 		t.closeErr = t.disc.Close()
 		if !t.running.Load() {
 			_ = t.ln.Close() // Run will not serve it; a running Run shuts down itself
 		}
 		t.client.CloseIdleConnections()
+		t.closeClientLinks()
 	})
 	return t.closeErr
 }
@@ -236,19 +253,9 @@ func (t *Transport) isClosed() bool {
 // skipped; the call returns by ctx's deadline (Config.Timeout when ctx has
 // none) with what was answered. At-most-once between nodes.
 func (t *Transport) Deliver(ctx context.Context, app string, tgt hub.Target, ev hub.Event) (int, error) {
-	body, err := json.Marshal(deliverBody{App: app, Target: tgt, Event: ev})
-	if err != nil {
-		return 0, fmt.Errorf("nacos: encode deliver: %w", err)
-	}
 	total := 0
-	err = t.fanOut(ctx, app, PathDeliver, body, func(p Peer, reply []byte) error {
-		var r deliverReply
-		if err := json.Unmarshal(reply, &r); err != nil {
-			return err
-		}
-		total += r.Count
-		return nil
-	})
+	req := linkRequest{app: app, target: tgt, deliver: true, event: ev}
+	err := t.fanOut(ctx, &req, func(_ Peer, rep *hub.Reply) { total += rep.Count })
 	return total, err
 }
 
@@ -257,74 +264,106 @@ func (t *Transport) Deliver(ctx context.Context, app string, tgt hub.Target, ev 
 // Reply.Error set. Unreachable or failing peers are skipped; the call
 // returns by ctx's deadline (Config.Timeout when ctx has none).
 func (t *Transport) Survey(ctx context.Context, app string, req hub.Request) ([]hub.Reply, error) {
-	body, err := json.Marshal(surveyBody{App: app, Request: req})
-	if err != nil {
-		return nil, fmt.Errorf("nacos: encode survey: %w", err)
-	}
 	var replies []hub.Reply
-	err = t.fanOut(ctx, app, PathSurvey, body, func(p Peer, reply []byte) error {
-		var r hub.Reply
-		if err := json.Unmarshal(reply, &r); err != nil {
-			return err
-		}
-		r.NodeID = p.NodeID // the signed identity, whatever the body says
-		replies = append(replies, r)
-		return nil
+	lr := linkRequest{app: app, target: req.Target, request: req}
+	err := t.fanOut(ctx, &lr, func(p Peer, rep *hub.Reply) {
+		rep.NodeID = p.NodeID // the signed identity, whatever the peer says
+		replies = append(replies, *rep)
 	})
 	return replies, err
 }
 
-// peerResult is one peer's verified reply body (or its failure).
+// peerResult is one peer's verified reply (or its failure).
 type peerResult struct {
 	peer Peer
-	body []byte
+	rep  hub.Reply
 	err  error
 }
 
-// fanOut posts body to every other peer of app in parallel and calls merge
-// (from this goroutine, one peer at a time) with each successful reply that
-// arrived before the deadline.
-func (t *Transport) fanOut(ctx context.Context, app, path string, body []byte, merge func(Peer, []byte) error) error {
+// linkWait is a request sent on a peer link, waiting for its reply.
+type linkWait struct {
+	peer Peer
+	link *clientLink
+	call *linkCall
+	id   uint64
+}
+
+// fanOut sends req to every other peer of req.app, on its peer link or,
+// while there is none, as an HTTP request, and calls merge (from this
+// goroutine, one peer at a time) with each successful reply that arrived
+// before the deadline.
+func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Peer, *hub.Reply)) error {
 	if t.isClosed() {
 		return ErrClosed
 	}
-	if _, ok := ctx.Deadline(); !ok {
+	deadline, ok := ctx.Deadline()
+	if !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.cfg.Timeout)
 		defer cancel()
+		deadline, _ = ctx.Deadline()
 	}
-	// Cancel the stragglers when we stop waiting for them.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	all, err := t.disc.Peers(ctx, app)
+	all, err := t.disc.Peers(ctx, req.app)
 	if err != nil {
-		return fmt.Errorf("nacos: peers of %s: %w", app, err)
+		return fmt.Errorf("nacos: peers of %s: %w", req.app, err)
 	}
-	peers := t.others(all)
-	if len(peers) == 0 {
-		return nil
+	req.timeoutMS = time.Until(deadline).Milliseconds()
+	op := PathSurvey
+	if req.deliver {
+		op = PathDeliver
 	}
-	results := make(chan peerResult, len(peers))
-	for _, p := range peers {
+	var (
+		waits   []linkWait
+		results chan peerResult
+		calls   int
+	)
+	for _, p := range t.others(all) {
+		if l := t.linkTo(p); l != nil {
+			c, err := l.send(req)
+			if err != nil {
+				t.logPeerError(req.app, op, p, err)
+				continue
+			}
+			waits = append(waits, linkWait{peer: p, link: l, call: c, id: req.id})
+			continue
+		}
+		if results == nil {
+			results = make(chan peerResult, len(all))
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx) // cancels the stragglers when we stop waiting
+			defer cancel()
+		}
+		calls++
 		go func() {
-			b, err := t.call(ctx, p, path, body)
-			results <- peerResult{peer: p, body: b, err: err}
+			rep, err := t.call(ctx, p, req)
+			results <- peerResult{peer: p, rep: rep, err: err}
 		}()
 	}
-	for range peers {
+	for _, w := range waits {
+		rep, err := w.link.wait(ctx, w.call, w.id)
+		if err == nil && req.deliver && rep.Error != "" {
+			err = &peerStatusError{status: http.StatusBadRequest, msg: rep.Error}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				t.log.Debug().Str("app", req.app).Str("op", op).Msg("peer fan-out hit its deadline")
+				return nil
+			}
+			t.logPeerError(req.app, op, w.peer, err)
+			continue
+		}
+		merge(w.peer, &rep)
+	}
+	for range calls {
 		select {
 		case r := <-results:
-			if r.err == nil {
-				if err := merge(r.peer, r.body); err != nil {
-					r.err = fmt.Errorf("decode reply: %w", err)
-				}
-			}
 			if r.err != nil {
-				t.logPeerError(app, path, r.peer, r.err)
+				t.logPeerError(req.app, op, r.peer, r.err)
+				continue
 			}
+			merge(r.peer, &r.rep)
 		case <-ctx.Done():
-			t.log.Debug().Str("app", app).Str("op", path).Msg("peer fan-out hit its deadline")
+			t.log.Debug().Str("app", req.app).Str("op", op).Msg("peer fan-out hit its deadline")
 			return nil
 		}
 	}
@@ -366,36 +405,56 @@ func (t *Transport) logPeerError(app, path string, p Peer, err error) {
 	ev.Err(err).Str("app", app).Str("op", path).Str("peer", p.NodeID).Str("addr", p.Addr).Msg("peer skipped")
 }
 
-// call posts one signed request to p and returns the verified reply body.
-func (t *Transport) call(ctx context.Context, p Peer, path string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+p.Addr+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
+// call posts req to p as one signed HTTP request (a peer without links)
+// and returns its verified reply.
+func (t *Transport) call(ctx context.Context, p Peer, req *linkRequest) (hub.Reply, error) {
+	path, in := PathSurvey, any(surveyBody{App: req.app, Request: req.request})
+	if req.deliver {
+		path, in = PathDeliver, deliverBody{App: req.app, Target: req.target, Event: req.event}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	nonce := signature.NewNonce()
-	t.sign.signRequest(req, t.self.NodeID, p.NodeID, nonce, time.Now(), body)
-	resp, err := t.client.Do(req)
+	body, err := json.Marshal(in)
 	if err != nil {
-		return nil, err
+		return hub.Reply{}, fmt.Errorf("encode request: %w", err)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+p.Addr+path, bytes.NewReader(body))
+	if err != nil {
+		return hub.Reply{}, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	nonce := signature.NewNonce()
+	t.sign.signRequest(hreq, t.self.NodeID, p.NodeID, nonce, time.Now(), body)
+	resp, err := t.client.Do(hreq)
+	if err != nil {
+		return hub.Reply{}, err
 	}
 	defer resp.Body.Close()
 	reply, err := io.ReadAll(io.LimitReader(resp.Body, t.cfg.MaxBodyBytes+1))
 	if err != nil {
-		return nil, err
+		return hub.Reply{}, err
 	}
 	if int64(len(reply)) > t.cfg.MaxBodyBytes {
-		return nil, fmt.Errorf("reply larger than %d bytes", t.cfg.MaxBodyBytes)
+		return hub.Reply{}, fmt.Errorf("reply larger than %d bytes", t.cfg.MaxBodyBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
 			Error string `json:"error"`
 		}
 		_ = json.Unmarshal(reply, &e)
-		return nil, &peerStatusError{status: resp.StatusCode, msg: e.Error}
+		return hub.Reply{}, &peerStatusError{status: resp.StatusCode, msg: e.Error}
 	}
 	if err := t.sign.verifyReply(resp.Header, nonce, p.NodeID, resp.StatusCode, reply); err != nil {
-		return nil, fmt.Errorf("reply: %w", err)
+		return hub.Reply{}, fmt.Errorf("reply: %w", err)
 	}
-	return reply, nil
+	var rep hub.Reply
+	if req.deliver {
+		var r deliverReply
+		err = json.Unmarshal(reply, &r)
+		rep.Count = r.Count
+	} else {
+		err = json.Unmarshal(reply, &rep)
+	}
+	if err != nil {
+		return hub.Reply{}, fmt.Errorf("decode reply: %w", err)
+	}
+	return rep, nil
 }

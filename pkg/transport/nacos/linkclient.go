@@ -1,0 +1,288 @@
+package nacos
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushd/pushd/internal/hubwire"
+	"github.com/pushd/pushd/pkg/hub"
+	"github.com/pushd/pushd/pkg/signature"
+)
+
+// Retry delays of a peer's link after a failed dial, and after a peer
+// answered that it serves none (a node of a version before links: its
+// requests go over HTTP meanwhile).
+const (
+	linkRetryAfterFailure = time.Second
+	linkRetryAfterRefusal = time.Minute
+)
+
+// clientLink is this node's link to one peer: it sends requests and
+// matches the replies to their callers.
+type clientLink struct {
+	t    *Transport
+	peer Peer
+	conn net.Conn
+	w    frameWriter
+	rd   frameReader
+
+	mu      sync.Mutex
+	nextID  uint64
+	pending map[uint64]*linkCall
+
+	lastRead  atomic.Int64 // unix nanoseconds of the last frame read
+	closed    chan struct{}
+	closeOnce sync.Once
+	err       error // why the link closed; set before closed is
+}
+
+// linkCall is one request waiting for its reply.
+type linkCall struct {
+	done chan struct{}
+	rep  hub.Reply
+}
+
+// linkSlot is the state of this node's link to one peer.
+type linkSlot struct {
+	link    *clientLink
+	dialing bool
+	retryAt time.Time
+}
+
+// linkTo returns the open link to p, or nil when there is none yet; then
+// it starts dialing one unless a dial is running or was refused recently.
+func (t *Transport) linkTo(p Peer) *clientLink {
+	if t.cfg.PerRequestHTTP {
+		return nil
+	}
+	t.linksMu.Lock()
+	defer t.linksMu.Unlock()
+	slot := t.clientLinks[p.NodeID]
+	if slot == nil {
+		slot = &linkSlot{}
+		t.clientLinks[p.NodeID] = slot
+	}
+	if l := slot.link; l != nil {
+		if l.peer.Addr == p.Addr && !l.isClosed() {
+			return l
+		}
+		l.close(errLinkClosed) // the peer moved (a restart on another address)
+		slot.link = nil
+	}
+	if slot.dialing || time.Now().Before(slot.retryAt) || t.isClosed() {
+		return nil
+	}
+	slot.dialing = true
+	t.linkDials.Go(func() { t.dialLink(p, slot) })
+	return nil
+}
+
+// dialLink opens a link to p for slot.
+func (t *Transport) dialLink(p Peer, slot *linkSlot) {
+	ctx, cancel := context.WithTimeout(t.life, t.cfg.Timeout)
+	l, err := t.openLink(ctx, p)
+	cancel()
+	t.linksMu.Lock()
+	slot.dialing = false
+	switch {
+	case err == nil && !t.isClosed():
+		slot.link = l
+	case errors.Is(err, errNoLinkPeer):
+		slot.retryAt = time.Now().Add(linkRetryAfterRefusal)
+	default:
+		slot.retryAt = time.Now().Add(linkRetryAfterFailure)
+	}
+	t.linksMu.Unlock()
+	switch {
+	case err == nil && t.isClosed():
+		l.close(ErrClosed)
+	case err == nil:
+		t.log.Debug().Str("peer", p.NodeID).Str("addr", p.Addr).Msg("peer link open")
+		go l.readReplies()
+	case errors.Is(err, errNoLinkPeer):
+		t.log.Info().Str("peer", p.NodeID).Str("addr", p.Addr).Msg("peer serves no links: one HTTP request per call")
+	default:
+		t.logPeerError("", PathLink, p, err)
+	}
+}
+
+// openLink dials p and performs the handshake.
+func (t *Transport) openLink(ctx context.Context, p Peer) (*clientLink, error) {
+	conn, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, "tcp", p.Addr)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*clientLink, error) {
+		_ = conn.Close()
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.Addr+PathLink, nil)
+	if err != nil {
+		return fail(err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", linkProtocol)
+	nonce := signature.NewNonce()
+	t.sign.signRequest(req, t.self.NodeID, p.NodeID, nonce, time.Now(), nil)
+	if err := req.Write(conn); err != nil {
+		return fail(err)
+	}
+	br := bufio.NewReaderSize(conn, 64<<10)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return fail(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			return fail(errNoLinkPeer)
+		}
+		return fail(&peerStatusError{status: resp.StatusCode, msg: errLinkRefused.Error()})
+	}
+	if !strings.EqualFold(resp.Header.Get("Upgrade"), linkProtocol) {
+		return fail(fmt.Errorf("%w: upgraded to %q", errLinkRefused, resp.Header.Get("Upgrade")))
+	}
+	if err := t.sign.verifyReply(resp.Header, nonce, p.NodeID, http.StatusSwitchingProtocols, nil); err != nil {
+		return fail(fmt.Errorf("link handshake: %w", err))
+	}
+	if stop() {
+		_ = conn.SetDeadline(time.Time{})
+	} else {
+		return fail(ctx.Err())
+	}
+	l := &clientLink{t: t, peer: p, conn: conn, pending: make(map[uint64]*linkCall), closed: make(chan struct{})}
+	max := int(t.cfg.MaxBodyBytes)
+	l.w = frameWriter{conn: conn, timeout: t.cfg.Timeout, maxFrame: max,
+		mac: t.sign.frameMAC(dirRequests, nonce, t.self.NodeID, p.NodeID), done: l.close}
+	l.rd = frameReader{r: br, maxFrame: max, mac: t.sign.frameMAC(dirReplies, nonce, t.self.NodeID, p.NodeID)}
+	l.lastRead.Store(time.Now().UnixNano())
+	return l, nil
+}
+
+// send queues req and returns the call that waits for its reply.
+func (l *clientLink) send(req *linkRequest) (*linkCall, error) {
+	c := &linkCall{done: make(chan struct{})}
+	l.mu.Lock()
+	if l.isClosed() {
+		l.mu.Unlock()
+		return nil, l.err
+	}
+	l.nextID++
+	id := l.nextID
+	l.pending[id] = c
+	l.mu.Unlock()
+	err := l.w.add(func(b []byte) []byte {
+		req.id = id
+		return appendRequest(b, req)
+	}, false)
+	if err != nil {
+		l.forget(id)
+		return nil, err
+	}
+	return c, nil
+}
+
+// wait returns c's reply, or an error when ctx ends or the link breaks
+// first. A link from which nothing was read for a whole Timeout while a
+// call waited is taken for dead (a peer host gone without closing its
+// connections) and closed; the next call dials again.
+func (l *clientLink) wait(ctx context.Context, c *linkCall, id uint64) (hub.Reply, error) {
+	select {
+	case <-c.done:
+		return c.rep, nil
+	case <-l.closed:
+		return hub.Reply{}, l.err
+	case <-ctx.Done():
+		l.forget(id)
+		if time.Since(time.Unix(0, l.lastRead.Load())) >= l.t.cfg.Timeout {
+			l.close(fmt.Errorf("%w: nothing read for %s", errLinkClosed, l.t.cfg.Timeout))
+		}
+		return hub.Reply{}, ctx.Err()
+	}
+}
+
+func (l *clientLink) forget(id uint64) {
+	l.mu.Lock()
+	delete(l.pending, id)
+	l.mu.Unlock()
+}
+
+// readReplies reads reply frames and wakes their callers until the link
+// breaks.
+func (l *clientLink) readReplies() {
+	for {
+		body, err := l.rd.next()
+		if err != nil {
+			l.close(fmt.Errorf("%w: %w", errLinkClosed, err))
+			return
+		}
+		l.lastRead.Store(time.Now().UnixNano())
+		rd := hubwire.NewReader(body)
+		for rd.Len() > 0 {
+			id, rep, err := readLinkReply(&rd)
+			if err != nil {
+				l.close(fmt.Errorf("%w: %w", errLinkClosed, err))
+				return
+			}
+			l.mu.Lock()
+			c := l.pending[id]
+			delete(l.pending, id)
+			l.mu.Unlock()
+			if c != nil {
+				c.rep = rep
+				close(c.done)
+			}
+		}
+	}
+}
+
+// close ends the link with err; the calls waiting on it return err.
+func (l *clientLink) close(err error) {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.err = err
+		close(l.closed)
+		l.mu.Unlock()
+		_ = l.conn.Close()
+	})
+}
+
+func (l *clientLink) isClosed() bool {
+	select {
+	case <-l.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// closeClientLinks closes every link of this node (Close).
+func (t *Transport) closeClientLinks() {
+	t.linksMu.Lock()
+	var links []*clientLink
+	for _, slot := range t.clientLinks {
+		if slot.link != nil {
+			links = append(links, slot.link)
+		}
+	}
+	t.linksMu.Unlock()
+	for _, l := range links {
+		l.close(ErrClosed)
+	}
+	t.linkDials.Wait()
+}
