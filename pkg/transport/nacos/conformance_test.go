@@ -7,8 +7,15 @@ import (
 )
 
 // TestConformance runs the hub.Transport suite on nodes that find each
-// other through one static peer list naming all of them.
-func TestConformance(t *testing.T) {
+// other through one static peer list naming all of them; they talk over
+// peer links.
+func TestConformance(t *testing.T) { runConformance(t, false) }
+
+// TestConformancePerRequestHTTP runs the suite with one HTTP request per
+// call, the path to peers that serve no links.
+func TestConformancePerRequestHTTP(t *testing.T) { runConformance(t, true) }
+
+func runConformance(t *testing.T, perRequestHTTP bool) {
 	hubtest.Run(t, func(t *testing.T, apps []string, nodeIDs []string) hubtest.Cluster {
 		disc, err := NewStatic()
 		if err != nil {
@@ -19,7 +26,7 @@ func TestConformance(t *testing.T) {
 		for _, id := range nodeIDs {
 			tr, err := New(Config{
 				NodeID: id, Apps: apps, Discovery: disc, Secret: testSecret,
-				Listen: "127.0.0.1:0", AdvertiseAddr: "127.0.0.1",
+				Listen: "127.0.0.1:0", AdvertiseAddr: "127.0.0.1", PerRequestHTTP: perRequestHTTP,
 			})
 			if err != nil {
 				t.Fatalf("New: %v", err)

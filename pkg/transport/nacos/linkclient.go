@@ -18,11 +18,12 @@ import (
 	"github.com/pushd/pushd/pkg/signature"
 )
 
-// Retry delays of a peer's link after a failed dial, and after a peer
-// answered that it serves none (a node of a version before links: its
-// requests go over HTTP meanwhile).
+// How long a peer's link is not dialed again after a dial failed (its
+// calls fail meanwhile, as calls to an unreachable peer do), and after the
+// peer answered that it serves none (a node of a version before links: its
+// calls go over HTTP meanwhile).
 const (
-	linkRetryAfterFailure = time.Second
+	linkRetryAfterFailure = 250 * time.Millisecond
 	linkRetryAfterRefusal = time.Minute
 )
 
@@ -49,23 +50,26 @@ type clientLink struct {
 type linkCall struct {
 	done chan struct{}
 	rep  hub.Reply
+	sent int64 // unix nanoseconds
 }
 
 // linkSlot is the state of this node's link to one peer.
 type linkSlot struct {
 	link    *clientLink
-	dialing bool
-	retryAt time.Time
+	dialing chan struct{} // closed when the running dial ends
+	err     error         // of the last dial; errNoLinkPeer: use HTTP
+	retryAt time.Time     // no new dial before
 }
 
-// linkTo returns the open link to p, or nil when there is none yet; then
-// it starts dialing one unless a dial is running or was refused recently.
-func (t *Transport) linkTo(p Peer) *clientLink {
+// linkTo returns the open link to p, dialing it first (once for all the
+// callers that wait) when there is none. It returns nil and no error for
+// a peer that serves no links (use HTTP), and an error when the link
+// cannot be opened (the peer is skipped).
+func (t *Transport) linkTo(ctx context.Context, p Peer) (*clientLink, error) {
 	if t.cfg.PerRequestHTTP {
-		return nil
+		return nil, nil
 	}
 	t.linksMu.Lock()
-	defer t.linksMu.Unlock()
 	slot := t.clientLinks[p.NodeID]
 	if slot == nil {
 		slot = &linkSlot{}
@@ -73,17 +77,37 @@ func (t *Transport) linkTo(p Peer) *clientLink {
 	}
 	if l := slot.link; l != nil {
 		if l.peer.Addr == p.Addr && !l.isClosed() {
-			return l
+			t.linksMu.Unlock()
+			return l, nil
 		}
 		l.close(errLinkClosed) // the peer moved (a restart on another address)
 		slot.link = nil
+		slot.retryAt = time.Time{}
 	}
-	if slot.dialing || time.Now().Before(slot.retryAt) || t.isClosed() {
-		return nil
+	if slot.dialing == nil && time.Now().Before(slot.retryAt) {
+		err := slot.err
+		t.linksMu.Unlock()
+		if errors.Is(err, errNoLinkPeer) {
+			return nil, nil
+		}
+		return nil, err
 	}
-	slot.dialing = true
-	t.linkDials.Go(func() { t.dialLink(p, slot) })
-	return nil
+	if slot.dialing == nil {
+		if t.isClosed() {
+			t.linksMu.Unlock()
+			return nil, ErrClosed
+		}
+		slot.dialing = make(chan struct{})
+		t.linkDials.Go(func() { t.dialLink(p, slot) })
+	}
+	dialing := slot.dialing
+	t.linksMu.Unlock()
+	select {
+	case <-dialing:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return t.linkTo(ctx, p)
 }
 
 // dialLink opens a link to p for slot.
@@ -91,25 +115,30 @@ func (t *Transport) dialLink(p Peer, slot *linkSlot) {
 	ctx, cancel := context.WithTimeout(t.life, t.cfg.Timeout)
 	l, err := t.openLink(ctx, p)
 	cancel()
+	if err == nil && t.isClosed() {
+		l.close(ErrClosed)
+		l, err = nil, ErrClosed
+	}
 	t.linksMu.Lock()
-	slot.dialing = false
+	slot.link, slot.err = l, err
 	switch {
-	case err == nil && !t.isClosed():
-		slot.link = l
+	case err == nil:
+		slot.retryAt = time.Time{}
 	case errors.Is(err, errNoLinkPeer):
 		slot.retryAt = time.Now().Add(linkRetryAfterRefusal)
 	default:
 		slot.retryAt = time.Now().Add(linkRetryAfterFailure)
 	}
+	close(slot.dialing)
+	slot.dialing = nil
 	t.linksMu.Unlock()
 	switch {
-	case err == nil && t.isClosed():
-		l.close(ErrClosed)
 	case err == nil:
 		t.log.Debug().Str("peer", p.NodeID).Str("addr", p.Addr).Msg("peer link open")
 		go l.readReplies()
 	case errors.Is(err, errNoLinkPeer):
 		t.log.Info().Str("peer", p.NodeID).Str("addr", p.Addr).Msg("peer serves no links: one HTTP request per call")
+	case errors.Is(err, ErrClosed):
 	default:
 		t.logPeerError("", PathLink, p, err)
 	}
@@ -176,7 +205,7 @@ func (t *Transport) openLink(ctx context.Context, p Peer) (*clientLink, error) {
 
 // send queues req and returns the call that waits for its reply.
 func (l *clientLink) send(req *linkRequest) (*linkCall, error) {
-	c := &linkCall{done: make(chan struct{})}
+	c := &linkCall{done: make(chan struct{}), sent: time.Now().UnixNano()}
 	l.mu.Lock()
 	if l.isClosed() {
 		l.mu.Unlock()
@@ -198,9 +227,10 @@ func (l *clientLink) send(req *linkRequest) (*linkCall, error) {
 }
 
 // wait returns c's reply, or an error when ctx ends or the link breaks
-// first. A link from which nothing was read for a whole Timeout while a
-// call waited is taken for dead (a peer host gone without closing its
-// connections) and closed; the next call dials again.
+// first. A link from which nothing was read while a call waited until its
+// deadline is taken for dead (a peer host gone without closing its
+// connections, or a peer that serves nothing) and closed; the next call
+// dials again.
 func (l *clientLink) wait(ctx context.Context, c *linkCall, id uint64) (hub.Reply, error) {
 	select {
 	case <-c.done:
@@ -209,8 +239,8 @@ func (l *clientLink) wait(ctx context.Context, c *linkCall, id uint64) (hub.Repl
 		return hub.Reply{}, l.err
 	case <-ctx.Done():
 		l.forget(id)
-		if time.Since(time.Unix(0, l.lastRead.Load())) >= l.t.cfg.Timeout {
-			l.close(fmt.Errorf("%w: nothing read for %s", errLinkClosed, l.t.cfg.Timeout))
+		if l.lastRead.Load() < c.sent {
+			l.close(fmt.Errorf("%w: no answer until a call's deadline", errLinkClosed))
 		}
 		return hub.Reply{}, ctx.Err()
 	}

@@ -149,6 +149,7 @@ func (l *serverLink) serve() {
 // handle serves one request: a small delivery on this goroutine, anything
 // else on a goroutine of its own (at most maxLinkRequestsInService).
 func (l *serverLink) handle(req *linkRequest) {
+	l.t.served.link.Add(1)
 	if req.deliver {
 		if err := req.event.Validate(); err != nil {
 			l.reply(req.id, &hub.Reply{Error: err.Error()}, true)

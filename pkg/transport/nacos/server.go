@@ -84,6 +84,7 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	t.served.http.Add(1)
 	ctx, cancel := context.WithTimeout(r.Context(), t.cfg.Timeout)
 	defer cancel()
 	var reply any

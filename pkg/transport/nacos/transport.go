@@ -64,6 +64,8 @@ type Transport struct {
 	clientLinks map[string]*linkSlot
 	serverLinks map[*serverLink]struct{}
 	linkDials   sync.WaitGroup
+	// served counts the requests served from peers, by how they came.
+	served struct{ link, http atomic.Int64 }
 
 	running   atomic.Bool
 	serving   atomic.Bool
@@ -318,13 +320,16 @@ func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Pee
 		calls   int
 	)
 	for _, p := range t.others(all) {
-		if l := t.linkTo(p); l != nil {
-			c, err := l.send(req)
-			if err != nil {
-				t.logPeerError(req.app, op, p, err)
+		l, err := t.linkTo(ctx, p)
+		if err == nil && l != nil {
+			var c *linkCall
+			if c, err = l.send(req); err == nil {
+				waits = append(waits, linkWait{peer: p, link: l, call: c, id: req.id})
 				continue
 			}
-			waits = append(waits, linkWait{peer: p, link: l, call: c, id: req.id})
+		}
+		if err != nil {
+			t.logPeerError(req.app, op, p, err)
 			continue
 		}
 		if results == nil {
