@@ -37,3 +37,37 @@ func BenchmarkSignAndVerify(b *testing.B) {
 		}
 	}
 }
+
+// quickHandler is a countingHandler with the hub's quick path, as a
+// *hub.Hub serves small deliveries: on the link's reading goroutine.
+type quickHandler struct{ *countingHandler }
+
+func (h quickHandler) HandleDeliverQuick(app string, t hub.Target, ev hub.Event) (int, bool) {
+	return h.HandleDeliver(context.Background(), app, t, ev), true
+}
+
+// BenchmarkDeliverOnePeerParallel measures concurrent Delivers to one
+// peer that serves them on its quick path: the two-node cross-node send
+// over a peer link, without the hub.
+func BenchmarkDeliverOnePeerParallel(b *testing.B) {
+	disc, _ := NewStatic()
+	sender := startNode(b, Config{NodeID: "a", Discovery: disc}, &countingHandler{})
+	holder := &countingHandler{count: 1}
+	peer := startNodeWith(b, Config{NodeID: "b", Discovery: disc}, holder, quickHandler{holder})
+	if err := disc.SetPeers(sender.tr.Self(), peer.tr.Self()); err != nil {
+		b.Fatal(err)
+	}
+	ev := hub.Event{Name: "news", Data: `{"title":"hello","body":"a short message"}`}
+	tgt := hub.Target{UserIDs: []string{"42"}}
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if n, err := sender.tr.Deliver(context.Background(), "demo", tgt, ev); err != nil || n != 1 {
+				b.Errorf("Deliver = %d, %v", n, err)
+				return
+			}
+		}
+	})
+}

@@ -73,6 +73,13 @@ type node struct {
 // until it is ready.
 func startNode(t testing.TB, cfg Config, h *countingHandler) *node {
 	t.Helper()
+	return startNodeWith(t, cfg, h, h)
+}
+
+// startNodeWith is startNode serving with handler (h is what the node
+// reports as its handler).
+func startNodeWith(t testing.TB, cfg Config, h *countingHandler, handler hub.Handler) *node {
+	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
@@ -88,7 +95,7 @@ func startNode(t testing.TB, cfg Config, h *countingHandler) *node {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{tr: tr, handler: h, stop: cancel, done: make(chan error, 1)}
-	go func() { n.done <- tr.Run(ctx, h) }()
+	go func() { n.done <- tr.Run(ctx, handler) }()
 	t.Cleanup(func() {
 		if h.hang != nil {
 			select {

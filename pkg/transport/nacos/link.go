@@ -95,11 +95,12 @@ type frameWriter struct {
 	err        error // the first write error: the link is dead
 
 	// Owned by the writer of the moment.
-	mac  hash.Hash
-	seq  uint64
-	out  []byte
-	sum  []byte
-	done func(error) // called once with the first write error
+	mac      hash.Hash
+	seq      uint64
+	seqBytes [8]byte
+	out      []byte
+	sum      []byte
+	done     func(error) // called once with the first write error
 }
 
 // add appends one entry (what encode appends to its argument) and, unless
@@ -193,11 +194,10 @@ func (w *frameWriter) frames(out, queue []byte, ends []int) []byte {
 }
 
 func (w *frameWriter) appendMAC(out, body []byte) []byte {
-	var seq [8]byte
-	binary.BigEndian.PutUint64(seq[:], w.seq)
+	binary.BigEndian.PutUint64(w.seqBytes[:], w.seq)
 	w.seq++
 	w.mac.Reset()
-	w.mac.Write(seq[:])
+	w.mac.Write(w.seqBytes[:])
 	w.mac.Write(body)
 	w.sum = w.mac.Sum(w.sum[:0])
 	return append(out, w.sum...)
@@ -211,16 +211,17 @@ type frameReader struct {
 	seq      uint64
 	buf      []byte
 	sum      []byte
+	scratch  [8]byte // the length, then the sequence number
 }
 
 // next returns the body of the next frame as a string of its own (the
 // decoded values keep pointing into it).
 func (fr *frameReader) next() (string, error) {
-	var head [4]byte
-	if _, err := io.ReadFull(fr.r, head[:]); err != nil {
+	head := fr.scratch[:4]
+	if _, err := io.ReadFull(fr.r, head); err != nil {
 		return "", err
 	}
-	size := int(binary.BigEndian.Uint32(head[:]))
+	size := int(binary.BigEndian.Uint32(head))
 	tail := 0
 	if fr.mac != nil {
 		tail = macSize
@@ -237,11 +238,10 @@ func (fr *frameReader) next() (string, error) {
 	}
 	body := buf[:size-tail]
 	if fr.mac != nil {
-		var seq [8]byte
-		binary.BigEndian.PutUint64(seq[:], fr.seq)
+		binary.BigEndian.PutUint64(fr.scratch[:], fr.seq)
 		fr.seq++
 		fr.mac.Reset()
-		fr.mac.Write(seq[:])
+		fr.mac.Write(fr.scratch[:])
 		fr.mac.Write(body)
 		fr.sum = fr.mac.Sum(fr.sum[:0])
 		if !hmac.Equal(fr.sum, buf[size-tail:]) {

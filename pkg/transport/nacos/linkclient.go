@@ -46,12 +46,23 @@ type clientLink struct {
 	err       error // why the link closed; set before closed is
 }
 
-// linkCall is one request waiting for its reply.
+// linkCall is one request waiting for its reply. Calls are pooled: done
+// gets one value per use, from the reader that takes the call out of
+// pending.
 type linkCall struct {
 	done chan struct{}
 	rep  hub.Reply
 	sent int64 // unix nanoseconds
 }
+
+var linkCalls = sync.Pool{New: func() any { return &linkCall{done: make(chan struct{}, 1)} }}
+
+// waitTimers are the timers of link waits whose ctx has no deadline.
+var waitTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 // linkSlot is the state of this node's link to one peer.
 type linkSlot struct {
@@ -205,7 +216,8 @@ func (t *Transport) openLink(ctx context.Context, p Peer) (*clientLink, error) {
 
 // send queues req and returns the call that waits for its reply.
 func (l *clientLink) send(req *linkRequest) (*linkCall, error) {
-	c := &linkCall{done: make(chan struct{}), sent: time.Now().UnixNano()}
+	c := linkCalls.Get().(*linkCall)
+	c.sent = time.Now().UnixNano()
 	l.mu.Lock()
 	if l.isClosed() {
 		l.mu.Unlock()
@@ -220,36 +232,66 @@ func (l *clientLink) send(req *linkRequest) (*linkCall, error) {
 		return appendRequest(b, req)
 	}, false)
 	if err != nil {
-		l.forget(id)
+		l.abandon(c, id)
 		return nil, err
 	}
 	return c, nil
 }
 
-// wait returns c's reply, or an error when ctx ends or the link breaks
-// first. A link from which nothing was read while a call waited until its
-// deadline is taken for dead (a peer host gone without closing its
-// connections, or a peer that serves nothing) and closed; the next call
-// dials again.
-func (l *clientLink) wait(ctx context.Context, c *linkCall, id uint64) (hub.Reply, error) {
+// wait returns c's reply, or an error when ctx ends, deadline passes or
+// the link breaks first; c is recycled. A link from which nothing was read
+// while a call waited until its deadline is taken for dead (a peer host
+// gone without closing its connections, or a peer that serves nothing)
+// and closed; the next call dials again.
+func (l *clientLink) wait(ctx context.Context, c *linkCall, id uint64, deadline time.Time) (hub.Reply, error) {
+	var (
+		timer   *time.Timer
+		expired <-chan time.Time
+	)
+	if _, ok := ctx.Deadline(); !ok { // else ctx ends at deadline
+		timer = waitTimers.Get().(*time.Timer)
+		timer.Reset(time.Until(deadline))
+		expired = timer.C
+	}
+	var err error
 	select {
 	case <-c.done:
-		return c.rep, nil
 	case <-l.closed:
-		return hub.Reply{}, l.err
+		err = l.err
 	case <-ctx.Done():
-		l.forget(id)
-		if l.lastRead.Load() < c.sent {
-			l.close(fmt.Errorf("%w: no answer until a call's deadline", errLinkClosed))
-		}
-		return hub.Reply{}, ctx.Err()
+		err = ctx.Err()
+	case <-expired:
+		err = context.DeadlineExceeded
 	}
+	if timer != nil {
+		timer.Stop()
+		waitTimers.Put(timer)
+	}
+	if err == nil {
+		rep := c.rep
+		c.rep = hub.Reply{}
+		linkCalls.Put(c)
+		return rep, nil
+	}
+	if l.lastRead.Load() < c.sent && !errors.Is(err, context.Canceled) {
+		l.close(fmt.Errorf("%w: no answer until a call's deadline", errLinkClosed))
+	}
+	l.abandon(c, id)
+	return hub.Reply{}, err
 }
 
-func (l *clientLink) forget(id uint64) {
+// abandon stops waiting for call id and recycles c; when the reader has
+// taken the call already, its value is awaited first.
+func (l *clientLink) abandon(c *linkCall, id uint64) {
 	l.mu.Lock()
+	_, waiting := l.pending[id]
 	delete(l.pending, id)
 	l.mu.Unlock()
+	if !waiting {
+		<-c.done // the reader is about to deliver (it never blocks on it)
+	}
+	c.rep = hub.Reply{}
+	linkCalls.Put(c)
 }
 
 // readReplies reads reply frames and wakes their callers until the link
@@ -275,7 +317,7 @@ func (l *clientLink) readReplies() {
 			l.mu.Unlock()
 			if c != nil {
 				c.rep = rep
-				close(c.done)
+				c.done <- struct{}{}
 			}
 		}
 	}

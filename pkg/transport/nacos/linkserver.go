@@ -167,25 +167,32 @@ func (l *serverLink) handle(req *linkRequest) {
 	case <-l.ctx.Done():
 		return
 	}
-	l.wg.Go(func() {
-		defer func() { <-l.slots }()
-		timeout := l.t.cfg.Timeout
-		if d := time.Duration(req.timeoutMS) * time.Millisecond; d > 0 && d < timeout {
-			timeout = d
+	l.wg.Add(1)
+	go l.serveApart(*req) // a copy: the quick path keeps req on the reader's stack
+}
+
+// serveApart serves a request on a goroutine of its own and answers it.
+func (l *serverLink) serveApart(req linkRequest) {
+	defer func() {
+		<-l.slots
+		l.wg.Done()
+	}()
+	timeout := l.t.cfg.Timeout
+	if d := time.Duration(req.timeoutMS) * time.Millisecond; d > 0 && d < timeout {
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, timeout)
+	defer cancel()
+	var rep hub.Reply
+	if req.deliver {
+		rep.Count = l.h.HandleDeliver(ctx, req.app, req.target, req.event)
+	} else {
+		var err error
+		if rep, err = l.h.HandleSurvey(ctx, req.app, req.request); err != nil {
+			rep.Error = err.Error()
 		}
-		ctx, cancel := context.WithTimeout(l.ctx, timeout)
-		defer cancel()
-		var rep hub.Reply
-		if req.deliver {
-			rep.Count = l.h.HandleDeliver(ctx, req.app, req.target, req.event)
-		} else {
-			var err error
-			if rep, err = l.h.HandleSurvey(ctx, req.app, req.request); err != nil {
-				rep.Error = err.Error()
-			}
-		}
-		l.reply(req.id, &rep, false)
-	})
+	}
+	l.reply(req.id, &rep, false)
 }
 
 // reply queues the answer to request id; unless hold, it is written now.

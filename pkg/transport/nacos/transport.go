@@ -298,12 +298,11 @@ func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Pee
 	if t.isClosed() {
 		return ErrClosed
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t.cfg.Timeout)
-		defer cancel()
-		deadline, _ = ctx.Deadline()
+	// Without a deadline of ctx the calls get Config.Timeout: a timer for
+	// the link waits, a context only for the HTTP calls there are.
+	deadline, hasDeadline := ctx.Deadline()
+	if !hasDeadline {
+		deadline = time.Now().Add(t.cfg.Timeout)
 	}
 	all, err := t.disc.Peers(ctx, req.app)
 	if err != nil {
@@ -315,11 +314,16 @@ func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Pee
 		op = PathDeliver
 	}
 	var (
-		waits   []linkWait
+		waitBuf [4]linkWait
+		waits   = waitBuf[:0]
 		results chan peerResult
 		calls   int
+		httpCtx context.Context
 	)
-	for _, p := range t.others(all) {
+	for i, p := range all {
+		if !t.isOther(all, i) {
+			continue
+		}
 		l, err := t.linkTo(ctx, p)
 		if err == nil && l != nil {
 			var c *linkCall
@@ -335,22 +339,24 @@ func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Pee
 		if results == nil {
 			results = make(chan peerResult, len(all))
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithCancel(ctx) // cancels the stragglers when we stop waiting
+			// Bounded by the deadline, and cancelling the stragglers when
+			// we stop waiting.
+			httpCtx, cancel = context.WithDeadline(ctx, deadline)
 			defer cancel()
 		}
 		calls++
-		go func() {
-			rep, err := t.call(ctx, p, req)
-			results <- peerResult{peer: p, rep: rep, err: err}
-		}()
+		go t.callInto(httpCtx, p, *req, results)
 	}
-	for _, w := range waits {
-		rep, err := w.link.wait(ctx, w.call, w.id)
+	for i, w := range waits {
+		rep, err := w.link.wait(ctx, w.call, w.id, deadline)
 		if err == nil && req.deliver && rep.Error != "" {
 			err = &peerStatusError{status: http.StatusBadRequest, msg: rep.Error}
 		}
 		if err != nil {
-			if ctx.Err() != nil {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				for _, rest := range waits[i+1:] {
+					rest.link.abandon(rest.call, rest.id)
+				}
 				t.log.Debug().Str("app", req.app).Str("op", op).Msg("peer fan-out hit its deadline")
 				return nil
 			}
@@ -367,7 +373,7 @@ func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Pee
 				continue
 			}
 			merge(r.peer, &r.rep)
-		case <-ctx.Done():
+		case <-httpCtx.Done():
 			t.log.Debug().Str("app", req.app).Str("op", op).Msg("peer fan-out hit its deadline")
 			return nil
 		}
@@ -375,18 +381,19 @@ func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Pee
 	return nil
 }
 
-// others drops this node and duplicate node ids from peers.
-func (t *Transport) others(peers []Peer) []Peer {
-	out := make([]Peer, 0, len(peers))
-	seen := make(map[string]bool, len(peers))
-	for _, p := range peers {
-		if p.NodeID == t.self.NodeID || p.NodeID == "" || seen[p.NodeID] {
-			continue
-		}
-		seen[p.NodeID] = true
-		out = append(out, p)
+// isOther reports whether peers[i] is another node than this one, named
+// for the first time in peers (lists may repeat a node).
+func (t *Transport) isOther(peers []Peer, i int) bool {
+	id := peers[i].NodeID
+	if id == t.self.NodeID || id == "" {
+		return false
 	}
-	return out
+	for _, p := range peers[:i] {
+		if p.NodeID == id {
+			return false
+		}
+	}
+	return true
 }
 
 // peerStatusError is a non-200 answer of a peer.
@@ -408,6 +415,13 @@ func (t *Transport) logPeerError(app, path string, p Peer, err error) {
 		ev = t.log.Warn()
 	}
 	ev.Err(err).Str("app", app).Str("op", path).Str("peer", p.NodeID).Str("addr", p.Addr).Msg("peer skipped")
+}
+
+// callInto sends the result of call to results; req is a copy, so that a
+// fan-out that calls no peer over HTTP keeps its request on its stack.
+func (t *Transport) callInto(ctx context.Context, p Peer, req linkRequest, results chan<- peerResult) {
+	rep, err := t.call(ctx, p, &req)
+	results <- peerResult{peer: p, rep: rep, err: err}
 }
 
 // call posts req to p as one signed HTTP request (a peer without links)
