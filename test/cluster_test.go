@@ -42,9 +42,9 @@ func startCluster(t *testing.T, transport string, size int) *cluster {
 		switch transport {
 		case "redis":
 			clusterCfg = fmt.Sprintf("{transport: redis, redis_url: %q, timeout: 2s}", c.redis.URL())
-		case "nacos":
-			clusterCfg = fmt.Sprintf("{transport: nacos, secret: %q, peers: [%s], peer_listen: \"127.0.0.1:%d\", timeout: 2s}",
-				clusterSecret, strings.Join(peers, ", "), peerPorts[i])
+		case "nacos", "nacos-http":
+			clusterCfg = fmt.Sprintf("{transport: nacos, secret: %q, peers: [%s], peer_listen: \"127.0.0.1:%d\", timeout: 2s, per_request_http: %v}",
+				clusterSecret, strings.Join(peers, ", "), peerPorts[i], transport == "nacos-http")
 		}
 		n := startPushd(t, fmt.Sprintf(`
 node_id: n%d
@@ -98,6 +98,10 @@ func userIDs(t testing.TB, base string) []string {
 func TestClusterRedis(t *testing.T) { testCluster(t, "redis") }
 
 func TestClusterNacosStaticPeers(t *testing.T) { testCluster(t, "nacos") }
+
+// TestClusterNacosPerRequestHTTP runs the same with cluster.per_request_http:
+// one HTTP request per peer call, as builds before the peer links.
+func TestClusterNacosPerRequestHTTP(t *testing.T) { testCluster(t, "nacos-http") }
 
 // testCluster runs three real pushd nodes behind a real nginx on one
 // transport and checks routing, merged queries, .do calls on the wrong

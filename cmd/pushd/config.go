@@ -156,7 +156,12 @@ type ClusterConfig struct {
 	// JSON format of earlier builds, which those read: set it while a
 	// cluster is upgraded from such a build. Default false: binary.
 	LegacyWire bool `yaml:"legacy_wire"`
-	Nacos      struct {
+	// PerRequestHTTP makes the nacos transport send every peer call as an
+	// HTTP request of its own and serve no peer links, as builds before
+	// the links did. Default false: one link per peer (and HTTP to peers
+	// that serve none).
+	PerRequestHTTP bool `yaml:"per_request_http"`
+	Nacos          struct {
 		Servers   []string `yaml:"servers"`
 		Namespace string   `yaml:"namespace"`
 		Group     string   `yaml:"group"`

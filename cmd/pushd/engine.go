@@ -111,7 +111,7 @@ func (s *server) newTransport() error {
 		}
 		t, err := nacos.New(nacos.Config{NodeID: s.cfg.NodeID, Version: hub.Version, Apps: names, Discovery: disc,
 			Secret: c.Secret, Listen: listen, AdvertiseAddr: c.AdvertiseAddr,
-			Timeout: time.Duration(c.Timeout), Logger: s.log})
+			Timeout: time.Duration(c.Timeout), PerRequestHTTP: c.PerRequestHTTP, Logger: s.log})
 		if err != nil {
 			return fmt.Errorf("config: cluster: %w", err)
 		}
