@@ -14,10 +14,39 @@
 // signature are skipped. Delivery between nodes is at-most-once; the QoS
 // repository provides at-least-once.
 //
+// # Peer links
+//
+// A node sends its requests to a peer over one held TCP connection, its
+// link to that peer (link.go): it starts as a signed HTTP request to
+// PathLink that the peer answers with a signed 101, and then carries binary
+// frames, the requests one way and their replies the other. Requests that
+// are sent while a frame is being written go out together in the next one,
+// by whichever caller finds the connection free (no goroutine in between);
+// the peer serves a small delivery on the link's reading goroutine (the
+// hub's quick path) and writes the replies to one frame's requests
+// together, and serves anything else on a goroutine of its own (at most 256
+// per link). The first call to a peer dials its link, and the calls made
+// meanwhile wait for that one dial. A peer that answers PathLink with 404 (a
+// version before links, or Config.PerRequestHTTP) gets one HTTP request per
+// call (PathDeliver, PathSurvey), and is asked again a minute later. A link
+// that breaks is dialed again by the next call; one from which nothing was
+// read while a call waited until its deadline is closed as dead. Peers that
+// serve links still serve the per-request paths.
+//
+// Each frame carries an HMAC-SHA256 over its sequence number in its
+// direction and its body, under a key derived from the secret, the
+// handshake's nonce, both node ids and the direction: a frame injected into
+// the connection, replayed, reordered, cut or taken from another link or
+// the other direction fails it, and the peer closes the link. The
+// handshake is checked like any peer request (signature, timestamp,
+// nonce, addressed to this node), so a captured handshake cannot be
+// replayed. Frames are at most MaxBodyBytes; a request larger than that
+// fails alone.
+//
 // # Peer authentication
 //
-// Requests carry the sender's node id, the receiver's node id, a timestamp
-// (Unix ms), a random nonce, the body's SHA-256 and an HMAC-SHA256 signature
+// HTTP requests (and the handshakes of links) carry the sender's node id,
+// the receiver's node id, a timestamp (Unix ms), a random nonce, the body's SHA-256 and an HMAC-SHA256 signature
 // (shared Config.Secret) over those, the method, the path and the body's
 // length. The receiver checks the headers before it reads any of the body:
 // a request without Content-Length is refused with 411, one longer than
@@ -40,11 +69,22 @@
 // New binds the peer listener (Addr reports it; a request arriving before
 // Run waits in the accept queue); Run serves it with a hub.Handler,
 // registers this node for Config.Apps and, when its ctx ends, shuts the
-// server down and withdraws the registrations. Ready (for /readyz) is nil
+// server down (closing the links it accepted, which net/http does not
+// track) and withdraws the registrations. Ready (for /readyz) is nil
 // while the peer API is served and the Discovery is connected. Deliver and Survey
 // are safe for concurrent use and work before, during and after Run (after
 // Run the last known peer list is used). Close is idempotent and releases
-// everything, including the Discovery, which the Transport owns.
+// everything, including the Discovery, which the Transport owns, and this
+// node's links.
+//
+// # Files
+//
+// transport.go the Transport (New, Run, Deliver, Survey, the fan-out and
+// the per-request HTTP calls); server.go the peer API's HTTP side; auth.go
+// the request and reply signatures; link.go the link's framing and frame
+// signatures; linkwire.go the requests and replies inside frames;
+// linkclient.go this node's links to its peers; linkserver.go the links
+// it accepts; discovery.go the peer lists; config.go the configuration.
 //
 // # Nacos
 //
