@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -79,8 +80,9 @@ func (s *signer) frameMAC(dir, nonce, from, to string) hash.Hash {
 
 // frameWriter batches the entries of one direction of a link into frames.
 // Whoever adds an entry while no write is in progress writes; entries
-// added during a write go out with the next one, so concurrent senders
-// share frames and system calls without a goroutine in between.
+// added during a write (or while the writer yields before it) go out with
+// the next one, so concurrent senders share frames and system calls
+// without a goroutine in between.
 type frameWriter struct {
 	conn     net.Conn
 	timeout  time.Duration
@@ -128,6 +130,15 @@ func (w *frameWriter) add(encode func([]byte) []byte, hold bool) error {
 		w.mu.Unlock()
 		return nil
 	}
+	// This caller writes, but first lets the goroutines that are ready to
+	// run on its P go: under load those are senders about to add their
+	// entries, which then share the write (pushbench, two nodes, 16
+	// publishers: 64.5 against 72.5 µs per send over both nodes, median
+	// of 7 interleaved runs; with an empty run queue it costs ~0.1 µs).
+	w.writing = true
+	w.mu.Unlock()
+	runtime.Gosched()
+	w.mu.Lock()
 	return w.writeLocked()
 }
 
