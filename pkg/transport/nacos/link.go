@@ -225,6 +225,17 @@ type frameReader struct {
 	scratch  [8]byte // the length, then the sequence number
 }
 
+// buffered reports whether a whole frame is waiting in the read buffer,
+// so that next returns without reading the connection.
+func (fr *frameReader) buffered() bool {
+	n := fr.r.Buffered()
+	if n < 4 {
+		return false
+	}
+	head, err := fr.r.Peek(4)
+	return err == nil && int(binary.BigEndian.Uint32(head)) <= n-4
+}
+
 // next returns the body of the next frame as a string of its own (the
 // decoded values keep pointing into it).
 func (fr *frameReader) next() (string, error) {

@@ -114,7 +114,8 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // serve reads frames until the link breaks or is closed; the replies to
-// the requests of a frame that are answered at once go out together.
+// the requests that are answered at once go out together, once no whole
+// frame is left in the read buffer.
 func (l *serverLink) serve() {
 	defer func() {
 		l.stop()
@@ -139,6 +140,9 @@ func (l *serverLink) serve() {
 				return
 			}
 			l.handle(&req)
+		}
+		if l.rd.buffered() {
+			continue
 		}
 		if err := l.w.flush(); err != nil {
 			return
