@@ -70,12 +70,34 @@ func (s *signer) linkKey(dir, nonce, from, to string) []byte {
 	return m.Sum(nil)
 }
 
-// frameMAC returns the HMAC of one direction (nil in insecure mode).
-func (s *signer) frameMAC(dir, nonce, from, to string) hash.Hash {
+// frameMAC returns the frame signatures of one direction (nil in insecure
+// mode).
+func (s *signer) frameMAC(dir, nonce, from, to string) *frameMAC {
 	if s == nil {
 		return nil
 	}
-	return hmac.New(sha256.New, s.linkKey(dir, nonce, from, to))
+	return &frameMAC{h: hmac.New(sha256.New, s.linkKey(dir, nonce, from, to))}
+}
+
+// frameMAC signs (or checks) the frames of one direction in order: each
+// frame's HMAC covers its sequence number and its body.
+type frameMAC struct {
+	h        hash.Hash
+	seq      uint64
+	seqBytes [8]byte
+	sum      []byte
+}
+
+// next returns the HMAC of the next frame, body; it is valid until the
+// next call.
+func (m *frameMAC) next(body []byte) []byte {
+	binary.BigEndian.PutUint64(m.seqBytes[:], m.seq)
+	m.seq++
+	m.h.Reset()
+	m.h.Write(m.seqBytes[:])
+	m.h.Write(body)
+	m.sum = m.h.Sum(m.sum[:0])
+	return m.sum
 }
 
 // frameWriter batches the entries of one direction of a link into frames.
@@ -97,12 +119,9 @@ type frameWriter struct {
 	err        error // the first write error: the link is dead
 
 	// Owned by the writer of the moment.
-	mac      hash.Hash
-	seq      uint64
-	seqBytes [8]byte
-	out      []byte
-	sum      []byte
-	done     func(error) // called once with the first write error
+	mac  *frameMAC
+	out  []byte
+	done func(error) // called once with the first write error
 }
 
 // add appends one entry (what encode appends to its argument) and, unless
@@ -197,32 +216,20 @@ func (w *frameWriter) frames(out, queue []byte, ends []int) []byte {
 		out = binary.BigEndian.AppendUint32(out, uint32(size))
 		out = append(out, body...)
 		if w.mac != nil {
-			out = w.appendMAC(out, body)
+			out = append(out, w.mac.next(body)...)
 		}
 		start = end
 	}
 	return out
 }
 
-func (w *frameWriter) appendMAC(out, body []byte) []byte {
-	binary.BigEndian.PutUint64(w.seqBytes[:], w.seq)
-	w.seq++
-	w.mac.Reset()
-	w.mac.Write(w.seqBytes[:])
-	w.mac.Write(body)
-	w.sum = w.mac.Sum(w.sum[:0])
-	return append(out, w.sum...)
-}
-
 // frameReader reads and checks the frames of one direction of a link.
 type frameReader struct {
 	r        *bufio.Reader
-	mac      hash.Hash
+	mac      *frameMAC
 	maxFrame int
-	seq      uint64
 	buf      []byte
-	sum      []byte
-	scratch  [8]byte // the length, then the sequence number
+	head     [4]byte
 }
 
 // buffered reports whether a whole frame is waiting in the read buffer,
@@ -239,11 +246,10 @@ func (fr *frameReader) buffered() bool {
 // next returns the body of the next frame as a string of its own (the
 // decoded values keep pointing into it).
 func (fr *frameReader) next() (string, error) {
-	head := fr.scratch[:4]
-	if _, err := io.ReadFull(fr.r, head); err != nil {
+	if _, err := io.ReadFull(fr.r, fr.head[:]); err != nil {
 		return "", err
 	}
-	size := int(binary.BigEndian.Uint32(head))
+	size := int(binary.BigEndian.Uint32(fr.head[:]))
 	tail := 0
 	if fr.mac != nil {
 		tail = macSize
@@ -259,16 +265,8 @@ func (fr *frameReader) next() (string, error) {
 		return "", err
 	}
 	body := buf[:size-tail]
-	if fr.mac != nil {
-		binary.BigEndian.PutUint64(fr.scratch[:], fr.seq)
-		fr.seq++
-		fr.mac.Reset()
-		fr.mac.Write(fr.scratch[:])
-		fr.mac.Write(body)
-		fr.sum = fr.mac.Sum(fr.sum[:0])
-		if !hmac.Equal(fr.sum, buf[size-tail:]) {
-			return "", errFrameMAC
-		}
+	if fr.mac != nil && !hmac.Equal(fr.mac.next(body), buf[size-tail:]) {
+		return "", errFrameMAC
 	}
 	return string(body), nil
 }
