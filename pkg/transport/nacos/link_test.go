@@ -155,6 +155,11 @@ func TestLinkFollowsAPeerRestart(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the link outlived its peer's Run")
 	}
+	waitFor(t, 5*time.Second, "the ended link's slot dropped", func() bool {
+		a.tr.linksMu.Lock()
+		defer a.tr.linksMu.Unlock()
+		return a.tr.clientLinks["b"] == nil
+	})
 	b2 := startNode(t, Config{NodeID: "b", Discovery: disc}, &countingHandler{count: 9})
 	if err := disc.SetPeers(a.tr.Self(), b2.tr.Self()); err != nil {
 		t.Fatal(err)

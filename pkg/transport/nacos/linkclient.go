@@ -80,7 +80,28 @@ func (t *Transport) linkTo(ctx context.Context, p Peer) (*clientLink, error) {
 	if t.cfg.PerRequestHTTP {
 		return nil, nil
 	}
+	for attempt := 0; ; attempt++ {
+		l, dialing, err := t.linkOrDial(p, attempt == 0)
+		if dialing == nil {
+			if errors.Is(err, errNoLinkPeer) {
+				return nil, nil
+			}
+			return l, err
+		}
+		select {
+		case <-dialing:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// linkOrDial returns p's open link, or the last dial's error while a new
+// dial is not due, or else a channel that is closed when the dial that it
+// starts (when mayDial) or that runs ends.
+func (t *Transport) linkOrDial(p Peer, mayDial bool) (*clientLink, <-chan struct{}, error) {
 	t.linksMu.Lock()
+	defer t.linksMu.Unlock()
 	slot := t.clientLinks[p.NodeID]
 	if slot == nil {
 		slot = &linkSlot{}
@@ -88,37 +109,26 @@ func (t *Transport) linkTo(ctx context.Context, p Peer) (*clientLink, error) {
 	}
 	if l := slot.link; l != nil {
 		if l.peer.Addr == p.Addr && !l.isClosed() {
-			t.linksMu.Unlock()
-			return l, nil
+			return l, nil, nil
 		}
 		l.close(errLinkClosed) // the peer moved (a restart on another address)
 		slot.link = nil
 		slot.retryAt = time.Time{}
 	}
-	if slot.dialing == nil && time.Now().Before(slot.retryAt) {
-		err := slot.err
-		t.linksMu.Unlock()
-		if errors.Is(err, errNoLinkPeer) {
-			return nil, nil
-		}
-		return nil, err
+	if slot.dialing != nil {
+		return nil, slot.dialing, nil
 	}
-	if slot.dialing == nil {
-		if t.isClosed() {
-			t.linksMu.Unlock()
-			return nil, ErrClosed
-		}
-		slot.dialing = make(chan struct{})
-		t.linkDials.Go(func() { t.dialLink(p, slot) })
+	switch {
+	case time.Now().Before(slot.retryAt):
+		return nil, nil, slot.err
+	case !mayDial: // the dial this call waited for gave a link that is gone already
+		return nil, nil, errLinkClosed
+	case t.isClosed():
+		return nil, nil, ErrClosed
 	}
-	dialing := slot.dialing
-	t.linksMu.Unlock()
-	select {
-	case <-dialing:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return t.linkTo(ctx, p)
+	slot.dialing = make(chan struct{})
+	t.linkDials.Go(func() { t.dialLink(p, slot) })
+	return nil, slot.dialing, nil
 }
 
 // dialLink opens a link to p for slot.
@@ -297,6 +307,7 @@ func (l *clientLink) abandon(c *linkCall, id uint64) {
 // readReplies reads reply frames and wakes their callers until the link
 // breaks.
 func (l *clientLink) readReplies() {
+	defer l.t.forgetLink(l)
 	for {
 		body, err := l.rd.next()
 		if err != nil {
@@ -321,6 +332,16 @@ func (l *clientLink) readReplies() {
 			}
 		}
 	}
+}
+
+// forgetLink drops the slot of a link that ended, unless a newer link or
+// dial took it over: a peer that left the cluster leaves nothing behind.
+func (t *Transport) forgetLink(l *clientLink) {
+	t.linksMu.Lock()
+	if slot := t.clientLinks[l.peer.NodeID]; slot != nil && slot.link == l && slot.dialing == nil {
+		delete(t.clientLinks, l.peer.NodeID)
+	}
+	t.linksMu.Unlock()
 }
 
 // close ends the link with err; the calls waiting on it return err.
