@@ -18,10 +18,9 @@ import (
 	"github.com/pushd/pushd/pkg/signature"
 )
 
-// How long a peer's link is not dialed again after a dial failed (its
-// calls fail meanwhile, as calls to an unreachable peer do), and after the
-// peer answered that it serves none (a node of a version before links: its
-// calls go over HTTP meanwhile).
+// How long a peer's link is not dialed again after a dial failed, and
+// after the peer answered that it serves none (a node of a version before
+// links); its calls go over HTTP meanwhile.
 const (
 	linkRetryAfterFailure = 250 * time.Millisecond
 	linkRetryAfterRefusal = time.Minute
@@ -73,9 +72,9 @@ type linkSlot struct {
 }
 
 // linkTo returns the open link to p, dialing it first (once for all the
-// callers that wait) when there is none. It returns nil and no error for
-// a peer that serves no links (use HTTP), and an error when the link
-// cannot be opened (the peer is skipped).
+// callers that wait) when there is none. It returns nil and no error when
+// the call is to go over HTTP: the peer serves no links, or its last dial
+// failed less than linkRetryAfterFailure ago.
 func (t *Transport) linkTo(ctx context.Context, p Peer) (*clientLink, error) {
 	if t.cfg.PerRequestHTTP {
 		return nil, nil
@@ -83,9 +82,6 @@ func (t *Transport) linkTo(ctx context.Context, p Peer) (*clientLink, error) {
 	for attempt := 0; ; attempt++ {
 		l, dialing, err := t.linkOrDial(p, attempt == 0)
 		if dialing == nil {
-			if errors.Is(err, errNoLinkPeer) {
-				return nil, nil
-			}
 			return l, err
 		}
 		select {
@@ -119,12 +115,12 @@ func (t *Transport) linkOrDial(p Peer, mayDial bool) (*clientLink, <-chan struct
 		return nil, slot.dialing, nil
 	}
 	switch {
-	case time.Now().Before(slot.retryAt):
-		return nil, nil, slot.err
-	case !mayDial: // the dial this call waited for gave a link that is gone already
-		return nil, nil, errLinkClosed
 	case t.isClosed():
 		return nil, nil, ErrClosed
+	case time.Now().Before(slot.retryAt), !mayDial:
+		// The last dial failed (or gave a link that is gone already): this
+		// call goes over HTTP, which reaches the peer if it is back.
+		return nil, nil, nil
 	}
 	slot.dialing = make(chan struct{})
 	t.linkDials.Go(func() { t.dialLink(p, slot) })
@@ -157,6 +153,7 @@ func (t *Transport) dialLink(p Peer, slot *linkSlot) {
 	case err == nil:
 		t.log.Debug().Str("peer", p.NodeID).Str("addr", p.Addr).Msg("peer link open")
 		go l.readReplies()
+		t.linkOpened(l)
 	case errors.Is(err, errNoLinkPeer):
 		t.log.Info().Str("peer", p.NodeID).Str("addr", p.Addr).Msg("peer serves no links: one HTTP request per call")
 	case errors.Is(err, ErrClosed):

@@ -29,6 +29,7 @@ type serverLink struct {
 	quick hub.QuickDeliverer // nil when h has no quick path
 	log   zerolog.Logger
 	conn  net.Conn
+	from  string // the peer's node id
 	rd    frameReader
 	w     frameWriter
 	ctx   context.Context // ends with the link
@@ -96,6 +97,9 @@ func (s *peerServer) acceptLink(w http.ResponseWriter, r *http.Request, from, no
 		return
 	}
 	defer t.trackServerLink(l, false)
+	l.from = from
+	t.interest.peerLinked(from, l)
+	defer t.interest.peerUnlinked(from, l)
 	log.Debug().Msg("peer link accepted")
 	l.serve()
 }
@@ -153,6 +157,11 @@ func (l *serverLink) serve() {
 // handle serves one request: a small delivery on this goroutine, anything
 // else on a goroutine of its own (at most maxLinkRequestsInService).
 func (l *serverLink) handle(req *linkRequest) {
+	if req.isInterest {
+		l.t.interest.apply(l.from, l, req)
+		l.reply(req.id, &hub.Reply{}, true)
+		return
+	}
 	l.t.served.link.Add(1)
 	if req.deliver {
 		if err := req.event.Validate(); err != nil {

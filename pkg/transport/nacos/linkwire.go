@@ -11,10 +11,13 @@ import (
 
 // Flags of a request entry on a peer link.
 const (
-	entryDeliver   = 1 << iota // a deliver request (else a survey)
-	entryAll                   // Target.All
-	entryListening             // Target.Listening
-	entryStreams               // the event carries stream positions
+	entryDeliver       = 1 << iota // a deliver request (else a survey)
+	entryAll                       // Target.All
+	entryListening                 // Target.Listening
+	entryStreams                   // the event carries stream positions
+	entryInterest                  // key changes of the sender (interest.go), not a request
+	entrySnapshotStart             // an interest entry that starts the sender's whole set
+	entrySnapshotEnd               // an interest entry that ends it
 )
 
 var errMalformedEntry = errors.New("malformed peer link entry")
@@ -28,10 +31,28 @@ type linkRequest struct {
 	deliver   bool
 	event     hub.Event   // deliver
 	request   hub.Request // survey
+
+	// An interest entry (isInterest): the sender's key changes for app.
+	isInterest                 bool
+	interest                   []keyChange
+	snapshotStart, snapshotEnd bool
 }
 
 // appendRequest encodes r as a request entry.
 func appendRequest(b []byte, r *linkRequest) []byte {
+	if r.isInterest {
+		flags := byte(entryInterest)
+		if r.snapshotStart {
+			flags |= entrySnapshotStart
+		}
+		if r.snapshotEnd {
+			flags |= entrySnapshotEnd
+		}
+		b = append(b, flags)
+		b = binary.AppendUvarint(b, r.id)
+		b = hubwire.AppendString(b, r.app)
+		return appendInterest(b, r.interest)
+	}
 	t := &r.target
 	flags := byte(0)
 	if r.deliver {
@@ -64,6 +85,15 @@ func readRequest(rd *hubwire.Reader) (linkRequest, error) {
 	flags := rd.Byte()
 	r.id = rd.Uvarint()
 	r.app = rd.String()
+	if flags&entryInterest != 0 {
+		r.isInterest = true
+		r.snapshotStart, r.snapshotEnd = flags&entrySnapshotStart != 0, flags&entrySnapshotEnd != 0
+		r.interest = readInterest(rd, r.app)
+		if rd.Bad {
+			return r, errMalformedEntry
+		}
+		return r, nil
+	}
 	r.timeoutMS = int64(min(rd.Uvarint(), 1<<40))
 	r.target.All, r.target.Listening = flags&entryAll != 0, flags&entryListening != 0
 	rd.IDs(&r.target)

@@ -64,6 +64,7 @@ type Transport struct {
 	clientLinks map[string]*linkSlot
 	serverLinks map[*serverLink]struct{}
 	linkDials   sync.WaitGroup
+	interest    *interest
 	// served counts the requests served from peers, by how they came.
 	served struct{ link, http atomic.Int64 }
 
@@ -111,6 +112,7 @@ func New(cfg Config) (*Transport, error) {
 		ln:          ln,
 		closed:      make(chan struct{}),
 		clientLinks: make(map[string]*linkSlot),
+		interest:    newInterest(),
 		client: &http.Client{
 			Transport: &http.Transport{
 				Proxy:                 nil, // peers are direct, never via HTTP_PROXY
@@ -163,6 +165,12 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 	t.linksMu.Unlock()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(t.ln) }()
+	linksCtx, stopLinks := context.WithCancel(ctx)
+	var linkers sync.WaitGroup
+	if !t.cfg.PerRequestHTTP {
+		linkers.Go(func() { t.pushInterest(linksCtx) })
+		linkers.Go(func() { t.keepLinks(linksCtx) })
+	}
 	t.serving.Store(true)
 	t.log.Info().Str("addr", t.self.Addr).Strs("apps", t.cfg.Apps).Msg("peer api serving")
 
@@ -184,6 +192,8 @@ func (t *Transport) Run(ctx context.Context, h hub.Handler) error {
 		}
 	}
 	t.serving.Store(false)
+	stopLinks()
+	linkers.Wait()
 	if t.isClosed() {
 		err = nil // Close stopped us; the listener error is its doing
 	}
@@ -319,9 +329,13 @@ func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Pee
 		results chan peerResult
 		calls   int
 		httpCtx context.Context
+		keys    []string // routed by: a target without ids goes everywhere
 	)
+	if req.target.All || !req.target.IsZero() {
+		keys = hub.RoutingKeys(req.target)
+	}
 	for i, p := range all {
-		if !t.isOther(all, i) {
+		if !t.isOther(all, i) || (keys != nil && !t.interest.mayHold(p.NodeID, req.app, keys)) {
 			continue
 		}
 		l, err := t.linkTo(ctx, p)
@@ -379,6 +393,34 @@ func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Pee
 		}
 	}
 	return nil
+}
+
+// keepLinks keeps a link open to every peer of this node's apps, checked
+// every second, so that they learn this node's keys before it sends them
+// anything.
+func (t *Transport) keepLinks(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		for _, app := range t.cfg.Apps {
+			peers, err := t.disc.Peers(ctx, app)
+			if err != nil {
+				continue
+			}
+			for i, p := range peers {
+				if t.isOther(peers, i) {
+					dctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+					_, _ = t.linkTo(dctx, p)
+					cancel()
+				}
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // isOther reports whether peers[i] is another node than this one, named
