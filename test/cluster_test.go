@@ -113,10 +113,12 @@ func testCluster(t *testing.T, transport string) {
 	// Once a browser has its connect-finish, a send from any node reaches
 	// it: no retry, for every one of these users.
 	var early []string
+	var earlyStreams []*stream
 	for i := range 20 {
 		user := fmt.Sprintf("early%d", i)
 		early = append(early, user)
 		s := openStream(t, a.url+"/sse/demo/connect?userId="+user)
+		earlyStreams = append(earlyStreams, s)
 		s.frame()
 		if got := clusterSend(t, cn.url, map[string]any{"userIds": []string{user}}, "hello", "at once"); got.Delivered != 1 {
 			t.Fatalf("send via C to %s on A right after connect-finish: delivered %d, want 1", user, got.Delivered)
@@ -124,10 +126,14 @@ func testCluster(t *testing.T, transport string) {
 		if f := s.frame(); field(f, "data") != "at once" {
 			t.Fatalf("%s got %q", user, f)
 		}
-		s.close()
 	}
+	// Disconnected by the server while their streams are open (a stream the
+	// browser closed may be gone already, which would make the count racy).
 	if code, body := apiCall(t, cn.url, http.MethodPost, "disconnect", map[string]any{"userIds": early}); code != 200 || !strings.Contains(body, `"disconnected":20`) {
 		t.Fatalf("disconnect the early users: %d %s", code, body)
+	}
+	for _, s := range earlyStreams {
+		s.close()
 	}
 
 	alice := openStream(t, a.url+"/sse/demo/connect?userId=alice&tenantId=acme")
