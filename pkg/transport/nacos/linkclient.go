@@ -76,11 +76,17 @@ type linkSlot struct {
 // the call is to go over HTTP: the peer serves no links, or its last dial
 // failed less than linkRetryAfterFailure ago.
 func (t *Transport) linkTo(ctx context.Context, p Peer) (*clientLink, error) {
+	return t.link(ctx, p, false)
+}
+
+// link is linkTo; with redial, a failed dial is tried again at once (for
+// keepLinks, not for every send).
+func (t *Transport) link(ctx context.Context, p Peer, redial bool) (*clientLink, error) {
 	if t.cfg.PerRequestHTTP {
 		return nil, nil
 	}
 	for attempt := 0; ; attempt++ {
-		l, dialing, err := t.linkOrDial(p, attempt == 0)
+		l, dialing, err := t.linkOrDial(p, attempt == 0, redial && attempt == 0)
 		if dialing == nil {
 			return l, err
 		}
@@ -92,10 +98,11 @@ func (t *Transport) linkTo(ctx context.Context, p Peer) (*clientLink, error) {
 	}
 }
 
-// linkOrDial returns p's open link, or the last dial's error while a new
-// dial is not due, or else a channel that is closed when the dial that it
-// starts (when mayDial) or that runs ends.
-func (t *Transport) linkOrDial(p Peer, mayDial bool) (*clientLink, <-chan struct{}, error) {
+// linkOrDial returns p's open link, or nothing (HTTP) while a new dial is
+// not due (with redial it is, unless the peer serves no links), or else a
+// channel that is closed when the dial that it starts (when mayDial) or
+// that runs ends.
+func (t *Transport) linkOrDial(p Peer, mayDial, redial bool) (*clientLink, <-chan struct{}, error) {
 	t.linksMu.Lock()
 	defer t.linksMu.Unlock()
 	slot := t.clientLinks[p.NodeID]
@@ -117,7 +124,7 @@ func (t *Transport) linkOrDial(p Peer, mayDial bool) (*clientLink, <-chan struct
 	switch {
 	case t.isClosed():
 		return nil, nil, ErrClosed
-	case time.Now().Before(slot.retryAt), !mayDial:
+	case !mayDial, time.Now().Before(slot.retryAt) && !(redial && !errors.Is(slot.err, errNoLinkPeer)):
 		// The last dial failed (or gave a link that is gone already): this
 		// call goes over HTTP, which reaches the peer if it is back.
 		return nil, nil, nil

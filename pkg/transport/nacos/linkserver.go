@@ -99,6 +99,10 @@ func (s *peerServer) acceptLink(w http.ResponseWriter, r *http.Request, from, no
 	defer t.trackServerLink(l, false)
 	l.from = from
 	t.interest.peerLinked(from, l)
+	select {
+	case t.linkWake <- struct{}{}:
+	default:
+	}
 	defer t.interest.peerUnlinked(from, l)
 	log.Debug().Msg("peer link accepted")
 	l.serve()

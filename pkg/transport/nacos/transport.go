@@ -65,6 +65,7 @@ type Transport struct {
 	serverLinks map[*serverLink]struct{}
 	linkDials   sync.WaitGroup
 	interest    *interest
+	linkWake    chan struct{} // a peer linked to this node: link back now
 	// served counts the requests served from peers, by how they came.
 	served struct{ link, http atomic.Int64 }
 
@@ -113,6 +114,7 @@ func New(cfg Config) (*Transport, error) {
 		closed:      make(chan struct{}),
 		clientLinks: make(map[string]*linkSlot),
 		interest:    newInterest(),
+		linkWake:    make(chan struct{}, 1),
 		client: &http.Client{
 			Transport: &http.Transport{
 				Proxy:                 nil, // peers are direct, never via HTTP_PROXY
@@ -396,8 +398,8 @@ func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Pee
 }
 
 // keepLinks keeps a link open to every peer of this node's apps, checked
-// every second, so that they learn this node's keys before it sends them
-// anything.
+// every second and whenever a peer opened a link to this node (a peer that
+// starts is reached at once), so that they learn this node's keys.
 func (t *Transport) keepLinks(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -410,13 +412,14 @@ func (t *Transport) keepLinks(ctx context.Context) {
 			for i, p := range peers {
 				if t.isOther(peers, i) {
 					dctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
-					_, _ = t.linkTo(dctx, p)
+					_, _ = t.link(dctx, p, true)
 					cancel()
 				}
 			}
 		}
 		select {
 		case <-tick.C:
+		case <-t.linkWake:
 		case <-ctx.Done():
 			return
 		}
