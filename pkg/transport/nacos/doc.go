@@ -4,10 +4,11 @@
 // `cluster.peers`), or Nacos (package nacos/registry: each node registers
 // its peer address as an ephemeral instance of service "pushd-{app}").
 //
-// # Fan-out
+// # Fan-out and routing
 //
-// Deliver and Survey send the request to every known peer of the app except
-// this node, in parallel, and merge what comes back: delivered counts are
+// Deliver and Survey send the request to the known peers of the app that
+// may hold a matching connection (see Routing by interest), in parallel,
+// and merge what comes back: delivered counts are
 // summed, survey replies are collected with the answering node's id. The
 // whole call is bounded by ctx's deadline (Config.Timeout when ctx has
 // none); peers that are unreachable, fail, answer late or answer with a bad
@@ -32,6 +33,25 @@
 // that breaks is dialed again by the next call; one from which nothing was
 // read while a call waited until its deadline is closed as dead. Peers that
 // serve links still serve the per-request paths.
+//
+// # Routing by interest
+//
+// The Transport is a hub.Interest and hub.InterestWaiter (interest.go):
+// each node tells every peer, over its link to that peer, the routing keys
+// its hubs hold (hub.RoutingKeys: the whole set when the link opens, then
+// the changes, batched while the last ones wait for their answers), and a
+// sender skips a peer whose whole set it has and that holds none of a
+// target's keys (a target with All has KeyAll, which every hub holds; a
+// survey without a target goes to all). AwaitInterest returns once every
+// peer this node has a link to answered the changes made so far, so a
+// connection's connect-finish, which the hub holds back for it, comes after
+// its keys are known everywhere. A peer whose keys a node does not know —
+// its link to the node is not open yet or broke (the view of it is dropped
+// with the link, and a new link starts a new one), or its handler never
+// reported keys (not a hub), or it serves no links — is sent everything.
+// Run keeps a link open to every peer of Config.Apps (checked every second
+// and whenever a peer links to this node), so that the peers learn this
+// node's keys before it sends them anything.
 //
 // Each frame carries an HMAC-SHA256 over its sequence number in its
 // direction and its body, under a key derived from the secret, the
@@ -84,7 +104,8 @@
 // the request and reply signatures; link.go the link's framing and frame
 // signatures; linkwire.go the requests and replies inside frames;
 // linkclient.go this node's links to its peers; linkserver.go the links
-// it accepts; discovery.go the peer lists; config.go the configuration.
+// it accepts; interest.go the routing keys sent and learned over them;
+// discovery.go the peer lists; config.go the configuration.
 //
 // # Nacos
 //
