@@ -137,20 +137,20 @@ func (t *Transport) linkOpened(l *clientLink) {
 	}
 }
 
-// snapshotLocked queues this node's whole set on l; in.mu is held.
-func (t *Transport) snapshotLocked(l *clientLink) []sentInterest {
-	in := t.interest
-	var calls []sentInterest
-	first := true
+// snapshotLocked returns this node's whole set as the entries of a
+// snapshot, one or more per app and an empty last one; in.mu is held.
+func (in *interest) snapshotLocked() []*linkRequest {
+	var out []*linkRequest
 	for app, set := range in.keys {
-		entry := &linkRequest{app: app, interest: make([]keyChange, 0, len(set)), snapshotStart: first}
-		first = false
+		entry := &linkRequest{app: app, interest: make([]keyChange, 0, len(set))}
 		for key := range set {
 			entry.interest = append(entry.interest, keyChange{app: app, key: key, on: true})
 		}
-		calls = append(calls, t.sendInterest(l, entry)...)
+		out = append(out, entry)
 	}
-	return append(calls, t.sendInterest(l, &linkRequest{snapshotStart: first, snapshotEnd: true})...)
+	out = append(out, &linkRequest{snapshotEnd: true})
+	out[0].snapshotStart = true
+	return out
 }
 
 // sentInterest is an interest entry waiting for its answer.
@@ -213,9 +213,17 @@ func (t *Transport) awaitAcks(l *clientLink, li *linkInterest, calls []sentInter
 }
 
 // pushInterest sends the changes to every link as they come, until ctx
-// ends.
+// ends: to a new link the whole set first. It is the only sender of
+// interest entries, so they reach each peer in order; it takes what to
+// send under in.mu and sends it without the lock, so SetInterest never
+// waits for a peer.
 func (t *Transport) pushInterest(ctx context.Context) {
 	in := t.interest
+	type work struct {
+		l       *clientLink
+		li      *linkInterest
+		entries []*linkRequest
+	}
 	for {
 		select {
 		case <-in.wake:
@@ -229,34 +237,35 @@ func (t *Transport) pushInterest(ctx context.Context) {
 			in.mu.Unlock()
 			continue
 		}
-		type pending struct {
-			l     *clientLink
-			li    *linkInterest
-			calls []sentInterest
+		var deltas, snapshot []*linkRequest
+		for _, byApp := range groupByApp(changes) {
+			deltas = append(deltas, &linkRequest{app: byApp[0].app, interest: byApp})
 		}
-		var sent []pending
+		var todo []work
 		for l, li := range in.links {
-			if l.isClosed() {
+			switch {
+			case l.isClosed():
 				delete(in.links, l)
-				continue
-			}
-			var calls []sentInterest
-			if !li.snapshotSent {
+			case !li.snapshotSent:
 				li.snapshotSent = true
-				calls = t.snapshotLocked(l)
-			} else {
-				for _, byApp := range groupByApp(changes) {
-					calls = append(calls, t.sendInterest(l, &linkRequest{app: byApp[0].app, interest: byApp})...)
+				if snapshot == nil {
+					snapshot = in.snapshotLocked() // the state at version: the changes are in it
 				}
-			}
-			if len(calls) > 0 {
-				sent = append(sent, pending{l, li, calls})
+				todo = append(todo, work{l, li, snapshot})
+			case len(deltas) > 0:
+				todo = append(todo, work{l, li, deltas})
 			}
 		}
 		in.signalLocked()
 		in.mu.Unlock()
-		for _, p := range sent {
-			t.awaitAcks(p.l, p.li, p.calls, version)
+		sent := make([][]sentInterest, len(todo))
+		for i, w := range todo {
+			for _, e := range w.entries {
+				sent[i] = append(sent[i], t.sendInterest(w.l, e)...)
+			}
+		}
+		for i, w := range todo {
+			t.awaitAcks(w.l, w.li, sent[i], version)
 		}
 	}
 }
