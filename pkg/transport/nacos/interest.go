@@ -190,13 +190,17 @@ func (t *Transport) sendInterest(l *clientLink, entry *linkRequest) []sentIntere
 }
 
 // awaitAcks waits for the answers to calls and then records that l's peer
-// has confirmed version.
-func (t *Transport) awaitAcks(l *clientLink, li *linkInterest, calls []sentInterest, version uint64) {
-	for _, c := range calls {
-		ctx, cancel := context.WithTimeout(t.life, t.cfg.Timeout)
-		_, err := l.wait(ctx, c.call, c.id, time.Time{})
+// has confirmed version; a call that is not answered (or ctx ending)
+// closes the link, whose next one starts with the whole set.
+func (t *Transport) awaitAcks(ctx context.Context, l *clientLink, li *linkInterest, calls []sentInterest, version uint64) {
+	for i, c := range calls {
+		wctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+		_, err := l.wait(wctx, c.call, c.id, time.Time{})
 		cancel()
 		if err != nil {
+			for _, rest := range calls[i+1:] {
+				l.abandon(rest.call, rest.id)
+			}
 			l.close(errLinkClosed) // the peer's view of this node is unknown: start over
 			break
 		}
@@ -265,7 +269,7 @@ func (t *Transport) pushInterest(ctx context.Context) {
 			}
 		}
 		for i, w := range todo {
-			t.awaitAcks(w.l, w.li, sent[i], version)
+			t.awaitAcks(ctx, w.l, w.li, sent[i], version)
 		}
 	}
 }
