@@ -63,6 +63,9 @@ func newInterest() *interest {
 // SetInterest records that this node's hub for app starts (on) or stops
 // holding key; the peers learn it shortly. It never blocks.
 func (t *Transport) SetInterest(app, key string, on bool) {
+	if t.cfg.PerRequestHTTP { // no links to tell: peers send this node everything
+		return
+	}
 	in := t.interest
 	in.mu.Lock()
 	in.reported = true

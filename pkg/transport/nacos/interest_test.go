@@ -157,3 +157,23 @@ func TestInterestUnknownMeansEverything(t *testing.T) {
 		t.Fatalf("a peer without keys was not sent the request: %d", got)
 	}
 }
+
+// TestInterestOffWithoutLinks: with PerRequestHTTP nothing is kept of the
+// keys a hub reports (no pusher would ever take them).
+func TestInterestOffWithoutLinks(t *testing.T) {
+	disc, _ := NewStatic()
+	n := startNode(t, Config{NodeID: "old", Discovery: disc, PerRequestHTTP: true}, &countingHandler{})
+	for i := range 1000 {
+		n.tr.SetInterest("demo", "u:"+string(rune('a'+i%26)), i%2 == 0)
+	}
+	in := n.tr.interest
+	in.mu.Lock()
+	changes, apps := len(in.changes), len(in.keys)
+	in.mu.Unlock()
+	if changes != 0 || apps != 0 {
+		t.Fatalf("kept %d changes and keys of %d apps", changes, apps)
+	}
+	if err := n.tr.AwaitInterest(context.Background(), "demo", []string{"u:a"}); err != nil {
+		t.Fatalf("AwaitInterest: %v", err)
+	}
+}
