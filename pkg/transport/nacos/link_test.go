@@ -422,3 +422,25 @@ func TestSilentPeerLinkIsDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestHangingPeerListedFirst: the replies that came in before the deadline
+// count even when a peer listed before them hangs until it.
+func TestHangingPeerListedFirst(t *testing.T) {
+	disc, _ := NewStatic()
+	hang := &countingHandler{count: 100, hang: make(chan struct{})}
+	slow := startNode(t, Config{NodeID: "slow", Discovery: disc}, hang)
+	fast := startNode(t, Config{NodeID: "fast", Discovery: disc}, &countingHandler{count: 7})
+	sender := startNode(t, Config{NodeID: "sender", Discovery: disc}, &countingHandler{})
+	if err := disc.SetPeers(slow.tr.Self(), fast.tr.Self(), sender.tr.Self()); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 { // the first dials both links
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		got, err := sender.tr.Deliver(ctx, "demo", hub.Target{All: true}, hub.Event{Name: "e"})
+		cancel()
+		if err != nil || got != 7 {
+			t.Fatalf("round %d: Deliver = %d, %v; want 7 from the fast peer", round, got, err)
+		}
+	}
+	close(hang.hang)
+}

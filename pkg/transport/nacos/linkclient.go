@@ -294,6 +294,21 @@ func (l *clientLink) wait(ctx context.Context, c *linkCall, id uint64, deadline 
 	return hub.Reply{}, err
 }
 
+// poll returns c's reply if it is in, without waiting; either way c is
+// recycled.
+func (l *clientLink) poll(c *linkCall, id uint64) (hub.Reply, bool) {
+	select {
+	case <-c.done:
+		rep := c.rep
+		c.rep = hub.Reply{}
+		linkCalls.Put(c)
+		return rep, true
+	default:
+		l.abandon(c, id)
+		return hub.Reply{}, false
+	}
+}
+
 // abandon stops waiting for call id and recycles c; when the reader has
 // taken the call already, its value is awaited first.
 func (l *clientLink) abandon(c *linkCall, id uint64) {

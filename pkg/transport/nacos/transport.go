@@ -363,36 +363,53 @@ func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Pee
 		calls++
 		go t.callInto(httpCtx, p, *req, results)
 	}
-	for i, w := range waits {
-		rep, err := w.link.wait(ctx, w.call, w.id, deadline)
+	// Once the deadline has passed, the replies already in are still
+	// taken, whatever the order of the peers.
+	expired := false
+	for _, w := range waits {
+		var rep hub.Reply
+		var err error
+		if expired {
+			var ok bool
+			if rep, ok = w.link.poll(w.call, w.id); !ok {
+				continue
+			}
+		} else if rep, err = w.link.wait(ctx, w.call, w.id, deadline); err != nil && (ctx.Err() != nil || !time.Now().Before(deadline)) {
+			expired = true
+			t.log.Debug().Str("app", req.app).Str("op", op).Str("peer", w.peer.NodeID).Msg("peer fan-out hit its deadline")
+			continue
+		}
 		if err == nil && req.deliver && rep.Error != "" {
 			err = &peerStatusError{status: http.StatusBadRequest, msg: rep.Error}
 		}
 		if err != nil {
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				for _, rest := range waits[i+1:] {
-					rest.link.abandon(rest.call, rest.id)
-				}
-				t.log.Debug().Str("app", req.app).Str("op", op).Msg("peer fan-out hit its deadline")
-				return nil
-			}
 			t.logPeerError(req.app, op, w.peer, err)
 			continue
 		}
 		merge(w.peer, &rep)
 	}
 	for range calls {
-		select {
-		case r := <-results:
-			if r.err != nil {
-				t.logPeerError(req.app, op, r.peer, r.err)
+		var r peerResult
+		if expired {
+			select {
+			case r = <-results:
+			default:
 				continue
 			}
-			merge(r.peer, &r.rep)
-		case <-httpCtx.Done():
-			t.log.Debug().Str("app", req.app).Str("op", op).Msg("peer fan-out hit its deadline")
-			return nil
+		} else {
+			select {
+			case r = <-results:
+			case <-httpCtx.Done():
+				t.log.Debug().Str("app", req.app).Str("op", op).Msg("peer fan-out hit its deadline")
+				expired = true
+				continue
+			}
 		}
+		if r.err != nil {
+			t.logPeerError(req.app, op, r.peer, r.err)
+			continue
+		}
+		merge(r.peer, &r.rep)
 	}
 	return nil
 }
