@@ -291,9 +291,11 @@ func groupByApp(changes []keyChange) [][]keyChange {
 	return out
 }
 
-// mayHold reports whether peer may hold a connection matching keys of app:
-// false only when the peer's whole set is known and has none of them.
-func (in *interest) mayHold(peer, app string, keys []string) bool {
+// mayHold reports whether peer may hold a connection of app matching t
+// (whose routing keys are hub.RoutingKeys(t)): false only when the peer's
+// whole set is known and has none of them. The keys are looked up without
+// being built.
+func (in *interest) mayHold(peer, app string, t *hub.Target) bool {
 	in.peersMu.RLock()
 	defer in.peersMu.RUnlock()
 	p := in.peers[peer]
@@ -301,9 +303,21 @@ func (in *interest) mayHold(peer, app string, keys []string) bool {
 		return true
 	}
 	set := p.keys[app]
-	for _, k := range keys {
-		if _, ok := set[k]; ok {
-			return true
+	if t.All {
+		_, ok := set[hub.KeyAll]
+		return ok
+	}
+	var buf [64]byte
+	for _, ids := range [...]struct {
+		prefix string
+		ids    []string
+	}{{hub.KeyUserPrefix, t.UserIDs}, {hub.KeyTokenPrefix, t.AccessTokens}, {hub.KeyTenantPrefix, t.TenantIDs},
+		{hub.KeyChanPrefix, t.Channels}, {hub.KeyConnPrefix, t.ConnectionIDs}} {
+		for _, id := range ids.ids {
+			key := append(append(buf[:0], ids.prefix...), id...)
+			if _, ok := set[string(key)]; ok {
+				return true
+			}
 		}
 	}
 	return false

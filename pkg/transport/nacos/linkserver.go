@@ -200,16 +200,21 @@ func (l *serverLink) serveApart(req linkRequest) {
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, timeout)
 	defer cancel()
-	var rep hub.Reply
-	if req.deliver {
-		rep.Count = l.h.HandleDeliver(ctx, req.app, req.target, req.event)
-	} else {
-		var err error
-		if rep, err = l.h.HandleSurvey(ctx, req.app, req.request); err != nil {
-			rep.Error = err.Error()
-		}
-	}
+	rep := serveRequest(ctx, l.h, &req)
 	l.reply(req.id, &rep, false)
+}
+
+// serveRequest hands a deliver or survey request from a peer (over a link
+// or HTTP) to h; a survey's error becomes its reply's Error.
+func serveRequest(ctx context.Context, h hub.Handler, req *linkRequest) hub.Reply {
+	if req.deliver {
+		return hub.Reply{Count: h.HandleDeliver(ctx, req.app, req.target, req.event)}
+	}
+	rep, err := h.HandleSurvey(ctx, req.app, req.request)
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	return rep
 }
 
 // reply queues the answer to request id; unless hold, it is written now.

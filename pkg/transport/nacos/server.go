@@ -99,17 +99,15 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		reply = deliverReply{Count: s.h.HandleDeliver(ctx, in.App, in.Target, in.Event)}
+		rep := serveRequest(ctx, s.h, &linkRequest{app: in.App, target: in.Target, deliver: true, event: in.Event})
+		reply = deliverReply{Count: rep.Count}
 	case PathSurvey:
 		var in surveyBody
 		if err := json.Unmarshal(body, &in); err != nil {
 			httpx.WriteError(w, http.StatusBadRequest, "bad json")
 			return
 		}
-		rep, err := s.h.HandleSurvey(ctx, in.App, in.Request)
-		if err != nil {
-			rep.Error = err.Error()
-		}
+		rep := serveRequest(ctx, s.h, &linkRequest{app: in.App, request: in.Request})
 		rep.NodeID = t.self.NodeID
 		reply = rep
 	}

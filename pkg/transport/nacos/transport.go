@@ -331,13 +331,10 @@ func (t *Transport) fanOut(ctx context.Context, req *linkRequest, merge func(Pee
 		results chan peerResult
 		calls   int
 		httpCtx context.Context
-		keys    []string // routed by: a target without ids goes everywhere
 	)
-	if req.target.All || !req.target.IsZero() {
-		keys = hub.RoutingKeys(req.target)
-	}
+	routed := req.target.All || !req.target.IsZero() // a target without ids goes everywhere
 	for i, p := range all {
-		if !t.isOther(all, i) || (keys != nil && !t.interest.mayHold(p.NodeID, req.app, keys)) {
+		if !t.isOther(all, i) || (routed && !t.interest.mayHold(p.NodeID, req.app, &req.target)) {
 			continue
 		}
 		l, err := t.linkTo(ctx, p)
